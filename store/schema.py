@@ -1,0 +1,123 @@
+"""The DuckDB schema as numbered migrations.
+
+Each migration is a function decorated with :func:`migration`; it runs once per workspace, in
+order, and its number is recorded in ``schema_version``. Never edit a released migration: add a
+new one. ``tests/test_schema.py`` applies them all to a blank store.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+__all__ = ["MIGRATIONS", "migration", "SCHEMA_VERSION"]
+
+MIGRATIONS: list[tuple[int, str, Callable]] = []
+
+
+def migration(fn: Callable) -> Callable:
+    """Register ``fn`` (named ``mNNN_description``) as migration number NNN."""
+    number = int(fn.__name__[1:4])
+    if MIGRATIONS and number != MIGRATIONS[-1][0] + 1:
+        raise RuntimeError(f"migration {fn.__name__} is out of sequence after {MIGRATIONS[-1][1]}")
+    MIGRATIONS.append((number, fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_core_tables(con) -> None:
+    """Videos, labels, classes, folds, the feature-set registry and per-video featurize status."""
+    con.execute("""
+        CREATE TABLE videos (
+            video_id          VARCHAR PRIMARY KEY,   -- sha1 of the absolute path, 16 hex chars
+            path              VARCHAR NOT NULL UNIQUE, -- absolute path
+            relpath           VARCHAR,               -- path relative to the ingest root
+            filename          VARCHAR NOT NULL,      -- base name, as in Pri-matrix label files
+            site              VARCHAR,               -- camera/site: parent folder of relpath
+            bytes             BIGINT,
+            mtime             TIMESTAMP,
+            status            VARCHAR NOT NULL,      -- 'ok' | 'error'
+            error             VARCHAR,               -- readable error when status = 'error'
+            container         VARCHAR,
+            video_codec       VARCHAR,
+            pix_fmt           VARCHAR,
+            width             INTEGER,
+            height            INTEGER,
+            fps               DOUBLE,
+            frames            INTEGER,               -- frame count the container header claims
+            frames_decodable  INTEGER,               -- frames that really decode (NULL: not checked)
+            duration          DOUBLE,                -- seconds, from the header
+            bit_rate          BIGINT,
+            bytes_per_second  DOUBLE,
+            has_audio         BOOLEAN,
+            audio_codec       VARCHAR,
+            brightness        DOUBLE,                -- camera statistics from sampled frames
+            is_night          BOOLEAN,               -- grayscale / infrared
+            colourfulness     DOUBLE,
+            motion_energy     DOUBLE,
+            stats_frames      INTEGER,               -- frames the statistics were computed on
+            ingested_at       TIMESTAMP
+        )""")
+    con.execute("""
+        CREATE TABLE classes (
+            position INTEGER PRIMARY KEY,
+            class    VARCHAR NOT NULL UNIQUE
+        )""")
+    con.execute("""
+        CREATE TABLE labels (
+            video_id VARCHAR NOT NULL,
+            class    VARCHAR NOT NULL,
+            value    TINYINT NOT NULL,
+            source   VARCHAR,
+            PRIMARY KEY (video_id, class)
+        )""")
+    con.execute("""
+        CREATE TABLE fold_schemes (
+            scheme     VARCHAR PRIMARY KEY,
+            k          INTEGER NOT NULL,
+            group_by   VARCHAR,
+            seed       INTEGER,
+            created_at TIMESTAMP
+        )""")
+    con.execute("""
+        CREATE TABLE folds (
+            scheme   VARCHAR NOT NULL,
+            video_id VARCHAR NOT NULL,
+            fold     INTEGER NOT NULL,
+            PRIMARY KEY (scheme, video_id)
+        )""")
+    con.execute("""
+        CREATE TABLE feature_sets (
+            name           VARCHAR NOT NULL,   -- e.g. 'lite0_u32', 'hist_lite0'
+            version        INTEGER NOT NULL,   -- 1, 2, ...: a new configuration or input makes a new version
+            kind           VARCHAR NOT NULL,   -- 'frames' (Zarr group) | 'video' (Parquet table)
+            config_key     VARCHAR NOT NULL,   -- hash of config + inputs; same key = same artefact
+            config         JSON,               -- the full typed configuration that made it
+            inputs         JSON,               -- [{"name":..., "version":...}] it was computed from
+            encoder        VARCHAR,
+            weights_sha256 VARCHAR,
+            sampling       VARCHAR,
+            input_size     INTEGER,
+            dims           INTEGER,
+            stage_dims     JSON,
+            fold_scheme    VARCHAR,
+            code_version   VARCHAR,
+            location       VARCHAR,            -- path relative to the workspace root
+            row_count      BIGINT,
+            status         VARCHAR,            -- 'building' | 'complete'
+            created_at     TIMESTAMP,
+            PRIMARY KEY (name, version)
+        )""")
+    con.execute("""
+        CREATE TABLE feature_rows (
+            name      VARCHAR NOT NULL,        -- frame-level feature set
+            version   INTEGER NOT NULL,
+            video_id  VARCHAR NOT NULL,
+            row       INTEGER NOT NULL,        -- row in the set's Zarr arrays
+            status    VARCHAR NOT NULL,        -- 'pending' | 'done' | 'error'
+            error     VARCHAR,
+            n_valid   INTEGER,                 -- frames actually decoded
+            PRIMARY KEY (name, version, video_id)
+        )""")
+
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,32 @@
+"""Shared test fixtures: the real media beside the repository, and blank workspaces.
+
+Area-specific fixtures live in the area's own test modules (or tests/_<area>_helpers.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+MEDIA = (REPO.parent / "shared" / "media").resolve()
+
+
+@pytest.fixture(scope="session")
+def media() -> Path:
+    """``../shared/media``: real camera-trap clips, other videos and photos (read-only)."""
+    if not MEDIA.exists():
+        pytest.fail(f"the shared media folder {MEDIA} is missing: tests need ../shared beside the repo")
+    return MEDIA
+
+
+@pytest.fixture()
+def workspace(tmp_path):
+    """A blank workspace in a temporary directory (no database yet)."""
+    from jungle.store.workspace import Workspace
+
+    return Workspace.resolve(tmp_path / "ws")
