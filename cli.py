@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .demo.config import DemoConfig
 from .render import Format, render_rows
 
 app = typer.Typer(
@@ -84,6 +85,313 @@ def status(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -> Non
         if fmt == Format.table:
             typer.echo(f"\n{title}")
         _echo(render_rows(columns, rows, fmt))
+
+
+# --------------------------------------------------------------------------- ingest: ingest, labels, folds
+ClassesOpt = Annotated[Optional[str], typer.Option(
+    help="Class list: comma-separated, or a file with one class per line [default: the 24 Pri-matrix classes].")]
+AllowMissingOpt = Annotated[bool, typer.Option(
+    "--allow-missing", help="Skip labels of videos that are not ingested instead of refusing the file.")]
+ReplaceLabelsOpt = Annotated[bool, typer.Option(
+    "--replace-labels", help="Delete every existing label first (needed to change the class list).")]
+GroupByOpt = Annotated[Optional[str], typer.Option(
+    help="Keep each group's videos in one fold: 'site' (the video's folder), or 'none'.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the fold assignment.")]
+SchemeOpt = Annotated[str, typer.Option(help="Name of the fold scheme.")]
+
+
+def _labels_config(path: Path, classes: Optional[str], allow_missing: bool, replace: bool):
+    from .ingest.labels import LabelsConfig, parse_classes
+
+    return LabelsConfig(path=str(path), classes=parse_classes(classes), allow_missing=allow_missing, replace=replace)
+
+
+def _folds_config(k: int, group_by: Optional[str], seed: int, scheme: str):
+    from .ingest.folds import FoldsConfig
+
+    return FoldsConfig(k=k, group_by=None if group_by in (None, "none") else group_by, seed=seed, scheme=scheme)
+
+
+def _render_section(title: str, table: tuple, fmt: Format) -> None:
+    if fmt == Format.table:
+        typer.echo(f"\n{title}")
+    _echo(render_rows(*table, fmt))
+
+
+@app.command()
+def ingest(
+    source: Annotated[Path, typer.Argument(help="Folder of videos (walked recursively) or a CSV/text list of paths.")],
+    labels: Annotated[Optional[Path], typer.Option(
+        help="Label file to import after the videos: Pri-matrix wide CSV (filename + 0/1 class columns) "
+             "or long CSV (filepath,label).")] = None,
+    classes: ClassesOpt = None,
+    allow_missing: AllowMissingOpt = False,
+    replace_labels: ReplaceLabelsOpt = False,
+    folds: Annotated[Optional[int], typer.Option(
+        help="Also split the labelled videos into K stratified cross-validation folds.")] = None,
+    group_by: GroupByOpt = None,
+    seed: SeedOpt = 0,
+    scheme: SchemeOpt = "default",
+    workers: Annotated[Optional[int], typer.Option(
+        help="Worker processes [default: one per core]; 0 probes in this process.")] = None,
+    stats: Annotated[bool, typer.Option(
+        "--stats/--no-stats", help="Camera statistics from sampled frames (brightness, night, colour, motion); "
+                                   "--no-stats reads the headers only (much faster).")] = True,
+    stats_frames: Annotated[int, typer.Option(help="Frames sampled per video for the camera statistics.")] = 8,
+    batch: Annotated[int, typer.Option(
+        help="Rows per database write (a killed run keeps every written batch and resumes after it).")] = 512,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Record every video of a folder (or list) in the workspace: metadata, camera statistics, failures.
+
+    Re-runs skip unchanged files, add new and changed ones and never duplicate a row.
+    """
+    from .ingest.folds import FoldsError
+    from .ingest.labels import LabelsError
+    from .ingest.run import IngestConfig, ingest as run_ingest
+    from .store.db import WorkspaceLocked
+
+    try:
+        config = IngestConfig(workers=workers, stats=stats, stats_frames=stats_frames, batch_rows=batch)
+        labels_config = _labels_config(labels, classes, allow_missing, replace_labels) if labels else None
+        folds_config = _folds_config(folds, group_by, seed, scheme) if folds else None
+    except (ValueError, LabelsError, FoldsError) as exc:
+        _fail(str(exc))
+    if labels is None and (classes or allow_missing or replace_labels):
+        _fail("--classes, --allow-missing and --replace-labels apply to --labels FILE; give the label file too.")
+    ws = _workspace(workspace)
+    try:
+        summary = run_ingest(ws, source, config, labels=labels_config, folds=folds_config, progress=not quiet)
+    except (FileNotFoundError, ValueError, WorkspaceLocked) as exc:
+        _fail(str(exc))
+    _render_section("Videos", summary.rows(), fmt)
+    if summary.labels is not None:
+        _render_section("Labels", summary.labels.rows(), fmt)
+    if summary.folds is not None:
+        _render_section("Folds", summary.folds.rows(), fmt)
+    for warning in summary.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if summary.failures:
+        typer.echo(f"{len(summary.failures)} files could not be read (`jungle status` lists them):", err=True)
+        for path, error in summary.failures:
+            typer.echo(f"  {error}", err=True)
+    if summary.error:
+        _fail(summary.error)
+
+
+@app.command()
+def labels(
+    file: Annotated[Path, typer.Argument(help="Pri-matrix wide CSV (filename + 0/1 class columns) or long CSV "
+                                              "(filepath,label).")],
+    classes: ClassesOpt = None,
+    allow_missing: AllowMissingOpt = False,
+    replace: ReplaceLabelsOpt = False,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Import labels for ingested videos (validated: unknown classes, duplicates, non-0/1 values, unknown videos)."""
+    from .ingest.labels import LabelsError, import_labels
+    from .store.db import WorkspaceLocked
+
+    ws = _workspace(workspace)
+    if not ws.exists():
+        _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` first, or pass --workspace.")
+    try:
+        summary = import_labels(ws, _labels_config(file, classes, allow_missing, replace))
+    except (LabelsError, WorkspaceLocked) as exc:
+        _fail(str(exc))
+    _echo(render_rows(*summary.rows(), fmt))
+
+
+@app.command()
+def folds(
+    k: Annotated[int, typer.Argument(help="Number of folds.")] = 5,
+    group_by: GroupByOpt = None,
+    seed: SeedOpt = 0,
+    scheme: SchemeOpt = "default",
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Split the labelled videos into K multi-label stratified folds (optionally keeping each site in one fold)."""
+    from .ingest.folds import FoldsError, make_folds
+    from .store.db import WorkspaceLocked
+
+    ws = _workspace(workspace)
+    if not ws.exists():
+        _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` first, or pass --workspace.")
+    try:
+        summary = make_folds(ws, _folds_config(k, group_by, seed, scheme))
+    except (FoldsError, WorkspaceLocked) as exc:
+        _fail(str(exc))
+    _echo(render_rows(*summary.rows(), fmt))
+
+
+# --------------------------------------------------------------------------- features: featurize, features list/show
+@app.command()
+def featurize(
+    encoder: Annotated[Optional[list[str]], typer.Option(
+        "--encoder", "-e", help="Encoder: 'lite0' (default, offline ImageNet weights) or any timm model name; "
+                                "NAME=WEIGHTS_FILE to give it weights. Repeat to run several in one pass.")] = None,
+    weights: Annotated[Optional[Path], typer.Option(
+        help="Local weights file (.safetensors or .pth) for the (single) encoder.")] = None,
+    pretrained: Annotated[bool, typer.Option(
+        "--pretrained", help="Use timm's hub weights (needs the network or a filled Hugging Face cache).")] = False,
+    frames: Annotated[str, typer.Option(
+        help="Frame sampling: uniform:N, fps:F[,seconds=S], indices:2,8,12 (or [2, 8, 12]), winner1, motion:N.")
+    ] = "uniform:32",
+    stages: Annotated[Optional[str], typer.Option(
+        help="Also store the pooled output of each stage ('skip' features): 'all' or positions like 1,2,3,4.")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels [default: the weights' own].")] = None,
+    name: Annotated[Optional[str], typer.Option(
+        help="Feature-set name for the (single) encoder [default: its alias, e.g. lite0].")] = None,
+    shard: Annotated[Optional[str], typer.Option(
+        help="Process only shard I of N (e.g. 3/8); run the other shards as separate processes.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Decode worker processes (0: decode in this process).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Frames per forward pass.")] = 32,
+    block: Annotated[int, typer.Option(help="Videos per Zarr chunk (unit of resume and sharding).")] = 64,
+    device: Annotated[str, typer.Option(help="cpu, or cuda (mixed precision, channels-last).")] = "cpu",
+    threads: Annotated[Optional[int], typer.Option(help="Torch threads [default: all cores].")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Sample frames of every ingested video and store per-frame embeddings (resumable, shardable)."""
+    from pydantic import ValidationError
+
+    from .features.encoders import EncoderConfig, EncoderError
+    from .features.featurize import FeaturizeConfig, Shard, featurize as run_featurize
+    from .store.db import WorkspaceLocked
+
+    ws = _workspace(workspace)
+    if not ws.exists():
+        _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` first, or pass --workspace.")
+    specs = encoder or ["lite0"]
+    if len(specs) > 1 and (weights or name):
+        _fail("--weights and --name apply to a single --encoder; give several encoders as NAME=WEIGHTS_FILE.")
+    try:
+        encoders = []
+        for spec in specs:
+            model, _, file = spec.partition("=")
+            encoders.append(EncoderConfig(name=model, weights=file or (str(weights) if weights else None),
+                                          pretrained=pretrained, input_size=input_size, alias=name,
+                                          stages=_parse_stages(stages)))
+        config = FeaturizeConfig(encoders=tuple(encoders), frames=frames, batch_size=batch_size, workers=workers,
+                                 block=block, device=device, torch_threads=threads)
+        chosen = Shard.parse(shard) if shard else None
+    except (ValidationError, ValueError) as exc:
+        _fail(_first_error(exc))
+    try:
+        summary = run_featurize(ws, config, shard=chosen, progress=not quiet)
+    except (EncoderError, WorkspaceLocked, ValueError) as exc:
+        _fail(str(exc))
+    columns, rows = summary.rows()
+    _echo(render_rows(columns, rows, fmt))
+    if fmt == Format.table:
+        typer.echo(f"{summary.videos} videos, {summary.frames} frames in {summary.seconds:.1f} s "
+                   f"({summary.frames_per_second:.1f} frames/s)" + (f", shard {summary.shard}" if summary.shard else ""))
+        for path, error in summary.failures:
+            typer.echo(f"failed: {path}: {error}", err=True)
+
+
+def _parse_stages(text: Optional[str]):
+    if text is None or text == "all":
+        return text
+    try:
+        return tuple(int(p) for p in text.split(","))
+    except ValueError:
+        raise ValueError(f"--stages must be 'all' or stage positions like 1,2,3, not {text!r}") from None
+
+
+def _first_error(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+    return str(exc)
+
+
+@features_app.command("list")
+def features_list(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """List every feature set version: kind, status, rows, encoder, sampling, dims."""
+    from .features.catalog import list_feature_sets
+    from .store.db import WorkspaceMissing
+
+    try:
+        columns, rows = list_feature_sets(_workspace(workspace))
+    except WorkspaceMissing as exc:
+        _fail(str(exc))
+    _echo(render_rows(columns, rows, fmt))
+
+
+@features_app.command("show")
+def features_show(
+    name: Annotated[str, typer.Argument(help="Feature-set name (e.g. lite0), optionally NAME@VERSION.")],
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Describe a feature set: shape, inputs, how it was made, rows missing."""
+    from .features.catalog import describe_feature_set
+    from .store.db import WorkspaceMissing
+
+    base, _, version = name.partition("@")
+    try:
+        columns, rows = describe_feature_set(_workspace(workspace), base, int(version) if version else None)
+    except (WorkspaceMissing, KeyError, ValueError) as exc:
+        _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
+    _echo(render_rows(columns, rows, fmt))
+
+
+# --------------------------------------------------------------------------- demo make
+@demo_app.command("make")
+def demo_make(
+    directory: Annotated[Path, typer.Argument(
+        help="Where the collection goes: a new or empty directory, or an earlier demo to complete.")],
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = DemoConfig.seed,
+    n_train: Annotated[int, typer.Option("--n-train", help="Labelled clips.")] = DemoConfig.n_train,
+    n_test: Annotated[int, typer.Option("--n-test", help="Unlabelled test clips.")] = DemoConfig.n_test,
+    duration: Annotated[float, typer.Option(help="Clip length in seconds.")] = DemoConfig.duration,
+    fps: Annotated[int, typer.Option(help="Frames per second.")] = DemoConfig.fps,
+    scale: Annotated[float, typer.Option(
+        help="Frame size as a fraction of the real cameras' 720x404, 720x480 and 960x540.")] = DemoConfig.scale,
+    cameras: Annotated[int, typer.Option(help="Camera sites (one folder each).")] = DemoConfig.n_cameras,
+    min_per_class: Annotated[int, typer.Option(
+        "--min-per-class", help="Fewest training clips of every species.")] = DemoConfig.min_per_class,
+    workers: Annotated[int, typer.Option(help="Processes drawing clips [default: all cores].",
+                                         show_default=False)] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace a demo made with other settings.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Generate a labelled demo collection of camera-trap clips in the Pri-matrix format.
+
+    Writes train/<camera>/*.mp4 and test/<camera>/*.mp4, train_labels.csv, submission_format.csv,
+    test_labels.csv (the test answers), clips.csv (the generator's ground truth) and demo.json.
+    Same settings, same files. Prints the clips per class.
+    """
+    import os
+    import sys
+
+    from .demo.generate import DemoError, make_demo
+
+    try:
+        config = DemoConfig(seed=seed, n_train=n_train, n_test=n_test, duration=duration, fps=fps, scale=scale,
+                            n_cameras=cameras, min_per_class=min_per_class)
+        manifest = make_demo(directory, config, workers=workers or os.cpu_count() or 1, overwrite=overwrite,
+                             progress=not quiet and sys.stderr.isatty())
+    except (ValueError, DemoError) as exc:
+        _fail(str(exc))
+    if fmt == Format.table:
+        clips = len(manifest.train_clips) + len(manifest.test_clips)
+        done = (f"Made {manifest.written} clips in {manifest.seconds:.1f} s" if manifest.written
+                else "Already complete")
+        typer.echo(f"{done}: {manifest.directory} holds {clips} clips ({len(manifest.train_clips)} train, "
+                   f"{len(manifest.test_clips)} test) from {len(manifest.cameras)} cameras, "
+                   f"{manifest.total_bytes / 1e6:.1f} MB; labels in {manifest.train_labels.name}.")
+    _echo(render_rows(*manifest.rows(), fmt))
 
 
 def main() -> None:

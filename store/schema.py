@@ -120,4 +120,19 @@ def m001_core_tables(con) -> None:
         )""")
 
 
+@migration
+def m002_predictions(con) -> None:
+    """Probabilities written by ``jungle stack`` (out-of-fold) and ``jungle predict`` (new videos)."""
+    con.execute("""
+        CREATE TABLE predictions (
+            model_id    VARCHAR NOT NULL,      -- saved model (folder name under models/)
+            kind        VARCHAR NOT NULL,      -- 'oof' (out-of-fold, training videos) | 'predict'
+            video_id    VARCHAR NOT NULL,
+            class       VARCHAR NOT NULL,
+            probability DOUBLE NOT NULL,
+            created_at  TIMESTAMP,
+            PRIMARY KEY (model_id, kind, video_id, class)
+        )""")
+
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

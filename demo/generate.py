@@ -1,0 +1,320 @@
+"""Write a demo collection to disk: H.264 clips per camera folder, the label files, a manifest.
+
+Layout of a collection directory::
+
+    demo.json                how it was made (configuration, cameras, counts, code version)
+    train_labels.csv         filename + the 24 classes (0/1), as in the Pri-matrix competition
+    submission_format.csv    the test clips' file names + the 24 classes (filled with class priors)
+    test_labels.csv          the test clips' answers (the competition kept these secret)
+    clips.csv                the generator's ground truth per clip (camera, night, animals seen,
+                             frames with an animal on screen, what set off a blank clip, bytes):
+                             for checking and teaching, never a feature
+    train/<camera>/<name>.mp4, test/<camera>/<name>.mp4
+
+The folder above a clip is its camera, so ``site`` in the ``videos`` table is the camera and folds
+grouped by site work unchanged. Clips are written to a temporary name and renamed when complete,
+so an interrupted run resumes: clips already there are kept, the rest are made.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..classes import PRIMATRIX_CLASSES
+from .config import DemoConfig
+from .plan import ClipPlan, CollectionPlan, plan_collection
+from .scenes import CameraSpec, build_scene, render_frames, script_clip
+
+__all__ = ["DemoManifest", "DemoError", "make_demo", "read_demo", "write_clip", "MANIFEST_NAME"]
+
+MANIFEST_NAME = "demo.json"
+_FORMAT = "jungle-demo"
+_OUR_NAMES = ("train", "test", "train_labels.csv", "test_labels.csv", "submission_format.csv", "clips.csv",
+              MANIFEST_NAME)
+_CLIP_COLUMNS = ("filename", "split", "site", "width", "height", "fps", "frames", "duration", "night",
+                 "species", "animals", "visible_frames", "trigger", "bytes")
+
+
+class DemoError(RuntimeError):
+    """The demo collection cannot be made or read; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class DemoManifest:
+    """A demo collection on disk.
+
+    Attributes:
+        directory: The collection directory.
+        config: How it was made.
+        cameras: Its camera sites (folder name, frame size).
+        train_clips: Labelled clips, sorted by path.
+        test_clips: Unlabelled clips, sorted by path.
+        train_labels: ``train_labels.csv``.
+        test_labels: ``test_labels.csv`` (the answers for the test clips).
+        submission_format: ``submission_format.csv``.
+        clips_table: ``clips.csv`` (the generator's ground truth per clip).
+        train_counts: Training clips per class (a clip with two species counts for both).
+        test_counts: Test clips per class.
+        total_bytes: Bytes of all clips.
+        written: Clips written by this call (0 when the collection was already complete).
+        seconds: Seconds this call took.
+    """
+
+    directory: Path
+    config: DemoConfig
+    cameras: tuple[CameraSpec, ...]
+    train_clips: tuple[Path, ...]
+    test_clips: tuple[Path, ...]
+    train_labels: Path
+    test_labels: Path
+    submission_format: Path
+    clips_table: Path
+    train_counts: dict[str, int]
+    test_counts: dict[str, int]
+    total_bytes: int
+    written: int
+    seconds: float
+
+    def rows(self) -> tuple[list[str], list[list]]:
+        """Columns and rows of clips per class (train, test), for rendering."""
+        return ["class", "train", "test"], [[c, self.train_counts[c], self.test_counts[c]] for c in PRIMATRIX_CLASSES]
+
+
+# --------------------------------------------------------------------------- one clip
+def write_clip(path: Path, frames: Iterable[np.ndarray], width: int, height: int, fps: int, crf: int) -> int:
+    """Encode ``frames`` (RGB (H, W, 3) or grayscale (H, W) uint8) as H.264 MP4 with PyAV.
+
+    x264 runs single-threaded with fixed options, so the same frames give the same bytes on any
+    machine. Grayscale frames are written with neutral chroma, so they decode with R = G = B.
+    The file appears at ``path`` only once complete.
+
+    Returns:
+        The file's size in bytes.
+    """
+    import av
+
+    path = Path(path)
+    part = path.with_name(path.name + ".part")
+    with av.open(str(part), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.gop_size = 10 * fps
+        stream.options = {"crf": str(crf), "preset": "fast", "threads": "1"}
+        for image in frames:
+            if image.ndim == 2:  # limited-range luma (as swscale maps gray), neutral chroma
+                luma = (16 + (image.astype(np.uint16) * 219 + 127) // 255).astype(np.uint8)
+                chroma = np.full((height // 2, width), 128, np.uint8)
+                frame = av.VideoFrame.from_ndarray(np.concatenate([luma, chroma]), format="yuv420p")
+            else:
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    os.replace(part, path)
+    return path.stat().st_size
+
+
+def _make_clips(directory: str, clips: list[ClipPlan], crf: int, fps: int) -> list[dict]:
+    """Make the clips of one camera that are not on disk yet; describe them all (worker task)."""
+    scene = build_scene(clips[0].camera)
+    out = []
+    for clip in clips:
+        script = script_clip(scene, clip.species, clip.night, clip.frames, fps, np.random.default_rng(clip.seed))
+        path = Path(directory) / clip.relpath
+        written = not path.exists()
+        if written:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            size = write_clip(path, render_frames(scene, script), clip.camera.width, clip.camera.height, fps, crf)
+        else:
+            size = path.stat().st_size
+        out.append({
+            "index": clip.index, "written": written, "filename": clip.filename, "split": clip.split,
+            "site": clip.camera.name, "width": clip.camera.width, "height": clip.camera.height, "fps": fps,
+            "frames": clip.frames, "duration": round(clip.frames / fps, 3), "night": int(clip.night),
+            "species": ";".join(clip.species) or "blank", "animals": len(script.actors),
+            "visible_frames": script.visible_frames() if clip.species else 0, "trigger": script.trigger,
+            "bytes": size,
+        })
+    return out
+
+
+def _tasks(plan: CollectionPlan, chunk: int = 16) -> list[list[ClipPlan]]:
+    """Clips grouped by camera (each task draws its camera once), in chunks for the workers."""
+    tasks = []
+    for camera in plan.cameras:
+        clips = [c for c in plan.clips if c.camera == camera]
+        tasks.extend(clips[i:i + chunk] for i in range(0, len(clips), chunk))
+    return tasks
+
+
+# --------------------------------------------------------------------------- files
+def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[Iterable]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(list(columns))
+        writer.writerows(rows)
+
+
+def _label_rows(clips: Iterable[ClipPlan]) -> list[list]:
+    return [[c.filename] + [int(k in c.labels) for k in PRIMATRIX_CLASSES] for c in sorted(clips, key=lambda c: c.filename)]
+
+
+def _counts(clips: Iterable[ClipPlan]) -> dict[str, int]:
+    counts = dict.fromkeys(PRIMATRIX_CLASSES, 0)
+    for clip in clips:
+        for name in clip.labels:
+            counts[name] += 1
+    return counts
+
+
+def _write_tables(directory: Path, plan: CollectionPlan, described: list[dict]) -> None:
+    train, test = plan.split("train"), plan.split("test")
+    _write_csv(directory / "train_labels.csv", ("filename",) + PRIMATRIX_CLASSES, _label_rows(train))
+    _write_csv(directory / "test_labels.csv", ("filename",) + PRIMATRIX_CLASSES, _label_rows(test))
+    priors = [round(_counts(train)[k] / max(1, len(train)), 6) for k in PRIMATRIX_CLASSES]
+    _write_csv(directory / "submission_format.csv", ("filename",) + PRIMATRIX_CLASSES,
+               [[c.filename] + priors for c in sorted(test, key=lambda c: c.filename)])
+    rows = sorted(described, key=lambda d: (d["split"] != "train", d["filename"]))
+    _write_csv(directory / "clips.csv", _CLIP_COLUMNS, [[d[k] for k in _CLIP_COLUMNS] for d in rows])
+
+
+def _manifest(directory: Path, plan: CollectionPlan, total_bytes: int, written: int, seconds: float) -> DemoManifest:
+    train, test = plan.split("train"), plan.split("test")
+    return DemoManifest(
+        directory=directory, config=plan.config, cameras=plan.cameras,
+        train_clips=tuple(sorted(directory / c.relpath for c in train)),
+        test_clips=tuple(sorted(directory / c.relpath for c in test)),
+        train_labels=directory / "train_labels.csv", test_labels=directory / "test_labels.csv",
+        submission_format=directory / "submission_format.csv", clips_table=directory / "clips.csv",
+        train_counts=_counts(train), test_counts=_counts(test), total_bytes=total_bytes, written=written,
+        seconds=seconds,
+    )
+
+
+def _record(directory: Path, plan: CollectionPlan, status: str, extra: dict | None = None) -> None:
+    from ..store.registry import code_version
+
+    data = {"format": _FORMAT, "version": 1, "status": status, "key": plan.config.key(),
+            "config": plan.config.to_dict(), "code_version": code_version(),
+            "cameras": [vars(c) for c in plan.cameras], **(extra or {})}
+    tmp = directory / (MANIFEST_NAME + ".part")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, directory / MANIFEST_NAME)
+
+
+def _read_record(directory: Path) -> dict | None:
+    path = directory / MANIFEST_NAME
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DemoError(f"{path} cannot be read ({exc}); delete the directory or pass --overwrite.") from exc
+    if data.get("format") != _FORMAT:
+        raise DemoError(f"{path} is not a jungle demo manifest; choose another directory.")
+    return data
+
+
+def _prepare(directory: Path, config: DemoConfig, overwrite: bool) -> None:
+    """Refuse to mix collections or touch a directory the generator did not make."""
+    record = _read_record(directory)
+    if record is None:
+        if directory.exists() and any(directory.iterdir()):
+            raise DemoError(f"{directory} is not empty and holds no {MANIFEST_NAME}; choose a new or empty "
+                            "directory for the demo collection.")
+        return
+    if record.get("key") == config.key():
+        return
+    if not overwrite:
+        made = DemoConfig.from_dict(record["config"])
+        diff = ", ".join(f"{k}={getattr(made, k)!r}" for k in made.to_dict()
+                         if k != "frequencies" and getattr(made, k) != getattr(config, k)) or "class frequencies"
+        raise DemoError(f"{directory} holds a demo collection made with another configuration ({diff}); "
+                        "choose another directory, or pass --overwrite to replace it.")
+    for name in _OUR_NAMES:
+        target = directory / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def make_demo(directory: str | os.PathLike, config: DemoConfig | None = None, *, workers: int = 1,
+              overwrite: bool = False, progress: bool = False) -> DemoManifest:
+    """Make (or complete) the demo collection described by ``config`` in ``directory``.
+
+    Idempotent: a complete collection with the same configuration is left as it is; an
+    interrupted one is completed. A collection with another configuration is refused unless
+    ``overwrite``; a non-empty directory that holds no demo collection is always refused.
+
+    Args:
+        directory: Where the collection goes (created if missing).
+        config: What to make (default: :class:`DemoConfig` defaults).
+        workers: Processes drawing and encoding clips (the result does not depend on it).
+        overwrite: Replace a collection made with another configuration.
+        progress: Show a progress bar on stderr.
+
+    Returns:
+        The collection's manifest.
+
+    Raises:
+        DemoError: The directory holds something else (the message says what to do).
+    """
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    config = config or DemoConfig()
+    directory = Path(directory).resolve()
+    _prepare(directory, config, overwrite)
+    plan = plan_collection(config)
+    record = _read_record(directory)
+    if record and record.get("status") == "complete" and all((directory / c.relpath).exists() for c in plan.clips):
+        return _manifest(directory, plan, int(record.get("total_bytes", 0)), 0, time.perf_counter() - started)
+    directory.mkdir(parents=True, exist_ok=True)
+    _record(directory, plan, "incomplete")
+    tasks = _tasks(plan)
+    described: list[dict] = []
+    bar = tqdm(total=len(plan.clips), unit="clip", desc="demo clips", disable=not progress)
+    with bar:
+        if workers <= 1:
+            for task in tasks:
+                described.extend(_make_clips(str(directory), task, config.crf, config.fps))
+                bar.update(len(task))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(_make_clips, str(directory), task, config.crf, config.fps) for task in tasks]
+                for future in as_completed(futures):
+                    result = future.result()
+                    described.extend(result)
+                    bar.update(len(result))
+    _write_tables(directory, plan, described)
+    total = sum(d["bytes"] for d in described)
+    written = sum(d["written"] for d in described)
+    manifest = _manifest(directory, plan, total, written, time.perf_counter() - started)
+    _record(directory, plan, "complete", {"clips": len(plan.clips), "total_bytes": total,
+                                          "train_counts": manifest.train_counts, "test_counts": manifest.test_counts})
+    return manifest
+
+
+def read_demo(directory: str | os.PathLike) -> DemoManifest:
+    """The manifest of the complete demo collection in ``directory``.
+
+    Raises:
+        DemoError: There is none, or it is incomplete (run ``jungle demo make DIR`` to finish it).
+    """
+    directory = Path(directory).resolve()
+    record = _read_record(directory)
+    if record is None or record.get("status") != "complete":
+        state = "no demo collection" if record is None else "an incomplete demo collection"
+        raise DemoError(f"{directory} holds {state}; run `jungle demo make {directory}` to make it.")
+    plan = plan_collection(DemoConfig.from_dict(record["config"]))
+    return _manifest(directory, plan, int(record.get("total_bytes", 0)), 0, 0.0)

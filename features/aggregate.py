@@ -1,0 +1,411 @@
+"""``jungle aggregate``: materialise the winners' video-level features as named, versioned sets.
+
+From one or several frame-level embedding sets (``lite0`` ...) and the ``videos``/``labels``/``folds``
+tables, :func:`aggregate` builds, as asked by ``config.kinds``:
+
+============  =======================  ======  ===========================================================
+kind          feature set              level   what
+============  =======================  ======  ===========================================================
+meta          ``meta``                 video   metadata + neighbour features (:mod:`.metadata`)
+frame-head    ``frameprobs_<src>``     frames  out-of-fold per-frame class probabilities (:mod:`.frame_head`)
+stats         ``hist_<src>``           video   per class: mean, median, min, max, std, p10, p90, 10-bin
+                                               histogram of the frame probabilities (needs frame-head)
+minmax        ``minmax_<src>``         video   per embedding dimension: mean, max, min, max - min
+              ``minmax_stages_<src>``  video   the same over the ``stages`` (skip) features, when stored
+attention     ``attn_<srcs>``          video   out-of-fold class probabilities of attention pooling
+              ``attnvec_<srcs>``       video   its attention-weighted mean embedding
+============  =======================  ======  ===========================================================
+
+Each set is registered with its parameters, its inputs (name, version, and a fingerprint of the
+rows it read; labels and folds for learned sets) and the fold scheme. Registering the same
+parameters and inputs finds the existing version, so an unchanged set is skipped (its file is
+not touched); anything changed (new videos featurized, a label fixed, new folds, other
+parameters) makes a new version. Video-level sets become SQL views ``NAME`` / ``NAME_vN`` in
+``jungle sql``. The DuckDB file is opened only briefly, before and after each set's computation.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from typing import Callable, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from jungle.store import registry
+from jungle.store.db import connect
+from jungle.store.registry import FeatureSet
+from jungle.store.views import register_views
+from jungle.store.workspace import Workspace
+
+from .attention import AttentionConfig, fit_attention, meta_inputs, predict_attention
+from .frame_head import FrameHeadConfig, fit_frame_head, write_frame_probs
+from .frame_stats import EMBEDDING_POOLS, PROB_STATS, class_slug, pool_columns, pool_embeddings, prob_stat_columns, \
+    prob_stats
+from .inputs import FrameRows, fingerprint, iter_frame_blocks, load_frame_rows
+from .oof import load_fold_plan
+from .metadata import MetadataConfig, metadata_features, videos_fingerprint_query
+from .tables import VideoTableWriter
+
+__all__ = ["KINDS", "StatsConfig", "PoolingConfig", "AggregateConfig", "AggregateResults", "aggregate",
+           "write_prob_stats", "write_pooled"]
+
+Kind = Literal["meta", "frame-head", "stats", "minmax", "attention"]
+KINDS: tuple[str, ...] = ("meta", "frame-head", "stats", "minmax", "attention")
+
+
+class StatsConfig(BaseModel):
+    """Statistics of frame probabilities (``hist_<src>``): names from :data:`PROB_STATS` or ``pNN``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stats: tuple[str, ...] = PROB_STATS
+    bins: int = Field(10, ge=0, le=100)
+
+
+class PoolingConfig(BaseModel):
+    """Embedding pooling (``minmax_<src>``); ``stages``: also pool the skip features when stored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pools: tuple[Literal["mean", "max", "min", "range"], ...] = EMBEDDING_POOLS
+    stages: bool = True
+
+
+class AggregateConfig(BaseModel):
+    """What :func:`aggregate` builds, from which frame-level sets, and how.
+
+    Attributes:
+        sources: frame-level embedding sets (by name; their latest complete version).
+        kinds: what to build (see the module table); dependencies (frame-head for stats, meta for
+            attention with metadata) are built too.
+        fold_scheme: folds for the out-of-fold models.
+        meta, frame_head, stats, pooling, attention: per-kind settings.
+        videos_per_block: videos read per block (memory is bounded by this, not by the collection).
+        threads: torch threads (default: torch's own choice).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sources: tuple[str, ...] = ("lite0",)
+    kinds: tuple[Kind, ...] = tuple(KINDS)
+    fold_scheme: str = "default"
+    meta: MetadataConfig = MetadataConfig()
+    frame_head: FrameHeadConfig = FrameHeadConfig()
+    stats: StatsConfig = StatsConfig()
+    pooling: PoolingConfig = PoolingConfig()
+    attention: AttentionConfig = AttentionConfig()
+    videos_per_block: int = Field(256, ge=1)
+    threads: int | None = Field(None, ge=1)
+
+    @field_validator("kinds", mode="before")
+    @classmethod
+    def _kind_names(cls, value):
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        return tuple(str(v).strip().replace("_", "-") for v in value)
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _source_names(cls, value):
+        if isinstance(value, str):
+            value = value.split(",")
+        names = tuple(str(v).strip() for v in value if str(v).strip())
+        if not names:
+            raise ValueError("give at least one frame-level source set, e.g. lite0")
+        return names
+
+
+class AggregateResults(list):
+    """The feature sets :func:`aggregate` produced (a ``list[FeatureSet]``), plus what it did.
+
+    Attributes:
+        computed: refs (``name@version``) computed by this run; the others were up to date.
+        seconds: seconds spent per ref.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.computed: set[str] = set()
+        self.seconds: dict[str, float] = {}
+
+    def rows(self) -> tuple[list[str], list[tuple]]:
+        """(columns, rows) for rendering."""
+        rows = [(fs.name, fs.version, fs.kind, fs.row_count, "computed" if fs.ref in self.computed else "unchanged",
+                 round(self.seconds.get(fs.ref, 0.0), 2)) for fs in self]
+        return ["name", "version", "kind", "rows", "status", "seconds"], rows
+
+
+def write_prob_stats(workspace: Workspace, source: FrameRows, writer: VideoTableWriter, config: StatsConfig,
+                     videos_per_block: int = 256, progress: Callable[[int], None] | None = None) -> None:
+    """Stream :func:`prob_stats` of the ``probs`` array of ``source`` into ``writer``."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        for block in iter_frame_blocks(workspace, [source], "probs", videos_per_block=videos_per_block):
+            keep = block.valid.any(axis=1)
+            values = prob_stats(block.values[keep], block.valid[keep], config.stats, config.bins, con=con)
+            writer.write(block.video_ids[keep], np.column_stack([block.valid[keep].sum(axis=1), values]))
+            if progress:
+                progress(len(block))
+    finally:
+        con.close()
+
+
+def write_pooled(workspace: Workspace, source: FrameRows, writer: VideoTableWriter, array: str,
+                 pools, videos_per_block: int = 256, progress: Callable[[int], None] | None = None) -> None:
+    """Stream :func:`pool_embeddings` of ``array`` of ``source`` into ``writer`` (``n_valid`` first)."""
+    for block in iter_frame_blocks(workspace, [source], array, videos_per_block=videos_per_block):
+        keep = block.valid.any(axis=1)
+        valid = block.valid[keep]
+        values = pool_embeddings(block.values[keep], valid, pools)
+        writer.write(block.video_ids[keep], np.column_stack([valid.sum(axis=1), values]))
+        if progress:
+            progress(len(block))
+
+
+class _Run:
+    """One :func:`aggregate` call: resolves inputs, registers sets, computes what is missing."""
+
+    def __init__(self, workspace: Workspace, config: AggregateConfig, progress: bool):
+        self.ws, self.config, self.show_progress = workspace, config, progress
+        self.results = AggregateResults()
+        self._meta: FeatureSet | None = None
+        self._plan = None
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _bar(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit="video", file=sys.stderr,
+                   disable=not self.show_progress or not sys.stderr.isatty())
+        try:
+            yield bar.update
+        finally:
+            bar.close()
+
+    def _register(self, name: str, kind: str, params: dict, inputs: list, **meta) -> tuple[FeatureSet, bool]:
+        """(feature set, up to date)."""
+        with connect(self.ws) as con:
+            fs, _ = registry.register(con, name, kind, params, inputs, **meta)
+        fresh = fs.status == "complete" and (self.ws.root / fs.location).exists()
+        return fs, fresh
+
+    def _record(self, fs: FeatureSet, started: float | None) -> FeatureSet:
+        self.results.append(fs)
+        if started is not None:
+            self.results.computed.add(fs.ref)
+            self.results.seconds[fs.ref] = time.perf_counter() - started
+        return fs
+
+    def _complete_table(self, fs: FeatureSet, rows: int) -> FeatureSet:
+        with connect(self.ws) as con:
+            done = registry.mark_complete(con, fs, rows)
+            register_views(con, self.ws)
+        return done
+
+    def _video_set(self, name: str, params: dict, inputs: list, columns: list[str],
+                   fill: Callable[[VideoTableWriter], None], **meta) -> FeatureSet:
+        """Register a video-level set; unless up to date, stream it through ``fill(writer)``."""
+        fs, fresh = self._register(name, "video", params, inputs, dims=len(columns), **meta)
+        if fresh:
+            return self._record(fs, None)
+        started = time.perf_counter()
+        with VideoTableWriter(self.ws.root / fs.location, columns) as writer:
+            fill(writer)
+        return self._record(self._complete_table(fs, writer.rows), started)
+
+    def _source(self, name: str) -> FrameRows:
+        with connect(self.ws) as con:
+            fs = registry.get(con, name)
+            if fs.kind != "frames":
+                raise ValueError(f"feature set {fs.ref} is video-level; --source takes frame-level sets "
+                                 "(embeddings written by `jungle featurize`)")
+            return load_frame_rows(con, fs)
+
+    def plan(self):
+        if self._plan is None:
+            with connect(self.ws) as con:
+                self._plan = load_fold_plan(con, self.config.fold_scheme)
+        return self._plan
+
+    # ------------------------------------------------------------------ the sets
+    def meta(self) -> FeatureSet:
+        if self._meta is not None:
+            return self._meta
+        with connect(self.ws) as con:
+            inputs = [{"name": "videos", "fingerprint": fingerprint(con, videos_fingerprint_query())}]
+        params = {"kind": "meta", **self.config.meta.model_dump()}
+        fs, fresh = self._register("meta", "video", params, inputs)
+        if fresh:
+            self._meta = self._record(fs, None)
+            return self._meta
+        started = time.perf_counter()
+        with connect(self.ws) as con:
+            table = metadata_features(con, self.config.meta)
+            done = registry.write_video_table(self.ws, con, fs, table)
+        self._meta = self._record(done, started)
+        return self._meta
+
+    def frame_head(self, source: FrameRows) -> FrameRows:
+        plan = self.plan()
+        head = self.config.frame_head
+        params = {"kind": "frame-head", "array": head.embedding, **head.model_dump()}
+        inputs = [source.lineage(), {"name": "labels", **plan.lineage}]
+        fs, fresh = self._register(f"frameprobs_{source.fs.name}", "frames", params, inputs,
+                                   fold_scheme=plan.scheme, dims=len(plan.classes), sampling=source.fs.sampling,
+                                   encoder=source.fs.encoder)
+        if not fresh:
+            started = time.perf_counter()
+            with self._bar(head.epochs * len(source), f"frame head {source.fs.name}") as update:
+                ensemble = fit_frame_head(self.ws, source, plan, head)
+                update(head.epochs * len(source))
+            with self._bar(len(source), f"frame probs {source.fs.name}") as update:
+                written = write_frame_probs(self.ws, source, fs, ensemble, plan, head, progress=update)
+            fs = self._finish_frames(fs, written)
+            self._record(fs, started)
+        else:
+            self._record(fs, None)
+        with connect(self.ws) as con:
+            return load_frame_rows(con, fs)
+
+    def _finish_frames(self, fs: FeatureSet, written: dict[str, tuple[int, int]]) -> FeatureSet:
+        import polars as pl
+
+        rows = pl.DataFrame({"video_id": list(written), "row": [r for r, _ in written.values()],
+                             "n_valid": [n for _, n in written.values()]},
+                            schema={"video_id": pl.String, "row": pl.Int32, "n_valid": pl.Int32})
+        with connect(self.ws) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("DELETE FROM feature_rows WHERE name = ? AND version = ?", [fs.name, fs.version])
+                con.register("written_rows", rows)
+                con.execute("INSERT INTO feature_rows (name, version, video_id, row, status, n_valid) "
+                            "SELECT ?, ?, video_id, row, 'done', n_valid FROM written_rows", [fs.name, fs.version])
+                con.unregister("written_rows")
+                done = registry.mark_complete(con, fs, rows.height)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+        return done
+
+    def stats(self, source: FrameRows) -> FeatureSet:
+        probs = self.frame_head(source)
+        classes = self.plan().classes
+        columns = ["n_valid", *prob_stat_columns(classes, self.config.stats.stats, self.config.stats.bins)]
+        params = {"kind": "stats", **self.config.stats.model_dump()}
+
+        def fill(writer):
+            with self._bar(len(probs), f"stats {probs.fs.name}") as update:
+                write_prob_stats(self.ws, probs, writer, self.config.stats, self.config.videos_per_block, update)
+
+        return self._video_set(f"hist_{source.fs.name}", params, [probs.lineage()], columns, fill,
+                               fold_scheme=probs.fs.fold_scheme, encoder=source.fs.encoder,
+                               sampling=source.fs.sampling)
+
+    def minmax(self, source: FrameRows) -> list[FeatureSet]:
+        from jungle.store import arrays
+
+        group = arrays.open_group(self.ws, source.fs)
+        made = []
+        for array, name, stage_dims in (("embedding", f"minmax_{source.fs.name}", None),
+                                        ("stages", f"minmax_stages_{source.fs.name}", source.fs.stage_dims)):
+            if array not in group or (array == "stages" and not self.config.pooling.stages):
+                continue
+            pools = self.config.pooling.pools
+            columns = ["n_valid", *pool_columns(group[array].shape[-1], pools, stage_dims)]
+            params = {"kind": "minmax", "array": array, "pools": list(pools)}
+
+            def fill(writer, array=array):
+                with self._bar(len(source), f"{array} pooling {source.fs.name}") as update:
+                    write_pooled(self.ws, source, writer, array, pools, self.config.videos_per_block, update)
+
+            made.append(self._video_set(name, params, [source.lineage()], columns, fill,
+                                        encoder=source.fs.encoder, sampling=source.fs.sampling))
+        return made
+
+    def attention(self, sources: list[FrameRows]) -> list[FeatureSet]:
+        plan = self.plan()
+        config = self.config.attention
+        inputs = [s.lineage() for s in sources] + [{"name": "labels", **plan.lineage}]
+        meta = None
+        if config.with_meta:
+            meta_fs = self.meta()
+            inputs.append({"name": meta_fs.name, "version": meta_fs.version})
+            meta = meta_inputs(registry.read_video_table(self.ws, meta_fs))
+        tag = "_".join(s.fs.name for s in sources)
+        params = {"kind": "attention", **config.model_dump()}
+        extra = {"fold_scheme": plan.scheme, "encoder": sources[0].fs.encoder, "sampling": sources[0].fs.sampling}
+        prob_columns = [class_slug(c) for c in plan.classes]
+        probs_fs, probs_fresh = self._register(f"attn_{tag}", "video", params, inputs, dims=len(prob_columns),
+                                               **extra)
+        group_dims = _dims(self.ws, sources, config.embedding)
+        vector_columns = [f"v{j:04d}" for j in range(group_dims)]
+        vector_fs, vector_fresh = self._register(f"attnvec_{tag}", "video", params, inputs,
+                                                 dims=len(vector_columns), **extra)
+        if probs_fresh and vector_fresh:
+            return [self._record(probs_fs, None), self._record(vector_fs, None)]
+        started = time.perf_counter()
+        with self._bar(config.epochs * len(sources[0]), f"attention {tag}") as update:
+            ensemble = fit_attention(self.ws, sources, plan, config, meta)
+            update(config.epochs * len(sources[0]))
+        with VideoTableWriter(self.ws.root / probs_fs.location, prob_columns) as probs_out, \
+                VideoTableWriter(self.ws.root / vector_fs.location, vector_columns) as vector_out:
+            for video_ids, probs, vectors, _ in predict_attention(self.ws, sources, ensemble, plan, config, meta):
+                probs_out.write(video_ids, probs)
+                vector_out.write(video_ids, vectors)
+        done = [self._complete_table(probs_fs, probs_out.rows), self._complete_table(vector_fs, vector_out.rows)]
+        return [self._record(fs, started) for fs in done]
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> AggregateResults:
+        kinds = set(self.config.kinds)
+        if self.config.threads:
+            import torch
+
+            torch.set_num_threads(self.config.threads)
+        if "meta" in kinds:
+            self.meta()
+        sources = [self._source(name) for name in self.config.sources]
+        for source in sources:
+            if "stats" in kinds:
+                self.stats(source)
+            elif "frame-head" in kinds:
+                self.frame_head(source)
+            if "minmax" in kinds:
+                self.minmax(source)
+        if "attention" in kinds:
+            self.attention(sources)
+        return self.results
+
+
+def _dims(workspace: Workspace, sources: list[FrameRows], array: str) -> int:
+    from jungle.store import arrays
+
+    return sum(arrays.open_group(workspace, s.fs)[array].shape[-1] for s in sources)
+
+
+def aggregate(workspace: Workspace, config: AggregateConfig | None = None, progress: bool = False) -> AggregateResults:
+    """Build (or find up to date) the video-level feature sets ``config`` asks for.
+
+    Args:
+        workspace: the workspace (with videos; labels and folds for the learned kinds; the
+            frame-level ``config.sources``).
+        config: what to build (default: every kind from ``lite0``).
+        progress: show progress bars on stderr (when it is a terminal).
+
+    Returns:
+        The feature sets, in build order: a ``list[FeatureSet]`` whose ``computed`` attribute
+        names those computed now (the rest were up to date and left untouched).
+
+    Raises:
+        KeyError: a source set does not exist (the message lists the known ones).
+        LookupError: learned kinds without classes, labels or the fold scheme.
+        ValueError: a source is not a frame-level set.
+    """
+    return _Run(workspace, config or AggregateConfig(), progress).run()

@@ -1,0 +1,465 @@
+"""MegadetectorLite as a per-frame animal scorer, a frame selector and a source of video features.
+
+zamba's MegadetectorLite is a one-class (animal) YOLOX-tiny trained on camera-trap frames
+(:mod:`jungle.features.yolox` builds the network; :mod:`jungle.features.weights` fetches and
+verifies its file). :class:`Detector` runs it exactly as zamba 2.7.2 does:
+
+1. RGB frames, optionally without the bottom ``crop_bottom`` pixels (zamba's official configs crop
+   50 px: the camera's timestamp bar), never more than half the frame.
+2. Resized keeping the aspect ratio (Pillow bicubic, as ``ImageOps.pad``) to fit the input size,
+   placed at the top-left of a black (0) canvas of that size, float 0-255, no normalisation.
+3. Boxes where objectness x class score >= ``confidence`` (0.25), then NMS at IoU ``nms_iou``
+   (0.45). A frame's score is its best box's score (0 when no box is kept).
+
+Per frame it gives the best score, the number of boxes kept, and the area and centre of the best
+box as fractions of the (cropped) frame. :func:`select_frames` picks the N best frames for the
+encoders (``detector:N`` sampling, :class:`DetectorFrames`) and :func:`aggregate_detections`
+summarises the per-frame arrays of many videos into video-level features.
+
+The input need not be square: 640x384 (``input_height=384``) costs about half of 640x640 on a
+4:3 or 16:9 frame, with nearly identical scores, since the padding is what shrinks.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..store.arrays import ArraySpec
+from .sampling import Fps, Sampling, _spread, register_sampling
+from .video import VideoIndex, index_video, read_frames
+
+__all__ = [
+    "DetectorConfig",
+    "Detector",
+    "FrameDetections",
+    "VideoDetections",
+    "load_detector",
+    "detect_video",
+    "select_frames",
+    "aggregate_detections",
+    "detection_array_specs",
+    "DetectorFrames",
+    "DETECTION_LEVELS",
+]
+
+#: Score levels counted by :func:`aggregate_detections`.
+DETECTION_LEVELS: tuple[float, ...] = (0.25, 0.5, 0.75)
+
+#: Detector weights and the number of classes of their YOLOX-tiny head.
+_DETECTOR_CLASSES = {"megadetector-lite": 1}
+
+
+class DetectorConfig(BaseModel):
+    """How frames are scored (frozen; part of a feature set's lineage).
+
+    Attributes:
+        weights: registered weights name (see ``jungle weights list``).
+        input_width, input_height: network input in pixels, multiples of 32 (zamba: 640x640).
+        confidence: minimum objectness x class score of a kept box.
+        nms_iou: IoU above which the weaker of two boxes is suppressed.
+        crop_bottom: pixels removed from the bottom of each frame first (zamba's configs: 50).
+        batch_size: frames per forward pass (does not change results).
+        fuse: fold BatchNorm into the convolutions (faster; outputs equal to float rounding).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    weights: Literal["megadetector-lite"] = "megadetector-lite"
+    input_width: int = Field(default=640, ge=32, multiple_of=32)
+    input_height: int = Field(default=640, ge=32, multiple_of=32)
+    confidence: float = Field(default=0.25, gt=0.0, le=1.0)
+    nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
+    crop_bottom: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=8, ge=1)
+    fuse: bool = True
+
+    def lineage(self) -> dict:
+        """The settings that change results (not batch size, not fusion)."""
+        return self.model_dump(exclude={"batch_size", "fuse"})
+
+    def key(self) -> str:
+        """Short hash of :meth:`lineage`."""
+        return hashlib.sha256(repr(sorted(self.lineage().items())).encode()).hexdigest()[:8]
+
+
+@dataclass
+class FrameDetections:
+    """Per-frame detector output for ``n`` frames.
+
+    Attributes:
+        score: (n,) float32 best box score, 0 where no box was kept.
+        n_boxes: (n,) int16 boxes kept after NMS.
+        box_area: (n,) float32 area of the best box as a fraction of the frame, 0 where none.
+        box_cx, box_cy: (n,) float32 centre of the best box as fractions of the frame's width and
+            height (0 = left/top), NaN where none.
+        boxes: per frame a (k, 5) float32 array: x1, y1, x2, y2 (fractions, clipped to the frame)
+            and score, best first.
+    """
+
+    score: np.ndarray
+    n_boxes: np.ndarray
+    box_area: np.ndarray
+    box_cx: np.ndarray
+    box_cy: np.ndarray
+    boxes: list[np.ndarray] = field(default_factory=list)
+
+    ARRAYS: ClassVar[tuple[str, ...]] = ("score", "n_boxes", "box_area", "box_cx", "box_cy")
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The per-frame arrays by name (the names of :func:`detection_array_specs`)."""
+        return {name: getattr(self, name) for name in self.ARRAYS}
+
+    @classmethod
+    def from_boxes(cls, boxes: list[np.ndarray]) -> "FrameDetections":
+        """Summarise per-frame box lists (best first) into the per-frame arrays."""
+        n = len(boxes)
+        score = np.zeros(n, np.float32)
+        area = np.zeros(n, np.float32)
+        cx = np.full(n, np.nan, np.float32)
+        cy = np.full(n, np.nan, np.float32)
+        for i, frame_boxes in enumerate(boxes):
+            if len(frame_boxes):
+                x1, y1, x2, y2, best = frame_boxes[0]
+                score[i], area[i] = best, (x2 - x1) * (y2 - y1)
+                cx[i], cy[i] = (x1 + x2) / 2, (y1 + y2) / 2
+        n_boxes = np.asarray([len(b) for b in boxes], np.int16)
+        return cls(score, n_boxes, area, cx, cy, list(boxes))
+
+    @classmethod
+    def concat(cls, parts: Sequence["FrameDetections"]) -> "FrameDetections":
+        return cls.from_boxes([b for part in parts for b in part.boxes])
+
+
+def detection_array_specs() -> dict[str, ArraySpec]:
+    """Zarr array specs of a detector feature set's per-frame arrays (beside valid/timestamps)."""
+    return {
+        "score": ArraySpec(dtype="float32", fill_value=0.0),
+        "n_boxes": ArraySpec(dtype="int16", fill_value=0),
+        "box_area": ArraySpec(dtype="float32", fill_value=0.0),
+        "box_cx": ArraySpec(dtype="float32", fill_value=float("nan")),
+        "box_cy": ArraySpec(dtype="float32", fill_value=float("nan")),
+    }
+
+
+class Detector:
+    """A loaded detector: ``detect(images)`` -> :class:`FrameDetections`.
+
+    Build it with :meth:`load` (or :func:`load_detector`, cached per process).
+
+    Attributes:
+        model: the YOLOX network (eval mode).
+        config: the :class:`DetectorConfig`.
+        weights_sha256: sha256 of the weights file it was loaded from.
+    """
+
+    def __init__(self, model, config: DetectorConfig, weights_sha256: str):
+        self.model = model
+        self.config = config
+        self.weights_sha256 = weights_sha256
+
+    @classmethod
+    def load(cls, config: DetectorConfig | None = None, *, weights_file: str | os.PathLike | None = None,
+             weights_dir: str | os.PathLike | None = None) -> "Detector":
+        """Build the network and load the verified weights.
+
+        Args:
+            config: settings (default :class:`DetectorConfig`).
+            weights_file: a specific file to load (still checked against the recorded sha256);
+                default: the cached copy in ``weights_dir``.
+            weights_dir: the weights cache (default ``$JUNGLE_WEIGHTS_DIR`` or ``~/.cache/jungle/weights``).
+
+        Raises:
+            WeightsError: weights missing or with the wrong hash (the message says how to fetch them).
+        """
+        import torch
+
+        from .weights import get_spec, verify_weights, weights_path
+        from .yolox import build_yolox_tiny, fuse_conv_bn
+
+        config = config or DetectorConfig()
+        spec = get_spec(config.weights)
+        if weights_file is None:
+            path = weights_path(config.weights, weights_dir)
+        else:
+            path = verify_weights(config.weights, weights_file)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_yolox_tiny(_DETECTOR_CLASSES[config.weights])
+        model.load_state_dict(checkpoint.get("model", checkpoint), strict=True)
+        model.eval()
+        if config.fuse:
+            fuse_conv_bn(model)
+        return cls(model, config, spec.sha256)
+
+    def lineage(self) -> dict:
+        """What made this detector's output: settings, architecture and the weights' sha256."""
+        return {**self.config.lineage(), "architecture": "yolox-tiny", "weights_sha256": self.weights_sha256}
+
+    def preprocess(self, images: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
+        """Crop, resize and pad frames as zamba does.
+
+        Args:
+            images: (n, H, W, 3) uint8 RGB frames of one size.
+
+        Returns:
+            (n, input_height, input_width, 3) uint8 canvas, the resize ratio, and the (height,
+            width) of the frames after cropping.
+        """
+        from PIL import Image
+
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"frames must be (n, height, width, 3) RGB, got shape {images.shape}")
+        crop = min(self.config.crop_bottom, images.shape[1] // 2)
+        frames = images[:, : images.shape[1] - crop]
+        height, width = frames.shape[1:3]
+        out_w, out_h = self.config.input_width, self.config.input_height
+        ratio = min(out_w / width, out_h / height)
+        new_w, new_h = out_w, out_h  # the size ImageOps.contain picks (same rounding)
+        if width / height > out_w / out_h:
+            new_h = round(height / width * out_w)
+        elif width / height < out_w / out_h:
+            new_w = round(width / height * out_h)
+        canvas = np.zeros((len(frames), out_h, out_w, 3), np.uint8)
+        for i, frame in enumerate(frames):
+            if (new_w, new_h) == (width, height):
+                canvas[i, :new_h, :new_w] = frame
+            else:
+                resized = Image.fromarray(np.ascontiguousarray(frame)).resize((new_w, new_h), Image.BICUBIC)
+                canvas[i, :new_h, :new_w] = np.asarray(resized)
+        return canvas, ratio, (height, width)
+
+    def detect(self, images: np.ndarray) -> FrameDetections:
+        """Score frames (batched by ``config.batch_size``).
+
+        Args:
+            images: (n, H, W, 3) uint8 RGB frames of one size (n may be 0).
+        """
+        import torch
+        from torchvision.ops import batched_nms
+
+        config = self.config
+        boxes: list[np.ndarray] = []
+        for start in range(0, len(images), config.batch_size):
+            canvas, ratio, (height, width) = self.preprocess(images[start: start + config.batch_size])
+            tensor = torch.from_numpy(canvas).permute(0, 3, 1, 2).float().contiguous()
+            with torch.inference_mode():
+                rows = self.model(tensor)
+            scale = torch.tensor([width, height, width, height], dtype=rows.dtype) * ratio
+            for row in rows:
+                class_conf, class_id = row[:, 5:].max(dim=1)
+                scores = row[:, 4] * class_conf
+                keep = scores >= config.confidence
+                cxcy, wh, scores, class_id = row[keep, :2], row[keep, 2:4], scores[keep], class_id[keep]
+                xyxy = torch.cat([cxcy - wh / 2, cxcy + wh / 2], dim=1)
+                order = batched_nms(xyxy, scores, class_id, config.nms_iou)  # best first
+                fractions = (xyxy[order] / scale).clamp(0.0, 1.0)
+                boxes.append(torch.cat([fractions, scores[order, None]], 1).numpy().astype(np.float32))
+        return FrameDetections.from_boxes(boxes)
+
+
+@functools.lru_cache(maxsize=2)
+def load_detector(config: DetectorConfig | None = None) -> Detector:
+    """:meth:`Detector.load` from the default weights cache, kept per process (worker processes
+    load the model once)."""
+    return Detector.load(config)
+
+
+@dataclass
+class VideoDetections:
+    """Detections of the frames of one video sampled at a fixed rate.
+
+    Attributes:
+        detections: per-frame :class:`FrameDetections`.
+        frame_index: (n,) display indices of the scored frames.
+        timestamps: (n,) seconds.
+        n_frames: frames in the video.
+    """
+
+    detections: FrameDetections
+    frame_index: np.ndarray
+    timestamps: np.ndarray
+    n_frames: int
+
+
+def detect_video(path: str | os.PathLike, detector: Detector, fps: float = 4.0, *,
+                 index: VideoIndex | None = None, chunk: int = 64) -> VideoDetections:
+    """Score a video's frames at ``fps`` frames per second (zamba's configs: 4) over its whole length.
+
+    Frames are decoded with :func:`jungle.features.video.read_frames` ``chunk`` at a time, so
+    memory stays bounded on long videos.
+
+    Raises:
+        VideoReadError: the file cannot be read.
+    """
+    index = index or index_video(path)
+    wanted = Fps(fps=fps, seconds=max(index.duration, 1.0 / fps)).choose(index)
+    parts, found, seconds = [], [], []
+    for start in range(0, len(wanted), chunk):
+        frames = read_frames(path, wanted[start: start + chunk], index=index)
+        parts.append(detector.detect(frames.images))
+        found.append(frames.indices)
+        seconds.append(frames.timestamps)
+    return VideoDetections(
+        detections=FrameDetections.concat(parts),
+        frame_index=np.concatenate(found) if found else np.zeros(0, np.int64),
+        timestamps=np.concatenate(seconds) if seconds else np.zeros(0, np.float64),
+        n_frames=index.n_frames,
+    )
+
+
+def select_frames(scores: np.ndarray, n: int, valid: np.ndarray | None = None,
+                  threshold: float = 0.25) -> np.ndarray:
+    """Positions of the ``n`` best-scoring frames, in time order.
+
+    Frames scoring >= ``threshold`` are taken best first (ties: the earlier frame). When fewer
+    than ``n`` frames score that high, all of them are kept and the remaining slots go to frames
+    evenly spread over the others (with no detection at all: plain uniform sampling).
+
+    Args:
+        scores: (F,) per-frame scores in time order.
+        n: frames wanted.
+        valid: (F,) bool, False for slots without a frame (never chosen); default all valid.
+        threshold: score that counts as a detection.
+
+    Returns:
+        Sorted positions into ``scores``: ``min(n, valid frames)`` of them.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    candidates = np.flatnonzero(np.ones(len(scores), bool) if valid is None else np.asarray(valid, bool))
+    detected = candidates[scores[candidates] >= threshold]
+    ranked = detected[np.lexsort((detected, -scores[detected]))]
+    chosen = ranked[:n]
+    if len(chosen) < n:
+        rest = np.setdiff1d(candidates, chosen)
+        chosen = np.concatenate([chosen, rest[_spread(len(rest), n - len(chosen))]])
+    return np.sort(chosen).astype(np.int64)
+
+
+def _longest_run(flags: np.ndarray) -> np.ndarray:
+    """Longest run of consecutive True along the last axis, per row."""
+    counts = np.cumsum(flags, axis=-1)
+    resets = np.maximum.accumulate(np.where(flags, 0, counts), axis=-1)
+    return (counts - resets).max(axis=-1, initial=0)
+
+
+def aggregate_detections(
+    arrays: Mapping[str, np.ndarray],
+    valid: np.ndarray,
+    timestamps: np.ndarray,
+    *,
+    threshold: float = 0.25,
+    levels: Sequence[float] = DETECTION_LEVELS,
+    prefix: str = "det_",
+) -> dict[str, np.ndarray]:
+    """Video-level features from per-frame detector arrays; invalid slots never count.
+
+    Args:
+        arrays: ``score``, ``n_boxes`` and ``box_area``, each (V, F) (or (F,) for one video).
+        valid: (V, F) bool.
+        timestamps: (V, F) seconds.
+        threshold: score that counts as a detected frame (runs, first/last time, box areas).
+        levels: scores whose frame counts and fractions are reported.
+        prefix: column name prefix.
+
+    Returns:
+        Column name -> (V,) float32: ``n_frames`` (valid), ``max``, ``mean`` (score), ``n_over_L``
+        and ``frac_over_L`` per level (``L`` = level x 100), ``longest_run`` (consecutive detected
+        frames) and ``longest_run_frac``, ``first_s``, ``last_s``, ``span_s`` (NaN when nothing is
+        detected), ``area_mean``, ``area_max`` (best box over detected frames, 0 when none),
+        ``boxes_mean``, ``boxes_max``. Score columns are NaN for a video with no valid frame.
+    """
+    valid = np.atleast_2d(np.asarray(valid, bool))
+    score = np.where(valid, np.atleast_2d(np.asarray(arrays["score"], np.float64)), np.nan)
+    boxes = np.where(valid, np.atleast_2d(np.asarray(arrays["n_boxes"], np.float64)), np.nan)
+    times = np.atleast_2d(np.asarray(timestamps, np.float64))
+    detected = valid & (np.nan_to_num(score) >= threshold)
+    n_valid = valid.sum(axis=1)
+    n_detected = detected.sum(axis=1)
+    area = np.where(detected, np.atleast_2d(np.asarray(arrays["box_area"], np.float64)), np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, as documented
+        columns = {
+            "n_frames": n_valid,
+            "max": np.nanmax(score, axis=1),
+            "mean": np.nanmean(score, axis=1),
+        }
+        for level in levels:
+            over = (valid & (np.nan_to_num(score) >= level)).sum(axis=1)
+            columns[f"n_over_{round(level * 100):02d}"] = over
+            columns[f"frac_over_{round(level * 100):02d}"] = np.where(n_valid > 0, over / np.maximum(n_valid, 1), np.nan)
+        run = _longest_run(detected)
+        columns["longest_run"] = run
+        columns["longest_run_frac"] = np.where(n_valid > 0, run / np.maximum(n_valid, 1), np.nan)
+        first = np.nanmin(np.where(detected, times, np.nan), axis=1)
+        last = np.nanmax(np.where(detected, times, np.nan), axis=1)
+        columns.update(first_s=first, last_s=last, span_s=last - first)
+        columns["area_mean"] = np.where(n_detected > 0, np.nanmean(area, axis=1), 0.0)
+        columns["area_max"] = np.where(n_detected > 0, np.nanmax(area, axis=1), 0.0)
+        columns["boxes_mean"] = np.nanmean(boxes, axis=1)
+        columns["boxes_max"] = np.nanmax(boxes, axis=1)
+    return {prefix + name: np.asarray(values, np.float32) for name, values in columns.items()}
+
+
+@register_sampling
+class DetectorFrames(Sampling):
+    """``detector:N``: the N frames where MegadetectorLite is surest of an animal, in time order.
+
+    The video is scored at ``fps`` frames per second over its whole length (the detector is loaded
+    once per process), then :func:`select_frames` picks N of those frames, falling back to evenly
+    spread frames when fewer than N detect anything. Options: ``fps=4``, ``input=640x384``,
+    ``crop=50``.
+    """
+
+    kind: Literal["detector"] = "detector"
+    n: int = Field(ge=1)
+    fps: float = Field(default=4.0, gt=0)
+    detector: DetectorConfig = DetectorConfig()
+
+    needs_pixels: ClassVar[bool] = True
+
+    @classmethod
+    def from_arg(cls, arg, options):
+        try:
+            n = int(arg)
+        except ValueError:
+            raise ValueError(f"detector:N needs a whole number of frames, not {arg!r}") from None
+        settings, fps = {}, 4.0
+        for key, value in options.items():
+            if key == "fps":
+                fps = float(value)
+            elif key == "input":
+                width, _, height = value.lower().partition("x")
+                settings.update(input_width=int(width), input_height=int(height or width))
+            elif key == "crop":
+                settings["crop_bottom"] = int(value)
+            else:
+                raise ValueError(f"unknown option {key!r}: detector takes fps=, input=WxH, crop=")
+        return cls(n=n, fps=fps, detector=DetectorConfig(**settings))
+
+    @property
+    def slots(self) -> int:
+        return self.n
+
+    def choose(self, index):
+        found = detect_video(index.path, load_detector(self.detector), self.fps, index=index)
+        return found.frame_index[select_frames(found.detections.score, self.n, threshold=self.detector.confidence)]
+
+    def spec(self):
+        parts = [f"detector:{self.n}"]
+        if self.fps != 4.0:
+            parts.append(f"fps={self.fps:g}")
+        if (self.detector.input_width, self.detector.input_height) != (640, 640):
+            parts.append(f"input={self.detector.input_width}x{self.detector.input_height}")
+        if self.detector.crop_bottom:
+            parts.append(f"crop={self.detector.crop_bottom}")
+        return ",".join(parts)

@@ -1,0 +1,680 @@
+"""The featurize runner: sampled frames of every video through per-frame models into Zarr.
+
+One pass over the workspace's videos decodes each video's sampled frames once (in worker
+processes, overlapped with the forward passes in this process) and runs every configured
+per-frame model (timm encoders; any object with the :class:`FrameModel` interface) on batches
+that span videos. Each model writes its own frame-level feature set ``features.zarr/<name>/vN``:
+its outputs (``embedding`` (V, F, D) float16, ``stages`` (V, F, S) float16, ...) plus ``valid``
+(V, F) bool, ``timestamps`` (V, F) float32 (NaN where invalid) and ``frame_index`` (V, F) int32
+(-1 where invalid).
+
+Work is done in chunk-aligned blocks of videos. A block's arrays are written by one process,
+then a marker file (``vN.progress/<first row>.json``: the status of each row) is written atomically.
+Markers make the run resumable (a restarted run does the blocks, and rows, that have none) and
+shardable (``Shard(i, n)`` takes every n-th block; shard processes never open DuckDB while they
+work, only briefly at the start and at the end, when they fold all markers into ``feature_rows``
+and complete the set when every row is done). Frames are batched in row order within a block, so
+a resumed run computes exactly what an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .encoders import EncoderConfig
+from .sampling import Sampling, parse_sampling, sample_frames
+from .video import VideoReadError, read_frames
+
+__all__ = [
+    "FeaturizeConfig",
+    "Shard",
+    "FrameModel",
+    "SetSummary",
+    "FeaturizeSummary",
+    "featurize",
+    "run_models",
+    "reconcile",
+    "progress_dir",
+    "decode_video",
+    "DecodedVideo",
+    "DecodePool",
+]
+
+
+class FeaturizeConfig(BaseModel):
+    """What to compute and how to run it.
+
+    Attributes:
+        encoders: the encoders; each writes its own feature set (named by its alias).
+        frames: frame sampling, as parsed by :func:`jungle.features.sampling.parse_sampling`.
+        batch_size: frames per forward pass.
+        workers: decode worker processes (0: decode in this process; None: one per 2 CPU cores, at least 1).
+        block: videos per Zarr chunk, the unit of work, resume and sharding (new sets only).
+        device: "cpu" or "cuda" (mixed precision, channels-last).
+        torch_threads: intra-op threads of the forward pass (None: all cores).
+        decode_threads: FFmpeg threads per decoder (0: FFmpeg's choice).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    encoders: tuple[EncoderConfig, ...] = (EncoderConfig(),)
+    frames: str = "uniform:32"
+    batch_size: int = Field(default=32, ge=1)
+    workers: int | None = Field(default=None, ge=0)
+    block: int = Field(default=64, ge=1)
+    device: str = "cpu"
+    torch_threads: int | None = Field(default=None, ge=1)
+    decode_threads: int = Field(default=0, ge=0)
+
+    @field_validator("frames")
+    @classmethod
+    def _parseable(cls, value: str) -> str:
+        return parse_sampling(value).spec()
+
+    @field_validator("encoders")
+    @classmethod
+    def _distinct_names(cls, value):
+        names = [e.feature_set_name() for e in value]
+        if not value or len(set(names)) != len(names):
+            raise ValueError(f"give at least one encoder, each with its own feature-set name (got {names})")
+        return value
+
+    @property
+    def sampling(self) -> Sampling:
+        return parse_sampling(self.frames)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (1-based, as in ``--shard 3/8``): every count-th block."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        try:
+            index, count = (int(p) for p in text.split("/"))
+        except ValueError:
+            raise ValueError(f"shard {text!r} is not I/N, e.g. 3/8 (the 3rd of 8 shards)") from None
+        if not 1 <= index <= count:
+            raise ValueError(f"shard {text!r}: I must be between 1 and N")
+        return cls(index, count)
+
+    def owns(self, block_number: int) -> bool:
+        return block_number % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+class FrameModel(Protocol):
+    """What the runner needs from a per-frame model (an :class:`~jungle.features.encoders.Encoder`, a detector)."""
+
+    input_size: int
+
+    @property
+    def set_name(self) -> str: ...
+
+    def output_specs(self) -> dict[str, tuple[tuple[int, ...], str]]: ...
+
+    def encode(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def describe(self) -> dict: ...
+
+    def registry_meta(self) -> dict: ...
+
+
+@dataclass
+class SetSummary:
+    """What one run did to one feature set."""
+
+    name: str
+    version: int
+    rows: int
+    processed: int = 0
+    errors: int = 0
+    frames: int = 0
+    complete: bool = False
+    created: bool = False
+
+
+@dataclass
+class FeaturizeSummary:
+    """What a run did: per feature set, timings and the videos that failed."""
+
+    sets: list[SetSummary]
+    videos: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    decode_seconds: float = 0.0
+    encode_seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    shard: str | None = None
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def rows(self) -> tuple[list[str], list[tuple]]:
+        columns = ["feature_set", "version", "rows", "processed", "errors", "frames", "status"]
+        return columns, [(s.name, s.version, s.rows, s.processed, s.errors, s.frames,
+                          "complete" if s.complete else "building") for s in self.sets]
+
+
+# ----------------------------------------------------------------------------- decoding (workers)
+@dataclass
+class DecodedVideo:
+    """One video's sampled frames, laid out in slots, or its error."""
+
+    images: np.ndarray | None
+    valid: np.ndarray
+    frame_index: np.ndarray
+    timestamps: np.ndarray
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def n_valid(self) -> int:
+        return int(self.valid.sum())
+
+
+def decode_video(path: str, sampling: Sampling, size: tuple[int, int], threads: int = 0) -> DecodedVideo:
+    """Decode one video's sampled frames; any failure becomes a recorded error, never an exception."""
+    start = time.perf_counter()
+    slots = sampling.slots
+    empty = (np.zeros(slots, bool), np.full(slots, -1, np.int32), np.full(slots, np.nan, np.float32))
+    try:
+        sampled = sample_frames(path, sampling, size, reader=partial(read_frames, threads=threads))
+    except VideoReadError as exc:
+        return DecodedVideo(None, *empty, error=str(exc), seconds=time.perf_counter() - start)
+    except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
+        return DecodedVideo(None, *empty, seconds=time.perf_counter() - start,
+                            error=f"cannot read video {path}: {type(exc).__name__}: {exc}. "
+                                  "Check the file with `ffprobe`; re-export or remove it.")
+    if sampled.n_valid == 0:
+        return DecodedVideo(None, *empty, seconds=time.perf_counter() - start,
+                            error=f"cannot read video {path}: no frame decoded for sampling {sampling.spec()}. "
+                                  "Check the file with `ffprobe`; re-export or remove it.")
+    return DecodedVideo(sampled.frames.images, sampled.valid, sampled.frame_index, sampled.timestamps,
+                        seconds=time.perf_counter() - start)
+
+
+def _decode_task(task: tuple) -> DecodedVideo:
+    return decode_video(*task)
+
+
+def _crashed(task: tuple) -> DecodedVideo:
+    path, sampling = task[0], task[1]
+    slots = sampling.slots
+    return DecodedVideo(None, np.zeros(slots, bool), np.full(slots, -1, np.int32), np.full(slots, np.nan, np.float32),
+                        error=f"cannot read video {path}: the decoder process crashed on it. "
+                              "Check the file with `ffprobe`; re-export or remove it.")
+
+
+def _start_worker(parent: int, niceness: int) -> None:
+    """Worker initializer: yield the CPU to the forward pass, and leave when the parent dies (a
+    killed run must not leave decoders behind)."""
+    import threading
+
+    if niceness:
+        os.nice(niceness)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _ready() -> bool:
+    return True
+
+
+def _pool(workers: int, niceness: int) -> ProcessPoolExecutor:
+    import multiprocessing
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(os.getpid(), niceness))
+
+
+class DecodePool:
+    """Decode worker processes, started ahead of time so that they import while the models load.
+
+    Workers run at a lower priority (``niceness``): the forward pass keeps the cores, decoding fills
+    the gaps, and when the forward pass waits for frames the workers get the CPU. A worker that dies
+    (a decoder crash) costs only the video it was decoding: that one is retried alone, then
+    recorded as an error. ``workers=0`` decodes in the calling process.
+    """
+
+    def __init__(self, workers: int, prefetch: int | None = None, niceness: int = 5):
+        self.workers, self.niceness = workers, niceness
+        self.prefetch = prefetch or max(4, 2 * workers)
+        self._pool = _pool(workers, niceness) if workers else None
+        if self._pool:
+            for _ in range(workers):
+                self._pool.submit(_ready)
+
+    def __enter__(self) -> "DecodePool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def decoded_in_order(self, tasks: Iterable[tuple]) -> Iterator[DecodedVideo]:
+        """Decode ``tasks`` ((path, sampling, size, threads) each), yielding in task order, at most
+        ``prefetch`` videos in flight (bounded memory)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        if not self.workers:
+            for task in tasks:
+                yield _decode_task(task)
+            return
+        in_flight: deque = deque()
+        iterator = iter(tasks)
+        while True:
+            for task in iterator:
+                in_flight.append((task, self._pool.submit(_decode_task, task)))
+                if len(in_flight) >= self.prefetch:
+                    break
+            if not in_flight:
+                return
+            task, future = in_flight.popleft()
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                self._pool.shutdown(cancel_futures=True)
+                with _pool(1, self.niceness) as alone:
+                    try:
+                        result = alone.submit(_decode_task, task).result()
+                    except BrokenProcessPool:
+                        result = _crashed(task)
+                self._pool = _pool(self.workers, self.niceness)
+                in_flight = deque((t, self._pool.submit(_decode_task, t)) for t, _ in in_flight)
+            yield result
+
+
+# ----------------------------------------------------------------------------- markers (resume, shards)
+def progress_dir(workspace, fs) -> Path:
+    """Folder of a frame-level set's block markers (beside its Zarr group)."""
+    group = workspace.root / fs.location
+    return group.parent / f"{group.name}.progress"
+
+
+def _read_markers(folder: Path) -> dict[int, tuple[str, str | None, int]]:
+    rows: dict[int, tuple[str, str | None, int]] = {}
+    if not folder.exists():
+        return rows
+    for marker in sorted(folder.glob("*.json")):
+        for row, (status, error, n_valid) in json.loads(marker.read_text()).items():
+            rows[int(row)] = (status, error, int(n_valid))
+    return rows
+
+
+def _write_marker(folder: Path, start: int, rows: dict[int, tuple[str, str | None, int]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{start:012d}.json"
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({str(r): list(v) for r, v in sorted(rows.items())}))
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- registry and rows (DB)
+@dataclass
+class _SetState:
+    model: FrameModel
+    fs: object
+    created: bool
+    rows: dict[str, int]          # video_id -> row
+    n_rows: int
+    group: object = None
+    block: int = 64
+    done: dict[int, tuple] = field(default_factory=dict)
+
+
+def _set_config(model: FrameModel, sampling: Sampling, frame_size: tuple[int, int]) -> dict:
+    return {"model": model.describe(), "sampling": sampling.spec(), "sampling_config": sampling.model_dump(),
+            "slots": sampling.slots, "frame_size": list(frame_size)}
+
+
+def _prepare(workspace, models: list[FrameModel], sampling: Sampling, frame_size, block: int):
+    """Register (or find) each model's set, give new videos rows, size the Zarr groups. One short DB session."""
+    from jungle.store import arrays, registry
+    from jungle.store.db import connect
+
+    states: list[_SetState] = []
+    with connect(workspace) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for model in models:
+                config = _set_config(model, sampling, frame_size)
+                fs, created = registry.register(con, model.set_name, "frames", config, [],
+                                                sampling=sampling.spec(), **model.registry_meta())
+                start = con.execute("SELECT coalesce(max(row) + 1, 0) FROM feature_rows WHERE name = ? AND version = ?",
+                                    [fs.name, fs.version]).fetchone()[0]
+                new = con.execute(
+                    "SELECT video_id FROM videos WHERE status = 'ok' AND video_id NOT IN "
+                    "(SELECT video_id FROM feature_rows WHERE name = ? AND version = ?) ORDER BY path",
+                    [fs.name, fs.version]).fetchall()
+                if new:
+                    con.executemany(
+                        "INSERT INTO feature_rows (name, version, video_id, row, status) VALUES (?, ?, ?, ?, 'pending')",
+                        [[fs.name, fs.version, vid, start + i] for i, (vid,) in enumerate(new)])
+                    con.execute("UPDATE feature_sets SET status = 'building' WHERE name = ? AND version = ?",
+                                [fs.name, fs.version])
+                rows = dict(con.execute("SELECT video_id, row FROM feature_rows WHERE name = ? AND version = ?",
+                                        [fs.name, fs.version]).fetchall())
+                n_rows = max(rows.values(), default=-1) + 1
+                specs = {name: arrays.ArraySpec(shape, dtype) for name, (shape, dtype) in model.output_specs().items()}
+                specs.update(valid=arrays.ArraySpec((), "bool", False),
+                             timestamps=arrays.ArraySpec((), "float32", float("nan")),
+                             frame_index=arrays.ArraySpec((), "int32", -1))
+                existing_block = None
+                group_path = workspace.root / fs.location
+                if (group_path / "zarr.json").exists():
+                    existing_block = arrays.open_group(workspace, fs).attrs.get("block")
+                group = arrays.create_group(workspace, fs, max(n_rows, 1), sampling.slots, specs,
+                                            block=existing_block or block,
+                                            attrs={"sampling": sampling.spec(), "frame_size": list(frame_size),
+                                                   "model": model.describe()})
+                arrays.ensure_rows(group, n_rows)
+                states.append(_SetState(model, fs, created, rows, n_rows, group, int(group.attrs["block"])))
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        paths = dict(con.execute("SELECT video_id, path FROM videos").fetchall())
+    return states, paths
+
+
+def reconcile(workspace, fs) -> tuple[int, int, int]:
+    """Fold a set's block markers into ``feature_rows``; complete the set when every row is done.
+
+    Safe to call from any process at any time (short transaction, retried on the DuckDB lock).
+
+    Returns:
+        (rows done, rows with errors, rows still pending).
+    """
+    import polars as pl
+
+    from jungle.store import registry
+    from jungle.store.db import connect
+
+    markers = _read_markers(progress_dir(workspace, fs))
+    frame = pl.DataFrame({
+        "row": list(markers), "status": [v[0] for v in markers.values()],
+        "error": [v[1] for v in markers.values()], "n_valid": [v[2] for v in markers.values()],
+    }, schema={"row": pl.Int32, "status": pl.Utf8, "error": pl.Utf8, "n_valid": pl.Int32})
+    with connect(workspace) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.register("markers", frame)
+            con.execute(
+                "UPDATE feature_rows SET status = m.status, error = m.error, n_valid = m.n_valid FROM markers m "
+                "WHERE feature_rows.name = ? AND feature_rows.version = ? AND feature_rows.row = m.row",
+                [fs.name, fs.version])
+            con.unregister("markers")
+            counts = dict(con.execute(
+                "SELECT status, count(*) FROM feature_rows WHERE name = ? AND version = ? GROUP BY status",
+                [fs.name, fs.version]).fetchall())
+            total = sum(counts.values())
+            if counts.get("pending", 0) == 0 and total:
+                registry.mark_complete(con, fs, total)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    return counts.get("done", 0), counts.get("error", 0), counts.get("pending", 0)
+
+
+# ----------------------------------------------------------------------------- the pass
+@dataclass
+class _Video:
+    video_id: str
+    path: str
+    targets: list[tuple[int, int]]  # (set position, row)
+    decoded: DecodedVideo | None = None
+    outputs: list[dict] = field(default_factory=list)
+    filled: int = 0
+
+
+class _BlockWriter:
+    """Collects finished videos per (set, block) and writes each block once all its missing rows are in."""
+
+    def __init__(self, workspace, states: list[_SetState], expected: dict[tuple[int, int], set[int]], slots: int):
+        self.workspace, self.states, self.slots = workspace, states, slots
+        self.expected = expected
+        self.results: dict[tuple[int, int], dict[int, dict]] = {key: {} for key in expected}
+
+    def add(self, video: _Video) -> None:
+        for position, row in video.targets:
+            state = self.states[position]
+            key = (position, row - row % state.block)
+            self.results[key][row] = self._row_arrays(video, position)
+            if len(self.results[key]) == len(self.expected[key]):
+                self._write(key)
+
+    def _row_arrays(self, video: _Video, position: int) -> dict:
+        decoded = video.decoded
+        specs = self.states[position].model.output_specs()
+        out = {"valid": decoded.valid, "timestamps": decoded.timestamps, "frame_index": decoded.frame_index,
+               "_status": ("error" if decoded.error else "done", decoded.error, decoded.n_valid)}
+        for name, (shape, dtype) in specs.items():
+            values = np.zeros((self.slots, *shape), dtype=dtype)
+            if not decoded.error:
+                values[: decoded.n_valid] = np.concatenate(video.outputs[position][name])
+            out[name] = values
+        return out
+
+    def _write(self, key: tuple[int, int]) -> None:
+        from jungle.store import arrays
+
+        position, start = key
+        state = self.states[position]
+        rows = sorted(self.results[key])
+        names = [n for n in self.results[key][rows[0]] if not n.startswith("_")]
+        run_start = rows[0]
+        for i, row in enumerate(rows):  # one write per contiguous run of rows
+            if i + 1 == len(rows) or rows[i + 1] != row + 1:
+                chunk = [self.results[key][r] for r in range(run_start, row + 1)]
+                arrays.write_rows(state.group, run_start, {n: np.stack([c[n] for c in chunk]) for n in names})
+                if i + 1 < len(rows):
+                    run_start = rows[i + 1]
+        marker = {r: v for r, v in state.done.items() if start <= r < start + state.block}
+        marker.update({r: self.results[key][r]["_status"] for r in rows})
+        _write_marker(progress_dir(self.workspace, state.fs), start, marker)
+        state.done.update(marker)
+        del self.results[key]
+
+
+def _plan_work(states: list[_SetState], shard: Shard | None):
+    """Videos to decode, in row order of the first set, and the rows each block still misses."""
+    primary = states[0]
+    if shard is not None and len(states) > 1:
+        for state in states[1:]:
+            if any(state.rows.get(v) != r for v, r in primary.rows.items()):
+                raise ValueError(
+                    f"shards need every feature set to share row numbers, but {state.fs.ref} and "
+                    f"{primary.fs.ref} differ. Run these encoders in separate `jungle featurize --shard` runs.")
+    by_video: dict[str, list[tuple[int, int]]] = {}
+    expected: dict[tuple[int, int], set[int]] = {}
+    order: dict[str, int] = {}
+    for position, state in enumerate(states):
+        for video_id, row in state.rows.items():
+            if row in state.done:
+                continue
+            block_number = row // state.block
+            if shard is not None and not shard.owns(block_number):
+                continue
+            by_video.setdefault(video_id, []).append((position, row))
+            expected.setdefault((position, block_number * state.block), set()).add(row)
+            order.setdefault(video_id, primary.rows.get(video_id, row))
+    ordered = sorted(by_video, key=lambda v: order[v])
+    return ordered, by_video, expected
+
+
+class _Batcher:
+    """Feeds decoded frames to the models in batches that span videos (but never blocks), and hands
+    each video to the writer once all its frames are through."""
+
+    def __init__(self, models: list[FrameModel], batch_size: int, writer: _BlockWriter,
+                 summary: FeaturizeSummary, bar):
+        self.models, self.batch_size, self.writer, self.summary, self.bar = models, batch_size, writer, summary, bar
+        self.pending: list[tuple[_Video, np.ndarray]] = []
+        self.size = 0
+
+    def add(self, video: _Video) -> None:
+        video.outputs = [{} for _ in self.models]
+        if video.decoded.error:
+            self.finish(video)
+            return
+        images = video.decoded.images
+        while len(images):
+            room = self.batch_size - self.size
+            self.pending.append((video, images[:room]))
+            self.size += len(images[:room])
+            images = images[room:]
+            if self.size >= self.batch_size:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        images = np.concatenate([part for _, part in self.pending])
+        start = time.perf_counter()
+        outputs = [model.encode(images) for model in self.models]
+        self.summary.encode_seconds += time.perf_counter() - start
+        offset = 0
+        for video, part in self.pending:
+            n = len(part)
+            for position, out in enumerate(outputs):
+                for name, values in out.items():
+                    video.outputs[position].setdefault(name, []).append(values[offset:offset + n])
+            video.filled += n
+            offset += n
+            if video.filled == video.decoded.n_valid:
+                self.finish(video)
+        self.pending, self.size = [], 0
+
+    def finish(self, video: _Video) -> None:
+        self.writer.add(video)
+        summary, decoded = self.summary, video.decoded
+        summary.videos += 1
+        summary.frames += decoded.n_valid
+        if decoded.error:
+            summary.failures.append((video.path, decoded.error))
+        for position, _ in video.targets:
+            summary.sets[position].processed += 1
+            summary.sets[position].errors += bool(decoded.error)
+            summary.sets[position].frames += decoded.n_valid
+        decoded.images = None
+        self.bar.update(1)
+
+
+def run_models(
+    workspace,
+    models: list[FrameModel],
+    sampling: Sampling,
+    *,
+    shard: Shard | None = None,
+    batch_size: int = 32,
+    workers: int = 1,
+    block: int = 64,
+    decode_threads: int = 0,
+    progress: bool = True,
+    pool: DecodePool | None = None,
+) -> FeaturizeSummary:
+    """Run per-frame ``models`` over the workspace's videos sampled by ``sampling`` (the runner's core).
+
+    Each model gets (or resumes) its own feature set; see the module docstring. ``pool``: decode
+    workers already started (else ``workers`` are started here and stopped at the end).
+    """
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    frame_size = (max(m.input_size for m in models),) * 2
+    states, paths = _prepare(workspace, models, sampling, frame_size, block)
+    for state in states:
+        state.done = _read_markers(progress_dir(workspace, state.fs))
+    ordered, targets, expected = _plan_work(states, shard)
+    summary = FeaturizeSummary([SetSummary(s.fs.name, s.fs.version, s.n_rows, created=s.created) for s in states],
+                               shard=str(shard) if shard else None)
+    videos = [_Video(v, paths[v], targets[v]) for v in ordered]
+    tasks = ((video.path, sampling, frame_size, decode_threads) for video in videos)
+    primary = states[0]
+    bar = tqdm(total=len(videos), unit="video", desc="featurize", file=sys.stderr,
+               disable=not progress or not sys.stderr.isatty())
+    batcher = _Batcher(models, batch_size, _BlockWriter(workspace, states, expected, sampling.slots), summary, bar)
+    own_pool = pool is None
+    pool = pool or DecodePool(workers if videos else 0)
+    try:
+        previous_block = None
+        for video, decoded in zip(videos, pool.decoded_in_order(tasks)):
+            block_number = primary.rows.get(video.video_id, video.targets[0][1]) // primary.block
+            if block_number != previous_block:  # batches never span blocks: a resumed block computes the same
+                batcher.flush()
+                previous_block = block_number
+            video.decoded = decoded
+            summary.decode_seconds += decoded.seconds
+            batcher.add(video)
+        batcher.flush()
+    finally:
+        bar.close()
+        if own_pool:
+            pool.close()
+    for position, state in enumerate(states):
+        summary.sets[position].complete = reconcile(workspace, state.fs)[2] == 0
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _default_workers() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | str | None = None,
+              progress: bool = True) -> FeaturizeSummary:
+    """Featurize every ingested video of ``workspace`` with ``config`` (the pipeline's entry point).
+
+    Args:
+        workspace: a :class:`jungle.store.workspace.Workspace`.
+        config: encoders, sampling and run settings (default: ``lite0``, ``uniform:32``, CPU).
+        shard: only this shard's blocks (``Shard`` or "I/N").
+        progress: show a progress bar on a terminal.
+
+    Returns:
+        A :class:`FeaturizeSummary`.
+
+    Raises:
+        EncoderError: an encoder or its weights cannot be loaded.
+    """
+    import torch
+
+    from .encoders import load_encoder
+
+    config = config or FeaturizeConfig()
+    if isinstance(shard, str):
+        shard = Shard.parse(shard)
+    torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
+    workers = _default_workers() if config.workers is None else config.workers
+    with DecodePool(workers) as pool:  # workers start (and import) while the models load
+        models = [load_encoder(encoder, device=config.device) for encoder in config.encoders]
+        return run_models(workspace, models, config.sampling, shard=shard, batch_size=config.batch_size,
+                          block=config.block, decode_threads=config.decode_threads, progress=progress, pool=pool)

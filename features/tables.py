@@ -1,0 +1,126 @@
+"""Streaming writer of wide video-level tables (Parquet keyed by ``video_id``).
+
+Aggregates are produced block by block; their tables can be wider (5,120 float32 columns for
+min-max pooling of a 1,280-d embedding) and longer than memory comfortably holds at once. The
+writer buffers rows into large row groups (Parquet pays per column chunk, so few large groups
+write ~10x faster than many small ones), writes each group in a background thread while the
+next blocks are computed, and renames the finished file into place, so a killed run never
+leaves a half-written table behind.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["VideoTableWriter"]
+
+
+class VideoTableWriter:
+    """Write ``video_id`` + float32 feature columns to ``path``, block by block.
+
+    Args:
+        path: the final Parquet path (written to ``path.tmp`` until :meth:`close`).
+        columns: feature column names, in order.
+        group_bytes: approximate bytes of float data per row group.
+
+    Use as a context manager, or call :meth:`close` (success) / :meth:`abort` (failure).
+    """
+
+    def __init__(self, path: Path, columns: Sequence[str], group_bytes: int = 128 << 20):
+        import pyarrow as pa
+
+        self.path = Path(path)
+        self.tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        self.columns = list(columns)
+        if len(set(self.columns)) != len(self.columns) or "video_id" in self.columns:
+            raise ValueError("feature columns must be unique and must not include video_id")
+        self.schema = pa.schema([("video_id", pa.string())] + [(c, pa.float32()) for c in self.columns])
+        self.group_rows = int(np.clip(group_bytes // (4 * max(1, len(self.columns))), 1024, 65536))
+        self.rows = 0
+        self._ids: list[np.ndarray] = []
+        self._values: list[np.ndarray] = []
+        self._held = 0
+        self._writer = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jungle-parquet")
+        self._pending: Future | None = None
+
+    def write(self, video_ids: Sequence[str], values: np.ndarray) -> None:
+        """Append rows: ``values`` (len(video_ids), len(columns))."""
+        values = np.asarray(values, dtype=np.float32)
+        if values.shape != (len(video_ids), len(self.columns)):
+            raise ValueError(f"expected {(len(video_ids), len(self.columns))} values, got {values.shape}")
+        if not len(video_ids):
+            return
+        self._ids.append(np.asarray(video_ids, dtype=object))
+        self._values.append(values)
+        self._held += len(video_ids)
+        if self._held >= self.group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._held:
+            return
+        ids = np.concatenate(self._ids)
+        by_column = np.ascontiguousarray(np.concatenate(self._values).T)   # one contiguous buffer per column
+        self._ids, self._values, self._held = [], [], 0
+        self._wait()
+        self._pending = self._pool.submit(self._write_group, ids, by_column)
+
+    def _write_group(self, ids: np.ndarray, by_column: np.ndarray) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="lz4", use_dictionary=["video_id"],
+                                            write_statistics=["video_id"])
+        table = pa.Table.from_arrays([pa.array(ids.tolist(), pa.string())] + [pa.array(c) for c in by_column],
+                                     schema=self.schema)
+        self._writer.write_table(table)
+        self.rows += len(ids)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    def close(self) -> int:
+        """Finish the file (an empty table when no rows came) and move it into place; return the row count."""
+        try:
+            self._flush()
+            self._wait()
+            if self._writer is None:
+                import pyarrow.parquet as pq
+
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(self.schema.empty_table(), self.tmp)
+            else:
+                self._writer.close()
+            self.tmp.replace(self.path)
+        finally:
+            self._pool.shutdown(wait=True)
+        return self.rows
+
+    def abort(self) -> None:
+        """Drop what was written."""
+        try:
+            self._wait()
+        except Exception:  # the failure being handled matters more than this one
+            pass
+        if self._writer is not None:
+            self._writer.close()
+        self._pool.shutdown(wait=True)
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoTableWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

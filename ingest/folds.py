@@ -1,0 +1,203 @@
+"""Cross-validation folds: multi-label stratified K-fold, optionally grouped by site.
+
+:func:`stratified_folds` is iterative stratification (Sechidis, Tsoumakas & Vlahavas, 2011) over
+*units*: single videos, or whole groups (sites) when ``groups`` is given, so that one camera never
+sits on both sides of a split. Labels are taken rarest first; each unit carrying the label goes
+to the fold that still wants most of that label (ties: the fold that wants most videos, then a
+seeded random choice). Large groups are placed first, as in bin packing, so they do not unbalance
+the folds at the end. Units without any positive label fill the folds by size.
+
+:func:`make_folds` applies it to the labelled videos of a workspace (status 'ok') and stores
+the result: one row in ``fold_schemes`` (scheme, k, group_by, seed, created_at) and one row per
+video in ``folds`` (scheme, video_id, fold 0..k-1), replacing an earlier scheme of the same name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Sequence
+
+import numpy as np
+
+from ..store.db import connect
+from ..store.workspace import Workspace
+
+__all__ = ["FoldsError", "FoldsConfig", "FoldsSummary", "GROUP_BY", "stratified_folds", "make_folds"]
+
+#: What folds can be grouped by: a column of ``videos``.
+GROUP_BY = ("site",)
+
+
+class FoldsError(ValueError):
+    """Folds cannot be made as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class FoldsConfig:
+    """A fold scheme.
+
+    Attributes:
+        k: number of folds (>= 2).
+        group_by: None, or ``'site'``: keep each site's videos in one fold.
+        seed: random seed of the tie-breaks (same seed + same labels = same folds).
+        scheme: the scheme's name in ``fold_schemes``.
+    """
+
+    k: int = 5
+    group_by: str | None = None
+    seed: int = 0
+    scheme: str = "default"
+
+    def __post_init__(self):
+        if self.k < 2:
+            raise FoldsError(f"k must be at least 2 folds, not {self.k}")
+        if self.group_by is not None and self.group_by not in GROUP_BY:
+            raise FoldsError(f"cannot group folds by {self.group_by!r}; choose one of: {', '.join(GROUP_BY)}")
+        if not self.scheme:
+            raise FoldsError("the fold scheme needs a name")
+
+
+@dataclass
+class FoldsSummary:
+    """The stored scheme: per-fold videos, groups and positive labels."""
+
+    scheme: str
+    k: int
+    group_by: str | None
+    seed: int
+    fold_videos: list[int]
+    fold_groups: list[int]
+    fold_positives: list[int]
+
+    def rows(self) -> tuple[list[str], list[tuple]]:
+        columns = ["scheme", "fold", "videos", "groups", "positives"]
+        return columns, [(self.scheme, f, self.fold_videos[f], self.fold_groups[f], self.fold_positives[f])
+                         for f in range(self.k)]
+
+
+def _pick_fold(wanted_label: np.ndarray, wanted_size: np.ndarray, rng: np.random.Generator) -> int:
+    """The fold that wants this label most; ties: wants most videos; then a seeded random one."""
+    best = np.flatnonzero(wanted_label == wanted_label.max())
+    if len(best) > 1:
+        sizes = wanted_size[best]
+        best = best[sizes == sizes.max()]
+    return int(best[0] if len(best) == 1 else rng.choice(best))
+
+
+def stratified_folds(labels: np.ndarray, k: int, groups: Sequence | None = None, seed: int = 0) -> np.ndarray:
+    """Assign each row of a multi-label matrix to one of ``k`` folds.
+
+    Args:
+        labels: (n, C) 0/1 matrix (videos x classes).
+        k: number of folds.
+        groups: optional group of each row (e.g. its site); a group never spans two folds.
+        seed: seed of the random tie-breaks.
+
+    Returns:
+        (n,) int array of folds 0..k-1.
+
+    Raises:
+        FoldsError: fewer units (rows, or groups) than folds.
+    """
+    y = np.asarray(labels).astype(bool)
+    if y.ndim != 2:
+        raise FoldsError(f"labels must be a (videos, classes) matrix, got shape {y.shape}")
+    n = len(y)
+    if groups is None:
+        unit_of = np.arange(n)
+    else:
+        _, unit_of = np.unique(np.asarray([str(g) for g in groups], dtype=object), return_inverse=True)
+    n_units = int(unit_of.max()) + 1 if n else 0
+    if n_units < k:
+        what = "groups" if groups is not None else "labelled videos"
+        raise FoldsError(f"{k} folds need at least {k} {what}, there are {n_units}")
+    unit_labels = np.zeros((n_units, y.shape[1]), dtype=np.int64)
+    np.add.at(unit_labels, unit_of, y)
+    unit_sizes = np.bincount(unit_of, minlength=n_units)
+    rng = np.random.default_rng(seed)
+    rank = rng.permutation(n_units)  # random order among equal-sized units
+    wanted_labels = np.tile(y.sum(axis=0) / k, (k, 1)).astype(np.float64)
+    wanted_size = np.full(k, n / k)
+    fold_of_unit = np.full(n_units, -1, dtype=np.int64)
+
+    def place(units: np.ndarray, label: int | None) -> None:
+        for unit in units[np.lexsort((rank[units], -unit_sizes[units]))]:
+            wanted = wanted_labels[:, label] if label is not None else wanted_size
+            fold = _pick_fold(wanted, wanted_size, rng)
+            fold_of_unit[unit] = fold
+            wanted_labels[fold] -= unit_labels[unit]
+            wanted_size[fold] -= unit_sizes[unit]
+
+    while True:
+        open_units = fold_of_unit < 0
+        left = unit_labels[open_units].sum(axis=0)
+        active = np.flatnonzero(left > 0)
+        if active.size == 0:
+            break
+        label = int(active[np.argmin(left[active])])  # the rarest label still to place
+        place(np.flatnonzero(open_units & (unit_labels[:, label] > 0)), label)
+    place(np.flatnonzero(fold_of_unit < 0), None)
+    return fold_of_unit[unit_of]
+
+
+def _labelled_videos(con) -> tuple[list[str], list, np.ndarray]:
+    """(video ids, sites, label matrix) of the labelled videos with status 'ok', sorted by id."""
+    classes = [r[0] for r in con.execute("SELECT class FROM classes ORDER BY position").fetchall()]
+    rows = con.execute("""
+        SELECT v.video_id, v.site, l.class, l.value
+        FROM videos v JOIN labels l USING (video_id)
+        WHERE v.status = 'ok'
+        ORDER BY v.video_id""").fetchall()
+    position = {c: i for i, c in enumerate(classes)}
+    ids: list[str] = []
+    sites: list = []
+    index: dict[str, int] = {}
+    for vid, site, _, _ in rows:
+        if vid not in index:
+            index[vid] = len(ids)
+            ids.append(vid)
+            sites.append(site)
+    matrix = np.zeros((len(ids), len(classes)), dtype=np.int8)
+    for vid, _, cls, value in rows:
+        if cls in position:
+            matrix[index[vid], position[cls]] = value
+    return ids, sites, matrix
+
+
+def make_folds(workspace: Workspace, config: FoldsConfig) -> FoldsSummary:
+    """Assign the labelled videos (status 'ok') of ``workspace`` to folds and store the scheme.
+
+    Raises:
+        FoldsError: no labelled videos, or fewer videos / sites than folds.
+    """
+    import pyarrow as pa
+
+    with connect(workspace) as con:
+        ids, sites, matrix = _labelled_videos(con)
+        if not ids:
+            raise FoldsError("no labelled videos with status 'ok' to split into folds. "
+                             "Import labels first (jungle ingest DIR --labels FILE, or jungle labels FILE).")
+        groups = [site if site is not None else "" for site in sites] if config.group_by == "site" else None
+        folds = stratified_folds(matrix, config.k, groups=groups, seed=config.seed)
+        batch = pa.table({"scheme": [config.scheme] * len(ids), "video_id": ids,  # noqa: F841 (read by DuckDB)
+                          "fold": folds.astype(np.int32)})
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM folds WHERE scheme = ?", [config.scheme])
+            con.execute("DELETE FROM fold_schemes WHERE scheme = ?", [config.scheme])
+            con.execute("INSERT INTO fold_schemes VALUES (?, ?, ?, ?, ?)",
+                        [config.scheme, config.k, config.group_by, config.seed,
+                         datetime.now(timezone.utc).replace(tzinfo=None)])
+            con.execute("INSERT INTO folds (scheme, video_id, fold) SELECT scheme, video_id, fold FROM batch")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    unit = np.asarray(groups, dtype=object) if groups is not None else np.asarray(ids, dtype=object)
+    return FoldsSummary(
+        scheme=config.scheme, k=config.k, group_by=config.group_by, seed=config.seed,
+        fold_videos=[int((folds == f).sum()) for f in range(config.k)],
+        fold_groups=[len(set(unit[folds == f])) for f in range(config.k)],
+        fold_positives=[int(matrix[folds == f].sum()) for f in range(config.k)],
+    )

@@ -1,0 +1,424 @@
+"""The ingest runner: find videos, probe them in worker processes, write ``videos`` in batches.
+
+How a run goes:
+
+1. :func:`~jungle.ingest.discover.discover` lists the candidates (a folder walk or a list file).
+2. The parent reads ``(path, bytes, mtime)`` of what the workspace already holds and keeps only
+   new and changed files (and, when statistics are wanted, rows that lack them). Unchanged files
+   are skipped, so a re-run costs one ``stat`` per file.
+3. Worker processes (:class:`concurrent.futures.ProcessPoolExecutor`) probe the container
+   headers (:mod:`~jungle.ingest.probe`) and, unless ``stats=False``, decode a few sampled frames
+   through :func:`jungle.features.video.read_frames` for the camera statistics
+   (:mod:`~jungle.ingest.camera`). A worker never raises: a bad file becomes an error row.
+4. The parent is the only DuckDB writer. It writes the rows in batches, each batch one short
+   transaction (delete + insert by ``video_id``), so a run killed at any moment keeps every
+   committed batch, and a restarted run skips those and does the rest: it ends with the same table
+   as an uninterrupted run, without a duplicate (``video_id`` is the primary key, ``path`` unique).
+
+A worker process that dies (a decoder crash) does not stop the run either: its chunk is retried
+one file at a time in a fresh pool, and the file that kills a worker again gets an error row.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable, Iterator, Sequence
+
+from ..store.db import connect
+from ..store.workspace import Workspace
+from .discover import Candidate, Discovery, discover
+
+__all__ = ["IngestConfig", "IngestSummary", "VIDEO_COLUMNS", "ingest", "ingest_videos", "process_candidate"]
+
+#: Columns of ``videos`` in table order (m001).
+VIDEO_COLUMNS: tuple[str, ...] = (
+    "video_id", "path", "relpath", "filename", "site", "bytes", "mtime", "status", "error", "container",
+    "video_codec", "pix_fmt", "width", "height", "fps", "frames", "frames_decodable", "duration", "bit_rate",
+    "bytes_per_second", "has_audio", "audio_codec", "brightness", "is_night", "colourfulness", "motion_energy",
+    "stats_frames", "ingested_at",
+)
+
+_DUCKDB_TYPES = {
+    "bytes": "BIGINT", "mtime": "TIMESTAMP", "width": "INTEGER", "height": "INTEGER", "fps": "DOUBLE",
+    "frames": "INTEGER", "frames_decodable": "INTEGER", "duration": "DOUBLE", "bit_rate": "BIGINT",
+    "bytes_per_second": "DOUBLE", "has_audio": "BOOLEAN", "brightness": "DOUBLE", "is_night": "BOOLEAN",
+    "colourfulness": "DOUBLE", "motion_energy": "DOUBLE", "stats_frames": "INTEGER", "ingested_at": "TIMESTAMP",
+}
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How to ingest.
+
+    Attributes:
+        workers: worker processes; None = one per CPU core; 0 = probe in this process.
+        stats: decode sampled frames for the camera statistics (slower: a decode per video).
+        stats_frames: frames sampled per video for the statistics (evenly spaced).
+        stats_width: width the sampled frames are resized to (never enlarged).
+        chunk: files per task sent to a worker (amortises inter-process overhead).
+        batch_rows: rows per database write.
+        batch_seconds: longest time between database writes.
+    """
+
+    workers: int | None = None
+    stats: bool = True
+    stats_frames: int = 8
+    stats_width: int = 160
+    chunk: int = 16
+    batch_rows: int = 512
+    batch_seconds: float = 2.0
+
+    def __post_init__(self):
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers must be >= 0, not {self.workers}")
+        if self.stats_frames < 1 or self.stats_width < 2 or self.chunk < 1 or self.batch_rows < 1:
+            raise ValueError("stats_frames, chunk and batch_rows must be >= 1 and stats_width >= 2")
+
+    @property
+    def worker_count(self) -> int:
+        return (os.cpu_count() or 1) if self.workers is None else self.workers
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest run did.
+
+    Attributes:
+        source: the folder or list ingested.
+        found: video-named entries found.
+        new, changed: rows written for paths not seen before / whose size or mtime changed (or
+            that lacked the camera statistics asked for).
+        retried: earlier failures checked again (every run re-checks them: the cause may be fixed).
+        unchanged: entries skipped because the workspace already holds them as they are.
+        ok, failed: of the rows written, how many are status 'ok' / 'error'.
+        seconds: wall time.
+        failures: (path, error) of the rows written with status 'error'.
+        warnings: things worth telling that are not rows (an unreadable folder, ...).
+        labels, folds: summaries of the labels import and fold assignment, when asked for.
+        error: why the labels or folds request failed (the videos are written regardless).
+    """
+
+    source: str
+    found: int = 0
+    new: int = 0
+    changed: int = 0
+    retried: int = 0
+    unchanged: int = 0
+    ok: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    labels: object | None = None
+    folds: object | None = None
+    error: str | None = None
+
+    @property
+    def written(self) -> int:
+        return self.ok + self.failed
+
+    @property
+    def videos_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    def rows(self) -> tuple[list[str], list[tuple]]:
+        """The summary as one table row (for ``render_rows``)."""
+        columns = ["found", "new", "changed", "retried", "unchanged", "ok", "error", "seconds", "videos_per_s"]
+        return columns, [(self.found, self.new, self.changed, self.retried, self.unchanged, self.ok, self.failed,
+                          round(self.seconds, 2), round(self.videos_per_second, 1))]
+
+
+# --------------------------------------------------------------------------- one file (worker side)
+def _base_row(candidate: Candidate) -> dict:
+    row = dict.fromkeys(VIDEO_COLUMNS)
+    row.update(video_id=candidate.video_id, path=candidate.path, relpath=candidate.relpath,
+               filename=candidate.filename, site=candidate.site, bytes=candidate.bytes, mtime=candidate.mtime)
+    return row
+
+
+def _error_row(candidate: Candidate, message: str) -> dict:
+    row = _base_row(candidate)
+    row.update(status="error", error=message)
+    return row
+
+
+def _stats_size(width: int | None, height: int | None, max_width: int) -> tuple[int, int] | None:
+    """(width, height) for the sampled frames: ``max_width`` wide at most, aspect kept, even sizes."""
+    if not width or not height:
+        return None
+    out_w = min(max_width, width)
+    out_h = max(2, int(round(out_w * height / width / 2)) * 2)
+    return max(2, out_w - out_w % 2), out_h
+
+
+def process_candidate(candidate: Candidate, stats: bool = True, stats_frames: int = 8,
+                      stats_width: int = 160) -> dict:
+    """The ``videos`` row of one candidate (without ``ingested_at``). Never raises.
+
+    Args:
+        candidate: the entry to probe.
+        stats: also decode ``stats_frames`` sampled frames for the camera statistics.
+        stats_frames: frames to sample.
+        stats_width: width to decode them at.
+    """
+    from ..features.video import VideoReadError, read_frames
+    from .camera import bytes_per_second, camera_stats, sample_indices
+    from .probe import probe_video
+
+    if candidate.problem:
+        return _error_row(candidate, f"cannot read video {candidate.path}: {candidate.problem}.")
+    try:
+        probe = probe_video(candidate.path)
+    except VideoReadError as exc:
+        return _error_row(candidate, str(exc))
+    except Exception as exc:  # anything FFmpeg or the OS throws at a strange file
+        return _error_row(candidate, f"cannot read video {candidate.path}: {type(exc).__name__}: {exc}. "
+                                     "Check the file (e.g. `ffprobe FILE`) or remove it from the collection.")
+    row = _base_row(candidate)
+    row.update({name: getattr(probe, name) for name in (
+        "container", "video_codec", "pix_fmt", "width", "height", "fps", "frames", "frames_decodable",
+        "duration", "bit_rate", "has_audio", "audio_codec")})
+    row.update(status="ok", bytes_per_second=bytes_per_second(candidate.bytes, probe.duration))
+    if not stats:
+        return row
+    try:
+        frames = read_frames(candidate.path, sample_indices(probe.frames_decodable or 0, stats_frames),
+                             size=_stats_size(probe.width, probe.height, stats_width), threads=1)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, VideoReadError) else (
+            f"cannot read video {candidate.path}: decoding sampled frames failed ({type(exc).__name__}: {exc}). "
+            "Check the file (e.g. `ffmpeg -i FILE -f null -`) or remove it from the collection.")
+        row.update(status="error", error=message)
+        return row
+    row["stats_frames"] = len(frames)
+    if len(frames):
+        values = camera_stats(frames.images)
+        row.update(brightness=values.brightness, is_night=values.is_night, colourfulness=values.colourfulness,
+                   motion_energy=values.motion_energy)
+    return row
+
+
+def _process_chunk(candidates: Sequence[Candidate], **options) -> list[dict]:
+    return [process_candidate(c, **options) for c in candidates]
+
+
+def _worker_init() -> None:
+    """Die with the parent (Linux): a SIGKILLed ingest must not leave workers behind."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+# --------------------------------------------------------------------------- the pool (parent side)
+def _pool(workers: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                                          else "spawn")
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload(["jungle.ingest.run", "jungle.ingest.probe", "jungle.features.video", "av"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+
+
+def _chunks(items: Sequence[Candidate], size: int) -> Iterator[list[Candidate]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+def _noop() -> None:
+    return None
+
+
+def _check_pool_starts() -> None:
+    """Raise when worker processes cannot run at all (then no file is to blame)."""
+    with _pool(1) as pool:
+        try:
+            pool.submit(_noop).result()
+        except BrokenProcessPool as exc:
+            raise RuntimeError("jungle ingest cannot start worker processes; run it with --workers 0 "
+                               "to probe in the main process") from exc
+
+
+def _run_isolated(chunk: list[Candidate], options: dict) -> Iterator[list[dict]]:
+    """Retry a chunk whose worker died, one file per fresh pool, so the culprit is known."""
+    _check_pool_starts()
+    for candidate in chunk:
+        with _pool(1) as pool:
+            try:
+                yield pool.submit(_process_chunk, [candidate], **options).result()
+            except BrokenProcessPool:
+                yield [_error_row(candidate, f"cannot read video {candidate.path}: the decoder crashed on it (the "
+                                             "worker process died). Check the file with `ffprobe FILE` or remove it "
+                                             "from the collection.")]
+
+
+def _process_all(todo: Sequence[Candidate], config: IngestConfig) -> Iterator[list[dict]]:
+    """Rows of every candidate, in completion order, one list per chunk."""
+    options = dict(stats=config.stats, stats_frames=config.stats_frames, stats_width=config.stats_width)
+    if config.worker_count == 0 or not todo:
+        for chunk in _chunks(todo, config.chunk):
+            yield _process_chunk(chunk, **options)
+        return
+    chunks = iter(_chunks(todo, config.chunk))
+    broken: list[list[Candidate]] = []
+    pool = _pool(config.worker_count)
+    try:
+        in_flight: dict[Future, list[Candidate]] = {}
+        limit = 4 * config.worker_count
+        while True:
+            while len(in_flight) < limit and not broken:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                in_flight[pool.submit(_process_chunk, chunk, **options)] = chunk
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                chunk = in_flight.pop(future)
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    broken.append(chunk)
+            if broken and not in_flight:
+                pool.shutdown(wait=True, cancel_futures=True)
+                for chunk in broken:
+                    yield from _run_isolated(chunk, options)
+                broken = []
+                pool = _pool(config.worker_count)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- the database (parent side)
+def _existing(workspace: Workspace) -> dict[str, tuple]:
+    """path -> (bytes, mtime, status, error, stats_frames) of every video the workspace holds."""
+    with connect(workspace) as con:
+        rows = con.execute("SELECT path, bytes, mtime, status, error, stats_frames FROM videos").fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+def _needs_work(candidate: Candidate, known: tuple | None, config: IngestConfig) -> bool:
+    if known is None:
+        return True
+    n_bytes, mtime, status, error, stats_frames = known
+    if status != "ok":  # failures are re-checked every run: they are few, and the cause may be fixed
+        return True
+    if (n_bytes, mtime) != (candidate.bytes, candidate.mtime):
+        return True
+    return config.stats and stats_frames is None
+
+
+def _write_batch(workspace: Workspace, rows: list[dict]) -> None:
+    """Upsert ``rows`` into ``videos`` in one transaction (delete + insert by video_id)."""
+    import pyarrow as pa
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    columns = {name: [row.get(name) for row in rows] for name in VIDEO_COLUMNS}
+    columns["ingested_at"] = [now] * len(rows)
+    batch = pa.table(columns)  # noqa: F841  (read by DuckDB through the local variable)
+    select = ", ".join(f"CAST({name} AS {_DUCKDB_TYPES.get(name, 'VARCHAR')}) AS {name}" for name in VIDEO_COLUMNS)
+    with connect(workspace) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM videos WHERE video_id IN (SELECT video_id FROM batch)")
+            con.execute(f"INSERT INTO videos BY NAME SELECT {select} FROM batch")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+
+def _batches(results: Iterable[list[dict]], config: IngestConfig) -> Iterator[list[dict]]:
+    """Group result rows into database batches: ``batch_rows`` rows or ``batch_seconds``, whichever first."""
+    pending: list[dict] = []
+    started = time.monotonic()
+    for rows in results:
+        pending.extend(rows)
+        if len(pending) >= config.batch_rows or time.monotonic() - started >= config.batch_seconds:
+            yield pending
+            pending, started = [], time.monotonic()
+    if pending:
+        yield pending
+
+
+def ingest_videos(workspace: Workspace, discovery: Discovery, config: IngestConfig = IngestConfig(),
+                  progress: bool = True) -> IngestSummary:
+    """Probe the new and changed candidates of ``discovery`` and write their ``videos`` rows.
+
+    Args:
+        workspace: the workspace (created when missing).
+        discovery: what :func:`~jungle.ingest.discover.discover` found.
+        config: workers, statistics, batching.
+        progress: show a progress bar on stderr (when it is a terminal).
+    """
+    from tqdm import tqdm
+
+    started = time.monotonic()
+    summary = IngestSummary(source=discovery.root, found=len(discovery.candidates), warnings=list(discovery.warnings))
+    known = _existing(workspace)
+    todo = [c for c in discovery.candidates if _needs_work(c, known.get(c.path), config)]
+    summary.unchanged = summary.found - len(todo)
+    summary.new = sum(1 for c in todo if c.path not in known)
+    summary.retried = sum(1 for c in todo if c.path in known and known[c.path][2] != "ok")
+    summary.changed = len(todo) - summary.new - summary.retried
+    bar = tqdm(total=len(todo), unit="video", desc="ingest", file=sys.stderr, disable=None if progress else True,
+               dynamic_ncols=True)
+    try:
+        for rows in _batches(_process_all(todo, config), config):
+            _write_batch(workspace, rows)
+            for row in rows:
+                if row["status"] == "ok":
+                    summary.ok += 1
+                else:
+                    summary.failed += 1
+                    summary.failures.append((row["path"], row["error"]))
+            bar.update(len(rows))
+    finally:
+        bar.close()
+    summary.failures.sort()
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def ingest(workspace: Workspace, source: str | os.PathLike, config: IngestConfig = IngestConfig(),
+           labels=None, folds=None, progress: bool = True) -> IngestSummary:
+    """``jungle ingest``: record the videos of ``source``, then optionally import labels and make folds.
+
+    Args:
+        workspace: the workspace (created when missing).
+        source: a folder (walked recursively) or a CSV/text list of paths.
+        config: how to probe.
+        labels: a :class:`~jungle.ingest.labels.LabelsConfig` to import after the videos, or None.
+        folds: a :class:`~jungle.ingest.folds.FoldsConfig` to assign after the labels, or None.
+        progress: progress bar on stderr.
+
+    Returns:
+        The summary. When the labels or folds request is invalid, the videos are still written and
+        ``summary.error`` says what was wrong with it (folds are not made after a labels error).
+
+    Raises:
+        FileNotFoundError, ValueError: ``source`` is missing or not a folder or list.
+    """
+    from .folds import FoldsError, make_folds
+    from .labels import LabelsError, import_labels
+
+    summary = ingest_videos(workspace, discover(source), config, progress=progress)
+    try:
+        if labels is not None:
+            summary.labels = import_labels(workspace, labels)
+        if folds is not None:
+            summary.folds = make_folds(workspace, folds)
+    except (LabelsError, FoldsError) as exc:
+        summary.error = str(exc)
+    return summary

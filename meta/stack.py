@@ -1,0 +1,249 @@
+"""``jungle stack``: tune, cross-validate and save the level-2 meta-model.
+
+For every member (a list of feature sets) of the configuration: assemble the labelled design
+matrix, search XGBoost parameters with Optuna on the stored folds, refit each fold with the best
+parameters and round count to get honest out-of-fold (OOF) probabilities, and fit the final model
+on every labelled video. Several members are blended with weights fitted on the OOF
+probabilities; per-class clip limits are fitted on the blended OOF probabilities (or fixed). The
+model is saved with its manifest, and the OOF probabilities go to ``models/<id>/oof.parquet`` and
+to the ``predictions`` table (``kind='oof'``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from ..store.db import connect
+from ..store.registry import code_version
+from ..store.workspace import Workspace
+from .blend import ClipLimits, blend, fit_blend_weights, fit_clip_limits, fixed_clip_limits
+from .dataset import StackData, load_training_data, parse_refs
+from .level2 import Level2Classifier, resolve_label_mode
+from .metrics import Evaluation, competition_log_loss, evaluate
+from .model_io import new_model_id, save_model
+from .recipes import get_recipe, resolve_recipe
+from .tuning import TuneConfig, TuneResult, fold_pairs, tune
+
+__all__ = ["StackConfig", "MemberResult", "StackResult", "stack", "oof_predict", "write_predictions"]
+
+
+class StackConfig(BaseModel):
+    """What to stack and how.
+
+    Attributes:
+        members: feature sets of each level-2 model (``name`` or ``name@version``); several
+            members are blended. Exactly one of ``members`` and ``recipe``.
+        recipe: a named recipe (see :mod:`jungle.meta.recipes`).
+        encoder: the embedding feature set name recipes fill into ``{encoder}``.
+        label_mode: ``auto`` | ``multiclass`` | ``binary`` (None: the recipe's, else ``auto``).
+        clip: ``fitted`` | ``fixed`` | ``none`` (None: the recipe's, else ``fitted``).
+        clip_value: the limit of ``fixed`` clipping.
+        fold_scheme: the stored fold scheme to cross-validate on.
+        params: fixed level-2 parameters under the searched ones (e.g. ``{"max_bin": 64}``).
+        tune: the Optuna search.
+        build_missing: let a recipe build missing feature sets where the pipeline can.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    members: tuple[tuple[str, ...], ...] = ()
+    recipe: str | None = None
+    encoder: str = "lite0"
+    label_mode: Literal["auto", "multiclass", "binary"] | None = None
+    clip: Literal["fitted", "fixed", "none"] | None = None
+    clip_value: float = 1e-4
+    fold_scheme: str = "default"
+    params: dict = {}
+    tune: TuneConfig = TuneConfig()
+    build_missing: bool = True
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if bool(self.members) == bool(self.recipe):
+            raise ValueError("give either feature sets (--features) or a recipe (--recipe), not both or neither")
+        if self.recipe:
+            get_recipe(self.recipe)
+        return self
+
+    def key(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+
+
+@dataclass
+class MemberResult:
+    """One level-2 model of a stack."""
+
+    features: list[tuple[str, int]]
+    columns: int
+    tuning: TuneResult
+    oof_log_loss: float
+
+
+@dataclass
+class StackResult:
+    """What ``stack`` made."""
+
+    model_id: str
+    model_path: str
+    label_mode: str
+    videos: int
+    log_loss: float
+    accuracy: float
+    macro_f1: float
+    members: list[MemberResult]
+    blend_weights: list[float]
+    evaluation: Evaluation = field(repr=False)
+
+    def rows(self) -> tuple[list[str], list[tuple]]:
+        """A table of the members and the blend, for the CLI."""
+        columns = ["model", "features", "trials", "pruned", "rounds", "cv_log_loss", "oof_log_loss", "weight"]
+        rows = [
+            (f"{self.model_id}/{i}", ",".join(f"{n}@{v}" for n, v in m.features), m.tuning.trials,
+             m.tuning.pruned, m.tuning.rounds, m.tuning.value, m.oof_log_loss, w)
+            for i, (m, w) in enumerate(zip(self.members, self.blend_weights))
+        ]
+        rows.append((self.model_id, f"blend+clip: accuracy {self.accuracy:.4f}, macro F1 {self.macro_f1:.4f}",
+                     None, None, None, None, self.log_loss, 1.0))
+        return columns, rows
+
+
+def oof_predict(model: Level2Classifier, X: np.ndarray, Y: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Out-of-fold probabilities: each fold predicted by a clone fitted on the other folds."""
+    from sklearn.base import clone
+
+    oof = np.zeros(Y.shape, dtype=np.float64)
+    for train, valid in fold_pairs(folds):
+        oof[valid] = clone(model).fit(X[train], Y[train]).predict_proba(X[valid])
+    return oof
+
+
+def write_predictions(con, model_id: str, kind: str, video_ids, classes, P: np.ndarray) -> int:
+    """Replace the ``predictions`` rows of (model, kind, videos) with ``P``; return rows written."""
+    import polars as pl
+
+    video_ids = np.asarray(video_ids).astype(str)
+    n, c = P.shape
+    frame = pl.DataFrame({
+        "model_id": [model_id] * (n * c), "kind": [kind] * (n * c),
+        "video_id": np.repeat(video_ids, c), "class": np.tile(np.asarray(classes, dtype=object), n).tolist(),
+        "probability": np.asarray(P, dtype=np.float64).ravel(),
+        "created_at": [datetime.now(timezone.utc).replace(tzinfo=None)] * (n * c),
+    })
+    ids = pl.DataFrame({"video_id": video_ids})
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM predictions WHERE model_id = ? AND kind = ? AND video_id IN (SELECT video_id FROM ids)",
+                    [model_id, kind])
+        con.execute("INSERT INTO predictions SELECT * FROM frame")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return frame.height
+
+
+def _members(workspace: Workspace, cfg: StackConfig):
+    if cfg.recipe:
+        recipe = get_recipe(cfg.recipe)
+        refs = resolve_recipe(workspace, recipe, cfg.encoder, cfg.build_missing)
+        return refs, cfg.label_mode or recipe.label_mode, cfg.clip or recipe.clip, \
+            (recipe.clip_value if cfg.clip is None else cfg.clip_value)
+    return tuple(parse_refs(m) for m in cfg.members), cfg.label_mode or "auto", cfg.clip or "fitted", cfg.clip_value
+
+
+def _study_name(cfg: StackConfig, data: StackData, mode: str, index: int, count: int) -> str:
+    if cfg.tune.study_name:
+        return cfg.tune.study_name if count == 1 else f"{cfg.tune.study_name}-m{index}"
+    sets = "+".join(f"{n}@{v}" for n, v in data.sets)
+    payload = f"{sets}|{mode}|{cfg.fold_scheme}|{cfg.tune.seed}|{sorted(cfg.params.items())}|{len(data.video_ids)}"
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:8]
+    short = "+".join(n for n, _ in data.sets)
+    return f"stack-{short[:60]}-{digest}"
+
+
+def _clip_limits(kind: str, value: float, P: np.ndarray, Y: np.ndarray) -> ClipLimits:
+    if kind == "fitted":
+        return fit_clip_limits(P, Y)
+    if kind == "fixed":
+        return fixed_clip_limits(P.shape[1], value)
+    return fixed_clip_limits(P.shape[1], 0.0)
+
+
+def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | None = None) -> StackResult:
+    """Tune, cross-validate, blend, clip and save a level-2 model; return its OOF metrics.
+
+    Args:
+        workspace: the workspace (labels, classes, folds and the feature sets must be there).
+        cfg: the stack configuration.
+        log: called with one line per step (e.g. ``typer.echo`` to stderr); None: silent.
+    """
+    say = log or (lambda _line: None)
+    member_refs, label_mode, clip_kind, clip_value = _members(workspace, cfg)
+    storage = cfg.tune.storage or workspace.optuna_url
+    nthread = cfg.tune.nthread or os.cpu_count() or 1
+    datasets = [load_training_data(workspace, refs, cfg.fold_scheme) for refs in member_refs]
+    first = datasets[0]
+    mode = resolve_label_mode(label_mode, first.Y)
+    models, oofs, results, entries = [], [], [], []
+    for index, data in enumerate(datasets):
+        study = _study_name(cfg, data, mode, index, len(datasets))
+        say(f"member {index}: {data.X.shape[1]} features from {', '.join(f'{n}@{v}' for n, v in data.sets)}; "
+            f"{len(data.video_ids)} labelled videos; {mode}; study {study if cfg.tune.trials else '(none)'}")
+        tuned = tune(data.X, data.Y, data.folds, mode, cfg.tune, storage, study,
+                     base={"random_state": cfg.tune.seed, **cfg.params}, scratch=workspace.root / "tmp")
+        model = Level2Classifier(**{**tuned.params, "label_mode": mode, "n_estimators": tuned.rounds,
+                                    "n_jobs": nthread})
+        oof = oof_predict(model, data.X, data.Y, data.folds)
+        models.append(model.fit(data.X, data.Y))
+        oofs.append(oof)
+        member_loss = competition_log_loss(data.Y, oof)
+        say(f"member {index}: cv log loss {tuned.value:.5f} at {tuned.rounds} rounds, OOF log loss {member_loss:.5f}")
+        results.append(MemberResult(data.sets, data.X.shape[1], tuned, member_loss))
+        params = {k: v for k, v in model.get_params().items() if k != "n_jobs"}
+        entries.append({
+            "features": [{"name": n, "version": v} for n, v in data.sets], "columns": data.columns,
+            "params": params, "rounds": tuned.rounds, "cv_log_loss": tuned.value, "oof_log_loss": member_loss,
+            "study": {"name": tuned.study_name, "storage": tuned.storage, "trials": tuned.trials,
+                      "pruned": tuned.pruned, "trees_per_trial": tuned.trees_per_trial},
+            "dropped_columns": data.dropped_columns, "missing_rows": data.missing_rows,
+        })
+    weights = fit_blend_weights(oofs, first.Y)
+    blended = blend(oofs, weights)
+    clip = _clip_limits(clip_kind, clip_value, blended, first.Y)
+    final = clip.apply(blended)
+    evaluation = evaluate(first.Y, final)
+    model_id = new_model_id(workspace, cfg.key())
+    sets = sorted({(n, v) for data in datasets for n, v in data.sets})
+    manifest = {
+        "model_id": model_id, "created_at": datetime.now(timezone.utc).isoformat(),
+        "code_version": code_version(), "classes": list(first.classes), "label_mode": mode,
+        "feature_sets": [{"name": n, "version": v} for n, v in sets], "fold_scheme": cfg.fold_scheme,
+        "members": entries, "blend_weights": [float(w) for w in weights],
+        "clip": {"kind": clip_kind, **clip.to_json()}, "config": cfg.model_dump(mode="json"),
+        "metrics": {**evaluation.summary(), "videos": len(first.video_ids)},
+    }
+    folder = save_model(workspace, model_id, models, manifest)
+    _write_oof(folder, first, oofs, final)
+    with connect(workspace) as con:
+        write_predictions(con, model_id, "oof", first.video_ids, first.classes, final)
+    say(f"saved {folder}: OOF log loss {evaluation.log_loss:.5f}, accuracy {evaluation.accuracy:.4f}")
+    return StackResult(model_id, str(folder), mode, len(first.video_ids), evaluation.log_loss,
+                       evaluation.accuracy, evaluation.macro_f1, results, [float(w) for w in weights], evaluation)
+
+
+def _write_oof(folder, data: StackData, members: list[np.ndarray], final: np.ndarray) -> None:
+    """``oof.parquet``: video id, fold, label and final probability lists, and each member's."""
+    import polars as pl
+
+    columns = {"video_id": data.video_ids.tolist(), "fold": data.folds.tolist(),
+               "label": data.Y.astype(np.int8).tolist(), "probability": final.tolist()}
+    for index, member in enumerate(members):
+        columns[f"member_{index}"] = member.tolist()
+    pl.DataFrame(columns).write_parquet(folder / "oof.parquet")

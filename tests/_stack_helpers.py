@@ -1,0 +1,90 @@
+"""A real, small, learnable stacking workspace: videos, classes, labels, folds and video-level sets.
+
+Rows go into a real DuckDB file through the store; feature sets are written through the
+registry as Parquet. Every video has a hidden class; the ``meta`` set carries a weak
+class-dependent signal (and a text column that stacking must leave out), ``hist_lite0`` a stronger
+one, both with noise columns. Unlabelled videos (the "test" clips) get features too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from jungle.store import registry
+from jungle.store.db import connect
+from jungle.store.workspace import Workspace
+
+CLASSES = ("blank", "chimpanzee", "duiker", "elephant")
+
+
+@dataclass
+class StackWorkspace:
+    workspace: Workspace
+    classes: tuple[str, ...]
+    labelled: list[str]
+    unlabelled: list[str]
+    Y: np.ndarray  # labels of the labelled videos, in labelled order
+
+
+def _video_id(i: int) -> str:
+    return hashlib.sha1(f"/data/cam/clip{i:05d}.mp4".encode()).hexdigest()[:16]
+
+
+def _features(rng, hidden: np.ndarray, n_classes: int, strength: float, noise_cols: int, prefix: str) -> dict:
+    cols = {}
+    for c in range(n_classes):
+        cols[f"{prefix}{c}"] = (strength * hidden[:, c] + rng.normal(size=len(hidden))).astype(np.float32)
+    for j in range(noise_cols):
+        cols[f"noise{j}"] = rng.normal(size=len(hidden)).astype(np.float32)
+    return cols
+
+
+def write_set(ws: Workspace, name: str, config: dict, frame: pl.DataFrame) -> registry.FeatureSet:
+    """Register ``name`` with ``config`` and write ``frame`` as its video-level table."""
+    with connect(ws) as con:
+        fs, _ = registry.register(con, name, "video", config)
+        return registry.write_video_table(ws, con, fs, frame)
+
+
+def make_stack_workspace(root, n_labelled: int = 240, n_unlabelled: int = 30, classes=CLASSES,
+                         multilabel: bool = False, folds: int = 4, seed: int = 0) -> StackWorkspace:
+    """Build the workspace under ``root`` and return what the tests need to know about it."""
+    rng = np.random.default_rng(seed)
+    ws = Workspace.resolve(root)
+    n = n_labelled + n_unlabelled
+    n_classes = len(classes)
+    prior = np.linspace(3, 1, n_classes)
+    hidden = np.eye(n_classes)[rng.choice(n_classes, size=n, p=prior / prior.sum())]
+    if multilabel:  # a third of the videos get a second class
+        extra = rng.choice(n_classes, size=n)
+        second = rng.random(n) < 0.33
+        hidden[np.flatnonzero(second), extra[second]] = 1.0
+    ids = [_video_id(i) for i in range(n)]
+    labelled, unlabelled = ids[:n_labelled], ids[n_labelled:]
+    now = datetime(2026, 11, 25, 12, 0, 0)
+    with connect(ws) as con:
+        con.executemany("INSERT INTO classes VALUES (?, ?)", list(enumerate(classes)))
+        con.executemany(
+            "INSERT INTO videos (video_id, path, relpath, filename, site, bytes, status, ingested_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'ok', ?)",
+            [(v, f"/data/cam/clip{i:05d}.mp4", f"cam/clip{i:05d}.mp4", f"clip{i:05d}.mp4", "cam",
+              int(1e6 + i), now) for i, v in enumerate(ids)],
+        )
+        con.executemany(
+            "INSERT INTO labels VALUES (?, ?, ?, 'test')",
+            [(v, c, int(hidden[i, j])) for i, v in enumerate(labelled) for j, c in enumerate(classes)],
+        )
+        con.execute("INSERT INTO fold_schemes VALUES ('default', ?, NULL, ?, ?)", [folds, seed, now])
+        con.executemany("INSERT INTO folds VALUES ('default', ?, ?)",
+                        [(v, i % folds) for i, v in enumerate(labelled)])
+    meta = pl.DataFrame({"video_id": ids, **_features(rng, hidden, n_classes, 0.8, 3, "signal"),
+                         "codec": ["h264"] * n, "is_night": rng.random(n) < 0.5})
+    hist = pl.DataFrame({"video_id": ids, **_features(rng, hidden, n_classes, 1.6, 5, "p")})
+    write_set(ws, "meta", {"columns": "meta", "seed": seed}, meta)
+    write_set(ws, "hist_lite0", {"bins": 10, "seed": seed}, hist)
+    return StackWorkspace(ws, tuple(classes), labelled, unlabelled, hidden[:n_labelled])
