@@ -174,7 +174,8 @@ def ingest(
     for warning in summary.warnings:
         typer.echo(f"warning: {warning}", err=True)
     if summary.failures:
-        typer.echo(f"{len(summary.failures)} files could not be read (`jungle status` lists them):", err=True)
+        count = len(summary.failures)
+        typer.echo(f"{count} file{'s' if count != 1 else ''} could not be read (`jungle status` lists them):", err=True)
         for path, error in summary.failures:
             typer.echo(f"  {error}", err=True)
     if summary.error:
@@ -345,6 +346,69 @@ def features_show(
     _echo(render_rows(columns, rows, fmt))
 
 
+# --------------------------------------------------------------------------- aggregate
+@app.command("aggregate")
+def aggregate_command(
+    source: Annotated[str, typer.Option(
+        "--source", "-s", help="Frame-level embedding set(s) to aggregate, comma-separated (lite0 or lite0,lite1; "
+                               "attention reads them side by side).")] = "lite0",
+    kind: Annotated[str, typer.Option(
+        "--kind", "-k", help="What to build, comma-separated: meta, frame-head, stats (hist_*), minmax, attention."
+    )] = "meta,frame-head,stats,minmax,attention",
+    fold_scheme: Annotated[str, typer.Option(help="Fold scheme of the out-of-fold models.")] = "default",
+    head_hidden: Annotated[Optional[int], typer.Option(help="Frame head hidden units, 0 for linear (default 256).",
+                                                       show_default=False)] = None,
+    head_epochs: Annotated[Optional[int], typer.Option(help="Frame head epochs (default 8).", show_default=False)] = None,
+    attention_epochs: Annotated[Optional[int], typer.Option(help="Attention epochs (default 10).",
+                                                            show_default=False)] = None,
+    gru: Annotated[bool, typer.Option("--gru", help="GRU variant of attention pooling.")] = False,
+    attention_meta: Annotated[bool, typer.Option(
+        "--attention-meta/--no-attention-meta", help="Feed the meta set to the attention head.")] = True,
+    unlabelled: Annotated[str, typer.Option(
+        help="Learned features of unlabelled videos from: full (a model on all labelled data) or fold-mean "
+             "(the mean of the fold models).")] = "full",
+    bins: Annotated[int, typer.Option(help="Histogram bins of the frame probabilities.")] = 10,
+    neighbours: Annotated[int, typer.Option(help="Clips before/after at the same site in the meta set.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the learned heads.")] = 0,
+    threads: Annotated[Optional[int], typer.Option(help="Torch threads (default: torch's choice).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Build video-level feature sets (meta, hist_*, minmax_*, attn_*): versioned, skipped when up to date."""
+    from pydantic import ValidationError
+
+    from .features.aggregate import AggregateConfig, aggregate
+    from .store.db import WorkspaceLocked
+
+    ws = _workspace(workspace)
+    if not ws.exists():
+        _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` and `jungle featurize` first, "
+              "or pass --workspace.")
+    try:
+        mode = unlabelled.replace("-", "_")
+        head = {k: v for k, v in (("hidden", head_hidden), ("epochs", head_epochs)) if v is not None}
+        attention = {"recurrent": gru, "with_meta": attention_meta, "unlabelled": mode, "seed": seed}
+        if attention_epochs is not None:
+            attention["epochs"] = attention_epochs
+        config = AggregateConfig(
+            sources=source, kinds=kind, fold_scheme=fold_scheme, threads=threads,
+            meta={"neighbours": neighbours}, stats={"bins": bins},
+            frame_head={**head, "unlabelled": mode, "seed": seed}, attention=attention)
+    except (ValidationError, ValueError) as exc:
+        _fail(_first_error(exc))
+    try:
+        results = aggregate(ws, config, progress=not quiet)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    except (LookupError, ValueError, WorkspaceLocked) as exc:
+        _fail(str(exc))
+    columns, rows = results.rows()
+    _echo(render_rows(columns, rows, fmt))
+    if fmt == Format.table:
+        typer.echo(f"{len(results.computed)} computed, {len(results) - len(results.computed)} unchanged")
+
+
 # --------------------------------------------------------------------------- demo make
 @demo_app.command("make")
 def demo_make(
@@ -360,7 +424,7 @@ def demo_make(
     cameras: Annotated[int, typer.Option(help="Camera sites (one folder each).")] = DemoConfig.n_cameras,
     min_per_class: Annotated[int, typer.Option(
         "--min-per-class", help="Fewest training clips of every species.")] = DemoConfig.min_per_class,
-    workers: Annotated[int, typer.Option(help="Processes drawing clips [default: all cores].",
+    workers: Annotated[int, typer.Option(help="Processes drawing clips (default: all cores).",
                                          show_default=False)] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace a demo made with other settings.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -368,10 +432,8 @@ def demo_make(
 ) -> None:
     """Generate a labelled demo collection of camera-trap clips in the Pri-matrix format.
 
-    Writes train/<camera>/*.mp4 and test/<camera>/*.mp4, train_labels.csv, submission_format.csv,
-    test_labels.csv (the test answers), clips.csv (the generator's ground truth) and demo.json.
-    Same settings, same files. Prints the clips per class.
-    """
+    Writes train/CAMERA/*.mp4, test/CAMERA/*.mp4, train_labels.csv, submission_format.csv, test_labels.csv (the test answers), clips.csv (the generator's ground truth) and demo.json. The same settings give the same files. Prints the clips per class.
+    """  # noqa: E501
     import os
     import sys
 
@@ -392,6 +454,125 @@ def demo_make(
                    f"{len(manifest.test_clips)} test) from {len(manifest.cameras)} cameras, "
                    f"{manifest.total_bytes / 1e6:.1f} MB; labels in {manifest.train_labels.name}.")
     _echo(render_rows(*manifest.rows(), fmt))
+
+
+# --------------------------------------------------------------------------- meta: stack, predict, report, dashboard
+def _message(exc: Exception) -> str:
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+@app.command("stack")
+def stack_command(
+    features: Annotated[Optional[list[str]], typer.Option(
+        "--features", help="Feature sets of one level-2 model, comma-separated (NAME or NAME@VERSION). "
+        "Repeat the option to blend several models.")] = None,
+    recipe: Annotated[Optional[str], typer.Option(
+        help="A named recipe: metadata-only, min-max, first-place, third-place, all.")] = None,
+    trials: Annotated[int, typer.Option(help="Finished Optuna trials the study should hold (0: no search).")] = 20,
+    storage: Annotated[Optional[str], typer.Option(
+        help="Study storage, any SQLAlchemy URL (default: the workspace's optuna.db).", show_default=False)] = None,
+    study: Annotated[Optional[str], typer.Option(help="Study name (default: derived from the data).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the TPE sampler and XGBoost.")] = 0,
+    jobs: Annotated[int, typer.Option(help="Worker processes running trials.")] = 1,
+    prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Prune unpromising trials.")] = True,
+    label_mode: Annotated[Optional[str], typer.Option(
+        help="auto | multiclass (one label per video, softprob) | binary (one model per class).")] = None,
+    clip: Annotated[Optional[str], typer.Option(help="fitted | fixed | none (default: the recipe's, else fitted).")] = None,
+    clip_value: Annotated[float, typer.Option(help="Limit of --clip fixed.")] = 1e-4,
+    fold_scheme: Annotated[str, typer.Option(help="Stored fold scheme to cross-validate on.")] = "default",
+    max_rounds: Annotated[int, typer.Option(help="Most boosting rounds per trial.")] = 1000,
+    early_stopping: Annotated[int, typer.Option(help="Stop a trial after this many rounds without gain.")] = 30,
+    threads: Annotated[Optional[int], typer.Option(
+        help="XGBoost threads per worker (default: cores / jobs).", show_default=False)] = None,
+    encoder: Annotated[str, typer.Option(help="Embedding feature set that recipes build on.")] = "lite0",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Tune, cross-validate and save the XGBoost meta-model over video-level feature sets."""
+    from pydantic import ValidationError
+
+    from .meta.dataset import MissingFeatureSets
+    from .meta.stack import StackConfig, stack
+    from .meta.tuning import TuneConfig
+    from .store.db import WorkspaceMissing
+
+    if not features and not recipe:
+        _fail("give the feature sets (--features meta,hist_lite0) or a recipe (--recipe first-place).")
+    try:
+        config = StackConfig(
+            members=tuple(tuple(f.split(",")) for f in features or ()), recipe=recipe, encoder=encoder,
+            label_mode=label_mode, clip=clip, clip_value=clip_value, fold_scheme=fold_scheme,
+            tune=TuneConfig(trials=trials, storage=storage, study_name=study, seed=seed, jobs=jobs, prune=prune,
+                            max_rounds=max_rounds, early_stopping_rounds=early_stopping, nthread=threads),
+        )
+    except (ValidationError, KeyError) as exc:
+        _fail(_message(exc) if isinstance(exc, KeyError) else
+              "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    try:
+        result = stack(_workspace(workspace), config, log=None if quiet else (lambda line: typer.echo(line, err=True)))
+    except (MissingFeatureSets, LookupError, ValueError, WorkspaceMissing) as exc:
+        _fail(_message(exc))
+    _echo(render_rows(*result.rows(), fmt))
+
+
+@app.command("predict")
+def predict_command(
+    model: Annotated[str, typer.Option(help="Saved model: latest, a model id, or a model folder.")] = "latest",
+    out: Annotated[Optional[Path], typer.Option(help="Write the submission CSV here.")] = None,
+    videos: Annotated[str, typer.Option(help="Which videos: unlabelled | labelled | all.")] = "unlabelled",
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Predict videos with a saved model: the predictions table and the submission CSV."""
+    from .meta.predict import ModelMismatch, predict
+    from .store.db import WorkspaceMissing
+
+    if videos not in ("unlabelled", "labelled", "all"):
+        _fail(f"--videos must be unlabelled, labelled or all, not {videos!r}.")
+    try:
+        result = predict(_workspace(workspace), model=model, out=out, videos=videos)
+    except (ModelMismatch, FileNotFoundError, LookupError, ValueError, WorkspaceMissing) as exc:
+        _fail(_message(exc))
+    _echo(render_rows(["model", "videos", "classes", "submission", "rows_written"],
+                      [(result.model_id, result.videos, len(result.classes), result.out or "", result.rows_written)], fmt))
+
+
+@app.command("report")
+def report_command(
+    model: Annotated[str, typer.Option(help="Saved model: latest, a model id, or a model folder.")] = "latest",
+    out: Annotated[Optional[Path], typer.Option(help="HTML file (default: reports/MODEL.html).")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write an HTML report of a saved model: metrics, per-class plots, calibration, importance, Optuna history."""
+    from .meta.report import write_report
+
+    try:
+        path = write_report(_workspace(workspace), model=model, out=out)
+    except (FileNotFoundError, LookupError) as exc:
+        _fail(_message(exc))
+    typer.echo(str(path))
+
+
+@app.command("dashboard")
+def dashboard_command(
+    storage: Annotated[Optional[str], typer.Option(
+        help="Study storage URL (default: the workspace's optuna.db).", show_default=False)] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Start optuna-dashboard on the workspace's Optuna studies (Ctrl-C stops it)."""
+    from .meta.dashboard import DashboardError, dashboard_storage, dashboard_url, list_studies, serve
+
+    try:
+        url = dashboard_storage(_workspace(workspace), storage)
+        studies = list_studies(url)
+    except DashboardError as exc:
+        _fail(str(exc))
+    typer.echo(f"optuna-dashboard on {dashboard_url(host, port)} for {len(studies)} stud"
+               f"{'y' if len(studies) == 1 else 'ies'} ({', '.join(studies) or 'none yet'}); Ctrl-C stops it.", err=True)
+    serve(url, host=host, port=port)
 
 
 def main() -> None:

@@ -145,6 +145,8 @@ def main() -> None:
     print(f"encoder only       {encode_fps:8.1f} frames/s  ({n_frames} frames in {encode_s:.2f} s)")
     print(f"end to end         {e2e_fps:8.1f} frames/s  ({summary.frames} frames in {summary.seconds:.2f} s, "
           f"{summary.videos} videos, {len(summary.failures)} failed)")
+    print(f"  inside the run: forward passes {summary.encode_seconds:.2f} s, decoding (in workers) "
+          f"{summary.decode_seconds:.2f} s, waiting/writing {summary.seconds - summary.encode_seconds:.2f} s")
     print(f"serial bound       {serial_fps:8.1f} frames/s  = 1 / (1/decode + 1/encode)")
     print(f"end to end / serial bound = {e2e_fps / serial_fps:.2f}   (target >= 0.85)")
     print(f"zamba-style ffmpeg {n_frames / ffmpeg_s:8.1f} frames/s  ({ffmpeg_s:.2f} s; same frame count: {same}, "

@@ -39,8 +39,8 @@ __all__ = ["DemoManifest", "DemoError", "make_demo", "read_demo", "write_clip", 
 
 MANIFEST_NAME = "demo.json"
 _FORMAT = "jungle-demo"
-_OUR_NAMES = ("train", "test", "train_labels.csv", "test_labels.csv", "submission_format.csv", "clips.csv",
-              MANIFEST_NAME)
+_TABLES = ("train_labels.csv", "test_labels.csv", "submission_format.csv", "clips.csv")
+_OUR_NAMES = ("train", "test", *_TABLES, MANIFEST_NAME)
 _CLIP_COLUMNS = ("filename", "split", "site", "width", "height", "fps", "frames", "duration", "night",
                  "species", "animals", "visible_frames", "trigger", "bytes")
 
@@ -137,7 +137,7 @@ def _make_clips(directory: str, clips: list[ClipPlan], crf: int, fps: int) -> li
         else:
             size = path.stat().st_size
         out.append({
-            "index": clip.index, "written": written, "filename": clip.filename, "split": clip.split,
+            "written": written, "filename": clip.filename, "split": clip.split,
             "site": clip.camera.name, "width": clip.camera.width, "height": clip.camera.height, "fps": fps,
             "frames": clip.frames, "duration": round(clip.frames / fps, 3), "night": int(clip.night),
             "species": ";".join(clip.species) or "blank", "animals": len(script.actors),
@@ -277,7 +277,8 @@ def make_demo(directory: str | os.PathLike, config: DemoConfig | None = None, *,
     _prepare(directory, config, overwrite)
     plan = plan_collection(config)
     record = _read_record(directory)
-    if record and record.get("status") == "complete" and all((directory / c.relpath).exists() for c in plan.clips):
+    if (record and record.get("status") == "complete" and all((directory / t).exists() for t in _TABLES)
+            and all((directory / c.relpath).exists() for c in plan.clips)):
         return _manifest(directory, plan, int(record.get("total_bytes", 0)), 0, time.perf_counter() - started)
     directory.mkdir(parents=True, exist_ok=True)
     _record(directory, plan, "incomplete")

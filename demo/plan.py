@@ -102,14 +102,19 @@ def allocate_counts(n: int, frequencies: dict[str, float], min_per_class: int) -
     return {c: counts[c] for c in frequencies}
 
 
+def _even(size: float) -> int:
+    """The nearest even number of pixels (H.264 4:2:0 needs even sizes), at least 16."""
+    return max(16, 2 * int(round(size / 2)))
+
+
 def _cameras(config: DemoConfig) -> tuple[CameraSpec, ...]:
     rng = np.random.default_rng([config.seed, 0])
     offset = int(rng.integers(len(REAL_RESOLUTIONS)))
     cameras = []
     for i in range(config.n_cameras):
         w, h = REAL_RESOLUTIONS[(i + offset) % len(REAL_RESOLUTIONS)]
-        even = lambda v: max(16, 2 * int(round(v * config.scale / 2)))  # noqa: E731
-        cameras.append(CameraSpec(f"cam{i + 1:02d}", even(w), even(h), int(rng.integers(2**31))))
+        cameras.append(CameraSpec(f"cam{i + 1:02d}", _even(w * config.scale), _even(h * config.scale),
+                                  int(rng.integers(2**31))))
     return tuple(cameras)
 
 
@@ -153,7 +158,7 @@ def plan_collection(config: DemoConfig) -> CollectionPlan:
             night = bool(rng.random() < night_p)
             frames = config.frames
             if rng.random() < config.short_clip_fraction:
-                frames = int(rng.integers(max(2, frames // 4), frames + 1))
+                frames = int(rng.integers(min(frames, max(2, frames // 4)), frames + 1))
             index = len(clips)
             clips.append(ClipPlan(index, split, names[index], camera, species, night, frames,
                                   int(rng.integers(2**62))))

@@ -93,6 +93,7 @@ class ClipScript:
     trigger: str                 # what set off a blank clip ('' for animal clips)
     wind: np.ndarray             # (frames,) sway weight in [0, 1]
     light: np.ndarray            # (frames,) brightness factor
+    gain: float                  # infrared gain (night)
     flecks: tuple                # sun flecks: (x0, y0, dx, dy, radius, strength) per fleck
     debris: tuple                # falling leaf / insect: (kind, xs, ys, size, colour)
     started: datetime
@@ -136,8 +137,12 @@ def _leaves(img: np.ndarray, rng: np.random.Generator, n: int, box, size, palett
             cv2.ellipse(alpha, (cx, cy), (a, b), angle, 0, 360, 1.0, -1, cv2.LINE_AA, 3)
 
 
-def _view(spec: CameraSpec, foliage_shift: int) -> tuple[np.ndarray, int, dict]:
-    """Draw the camera's background; ``foliage_shift`` moves the foliage (for wind)."""
+def _view(spec: CameraSpec, foliage_shift: int) -> tuple[np.ndarray, int, np.random.Generator]:
+    """Draw the camera's background; ``foliage_shift`` moves the foliage (for wind).
+
+    Returns the image, the first row of ground, and the camera's random generator, positioned
+    after the drawing (the same for every ``foliage_shift``).
+    """
     rng = np.random.default_rng(spec.seed)
     h, w = spec.height, spec.width
     ground_top = int(h * rng.uniform(0.3, 0.55))
@@ -179,14 +184,13 @@ def _view(spec: CameraSpec, foliage_shift: int) -> tuple[np.ndarray, int, dict]:
         streaks = 1 + 0.15 * _value_noise(rng, base, tw, 3)[..., None]
         shade = (0.8 + 0.4 * np.sin(np.linspace(0, math.pi, tw)))[None, :, None]
         img[:base, tx:tx + tw] = bark * streaks * shade
-    return img, ground_top, {"rng": rng}
+    return img, ground_top, rng
 
 
 def build_scene(spec: CameraSpec) -> CameraScene:
     """Draw a camera's view and choose its sensor settings, from ``spec.seed`` only."""
-    background, ground_top, state = _view(spec, 0)
+    background, ground_top, rng = _view(spec, 0)
     swayed, _, _ = _view(spec, 2)
-    rng = state["rng"]
     h, w = spec.height, spec.width
     fore = np.zeros((h, w, 3), np.float32)
     alpha = np.zeros((h, w), np.float32)
@@ -295,35 +299,32 @@ def _actors(scene: CameraScene, species: str, n: int, fps: int, rng: np.random.G
     actors: list[Actor] = []
     for member in range(group):
         ind = individual(species, rng)
-        flying = ind.flying
-        if flying:
+        if ind.flying:
             y_feet = rng.uniform(0.12, 0.75) * h
             scale = rng.uniform(*scene.depth_scale)
         else:
             # camera traps face trails: most animals pass at middle distance or near the camera
             y_feet = scene.ground_top + (0.12 + 0.85 * math.sqrt(rng.random())) * (h - scene.ground_top)
             scale = scene.scale_at(y_feet)
-        length = rng.uniform(*look.length) * h * scale
-        sprites = tuple(draw_gait(ind, length))
-        motion = "fly" if flying else ("hop" if look.motion == "fly" else look.motion)
-        speed = rng.uniform(*look.speed) * w / fps * (0.7 + 0.3 * scale)
-        for _ in range(30):  # redraw the path until the animal is seen long enough
-            x, y, phase, direction = _path(motion, speed, n, (w, h), sprites[0], y_feet, rng)
-            actor = Actor(species, sprites, direction < 0, x, y, phase,
-                          look.eyeshine and rng.random() < 0.6)
-            if member > 0 or _on_screen(actor, (w, h)).sum() >= need:
-                break
-        else:  # already in view and walking out slowly
-            x = np.full(n, w / 2, np.float32) + np.arange(n) * speed * 0.3
-            actor = Actor(species, sprites, False, x, np.full(n, y_feet, np.float32), np.arange(n) % GAIT_PHASES,
-                          actor.eyeshine)
+        sprites = tuple(draw_gait(ind, rng.uniform(*look.length) * h * scale))
+        eyeshine = look.eyeshine and rng.random() < 0.6
         if member > 0:  # followers: the leader's path, later and a little offset
             leader = actors[0]
             lag = int(rng.integers(1, max(2, n // 3)))
             xs = np.concatenate([np.full(lag, leader.x[0]), leader.x[:-lag]]) if lag < n else leader.x.copy()
-            dy = rng.normal(0, 0.04) * h
-            actor = Actor(species, sprites, leader.flip, xs.astype(np.float32), leader.y + dy,
-                          np.roll(leader.phase, member), actor.eyeshine)
+            actors.append(Actor(species, sprites, leader.flip, xs.astype(np.float32),
+                                leader.y + rng.normal(0, 0.04) * h, np.roll(leader.phase, member), eyeshine))
+            continue
+        motion = "fly" if ind.flying else ("hop" if look.motion == "fly" else look.motion)
+        speed = rng.uniform(*look.speed) * w / fps * (0.7 + 0.3 * scale)
+        for _ in range(30):  # draw the path again until the animal is seen long enough
+            x, y, phase, direction = _path(motion, speed, n, (w, h), sprites[0], y_feet, rng)
+            actor = Actor(species, sprites, direction < 0, x, y, phase, eyeshine)
+            if _on_screen(actor, (w, h)).sum() >= need:
+                break
+        else:  # in view from the start, walking slowly
+            actor = Actor(species, sprites, False, w / 2 + np.arange(n, dtype=np.float32) * speed * 0.3,
+                          np.full(n, y_feet, np.float32), np.arange(n) % GAIT_PHASES, eyeshine)
         actors.append(actor)
     return actors
 
@@ -375,8 +376,8 @@ def script_clip(scene: CameraScene, species: tuple[str, ...], night: bool, frame
         actors.extend(_actors(scene, name, frames, fps, rng))
     start = datetime(2016, 1, 1) + timedelta(days=int(rng.integers(0, 366)))
     hour = rng.uniform(19, 29) % 24 if night else rng.uniform(6.5, 18)
-    return ClipScript(frames, fps, (w, h), night, tuple(actors), trigger, wind, light, flecks, debris,
-                      start + timedelta(hours=float(hour)), int(rng.integers(2**31)))
+    return ClipScript(frames, fps, (w, h), night, tuple(actors), trigger, wind, light, float(rng.uniform(1.1, 1.4)),
+                      flecks, debris, start + timedelta(hours=float(hour)), int(rng.integers(2**31)))
 
 
 # --------------------------------------------------------------------------- rendering
@@ -421,7 +422,6 @@ def render_frames(scene: CameraScene, script: ClipScript) -> Iterator[np.ndarray
     h, w = scene.spec.height, scene.spec.width
     noise_rng = np.random.default_rng(script.noise_seed)
     sigma = scene.noise[1] if script.night else scene.noise[0]
-    gain = 1.25 + 0.1 * math.sin(script.noise_seed % 7)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) if script.flecks else (None, None)
     for f in range(script.frames):
         frame = scene.background + script.wind[f] * scene.sway
@@ -438,7 +438,7 @@ def render_frames(scene: CameraScene, script: ClipScript) -> Iterator[np.ndarray
             cx, cy = x0 + dx * f, y0 + dy * f
             frame += (strength * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius ** 2)))[..., None]
         if script.night:
-            gray = (frame @ _IR_WEIGHTS) * scene.vignette * gain
+            gray = (frame @ _IR_WEIGHTS) * scene.vignette * script.gain
             for actor in script.actors:
                 if actor.eyeshine:
                     for ex, ey in _eyes(actor, f):

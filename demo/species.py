@@ -268,7 +268,11 @@ class _Canvas:
         if ss > 1:
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
             alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
-        to_sprite = lambda p: ((self.at(*p)[0] - x0) / ss, (self.at(*p)[1] - y0) / ss)  # noqa: E731
+
+        def to_sprite(point):
+            px, py = self.at(*point)
+            return (px - x0) / ss, (py - y0) / ss
+
         return Sprite(rgb.reshape(size[1], size[0], 3), alpha.reshape(size[1], size[0]), to_sprite(anchor),
                       tuple(to_sprite(e) for e in eyes))
 

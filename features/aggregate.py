@@ -215,7 +215,7 @@ class _Run:
         if fresh:
             return self._record(fs, None)
         started = time.perf_counter()
-        with VideoTableWriter(self.ws.root / fs.location, columns) as writer:
+        with VideoTableWriter(self.ws.root / fs.location, columns, int_columns=["n_valid"]) as writer:
             fill(writer)
         return self._record(self._complete_table(fs, writer.rows), started)
 

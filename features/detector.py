@@ -4,8 +4,8 @@ zamba's MegadetectorLite is a one-class (animal) YOLOX-tiny trained on camera-tr
 (:mod:`jungle.features.yolox` builds the network; :mod:`jungle.features.weights` fetches and
 verifies its file). :class:`Detector` runs it exactly as zamba 2.7.2 does:
 
-1. RGB frames, optionally without the bottom ``crop_bottom`` pixels (zamba's official configs crop
-   50 px: the camera's timestamp bar), never more than half the frame.
+1. RGB frames without their bottom ``crop_bottom`` pixels (default 50, as zamba's official
+   configs: the camera's timestamp bar; 0 keeps the whole frame), never more than half the frame.
 2. Resized keeping the aspect ratio (Pillow bicubic, as ``ImageOps.pad``) to fit the input size,
    placed at the top-left of a black (0) canvas of that size, float 0-255, no normalisation.
 3. Boxes where objectness x class score >= ``confidence`` (0.25), then NMS at IoU ``nms_iou``
@@ -65,7 +65,8 @@ class DetectorConfig(BaseModel):
         input_width, input_height: network input in pixels, multiples of 32 (zamba: 640x640).
         confidence: minimum objectness x class score of a kept box.
         nms_iou: IoU above which the weaker of two boxes is suppressed.
-        crop_bottom: pixels removed from the bottom of each frame first (zamba's configs: 50).
+        crop_bottom: pixels removed from the bottom of each frame first (zamba's official
+            configs: 50, the camera's timestamp bar); at most half the frame's height is removed.
         batch_size: frames per forward pass (does not change results).
         fuse: fold BatchNorm into the convolutions (faster; outputs equal to float rounding).
     """
@@ -76,7 +77,7 @@ class DetectorConfig(BaseModel):
     input_height: int = Field(default=640, ge=32, multiple_of=32)
     confidence: float = Field(default=0.25, gt=0.0, le=1.0)
     nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
-    crop_bottom: int = Field(default=0, ge=0)
+    crop_bottom: int = Field(default=50, ge=0)
     batch_size: int = Field(default=8, ge=1)
     fuse: bool = True
 
@@ -410,14 +411,27 @@ def aggregate_detections(
     return {prefix + name: np.asarray(values, np.float32) for name, values in columns.items()}
 
 
+def _parse_input_size(text: str) -> dict[str, int]:
+    """``640x384`` (or ``640``) -> input_width/input_height, multiples of 32."""
+    width, _, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height or width))
+    except ValueError:
+        size = None
+    if size is None or min(size) < 32 or size[0] % 32 or size[1] % 32:
+        raise ValueError(f"input=WxH needs two multiples of 32 such as 640x384, not {text!r}")
+    return {"input_width": size[0], "input_height": size[1]}
+
+
 @register_sampling
 class DetectorFrames(Sampling):
     """``detector:N``: the N frames where MegadetectorLite is surest of an animal, in time order.
 
     The video is scored at ``fps`` frames per second over its whole length (the detector is loaded
     once per process), then :func:`select_frames` picks N of those frames, falling back to evenly
-    spread frames when fewer than N detect anything. Options: ``fps=4``, ``input=640x384``,
-    ``crop=50``.
+    spread frames when fewer than N detect anything. Options: ``fps=F`` (default 4),
+    ``input=WxH`` (default 640x640; e.g. 640x384), ``crop=PIXELS`` (default 50; 0 keeps the whole
+    frame), e.g. ``detector:16,input=640x384,crop=0``.
     """
 
     kind: Literal["detector"] = "detector"
@@ -438,8 +452,7 @@ class DetectorFrames(Sampling):
             if key == "fps":
                 fps = float(value)
             elif key == "input":
-                width, _, height = value.lower().partition("x")
-                settings.update(input_width=int(width), input_height=int(height or width))
+                settings.update(_parse_input_size(value))
             elif key == "crop":
                 settings["crop_bottom"] = int(value)
             else:
@@ -460,6 +473,6 @@ class DetectorFrames(Sampling):
             parts.append(f"fps={self.fps:g}")
         if (self.detector.input_width, self.detector.input_height) != (640, 640):
             parts.append(f"input={self.detector.input_width}x{self.detector.input_height}")
-        if self.detector.crop_bottom:
+        if self.detector.crop_bottom != DetectorConfig().crop_bottom:
             parts.append(f"crop={self.detector.crop_bottom}")
         return ",".join(parts)

@@ -50,6 +50,7 @@ __all__ = [
     "decode_video",
     "DecodedVideo",
     "DecodePool",
+    "decode_size",
 ]
 
 
@@ -64,7 +65,8 @@ class FeaturizeConfig(BaseModel):
         block: videos per Zarr chunk, the unit of work, resume and sharding (new sets only).
         device: "cpu" or "cuda" (mixed precision, channels-last).
         torch_threads: intra-op threads of the forward pass (None: all cores).
-        decode_threads: FFmpeg threads per decoder (0: FFmpeg's choice).
+        decode_threads: FFmpeg threads per decoder (0: FFmpeg's choice; None: 1 per worker process when
+            there are workers, which then decode videos side by side, else FFmpeg's choice).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -75,7 +77,7 @@ class FeaturizeConfig(BaseModel):
     block: int = Field(default=64, ge=1)
     device: str = "cpu"
     torch_threads: int | None = Field(default=None, ge=1)
-    decode_threads: int = Field(default=0, ge=0)
+    decode_threads: int | None = Field(default=None, ge=0)
 
     @field_validator("frames")
     @classmethod
@@ -120,7 +122,14 @@ class Shard:
 
 
 class FrameModel(Protocol):
-    """What the runner needs from a per-frame model (an :class:`~jungle.features.encoders.Encoder`, a detector)."""
+    """What the runner needs from a per-frame model (an :class:`~jungle.features.encoders.Encoder`, a detector).
+
+    ``input_size``: the square side it takes (or give ``frame_size`` (width, height) instead, see
+    :func:`decode_size`); ``set_name``: the frame-level feature set it writes; ``output_specs``:
+    {array: (per-frame trailing shape, dtype)}; ``encode``: (n, H, W, 3) uint8 RGB frames to
+    {array: (n, ...)}; ``describe``: its lineage (goes into the set's config and key);
+    ``registry_meta``: the ``feature_sets`` columns it fills (encoder, weights_sha256, input_size, dims, ...).
+    """
 
     input_size: int
 
@@ -253,13 +262,17 @@ def _pool(workers: int, niceness: int) -> ProcessPoolExecutor:
 class DecodePool:
     """Decode worker processes, started ahead of time so that they import while the models load.
 
-    Workers run at a lower priority (``niceness``): the forward pass keeps the cores, decoding fills
-    the gaps, and when the forward pass waits for frames the workers get the CPU. A worker that dies
+    ``niceness`` > 0 runs the workers at a lower priority (the forward pass keeps the cores; on a
+    busy shared machine it starves the decoders, hence off by default). A worker that dies
     (a decoder crash) costs only the video it was decoding: that one is retried alone, then
     recorded as an error. ``workers=0`` decodes in the calling process.
     """
 
-    def __init__(self, workers: int, prefetch: int | None = None, niceness: int = 5):
+    def __init__(self, workers: int, prefetch: int | None = None, niceness: int = 0):
+        import multiprocessing
+
+        if multiprocessing.current_process().daemon:
+            workers = 0  # a daemon process (e.g. a Dask worker) may not start children: decode here
         self.workers, self.niceness = workers, niceness
         self.prefetch = prefetch or max(4, 2 * workers)
         self._pool = _pool(workers, niceness) if workers else None
@@ -382,6 +395,9 @@ def _prepare(workspace, models: list[FrameModel], sampling: Sampling, frame_size
                 rows = dict(con.execute("SELECT video_id, row FROM feature_rows WHERE name = ? AND version = ?",
                                         [fs.name, fs.version]).fetchall())
                 n_rows = max(rows.values(), default=-1) + 1
+                if not n_rows:
+                    raise ValueError(f"the workspace {workspace.root} has no readable videos to featurize. "
+                                     "Run `jungle ingest DIR` first (see `jungle status`).")
                 specs = {name: arrays.ArraySpec(shape, dtype) for name, (shape, dtype) in model.output_specs().items()}
                 specs.update(valid=arrays.ArraySpec((), "bool", False),
                              timestamps=arrays.ArraySpec((), "float32", float("nan")),
@@ -390,7 +406,7 @@ def _prepare(workspace, models: list[FrameModel], sampling: Sampling, frame_size
                 group_path = workspace.root / fs.location
                 if (group_path / "zarr.json").exists():
                     existing_block = arrays.open_group(workspace, fs).attrs.get("block")
-                group = arrays.create_group(workspace, fs, max(n_rows, 1), sampling.slots, specs,
+                group = arrays.create_group(workspace, fs, n_rows, sampling.slots, specs,
                                             block=existing_block or block,
                                             attrs={"sampling": sampling.spec(), "frame_size": list(frame_size),
                                                    "model": model.describe()})
@@ -530,6 +546,17 @@ def _plan_work(states: list[_SetState], shard: Shard | None):
     return ordered, by_video, expected
 
 
+def decode_size(models: list[FrameModel]) -> tuple[int, int]:
+    """(width, height) to decode frames at for all ``models`` at once: the largest any of them takes.
+
+    A model says what it takes with ``frame_size`` (width, height), else ``input_size`` (square);
+    a model given larger frames resizes them itself (an :class:`~jungle.features.encoders.Encoder`
+    does, with antialiasing).
+    """
+    sizes = [tuple(getattr(m, "frame_size", None) or (m.input_size, m.input_size)) for m in models]
+    return max(w for w, _ in sizes), max(h for _, h in sizes)
+
+
 class _Batcher:
     """Feeds decoded frames to the models in batches that span videos (but never blocks), and hands
     each video to the writer once all its frames are through."""
@@ -609,7 +636,7 @@ def run_models(
     from tqdm import tqdm
 
     started = time.perf_counter()
-    frame_size = (max(m.input_size for m in models),) * 2
+    frame_size = decode_size(models)
     states, paths = _prepare(workspace, models, sampling, frame_size, block)
     for state in states:
         state.done = _read_markers(progress_dir(workspace, state.fs))
@@ -674,7 +701,8 @@ def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | s
         shard = Shard.parse(shard)
     torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
     workers = _default_workers() if config.workers is None else config.workers
+    decode_threads = config.decode_threads if config.decode_threads is not None else (1 if workers else 0)
     with DecodePool(workers) as pool:  # workers start (and import) while the models load
         models = [load_encoder(encoder, device=config.device) for encoder in config.encoders]
         return run_models(workspace, models, config.sampling, shard=shard, batch_size=config.batch_size,
-                          block=config.block, decode_threads=config.decode_threads, progress=progress, pool=pool)
+                          block=config.block, decode_threads=decode_threads, progress=progress, pool=pool)

@@ -52,9 +52,9 @@ class FrameHeadConfig(BaseModel):
 
     hidden: int = Field(256, ge=0)
     dropout: float = Field(0.2, ge=0, lt=1)
-    epochs: int = Field(4, ge=1)
-    batch_size: int = Field(1024, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     seed: int = 0
     unlabelled: Literal["full", "fold_mean"] = "full"

@@ -25,12 +25,14 @@ class VideoTableWriter:
     Args:
         path: the final Parquet path (written to ``path.tmp`` until :meth:`close`).
         columns: feature column names, in order.
+        int_columns: those of ``columns`` stored as int32 (counts such as ``n_valid``).
         group_bytes: approximate bytes of float data per row group.
 
     Use as a context manager, or call :meth:`close` (success) / :meth:`abort` (failure).
     """
 
-    def __init__(self, path: Path, columns: Sequence[str], group_bytes: int = 128 << 20):
+    def __init__(self, path: Path, columns: Sequence[str], int_columns: Sequence[str] = (),
+                 group_bytes: int = 128 << 20):
         import pyarrow as pa
 
         self.path = Path(path)
@@ -38,7 +40,8 @@ class VideoTableWriter:
         self.columns = list(columns)
         if len(set(self.columns)) != len(self.columns) or "video_id" in self.columns:
             raise ValueError("feature columns must be unique and must not include video_id")
-        self.schema = pa.schema([("video_id", pa.string())] + [(c, pa.float32()) for c in self.columns])
+        self.schema = pa.schema([("video_id", pa.string())] +
+                                [(c, pa.int32() if c in set(int_columns) else pa.float32()) for c in self.columns])
         self.group_rows = int(np.clip(group_bytes // (4 * max(1, len(self.columns))), 1024, 65536))
         self.rows = 0
         self._ids: list[np.ndarray] = []
@@ -78,8 +81,10 @@ class VideoTableWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="lz4", use_dictionary=["video_id"],
                                             write_statistics=["video_id"])
-        table = pa.Table.from_arrays([pa.array(ids.tolist(), pa.string())] + [pa.array(c) for c in by_column],
-                                     schema=self.schema)
+        columns = [pa.array(ids.tolist(), pa.string())]
+        for values, field in zip(by_column, list(self.schema)[1:]):
+            columns.append(pa.array(values if field.type == pa.float32() else values.astype(np.int32)))
+        table = pa.Table.from_arrays(columns, schema=self.schema)
         self._writer.write_table(table)
         self.rows += len(ids)
 

@@ -139,12 +139,20 @@ def _relative(path: str, root: str) -> str:
     return Path(rel).as_posix()
 
 
+def _printable(text: str) -> str:
+    """``text`` with bytes that are not UTF-8 (kept by Python as surrogates) shown as \\xNN."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 def _candidate(path: str, root: str) -> Candidate:
     """Stat one entry (following symlinks) and describe it."""
     path = os.path.abspath(path)
     relpath = _relative(path, root)
     parent = str(PurePosixPath(relpath).parent)
     site = None if parent in (".", "") else parent
+    if _printable(path) != path:  # the database stores text: such a name cannot be stored or found again
+        return Candidate(_printable(path), _printable(relpath), site and _printable(site), None, None,
+                         "its name is not valid UTF-8 text. Rename the file (e.g. `convmv -f latin1 -t utf8`)")
     try:
         st = os.stat(path)
     except OSError as exc:

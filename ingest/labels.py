@@ -138,7 +138,8 @@ class _Problems:
         for kind, examples in self.kinds.items():
             shown = "; ".join(examples[:_SHOWN]) + (f"; and {len(examples) - _SHOWN} more" if len(examples) > _SHOWN else "")
             advice = f". {self.advice[kind]}" if kind in self.advice else ""
-            lines.append(f"  - {kind} ({len(examples)}): {shown}{advice}")
+            count = f" ({len(examples)})" if len(examples) > 1 else ""
+            lines.append(f"  - {kind}{count}: {shown}{advice}")
         raise LabelsError("\n".join(lines))
 
 

@@ -27,6 +27,7 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable, Iterator, Sequence
@@ -209,30 +210,47 @@ def _process_chunk(candidates: Sequence[Candidate], **options) -> list[dict]:
     return [process_candidate(c, **options) for c in candidates]
 
 
-def _worker_init() -> None:
-    """Die with the parent (Linux): a SIGKILLed ingest must not leave workers behind."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            import signal
+def _worker_init(lifeline) -> None:
+    """Exit when the parent process dies (even by SIGKILL): it holds the only writing end of
+    ``lifeline``, so end-of-file there means it is gone and nobody will collect our results."""
+    import threading
 
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
+    def watch() -> None:
+        try:
+            lifeline.recv()
+        except (EOFError, OSError):
             pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="jungle-lifeline", daemon=True).start()
 
 
 # --------------------------------------------------------------------------- the pool (parent side)
-def _pool(workers: int) -> ProcessPoolExecutor:
-    context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-                                          else "spawn")
-    if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload(["jungle.ingest.run", "jungle.ingest.probe", "jungle.features.video", "av"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+def _context():
+    """``forkserver`` where there is one (clean workers, modules imported once), else ``spawn``."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["jungle.ingest.run", "jungle.ingest.probe", "jungle.features.video", "av"])
+    return context
 
 
-def _chunks(items: Sequence[Candidate], size: int) -> Iterator[list[Candidate]]:
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])
+@contextmanager
+def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A process pool whose workers die with this process (see :func:`_worker_init`)."""
+    context = _context()
+    reader, writer = context.Pipe(duplex=False)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(reader,))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        writer.close()
+        reader.close()
+
+
+def _chunks(items: Sequence[Candidate], size: int) -> list[list[Candidate]]:
+    return [list(items[start:start + size]) for start in range(0, len(items), size)]
 
 
 def _noop() -> None:
@@ -265,39 +283,31 @@ def _run_isolated(chunk: list[Candidate], options: dict) -> Iterator[list[dict]]
 def _process_all(todo: Sequence[Candidate], config: IngestConfig) -> Iterator[list[dict]]:
     """Rows of every candidate, in completion order, one list per chunk."""
     options = dict(stats=config.stats, stats_frames=config.stats_frames, stats_width=config.stats_width)
-    if config.worker_count == 0 or not todo:
-        for chunk in _chunks(todo, config.chunk):
+    chunks = _chunks(todo, config.chunk)
+    if config.worker_count == 0:
+        for chunk in chunks:
             yield _process_chunk(chunk, **options)
         return
-    chunks = iter(_chunks(todo, config.chunk))
-    broken: list[list[Candidate]] = []
-    pool = _pool(config.worker_count)
-    try:
-        in_flight: dict[Future, list[Candidate]] = {}
-        limit = 4 * config.worker_count
-        while True:
-            while len(in_flight) < limit and not broken:
-                chunk = next(chunks, None)
-                if chunk is None:
+    position, limit = 0, 4 * config.worker_count
+    while position < len(chunks):
+        broken: list[list[Candidate]] = []
+        with _pool(config.worker_count) as pool:
+            in_flight: dict[Future, list[Candidate]] = {}
+            while True:
+                while len(in_flight) < limit and position < len(chunks) and not broken:
+                    in_flight[pool.submit(_process_chunk, chunks[position], **options)] = chunks[position]
+                    position += 1
+                if not in_flight:
                     break
-                in_flight[pool.submit(_process_chunk, chunk, **options)] = chunk
-            if not in_flight:
-                break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                chunk = in_flight.pop(future)
-                try:
-                    yield future.result()
-                except BrokenProcessPool:
-                    broken.append(chunk)
-            if broken and not in_flight:
-                pool.shutdown(wait=True, cancel_futures=True)
-                for chunk in broken:
-                    yield from _run_isolated(chunk, options)
-                broken = []
-                pool = _pool(config.worker_count)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    chunk = in_flight.pop(future)
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        broken.append(chunk)
+        for chunk in broken:
+            yield from _run_isolated(chunk, options)
 
 
 # --------------------------------------------------------------------------- the database (parent side)

@@ -30,12 +30,22 @@ def video_rows(workspace, where: str = "TRUE") -> dict[str, dict]:
 
 
 def ffprobe(path: str | os.PathLike, count_frames: bool = False) -> dict:
-    """``ffprobe -show_format -show_streams`` (optionally ``-count_frames``) as JSON."""
+    """``ffprobe -show_format -show_streams`` as JSON; ``count_frames`` also decodes every frame
+    and reports ``nb_read_frames`` per stream."""
     command = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json"]
     if count_frames:
-        command[3:3] = ["-count_frames", "-select_streams", "v:0"]
+        command.insert(3, "-count_frames")
     result = subprocess.run(command + [str(path)], capture_output=True, text=True, check=True)
     return json.loads(result.stdout)
+
+
+def ffprobe_many(paths, count_frames: bool = False, workers: int = 2) -> dict[str, dict]:
+    """:func:`ffprobe` of many files, ``workers`` processes at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [str(p) for p in paths]
+    with ThreadPoolExecutor(workers) as pool:
+        return dict(zip(paths, pool.map(lambda p: ffprobe(p, count_frames), paths)))
 
 
 def zamba_clips(media: Path) -> list[Path]:

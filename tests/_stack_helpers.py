@@ -67,24 +67,50 @@ def make_stack_workspace(root, n_labelled: int = 240, n_unlabelled: int = 30, cl
     ids = [_video_id(i) for i in range(n)]
     labelled, unlabelled = ids[:n_labelled], ids[n_labelled:]
     now = datetime(2026, 11, 25, 12, 0, 0)
+    class_rows = pl.DataFrame({"position": list(range(n_classes)), "class": list(classes)})
+    video_rows = pl.DataFrame({
+        "video_id": ids, "path": [f"/data/cam/clip{i:05d}.mp4" for i in range(n)],
+        "relpath": [f"cam/clip{i:05d}.mp4" for i in range(n)], "filename": [f"clip{i:05d}.mp4" for i in range(n)],
+        "site": ["cam"] * n, "bytes": [int(1e6 + i) for i in range(n)], "status": ["ok"] * n, "ingested_at": [now] * n,
+    })
+    label_rows = pl.DataFrame({
+        "video_id": [v for v in labelled for _ in classes], "class": list(classes) * n_labelled,
+        "value": hidden[:n_labelled].astype(np.int8).ravel(), "source": ["test"] * (n_labelled * n_classes),
+    })
+    fold_rows = pl.DataFrame({"scheme": ["default"] * n_labelled, "video_id": labelled,
+                              "fold": [i % folds for i in range(n_labelled)]})
     with connect(ws) as con:
-        con.executemany("INSERT INTO classes VALUES (?, ?)", list(enumerate(classes)))
-        con.executemany(
-            "INSERT INTO videos (video_id, path, relpath, filename, site, bytes, status, ingested_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'ok', ?)",
-            [(v, f"/data/cam/clip{i:05d}.mp4", f"cam/clip{i:05d}.mp4", f"clip{i:05d}.mp4", "cam",
-              int(1e6 + i), now) for i, v in enumerate(ids)],
-        )
-        con.executemany(
-            "INSERT INTO labels VALUES (?, ?, ?, 'test')",
-            [(v, c, int(hidden[i, j])) for i, v in enumerate(labelled) for j, c in enumerate(classes)],
-        )
+        con.execute("INSERT INTO classes SELECT * FROM class_rows")
+        con.execute("INSERT INTO videos (video_id, path, relpath, filename, site, bytes, status, ingested_at) "
+                    "SELECT * FROM video_rows")
+        con.execute("INSERT INTO labels SELECT * FROM label_rows")
         con.execute("INSERT INTO fold_schemes VALUES ('default', ?, NULL, ?, ?)", [folds, seed, now])
-        con.executemany("INSERT INTO folds VALUES ('default', ?, ?)",
-                        [(v, i % folds) for i, v in enumerate(labelled)])
+        con.execute("INSERT INTO folds SELECT * FROM fold_rows")
     meta = pl.DataFrame({"video_id": ids, **_features(rng, hidden, n_classes, 0.8, 3, "signal"),
                          "codec": ["h264"] * n, "is_night": rng.random(n) < 0.5})
     hist = pl.DataFrame({"video_id": ids, **_features(rng, hidden, n_classes, 1.6, 5, "p")})
     write_set(ws, "meta", {"columns": "meta", "seed": seed}, meta)
     write_set(ws, "hist_lite0", {"bins": 10, "seed": seed}, hist)
     return StackWorkspace(ws, tuple(classes), labelled, unlabelled, hidden[:n_labelled])
+
+
+FAST = dict(max_rounds=60, early_stopping_rounds=5, nthread=1, prune_startup_trials=1, prune_interval=2)
+"""Tuning settings small enough for tests: few rounds, one thread (the machine is shared)."""
+
+_STACKED: dict = {}
+
+
+def stacked_workspace(tmp_path_factory, trials: int = 4):
+    """A workspace with one saved stack (meta + hist_lite0, ``trials`` trials), built once per session.
+
+    Tests must not change it; copy it (``shutil.copytree``) to change anything.
+    """
+    if trials not in _STACKED:
+        from jungle.meta.stack import StackConfig, stack
+        from jungle.meta.tuning import TuneConfig
+
+        sw = make_stack_workspace(tmp_path_factory.mktemp("stacked") / "ws")
+        result = stack(sw.workspace, StackConfig(members=(("meta", "hist_lite0"),),
+                                                 tune=TuneConfig(trials=trials, **FAST)))
+        _STACKED[trials] = (sw, result)
+    return _STACKED[trials]

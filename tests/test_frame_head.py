@@ -1,0 +1,162 @@
+"""The frame-level classifier: out-of-fold guarantee, predictions written as a frame-level set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from _aggregate_helpers import CLASSES, fill_invalid, flip_label, make_labelled_workspace
+from jungle.features.aggregate import AggregateConfig, aggregate
+from jungle.features.frame_head import FrameHeadConfig, fit_frame_head, predict_frames
+from jungle.features.inputs import iter_frame_blocks, load_frame_rows
+from jungle.features.oof import Batch, FoldEnsemble, load_fold_plan, training_mask
+from jungle.store import arrays, registry
+from jungle.store.db import connect
+
+HEAD = FrameHeadConfig(hidden=8, epochs=6, batch_size=32, lr=1e-2)
+
+
+def _probs(ws, name="frameprobs_lite0", version=None):
+    with connect(ws) as con:
+        fs = registry.get(con, name, version)
+    group = arrays.open_group(ws, fs)
+    return fs, group["probs"][:].astype(np.float32), group["valid"][:]
+
+
+def _auc(scores, labels):
+    from sklearn.metrics import roc_auc_score
+
+    return np.mean([roc_auc_score(labels[:, c], scores[:, c]) for c in range(labels.shape[1])
+                    if 0 < labels[:, c].sum() < len(labels)])
+
+
+@pytest.fixture(scope="module")
+def head_ws(tmp_path_factory):
+    from jungle.store.workspace import Workspace
+
+    torch.set_num_threads(1)
+    ws = Workspace.resolve(tmp_path_factory.mktemp("head") / "ws")
+    data = make_labelled_workspace(ws, n_videos=40, n_frames=8, dims=16, block=8)
+    aggregate(ws, AggregateConfig(kinds=("frame-head",), frame_head=HEAD))
+    return ws, data
+
+
+def test_training_mask_excludes_the_fold():
+    folds = np.array([0, 1, 2, -1, 1, 0])
+    assert training_mask(folds, 1, 3).tolist() == [True, False, True, False, False, True]
+    assert training_mask(folds, 3, 3).tolist() == [True, True, True, False, True, True]
+
+
+class _Recorder(nn.Module):
+    """A real linear model that also records which rows (column 0 holds the row's video) it trained on."""
+
+    def __init__(self, prior):
+        super().__init__()
+        self.linear = nn.Linear(2, len(prior))
+        self.seen: set[int] = set()
+
+    def forward(self, x):
+        if self.training:
+            self.seen.update(int(v) for v in x[:, 0])
+        return self.linear(x)
+
+
+def test_each_fold_model_trains_only_on_the_other_folds():
+    folds = np.array([0, 0, 1, 1, 2, 2, -1, -1])
+    targets = np.eye(2, dtype=np.float32)[[0, 1, 0, 1, 0, 1, 0, 1]]
+    x = torch.tensor([[float(i), 1.0] for i in range(8)])
+
+    def batches(epoch):
+        for pick in (np.arange(0, 5), np.arange(5, 8)):
+            yield Batch((x[pick],), targets[pick], folds[pick])
+
+    ensemble = FoldEnsemble(_Recorder, k=3, epochs=2, seed=0).fit(batches, folds, targets)
+    assert [sorted(m.seen) for m in ensemble.models_] == [[2, 3, 4, 5], [0, 1, 4, 5], [0, 1, 2, 3],
+                                                         [0, 1, 2, 3, 4, 5]]
+
+
+def test_frame_probabilities_are_written_row_aligned_with_lineage(head_ws):
+    ws, data = head_ws
+    fs, probs, valid = _probs(ws)
+    assert fs.kind == "frames" and fs.fold_scheme == "default" and fs.dims == len(CLASSES)
+    assert probs.shape == (40, 8, len(CLASSES))
+    done = np.flatnonzero(data.done)
+    np.testing.assert_array_equal(valid[done], data.valid[done])
+    assert not probs[~valid].any() and ((probs[valid] > 0) & (probs[valid] < 1)).all()
+    with connect(ws) as con:
+        rows = dict(con.execute("SELECT video_id, row FROM feature_rows WHERE name = ? AND version = ? "
+                                "AND status = 'done'", [fs.name, fs.version]).fetchall())
+    assert rows == {data.video_ids[i]: int(i) for i in done}
+    group = arrays.open_group(ws, fs)
+    np.testing.assert_array_equal(group["timestamps"][done][data.valid[done]], np.tile(np.arange(8) * 0.5, 40)
+                                  .reshape(40, 8)[done][data.valid[done]])
+    source, labels = fs.inputs
+    assert (source["name"], source["version"], source["rows"]) == ("lite0", 1, len(done))
+    assert labels["name"] == "labels" and labels["fold_scheme"] == "default" and len(labels["folds"]) == 32
+    assert fs.config["hidden"] == 8 and fs.config["unlabelled"] == "full"
+
+
+def test_out_of_fold_frame_predictions_carry_the_signal(head_ws):
+    ws, data = head_ws
+    _, probs, valid = _probs(ws)
+    labelled = np.flatnonzero(data.labelled & data.done)
+    video_scores = np.array([probs[i][valid[i]].mean(0) for i in labelled])
+    assert _auc(video_scores, data.labels[labelled]) > 0.8
+
+
+def test_a_video_label_never_reaches_its_own_prediction(head_ws):
+    """Flip one video's label: its OOF frame predictions stay bit-identical; others' change."""
+    ws, data = head_ws
+    before_fs, before, _ = _probs(ws)
+    target = 5                                                        # fold 1
+    flip_label(data, target)
+    results = aggregate(ws, AggregateConfig(kinds=("frame-head",), frame_head=HEAD))
+    after_fs = results[0]
+    assert after_fs.ref in results.computed and after_fs.version == before_fs.version + 1   # changed input
+    _, after, _ = _probs(ws, version=after_fs.version)
+    np.testing.assert_array_equal(after[target], before[target])
+    same_fold = [i for i in np.flatnonzero(data.done) if data.folds[i] == data.folds[target]]
+    for i in same_fold:
+        np.testing.assert_array_equal(after[i], before[i])            # fold 1's model never saw video 5
+    other_folds = [i for i in np.flatnonzero(data.done) if data.folds[i] not in (-1, data.folds[target])]
+    assert not np.array_equal(after[other_folds], before[other_folds])
+    unlabelled = [i for i in np.flatnonzero(data.done) if data.folds[i] == -1]
+    assert not np.array_equal(after[unlabelled], before[unlabelled])  # the full model did see it
+
+
+def test_garbage_in_padded_frames_changes_no_prediction(head_ws):
+    ws, data = head_ws
+    with connect(ws) as con:
+        source = load_frame_rows(con, data.fs)
+        plan = load_fold_plan(con)
+
+    def predict():
+        ensemble = fit_frame_head(ws, source, plan, HEAD)
+        return np.concatenate([predict_frames(ensemble, plan, b) for b in iter_frame_blocks(ws, [source])])
+
+    first = predict()
+    fill_invalid(data, 3.0)
+    try:
+        second = predict()
+    finally:
+        fill_invalid(data, None)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_unlabelled_videos_from_the_fold_mean_when_asked(head_ws):
+    ws, data = head_ws
+    with connect(ws) as con:
+        source = load_frame_rows(con, data.fs)
+        plan = load_fold_plan(con)
+    config = HEAD.model_copy(update={"unlabelled": "fold_mean"})
+    ensemble = fit_frame_head(ws, source, plan, config)
+    block = next(iter_frame_blocks(ws, [source], video_ids=[data.video_ids[i] for i in (1, 33)]))
+    probs = predict_frames(ensemble, plan, block)
+    x = torch.as_tensor(block.values.astype(np.float32))
+    with torch.no_grad():
+        each = [torch.sigmoid(m(x)).numpy() for m in ensemble.models_]
+    valid = block.valid
+    np.testing.assert_allclose(probs[0][valid[0]], each[plan.folds[data.video_ids[1]]][0][valid[0]], rtol=1e-6)
+    np.testing.assert_allclose(probs[1][valid[1]], np.mean(each[:4], axis=0)[1][valid[1]], rtol=1e-5)

@@ -1,0 +1,109 @@
+"""`jungle predict`: saved model round trip, submission format, predictions table, version refusal."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import polars as pl
+from typer.testing import CliRunner
+
+from _stack_helpers import stacked_workspace, write_set
+from jungle.cli import app
+from jungle.meta.blend import ClipLimits, blend
+from jungle.meta.dataset import feature_matrix, load_training_data, parse_refs
+from jungle.meta.level2 import Level2Classifier
+from jungle.meta.predict import predict
+from jungle.store import registry
+from jungle.store.db import connect
+
+runner = CliRunner()
+
+
+def test_saved_model_predicts_exactly_what_a_fresh_fit_predicts(tmp_path_factory, tmp_path):
+    sw, result = stacked_workspace(tmp_path_factory)
+    ws = sw.workspace
+    predicted = predict(ws, model="latest", out=tmp_path / "submission.csv")
+    assert predicted.model_id == result.model_id and predicted.videos == len(sw.unlabelled)
+
+    # Refit the level-2 model from the manifest on the same data, in memory, and predict.
+    manifest = json.loads((ws.models_dir / result.model_id / "manifest.json").read_text())
+    entry = manifest["members"][0]
+    data = load_training_data(ws, parse_refs("meta,hist_lite0"))
+    assert data.columns == entry["columns"]
+    fresh = Level2Classifier(**{**entry["params"], "n_jobs": 1}).fit(data.X, data.Y)
+    with connect(ws, read_only=True) as con:
+        sets = [registry.get(con, "meta"), registry.get(con, "hist_lite0")]
+    X_new, _, _ = feature_matrix(ws, sets, predicted.video_ids, entry["columns"])
+    expected = ClipLimits.from_json(manifest["clip"]).apply(blend([fresh.predict_proba(X_new)], [1.0]))
+    assert np.array_equal(predicted.probabilities, expected)
+
+    # The CSV holds the same numbers, exactly, in the competition's format.
+    with open(tmp_path / "submission.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["filename", *sw.classes]
+    filenames = [r[0] for r in rows[1:]]
+    assert filenames == sorted(f"clip{i:05d}.mp4" for i in range(len(sw.labelled), len(sw.labelled) + len(sw.unlabelled)))
+    values = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    assert np.array_equal(values, predicted.probabilities)  # rows in filename order, like video_ids
+    assert np.all((values > 0) & (values < 1))
+
+
+def test_predictions_table_is_reachable_from_sql(tmp_path_factory):
+    sw, result = stacked_workspace(tmp_path_factory)
+    predict(sw.workspace, videos="all")
+    query = ("SELECT kind, count(DISTINCT video_id) AS videos, count(DISTINCT class) AS classes FROM predictions "
+             f"WHERE model_id = '{result.model_id}' GROUP BY kind ORDER BY kind")
+    out = runner.invoke(app, ["sql", query, "-w", str(sw.workspace.root), "-f", "csv"])
+    assert out.exit_code == 0, out.output
+    n = len(sw.labelled) + len(sw.unlabelled)
+    assert out.output == f"kind,videos,classes\noof,{len(sw.labelled)},4\npredict,{n},4\n"
+
+
+def test_predict_refuses_a_feature_set_version_the_model_was_not_trained_on(tmp_path_factory, tmp_path):
+    sw, result = stacked_workspace(tmp_path_factory)
+    root = tmp_path / "ws"
+    shutil.copytree(sw.workspace.root, root)
+    ws = type(sw.workspace).resolve(root)
+    table = registry.read_video_table(ws, _current(ws, "hist_lite0"))
+    write_set(ws, "hist_lite0", {"bins": 20}, table)  # a new configuration: version 2
+    out = runner.invoke(app, ["predict", "--out", str(tmp_path / "s.csv"), "-w", str(root)])
+    assert out.exit_code == 1
+    assert out.output == (
+        f'Error: feature set "hist_lite0" is at version 2 in the workspace, but model {result.model_id} was '
+        "trained on version 1. Re-run `jungle stack` to train on the current feature sets, or predict with a "
+        "model trained on them (`jungle predict --model ID`).\n")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def _current(ws, name):
+    with connect(ws, read_only=True) as con:
+        return registry.get(con, name)
+
+
+def test_predict_without_a_model_or_videos_says_what_to_do(tmp_path_factory, tmp_path):
+    from jungle.store.workspace import Workspace
+
+    empty = Workspace.resolve(tmp_path / "empty")
+    with connect(empty):
+        pass
+    out = runner.invoke(app, ["predict", "-w", str(empty.root)])
+    assert out.exit_code == 1
+    assert out.output == (f"Error: no saved model in {empty.models_dir}. Run `jungle stack --features ...` "
+                          "(or `jungle stack --recipe NAME`) first.\n")
+    sw, _ = stacked_workspace(tmp_path_factory)
+    bad = runner.invoke(app, ["predict", "--videos", "some", "-w", str(sw.workspace.root)])
+    assert bad.exit_code == 1 and "--videos must be unlabelled, labelled or all" in bad.output
+
+
+def test_cli_predict_writes_submission(tmp_path_factory, tmp_path):
+    sw, result = stacked_workspace(tmp_path_factory)
+    out = runner.invoke(app, ["predict", "--model", result.model_id, "--out", str(tmp_path / "sub.csv"),
+                              "-w", str(sw.workspace.root), "-f", "csv"])
+    assert out.exit_code == 0, out.output
+    assert out.output == (f"model,videos,classes,submission,rows_written\n{result.model_id},{len(sw.unlabelled)},4,"
+                          f"{tmp_path / 'sub.csv'},{len(sw.unlabelled) * 4}\n")
+    frame = pl.read_csv(tmp_path / "sub.csv")
+    assert frame.columns == ["filename", *sw.classes] and frame.height == len(sw.unlabelled)

@@ -1,0 +1,149 @@
+"""`jungle stack` on a real, small, learnable workspace: real XGBoost fits, real Optuna studies."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from _stack_helpers import FAST, make_stack_workspace, stacked_workspace
+from jungle.cli import app
+from jungle.meta.metrics import competition_log_loss
+from jungle.meta.stack import StackConfig, stack
+from jungle.meta.tuning import TuneConfig
+
+runner = CliRunner()
+
+
+def _prior_log_loss(Y: np.ndarray) -> float:
+    return competition_log_loss(Y, np.tile(Y.mean(axis=0), (len(Y), 1)))
+
+
+def test_stack_learns_saves_and_keeps_its_study_in_the_rdb_file(tmp_path_factory):
+    sw, result = stacked_workspace(tmp_path_factory)
+    ws = sw.workspace
+    assert result.label_mode == "multiclass" and result.videos == len(sw.labelled)
+    assert result.log_loss < 0.8 * _prior_log_loss(sw.Y)
+    assert result.accuracy > sw.Y.mean(axis=0).max() + 0.1  # beats always-the-commonest-class
+
+    study_name = result.members[0].tuning.study_name
+    studies = optuna.get_all_study_summaries(f"sqlite:///{ws.root / 'optuna.db'}")
+    assert [s.study_name for s in studies] == [study_name]
+    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{ws.root / 'optuna.db'}")
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert len(finished) == 4
+    assert all(t.user_attrs["trees_built"] > 0 for t in finished)
+
+    manifest = json.loads((ws.models_dir / result.model_id / "manifest.json").read_text())
+    assert manifest["feature_sets"] == [{"name": "hist_lite0", "version": 1}, {"name": "meta", "version": 1}]
+    assert manifest["classes"] == list(sw.classes)
+    assert "meta.codec" in manifest["members"][0]["dropped_columns"]  # text column left out
+    assert (ws.models_dir / "latest").read_text().strip() == result.model_id
+    assert (ws.models_dir / result.model_id / "member-0.json").exists()
+
+    oof = pl.read_parquet(ws.models_dir / result.model_id / "oof.parquet")
+    P = np.asarray(oof["probability"].to_list())
+    assert competition_log_loss(np.asarray(oof["label"].to_list()), P) == pytest.approx(result.log_loss)
+
+    query = (f"SELECT count(*) AS n, count(DISTINCT video_id) AS videos FROM predictions "
+             f"WHERE model_id = '{result.model_id}' AND kind = 'oof'")
+    out = runner.invoke(app, ["sql", query, "-w", str(ws.root), "-f", "csv"])
+    assert out.exit_code == 0, out.output
+    assert out.output == f"n,videos\n{len(sw.labelled) * len(sw.classes)},{len(sw.labelled)}\n"
+
+
+def _run(root, **tune):
+    sw = make_stack_workspace(root)
+    config = StackConfig(members=(("meta", "hist_lite0"),), tune=TuneConfig(**{"trials": 3, "seed": 7, **FAST, **tune}))
+    return sw, stack(sw.workspace, config)
+
+
+def test_same_seed_same_study_same_probabilities(tmp_path):
+    first_ws, first = _run(tmp_path / "a")
+    second_ws, second = _run(tmp_path / "b")
+    assert first.members[0].tuning.params == second.members[0].tuning.params
+    assert first.log_loss == second.log_loss
+    read = lambda sw, r: pl.read_parquet(sw.workspace.models_dir / r.model_id / "oof.parquet")["probability"]
+    assert read(first_ws, first).to_list() == read(second_ws, second).to_list()
+    # Re-running the same configuration resumes the study: it already holds its 3 trials.
+    again = stack(first_ws.workspace, StackConfig(members=(("meta", "hist_lite0"),),
+                                                  tune=TuneConfig(trials=3, seed=7, **FAST)))
+    assert again.members[0].tuning.trials == 3
+    assert again.members[0].tuning.study_name == first.members[0].tuning.study_name
+
+
+def test_two_worker_processes_tune_one_study(tmp_path):
+    sw, result = _run(tmp_path / "ws", trials=4, jobs=2, study_name="shared")
+    study = optuna.load_study(study_name="shared", storage=sw.workspace.optuna_url)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert 4 <= len(finished) <= 5  # each worker stops once the study holds 4; one may overlap
+    assert result.members[0].tuning.trials == len(finished)
+
+
+def test_several_labels_per_video_fit_one_binary_model_per_class(tmp_path):
+    sw = make_stack_workspace(tmp_path / "ws", multilabel=True)
+    result = stack(sw.workspace, StackConfig(members=(("hist_lite0",),), tune=TuneConfig(trials=0, **FAST)))
+    assert result.label_mode == "binary"
+    assert result.log_loss < 0.85 * _prior_log_loss(sw.Y)
+    oof = pl.read_parquet(sw.workspace.models_dir / result.model_id / "oof.parquet")
+    sums = np.asarray(oof["probability"].to_list()).sum(axis=1)
+    assert sums.std() > 0.01  # independent per-class probabilities, not a softmax
+    booster = json.loads((sw.workspace.models_dir / result.model_id / "member-0.json").read_text())
+    assert booster["learner"]["learner_model_param"]["num_target"] == str(len(sw.classes))
+
+    forced = StackConfig(members=(("hist_lite0",),), label_mode="multiclass", tune=TuneConfig(trials=0, **FAST))
+    with pytest.raises(ValueError, match="label_mode 'multiclass' needs exactly one label per video"):
+        stack(sw.workspace, forced)
+
+
+def test_cli_blends_two_models_and_clips(tmp_path):
+    sw = make_stack_workspace(tmp_path / "ws")
+    args = ["stack", "--features", "meta", "--features", "hist_lite0", "--trials", "0", "--max-rounds", "60",
+            "--early-stopping", "5", "--threads", "1", "--clip", "fixed", "-q", "-w", str(sw.workspace.root),
+            "-f", "json"]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.output)
+    assert [r["features"] for r in rows[:2]] == ["meta@1", "hist_lite0@1"]
+    assert sum(r["weight"] for r in rows[:2]) == pytest.approx(1.0)
+    assert rows[1]["weight"] > rows[0]["weight"]  # the stronger set weighs more
+    manifest = json.loads(next(sw.workspace.models_dir.glob("*/manifest.json")).read_text())
+    assert manifest["clip"]["low"] == [1e-4] * len(sw.classes)
+
+
+def test_recipe_names_what_is_missing(tmp_path):
+    sw = make_stack_workspace(tmp_path / "ws")
+    out = runner.invoke(app, ["stack", "--recipe", "third-place", "--trials", "0", "-w", str(sw.workspace.root)])
+    assert out.exit_code == 1
+    assert out.output == (
+        'Error: recipe "third-place" needs feature set(s) minmax_stages_lite0, attn_lite0, which the workspace '
+        "lacks (it has: hist_lite0, meta). Build them with `jungle featurize` and `jungle aggregate`, then run "
+        "the recipe again.\n")
+    unknown = runner.invoke(app, ["stack", "--recipe", "fourth-place", "-w", str(sw.workspace.root)])
+    assert unknown.exit_code == 1
+    assert unknown.output == ('Error: no recipe "fourth-place". Recipes: metadata-only, min-max, first-place, '
+                              "third-place, all.\n")
+    missing = runner.invoke(app, ["stack", "--features", "meta,nope", "-w", str(sw.workspace.root)])
+    assert missing.exit_code == 1
+    assert "feature set(s) nope not found in the workspace" in missing.output
+
+
+def test_recipe_metadata_only_and_all(tmp_path):
+    sw = make_stack_workspace(tmp_path / "ws")
+    fast = TuneConfig(trials=0, **FAST)
+    meta_only = stack(sw.workspace, StackConfig(recipe="metadata-only", tune=fast))
+    everything = stack(sw.workspace, StackConfig(recipe="all", tune=fast))
+    assert [n for n, _ in meta_only.members[0].features] == ["meta"]
+    assert [n for n, _ in everything.members[0].features] == ["hist_lite0", "meta"]
+    assert everything.log_loss < meta_only.log_loss
+
+
+def test_stack_help_lists_its_options():
+    out = runner.invoke(app, ["stack", "--help"])
+    assert out.exit_code == 0
+    for option in ("--features", "--recipe", "--trials", "--storage", "--seed", "--jobs", "--no-prune"):
+        assert option in out.output
