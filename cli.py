@@ -89,7 +89,7 @@ def status(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -> Non
 
 # --------------------------------------------------------------------------- ingest: ingest, labels, folds
 ClassesOpt = Annotated[Optional[str], typer.Option(
-    help="Class list: comma-separated, or a file with one class per line [default: the 24 Pri-matrix classes].")]
+    help="Class list: comma-separated, or a file with one class per line (default: the 24 Pri-matrix classes).")]
 AllowMissingOpt = Annotated[bool, typer.Option(
     "--allow-missing", help="Skip labels of videos that are not ingested instead of refusing the file.")]
 ReplaceLabelsOpt = Annotated[bool, typer.Option(
@@ -133,7 +133,7 @@ def ingest(
     seed: SeedOpt = 0,
     scheme: SchemeOpt = "default",
     workers: Annotated[Optional[int], typer.Option(
-        help="Worker processes [default: one per core]; 0 probes in this process.")] = None,
+        help="Worker processes (default: one per core); 0 probes in this process.")] = None,
     stats: Annotated[bool, typer.Option(
         "--stats/--no-stats", help="Camera statistics from sampled frames (brightness, night, colour, motion); "
                                    "--no-stats reads the headers only (much faster).")] = True,
@@ -244,16 +244,16 @@ def featurize(
     ] = "uniform:32",
     stages: Annotated[Optional[str], typer.Option(
         help="Also store the pooled output of each stage ('skip' features): 'all' or positions like 1,2,3,4.")] = None,
-    input_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels [default: the weights' own].")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels (default: the weights' own).")] = None,
     name: Annotated[Optional[str], typer.Option(
-        help="Feature-set name for the (single) encoder [default: its alias, e.g. lite0].")] = None,
+        help="Feature-set name for the (single) encoder (default: its alias, e.g. lite0).")] = None,
     shard: Annotated[Optional[str], typer.Option(
         help="Process only shard I of N (e.g. 3/8); run the other shards as separate processes.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Decode worker processes (0: decode in this process).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Decode worker processes (0: decode in this process; default: one per 2 cores).")] = None,
     batch_size: Annotated[int, typer.Option(help="Frames per forward pass.")] = 32,
     block: Annotated[int, typer.Option(help="Videos per Zarr chunk (unit of resume and sharding).")] = 64,
     device: Annotated[str, typer.Option(help="cpu, or cuda (mixed precision, channels-last).")] = "cpu",
-    threads: Annotated[Optional[int], typer.Option(help="Torch threads [default: all cores].")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Torch threads (default: all cores).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
@@ -454,6 +454,49 @@ def demo_make(
                    f"{len(manifest.test_clips)} test) from {len(manifest.cameras)} cameras, "
                    f"{manifest.total_bytes / 1e6:.1f} MB; labels in {manifest.train_labels.name}.")
     _echo(render_rows(*manifest.rows(), fmt))
+
+
+# --------------------------------------------------------------------------- demo run: the main job
+@demo_app.command("run")
+def demo_run(
+    directory: Annotated[Path, typer.Option("--data", help="Where the demo collection is (made if missing).")]
+    = Path("demo-data"),
+    workspace: WorkspaceOpt = None,
+    n_train: Annotated[int, typer.Option("--n-train", help="Labelled clips of a new collection.")] = 400,
+    n_test: Annotated[int, typer.Option("--n-test", help="Unlabelled test clips of a new collection.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the collection, folds and tuning.")] = 0,
+    frames: Annotated[str, typer.Option(help="Frame sampling of the encoder.")] = "uniform:8",
+    trials: Annotated[int, typer.Option(help="Optuna trials per level-2 model.")] = 8,
+    recipes: Annotated[str, typer.Option(help="Recipes to compare, comma-separated.")] =
+    "metadata-only,min-max,first-place,third-place,all",
+    out: Annotated[Optional[Path], typer.Option(
+        help="Submission CSV [default: WORKSPACE/submission.csv].", show_default=False)] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Run the whole pipeline on the demo collection: ingest, featurize, aggregate, stack every
+    recipe, predict the test clips, write the submission and the report, print the recipe table."""
+    from .pipeline import DemoRunConfig, run_demo
+
+    config = DemoRunConfig(directory=directory, n_train=n_train, n_test=n_test, seed=seed, frames=frames,
+                           trials=trials, recipes=tuple(r.strip() for r in recipes.split(",") if r.strip()),
+                           submission=out)
+    try:
+        result = run_demo(_workspace(workspace), config, log=lambda line: typer.echo(line, err=True))
+    except (LookupError, ValueError, RuntimeError) as exc:
+        _fail(_message(exc))
+    _echo(render_rows(*result.rows(), fmt))
+    if fmt == Format.table:
+        test = f"; test-clip log loss {result.test_log_loss:.4f}" if result.test_log_loss is not None else ""
+        typer.echo(f"best recipe: {result.best}{test}\nsubmission: {result.submission}\nreport: {result.report}")
+
+
+@demo_app.callback()
+def demo_default(ctx: typer.Context) -> None:
+    """`jungle demo` alone runs `jungle demo run` with its defaults."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(demo_run, directory=Path("demo-data"), workspace=None, n_train=400, n_test=100, seed=0,
+                   frames="uniform:8", trials=8, recipes="metadata-only,min-max,first-place,third-place,all",
+                   out=None, fmt=Format.table)
 
 
 # --------------------------------------------------------------------------- meta: stack, predict, report, dashboard

@@ -42,11 +42,11 @@ from jungle.store.workspace import Workspace
 
 from .attention import AttentionConfig, fit_attention, meta_inputs, predict_attention
 from .frame_head import FrameHeadConfig, fit_frame_head, write_frame_probs
-from .frame_stats import EMBEDDING_POOLS, PROB_STATS, class_slug, pool_columns, pool_embeddings, prob_stat_columns, \
-    prob_stats
+from .frame_stats import (EMBEDDING_POOLS, PROB_STATS, class_slug, pool_columns, pool_embeddings,
+                          prob_stat_columns, prob_stats)
 from .inputs import FrameRows, fingerprint, iter_frame_blocks, load_frame_rows
-from .oof import load_fold_plan
 from .metadata import MetadataConfig, metadata_features, videos_fingerprint_query
+from .oof import load_fold_plan
 from .tables import VideoTableWriter
 
 __all__ = ["KINDS", "StatsConfig", "PoolingConfig", "AggregateConfig", "AggregateResults", "aggregate",
@@ -178,10 +178,10 @@ class _Run:
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
-    def _bar(self, total: int, desc: str):
+    def _bar(self, total: int | None, desc: str, unit: str = "video"):
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc=desc, unit="video", file=sys.stderr,
+        bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr,
                    disable=not self.show_progress or not sys.stderr.isatty())
         try:
             yield bar.update
@@ -261,9 +261,8 @@ class _Run:
                                    encoder=source.fs.encoder)
         if not fresh:
             started = time.perf_counter()
-            with self._bar(head.epochs * len(source), f"frame head {source.fs.name}") as update:
-                ensemble = fit_frame_head(self.ws, source, plan, head)
-                update(head.epochs * len(source))
+            with self._bar(None, f"frame head {source.fs.name}", "batch") as update:
+                ensemble = fit_frame_head(self.ws, source, plan, head, progress=lambda: update(1))
             with self._bar(len(source), f"frame probs {source.fs.name}") as update:
                 written = write_frame_probs(self.ws, source, fs, ensemble, plan, head, progress=update)
             fs = self._finish_frames(fs, written)
@@ -351,9 +350,8 @@ class _Run:
         if probs_fresh and vector_fresh:
             return [self._record(probs_fs, None), self._record(vector_fs, None)]
         started = time.perf_counter()
-        with self._bar(config.epochs * len(sources[0]), f"attention {tag}") as update:
-            ensemble = fit_attention(self.ws, sources, plan, config, meta)
-            update(config.epochs * len(sources[0]))
+        with self._bar(None, f"attention {tag}", "batch") as update:
+            ensemble = fit_attention(self.ws, sources, plan, config, meta, progress=lambda: update(1))
         with VideoTableWriter(self.ws.root / probs_fs.location, prob_columns) as probs_out, \
                 VideoTableWriter(self.ws.root / vector_fs.location, vector_columns) as vector_out:
             for video_ids, probs, vectors, _ in predict_attention(self.ws, sources, ensemble, plan, config, meta):

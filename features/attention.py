@@ -157,7 +157,7 @@ def _meta_rows(meta: dict[str, np.ndarray] | None, video_ids: Sequence[str]) -> 
 
 
 def _tensors(x: np.ndarray, valid: np.ndarray, meta: np.ndarray) -> tuple:
-    return (torch.as_tensor(x.astype(np.float32)), torch.as_tensor(valid), torch.as_tensor(meta))
+    return (torch.from_numpy(np.ascontiguousarray(x)).float(), torch.as_tensor(valid), torch.as_tensor(meta))
 
 
 def fit_attention(workspace: Workspace, sources: Sequence[FrameRows], plan: FoldPlan, config: AttentionConfig,

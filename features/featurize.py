@@ -14,7 +14,9 @@ Markers make the run resumable (a restarted run does the blocks, and rows, that 
 shardable (``Shard(i, n)`` takes every n-th block; shard processes never open DuckDB while they
 work, only briefly at the start and at the end, when they fold all markers into ``feature_rows``
 and complete the set when every row is done). Frames are batched in row order within a block, so
-a resumed run computes exactly what an uninterrupted one does.
+a resumed run computes exactly what an uninterrupted one does. Parallel work on one feature set
+goes through shards: two unsharded runs of the same set at the same time would both write the
+blocks that have no marker yet.
 """
 
 from __future__ import annotations
@@ -199,37 +201,37 @@ class DecodedVideo:
         return int(self.valid.sum())
 
 
+    @classmethod
+    def failed(cls, sampling: Sampling, error: str, seconds: float = 0.0) -> "DecodedVideo":
+        """A video that gave no frames: every slot invalid, and a readable error."""
+        slots = sampling.slots
+        return cls(None, np.zeros(slots, bool), np.full(slots, -1, np.int32), np.full(slots, np.nan, np.float32),
+                   error=error, seconds=seconds)
+
+
+def _unreadable(path, reason: str) -> str:
+    return f"cannot read video {path}: {reason}. Check the file with `ffprobe`; re-export or remove it."
+
+
 def decode_video(path: str, sampling: Sampling, size: tuple[int, int], threads: int = 0) -> DecodedVideo:
     """Decode one video's sampled frames; any failure becomes a recorded error, never an exception."""
     start = time.perf_counter()
-    slots = sampling.slots
-    empty = (np.zeros(slots, bool), np.full(slots, -1, np.int32), np.full(slots, np.nan, np.float32))
     try:
         sampled = sample_frames(path, sampling, size, reader=partial(read_frames, threads=threads))
     except VideoReadError as exc:
-        return DecodedVideo(None, *empty, error=str(exc), seconds=time.perf_counter() - start)
+        return DecodedVideo.failed(sampling, str(exc), time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001 - a bad file must never stop the run
-        return DecodedVideo(None, *empty, seconds=time.perf_counter() - start,
-                            error=f"cannot read video {path}: {type(exc).__name__}: {exc}. "
-                                  "Check the file with `ffprobe`; re-export or remove it.")
+        return DecodedVideo.failed(sampling, _unreadable(path, f"{type(exc).__name__}: {exc}"),
+                                   time.perf_counter() - start)
     if sampled.n_valid == 0:
-        return DecodedVideo(None, *empty, seconds=time.perf_counter() - start,
-                            error=f"cannot read video {path}: no frame decoded for sampling {sampling.spec()}. "
-                                  "Check the file with `ffprobe`; re-export or remove it.")
+        return DecodedVideo.failed(sampling, _unreadable(path, f"no frame decoded for sampling {sampling.spec()}"),
+                                   time.perf_counter() - start)
     return DecodedVideo(sampled.frames.images, sampled.valid, sampled.frame_index, sampled.timestamps,
                         seconds=time.perf_counter() - start)
 
 
 def _decode_task(task: tuple) -> DecodedVideo:
     return decode_video(*task)
-
-
-def _crashed(task: tuple) -> DecodedVideo:
-    path, sampling = task[0], task[1]
-    slots = sampling.slots
-    return DecodedVideo(None, np.zeros(slots, bool), np.full(slots, -1, np.int32), np.full(slots, np.nan, np.float32),
-                        error=f"cannot read video {path}: the decoder process crashed on it. "
-                              "Check the file with `ffprobe`; re-export or remove it.")
 
 
 def _start_worker(parent: int, niceness: int) -> None:
@@ -318,7 +320,7 @@ class DecodePool:
                     try:
                         result = alone.submit(_decode_task, task).result()
                     except BrokenProcessPool:
-                        result = _crashed(task)
+                        result = DecodedVideo.failed(task[1], _unreadable(task[0], "the decoder process crashed on it"))
                 self._pool = _pool(self.workers, self.niceness)
                 in_flight = deque((t, self._pool.submit(_decode_task, t)) for t, _ in in_flight)
             yield result

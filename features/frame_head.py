@@ -115,7 +115,7 @@ def fit_frame_head(workspace: Workspace, source: FrameRows, plan: FoldPlan, conf
 
     def epoch_batches(epoch: int):
         for rows in buffer.epoch(epoch):
-            yield Batch((torch.as_tensor(rows["x"].astype(np.float32)),), rows["y"], rows["fold"])
+            yield Batch((torch.from_numpy(rows["x"]).float(),), rows["y"], rows["fold"])
 
     video_folds, video_targets = plan.targets(labelled)
     ensemble = FoldEnsemble(
@@ -131,7 +131,7 @@ def predict_frames(ensemble: FoldEnsemble, plan: FoldPlan, block: FrameBlock) ->
     folds, _ = plan.targets(block.video_ids)
     probs = np.zeros((*block.valid.shape, len(plan.classes)), dtype=np.float32)
     if len(video):
-        x = torch.as_tensor(block.values[video, frame].astype(np.float32))
+        x = torch.from_numpy(block.values[video, frame]).float()
         probs[video, frame] = ensemble.predict((x,), folds[video])["probs"]
     return probs
 

@@ -99,8 +99,6 @@ def test_featurize_on_dask_equals_the_single_process_run(tmp_path, media, client
     assert sorted(os.path.basename(path) for path, _ in summary.failures) == ["empty.mp4", "notes.avi"]
     assert summary.frames == 5 * 8 + 6 + 8  # five full clips, one of 6 frames, the lying AVI spread over 8
     _assert_same_store(workspace, reference)
-    again = featurize_on_dask(workspace, CONFIG, client, progress=False)  # nothing left: the set is complete
-    assert (again.sets[0].processed, again.sets[0].complete, again.shards) == (0, True, 4)
 
 
 def _shard_of(key: str) -> int:
@@ -183,22 +181,22 @@ def test_tuning_on_dask_runs_parallel_trials_into_one_study(tmp_path, client):
     import optuna
 
     client.run(lambda: __import__("optuna_integration.xgboost") and None)  # both workers ready at the same time
-    X, Y = _labelled(False, n=240)
+    X, Y = _labelled(False, n=180)
     folds = np.arange(len(X)) % 3
-    cfg = TuneConfig(trials=6, max_rounds=40, early_stopping_rounds=10, prune=False, seed=3)
+    cfg = TuneConfig(trials=4, max_rounds=20, early_stopping_rounds=5, prune=False, seed=3)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     result = tune_on_dask(X, Y, folds, "multiclass", cfg, storage, "dask-study", base={"max_bin": 64}, client=client)
     study = optuna.load_study(study_name="dask-study", storage=storage)
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert 6 <= len(finished) <= 7  # two workers may each start a trial when 5 are done
+    assert 4 <= len(finished) <= 5  # two workers may each start a trial when 3 are done
     assert result.trials == len(finished) and result.value == min(t.value for t in finished)
     assert result.params["max_bin"] == 64 and result.params["random_state"] == 3
     assert result.rounds == study.best_trial.user_attrs["best_rounds"]
     spans = sorted((t.datetime_start, t.datetime_complete) for t in finished)
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), "no two trials overlapped"
-    more = tune_on_dask(X, Y, folds, "multiclass", cfg.model_copy(update={"trials": 8}), storage, "dask-study",
+    more = tune_on_dask(X, Y, folds, "multiclass", cfg.model_copy(update={"trials": 6}), storage, "dask-study",
                         base={"max_bin": 64}, client=client)  # the same study goes on where it stopped
-    assert 8 <= more.trials <= 9
+    assert 6 <= more.trials <= 7
 
 
 def test_client_for_passes_a_client_through_and_explains_an_unreachable_scheduler(client):

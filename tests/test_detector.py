@@ -94,12 +94,13 @@ def test_preprocess_is_pillow_pad_top_left_after_crop(media):
 
 
 def test_scores_equal_zamba_reference_fused_and_unfused(media, megadetector_file):
-    frames = read_frames(media / CAT, sorted(ZAMBA_CAT_SCORES))
+    wanted = [0, 66, 216, 240]
+    frames = read_frames(media / CAT, wanted)
     expected = np.array([ZAMBA_CAT_SCORES[i] for i in frames.indices])
     fused = Detector.load(DetectorConfig(), weights_file=megadetector_file).detect(frames.images)
-    plain = Detector.load(DetectorConfig(fuse=False), weights_file=megadetector_file).detect(frames.images)
+    plain = Detector.load(DetectorConfig(fuse=False), weights_file=megadetector_file).detect(frames.images[2:])
     assert np.allclose(fused.score, expected, atol=2e-3), (fused.score, expected)
-    assert np.allclose(plain.score, fused.score, atol=1e-4)
+    assert np.allclose(plain.score, fused.score[2:], atol=1e-4)
     assert fused.n_boxes[-1] == 0 and np.isnan(fused.box_cx[-1]) and fused.box_area[-1] == 0
 
 
@@ -143,11 +144,11 @@ def test_foliage_before_the_hand_detects_in_few(media, reduced):
 
 
 def test_detector_sampling_picks_cat_frames(media, megadetector_file):
-    sampling = parse_sampling("detector:6,fps=1,input=640x384")
-    assert isinstance(sampling, DetectorFrames) and sampling.slots == 6
-    assert sampling.spec() == "detector:6,fps=1,input=640x384"
+    sampling = parse_sampling("detector:3,fps=0.5,input=640x384")  # scores 8 frames, 0 s to 14 s
+    assert isinstance(sampling, DetectorFrames) and sampling.slots == 3
+    assert sampling.spec() == "detector:3,fps=0.5,input=640x384"
     sampled = sample_frames(media / CAT, sampling, size=(96, 54))
-    assert sampled.n_valid == 6 and sampled.frames.images.shape == (6, 54, 96, 3)
+    assert sampled.n_valid == 3 and sampled.frames.images.shape == (3, 54, 96, 3)
     assert np.all(np.diff(sampled.frame_index) > 0) and sampled.timestamps.max() < 9.5
 
 

@@ -1,0 +1,213 @@
+"""Benchmark of jungle on Dask: scaling from 1 to 2 local workers, and a capacity estimate.
+
+Prints, in one run:
+
+1. featurize on a ``LocalCluster`` of 1 and of 2 worker processes (one thread each) over the same
+   real clips (symlinked copies of ../shared/media clips): frames/s, and the scaling efficiency
+   ``throughput(2) / (2 x throughput(1))`` (1.0 = perfect);
+2. level-2 training with ``xgboost.dask`` on 1 and 2 workers against ``xgb.train`` in this process
+   (same data, same parameters): seconds, ratios, efficiency;
+3. the measured single-core costs (decode of one Pri-matrix-format clip, the default ``lite0``
+   encoder per frame, XGBoost per row-round) and from them a capacity estimate for the full
+   Pri-matrix collection (400k clips x 32 frames) per worker type (CPU core; one GPU, whose
+   speed is an ASSUMPTION stated in the output) and how the cost grows with clips, frames and
+   encoders.
+
+Cluster start-up and the workers' first imports are not timed (each cluster is warmed first).
+The machine's load average is printed: on a shared machine the scaling figures are only as good
+as the idle cores it had.
+
+Usage: ``python bench/scale.py [--copies 2] [--frames uniform:8] [--encoder lite0] [--rows 20000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+PRIMATRIX_CLIP = REPO.parent / "shared" / "media" / "camera_trap" / "ACP0006s6f-small-cat.mp4"  # 720x404, 15 s, H.264
+FULL_COLLECTION = 400_000
+FULL_FRAMES = 32
+CLASSES = 24
+# ASSUMPTION (not measured here: this machine has no GPU). EfficientNet-Lite0 in float16 at 224 px on
+# one current datacenter GPU encodes about this many times the frames one CPU core encodes (a few
+# thousand frames/s against the ~25-50 measured per core); decoding stays on the GPU host's CPU cores.
+GPU_ENCODE_RATIO = 100
+GPU_HOST_DECODE_CORES = 8
+
+
+def _bench_featurize_module():
+    """bench/featurize.py (its clip list and workspace helpers)."""
+    spec = importlib.util.spec_from_file_location("bench_featurize", Path(__file__).with_name("featurize.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _warm_worker(config) -> None:
+    """Import and load the encoders once in a worker, so that timings exclude first imports."""
+    from jungle.features.encoders import load_encoder
+
+    for encoder in config.encoders:
+        load_encoder(encoder)
+
+
+def featurize_scaling(config, copies: int) -> dict[int, tuple[float, int]]:
+    """{workers: (seconds, frames)} of featurize on a local cluster of 1 and 2 workers."""
+    from jungle.features.distributed import client_for, featurize_on_dask
+    from jungle.store.workspace import Workspace
+
+    clips = _bench_featurize_module()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="jungle-scale-") as tmp:
+        paths = clips._collection(Path(tmp) / "videos", copies)
+        print(f"featurize: {len(paths)} videos ({copies} x {len(clips.CLIPS)} real clips), {config.frames}, "
+              f"encoder {config.encoders[0].name}, one torch thread per worker")
+        for n_workers in (1, 2):
+            workspace = Workspace.resolve(Path(tmp) / f"ws{n_workers}")
+            clips._add_videos(workspace, paths)
+            with client_for("local", n_workers=n_workers) as client:
+                client.run(_warm_worker, config)
+                summary = featurize_on_dask(workspace, config, client, n_shards=2 * n_workers, progress=False)
+            results[n_workers] = (summary.seconds, summary.frames)
+            print(f"  {n_workers} worker(s): {summary.frames / summary.seconds:7.1f} frames/s  "
+                  f"({summary.frames} frames in {summary.seconds:.2f} s, {summary.shards} shards)")
+    return results
+
+
+def _training_data(rows: int, features: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    hidden = rng.integers(0, CLASSES, rows)
+    X = (rng.normal(size=(rows, features)) + rng.normal(size=(CLASSES, features))[hidden]).astype(np.float32)
+    return X, np.eye(CLASSES)[hidden]
+
+
+def xgboost_scaling(rows: int, features: int, rounds: int) -> tuple[float, dict[int, float]]:
+    """(seconds of xgb.train here on one thread, {workers: seconds of xgboost.dask training})."""
+    from jungle.features.distributed import client_for
+    from jungle.meta.distributed import DaskLevel2Classifier
+    from jungle.meta.level2 import Level2Classifier
+
+    X, Y = _training_data(rows, features)
+    params = {"n_estimators": rounds, "subsample": 1.0, "max_bin": 64, "n_jobs": 1}
+    print(f"level-2 XGBoost: {rows} rows x {features} features, {CLASSES} classes (multi:softprob), {rounds} rounds")
+    start = time.perf_counter()
+    Level2Classifier(**params).fit(X, Y)
+    baseline = time.perf_counter() - start
+    print(f"  xgb.train in this process, 1 thread: {baseline:6.2f} s")
+    results = {}
+    for n_workers in (1, 2):
+        with client_for("local", n_workers=n_workers) as client:
+            DaskLevel2Classifier(**{**params, "n_estimators": 2}).fit(X[:1000], Y[:1000], client=client)  # warm
+            start = time.perf_counter()
+            DaskLevel2Classifier(**params).fit(X, Y, client=client)
+            results[n_workers] = time.perf_counter() - start
+        print(f"  xgboost.dask, {n_workers} worker(s):     {results[n_workers]:6.2f} s  "
+              f"(= {results[n_workers] / baseline:.2f} x the in-process time)")
+    return baseline, results
+
+
+def single_core_costs(encoder_name: str) -> tuple[float, float, float]:
+    """(s to decode 32 uniform frames of the Pri-matrix clip, s to decode 8, s per frame of the
+    encoder at its input size), one thread each."""
+    import torch
+
+    from jungle.features.encoders import EncoderConfig, load_encoder
+    from jungle.features.featurize import decode_video
+    from jungle.features.sampling import parse_sampling
+
+    torch.set_num_threads(1)
+    encoder = load_encoder(EncoderConfig(name=encoder_name))
+    size = (encoder.input_size, encoder.input_size)
+    timings = {}
+    for frames in (32, 8):
+        sampling = parse_sampling(f"uniform:{frames}")
+        decode_video(str(PRIMATRIX_CLIP), sampling, size, threads=1)  # warm
+        timings[frames] = statistics.median(decode_video(str(PRIMATRIX_CLIP), sampling, size, threads=1).seconds
+                                            for _ in range(3))
+    images = decode_video(str(PRIMATRIX_CLIP), parse_sampling("uniform:32"), size, threads=1).images
+    encoder.encode(images[:8])  # warm
+    start = time.perf_counter()
+    encoder.encode(images)
+    per_frame = (time.perf_counter() - start) / len(images)
+    return timings[32], timings[8], per_frame
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:,.0f} h" if seconds >= 36000 else f"{seconds / 3600:,.1f} h"
+
+
+def capacity(decode32: float, decode8: float, encode_frame: float, xgb_row_round: float, encoder: str,
+             features: int, rounds: int, trials: int, folds: int) -> None:
+    """Print the capacity estimate for the full collection from the measured single-core costs."""
+    per_clip = decode32 + FULL_FRAMES * encode_frame
+    core_s = FULL_COLLECTION * per_clip
+    gpu_frames_per_s = min(GPU_ENCODE_RATIO / encode_frame, GPU_HOST_DECODE_CORES * FULL_FRAMES / decode32)
+    gpu_s = FULL_COLLECTION * FULL_FRAMES / gpu_frames_per_s
+    bound = "decode" if GPU_HOST_DECODE_CORES * FULL_FRAMES / decode32 < GPU_ENCODE_RATIO / encode_frame else "encode"
+    fits = trials * folds + folds + 1  # tuning trials (k-fold CV each), out-of-fold refits, final fit
+    stack_s = xgb_row_round * FULL_COLLECTION * rounds * fits
+    print(f"capacity estimate, full Pri-matrix collection: {FULL_COLLECTION:,} clips x {FULL_FRAMES} frames")
+    print(f"  measured, one CPU core: decode of a 720x404 15 s H.264 clip {decode32:.2f} s for 32 frames "
+          f"({decode8:.2f} s for 8); {encoder} {encode_frame * 1000:.1f} ms/frame; "
+          f"XGBoost {xgb_row_round * 1e6:.2f} us per row-round ({features} features, {CLASSES} classes)")
+    print(f"  featurize, per CPU core:  {per_clip:.2f} s/clip -> {_hours(core_s)} on one core "
+          f"({_hours(core_s / 16)} on 16 cores at perfect scaling)")
+    print(f"  featurize, per GPU (ESTIMATE: GPU encodes {GPU_ENCODE_RATIO}x one core, {GPU_HOST_DECODE_CORES} decode "
+          f"cores on its host): {gpu_frames_per_s:,.0f} frames/s, {bound}-bound -> {_hours(gpu_s)}")
+    print(f"  stack ({trials} trials x {folds}-fold CV + {folds} OOF refits + final fit, {rounds} rounds, "
+          f"{features} features, all clips labelled): {_hours(stack_s)} on one core")
+    print("  growth: featurize ~ clips x (decode per clip + frames x sum over encoders of encode per frame);")
+    print(f"    sequential decode reads the whole clip, so 8 frames cost {decode8 / decode32:.2f}x what 32 cost;")
+    print("    a second encoder adds its own per-frame cost (larger EfficientNets ~2-4x lite0 per frame).")
+    print("  stack ~ labelled clips x features x rounds x (trials x folds + folds + 1); features grow with")
+    print("    encoders x aggregate columns (e.g. 24 classes x 10 histogram bins per frame-prediction set).")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=2, help="copies of each bench clip")
+    parser.add_argument("--frames", default="uniform:8")
+    parser.add_argument("--encoder", default="lite0")
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--features", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--trials", type=int, default=20, help="Optuna trials assumed in the stack estimate")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--stack-features", type=int, default=600, help="level-2 features assumed in the estimate")
+    parser.add_argument("--stack-rounds", type=int, default=300, help="boosting rounds assumed in the estimate")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from jungle.features.encoders import EncoderConfig
+    from jungle.features.featurize import FeaturizeConfig
+
+    print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start")
+    config = FeaturizeConfig(encoders=(EncoderConfig(name=args.encoder),), frames=args.frames, block=2,
+                             torch_threads=1, workers=0)
+    timed = featurize_scaling(config, args.copies)
+    rate = {n: frames / seconds for n, (seconds, frames) in timed.items()}
+    print(f"  featurize scaling efficiency 1 -> 2 workers: {rate[2] / (2 * rate[1]):.2f}  "
+          f"(speed-up {rate[2] / rate[1]:.2f}x)")
+    baseline, trained = xgboost_scaling(args.rows, args.features, args.rounds)
+    print(f"  xgboost.dask scaling efficiency 1 -> 2 workers: {trained[1] / (2 * trained[2]):.2f}  "
+          f"(speed-up {trained[1] / trained[2]:.2f}x)")
+    decode32, decode8, encode_frame = single_core_costs(args.encoder)
+    per_feature = baseline / (args.rows * args.rounds * args.features)
+    capacity(decode32, decode8, encode_frame, per_feature * args.stack_features, args.encoder,
+             args.stack_features, args.stack_rounds, args.trials, args.folds)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
