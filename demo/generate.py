@@ -9,10 +9,12 @@ Layout of a collection directory::
     clips.csv                the generator's ground truth per clip (camera, night, animals seen,
                              frames with an animal on screen, what set off a blank clip, bytes):
                              for checking and teaching, never a feature
-    train/<camera>/<name>.mp4, test/<camera>/<name>.mp4
+    train/<camera>/<name>.mp4   the labelled clips, one folder per camera (cam01, cam02, ...)
+    test/<camera>/<name>.mp4    the test clips, same cameras
 
-The folder above a clip is its camera, so ``site`` in the ``videos`` table is the camera and folds
-grouped by site work unchanged. Clips are written to a temporary name and renamed when complete,
+Ingest ``train/`` and ``test/`` separately: ``site`` in the ``videos`` table (the clip's folder
+relative to the ingested directory) is then the camera, the same name in both splits, and folds
+grouped by site work unchanged. (Ingesting the whole directory gives sites ``train/cam01``, ...) Clips are written to a temporary name and renamed when complete,
 so an interrupted run resumes: clips already there are kept, the rest are made.
 """
 
@@ -40,7 +42,8 @@ __all__ = ["DemoManifest", "DemoError", "make_demo", "read_demo", "write_clip", 
 MANIFEST_NAME = "demo.json"
 _FORMAT = "jungle-demo"
 _TABLES = ("train_labels.csv", "test_labels.csv", "submission_format.csv", "clips.csv")
-_OUR_NAMES = ("train", "test", *_TABLES, MANIFEST_NAME)
+_OUR_FILES = (*_TABLES, MANIFEST_NAME)
+_SPLITS = ("train", "test")
 _CLIP_COLUMNS = ("filename", "split", "site", "width", "height", "fps", "frames", "duration", "night",
                  "species", "animals", "visible_frames", "trigger", "bytes")
 
@@ -84,6 +87,16 @@ class DemoManifest:
     total_bytes: int
     written: int
     seconds: float
+
+    @property
+    def train_dir(self) -> Path:
+        """The folder of the labelled clips (one subfolder per camera): ingest this one."""
+        return self.directory / "train"
+
+    @property
+    def test_dir(self) -> Path:
+        """The folder of the test clips (one subfolder per camera)."""
+        return self.directory / "test"
 
     def rows(self) -> tuple[list[str], list[list]]:
         """Columns and rows of clips per class (train, test), for rendering."""
@@ -165,7 +178,8 @@ def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[Iterable]) -> 
 
 
 def _label_rows(clips: Iterable[ClipPlan]) -> list[list]:
-    return [[c.filename] + [int(k in c.labels) for k in PRIMATRIX_CLASSES] for c in sorted(clips, key=lambda c: c.filename)]
+    ordered = sorted(clips, key=lambda c: c.filename)
+    return [[c.filename] + [int(k in c.labels) for k in PRIMATRIX_CLASSES] for c in ordered]
 
 
 def _counts(clips: Iterable[ClipPlan]) -> dict[str, int]:
@@ -240,12 +254,13 @@ def _prepare(directory: Path, config: DemoConfig, overwrite: bool) -> None:
                          if k != "frequencies" and getattr(made, k) != getattr(config, k)) or "class frequencies"
         raise DemoError(f"{directory} holds a demo collection made with another configuration ({diff}); "
                         "choose another directory, or pass --overwrite to replace it.")
-    for name in _OUR_NAMES:
-        target = directory / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    for split in _SPLITS:  # only what the generator made
+        for camera in record.get("cameras", []):
+            shutil.rmtree(directory / split / camera["name"], ignore_errors=True)
+        if (directory / split).is_dir() and not any((directory / split).iterdir()):
+            (directory / split).rmdir()
+    for name in _OUR_FILES:
+        (directory / name).unlink(missing_ok=True)
 
 
 def make_demo(directory: str | os.PathLike, config: DemoConfig | None = None, *, workers: int = 1,

@@ -16,7 +16,7 @@ near the lens, sun flecks), so motion alone does not mean an animal.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Iterator
 
@@ -297,8 +297,13 @@ def _actors(scene: CameraScene, species: str, n: int, fps: int, rng: np.random.G
     group = int(rng.integers(look.group[0], look.group[1] + 1))
     need = max(2, int(0.25 * n))
     actors: list[Actor] = []
+    leader_flies = False
     for member in range(group):
         ind = individual(species, rng)
+        if member == 0:
+            leader_flies = ind.flying
+        else:  # a group moves alike: followers fly when the leader flies
+            ind = replace(ind, flying=leader_flies)
         if ind.flying:
             y_feet = rng.uniform(0.12, 0.75) * h
             scale = rng.uniform(*scene.depth_scale)
@@ -374,6 +379,8 @@ def script_clip(scene: CameraScene, species: tuple[str, ...], night: bool, frame
     actors: list[Actor] = []
     for name in species:
         actors.extend(_actors(scene, name, frames, fps, rng))
+    if night:
+        actors = [replace(a, sprites=tuple(_lit_by_infrared(s) for s in a.sprites)) for a in actors]
     start = datetime(2016, 1, 1) + timedelta(days=int(rng.integers(0, 366)))
     hour = rng.uniform(19, 29) % 24 if night else rng.uniform(6.5, 18)
     return ClipScript(frames, fps, (w, h), night, tuple(actors), trigger, wind, light, float(rng.uniform(1.1, 1.4)),
@@ -381,6 +388,12 @@ def script_clip(scene: CameraScene, species: tuple[str, ...], night: bool, frame
 
 
 # --------------------------------------------------------------------------- rendering
+def _lit_by_infrared(sprite: Sprite) -> Sprite:
+    """Fur and skin reflect the infrared flash well: at night animals show as light gray shapes."""
+    alpha = sprite.alpha[..., None]
+    return replace(sprite, rgb=np.minimum(sprite.rgb * 1.05 + 35.0 * alpha, 255.0 * alpha).astype(np.float32))
+
+
 def _paste(frame: np.ndarray, sprite: Sprite, flip: bool, x: float, y: float) -> None:
     """Composite a premultiplied sprite whose anchor lands on (x, y), clipped to the frame."""
     rgb, alpha = sprite.rgb, sprite.alpha

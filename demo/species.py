@@ -69,7 +69,7 @@ LOOKS: dict[str, Look] = {
                    tail_angle=-75, extras=("horns", "tail_tuft"), speed=(0.07, 0.14), group=(1, 3), night=0.15),
     "chimpanzee": Look("upright", (0.38, 0.55), (34, 30, 28), (150, 118, 98), lean=40, bulk=1.25,
                        speed=(0.15, 0.3), group=(1, 3), night=0.05),
-    "elephant": Look("quadruped", (0.75, 1.0), (122, 119, 115), (96, 93, 90), "speckle", aspect=0.62,
+    "elephant": Look("quadruped", (0.6, 0.85), (122, 119, 115), (96, 93, 90), "speckle", aspect=0.62,
                      legs=0.42, leg_width=0.16, head=0.34, neck=0.0, neck_angle=10, tail=0.3,
                      tail_angle=-80, extras=("big_ears", "trunk", "tusks"), speed=(0.05, 0.11), night=0.4),
     "forest buffalo": Look("quadruped", (0.5, 0.68), (142, 72, 38), (62, 36, 22), "plain", aspect=0.52,

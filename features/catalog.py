@@ -87,7 +87,7 @@ def describe_feature_set(workspace, name: str, version: int | None = None) -> tu
         ("input_size", fs.input_size), ("dims", fs.dims),
         ("stage_dims", json.dumps(fs.stage_dims) if fs.stage_dims else None),
         ("fold_scheme", fs.fold_scheme),
-        ("inputs", json.dumps(fs.inputs) if fs.inputs else "videos"),
+        ("inputs", json.dumps(fs.inputs) if fs.inputs else ("videos" if fs.kind == "frames" else "(none recorded)")),
     ]
     fields += [(f"config.{key}", value) for key, value in _flatten(fs.config)]
     if fs.kind == "frames":

@@ -113,8 +113,9 @@ def worker_threads(client, timeout: float = 60.0) -> dict[str, int]:
         try:
             client.wait_for_workers(1, timeout=timeout)
         except TimeoutError as exc:
-            raise DaskUnavailable(f"the Dask scheduler at {client.scheduler.address} has no worker after "
-                                  f"{timeout:.0f} s. Start some with `dask worker {client.scheduler.address}`.") from exc
+            address = client.scheduler.address
+            raise DaskUnavailable(f"the Dask scheduler at {address} has no worker after {timeout:.0f} s. "
+                                  f"Start some with `dask worker {address}`.") from exc
         workers = client.scheduler_info()["workers"]
     return {address: info["nthreads"] for address, info in workers.items()}
 
@@ -217,10 +218,11 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
         workers = worker_threads(client)
         threads = sum(workers.values())
         count = n_shards or shard_count(n_videos, config.block, threads)
-        label = address if isinstance(address, str) else client.scheduler.address
-        summary = DaskFeaturizeSummary([], address=label, workers=len(workers), threads=threads, shards=count)
-        futures = {client.submit(featurize_shard, workspace, config, str(shard), key=f"featurize-{shard.index}of{count}-"
-                                 f"{os.getpid()}-{time.time_ns()}", retries=retries, pure=False): shard
+        summary = DaskFeaturizeSummary([], address=address if isinstance(address, str) else client.scheduler.address,
+                                       workers=len(workers), threads=threads, shards=count)
+        run = f"{os.getpid()}-{time.time_ns()}"
+        futures = {client.submit(featurize_shard, workspace, config, str(shard), retries=retries, pure=False,
+                                 key=f"featurize-{shard.index}of{count}-{run}"): shard
                    for shard in (Shard(i, count) for i in range(1, count + 1))}
         results, failed = [], []
         with tqdm(total=count, unit="shard", desc=f"featurize on {len(workers)} Dask workers", file=sys.stderr,
@@ -229,14 +231,23 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
                 if future.status == "finished":
                     results.append(future.result())
                 else:
-                    failed.append((str(futures[future]), f"{type(future.exception()).__name__}: {future.exception()}"))
+                    error = future.exception()
+                    failed.append((futures[future].index, str(futures[future]), f"{type(error).__name__}: {error}"))
                 bar.update(1)
     _merge(results, summary)
     _reconcile_sets(workspace, summary.sets)
     summary.seconds = time.perf_counter() - started
     if failed:
-        detail = "; ".join(f"shard {shard}: {error}" for shard, error in sorted(failed))
-        raise ShardsFailed(
-            f"featurize on Dask ({summary.address}): {len(failed)} of {count} shards failed on every attempt "
-            f"({detail}). The blocks that finished are saved; run the same command again to do the rest.")
+        raise ShardsFailed(f"featurize on Dask ({summary.address}): {len(failed)} of {count} shards failed on every "
+                           f"attempt ({_failure_detail(failed)}). The blocks that finished are saved; run the same "
+                           "command again to do the rest.")
     return summary
+
+
+def _failure_detail(failed: list[tuple[int, str, str]]) -> str:
+    """"shards 1/4, 3/4: ERROR; shard 2/4: OTHER ERROR" (shards grouped by error, in shard order)."""
+    by_error: dict[str, list[str]] = {}
+    for _, shard, error in sorted(failed):
+        by_error.setdefault(error, []).append(shard)
+    return "; ".join(f"shard{'s' * (len(shards) > 1)} {', '.join(shards)}: {error}"
+                     for error, shards in by_error.items())

@@ -59,7 +59,7 @@ class VideoTableWriter:
         if not len(video_ids):
             return
         self._ids.append(np.asarray(video_ids, dtype=object))
-        self._values.append(values)
+        self._values.append(np.ascontiguousarray(values.T))      # column-major, one small block at a time
         self._held += len(video_ids)
         if self._held >= self.group_rows:
             self._flush()
@@ -68,7 +68,7 @@ class VideoTableWriter:
         if not self._held:
             return
         ids = np.concatenate(self._ids)
-        by_column = np.ascontiguousarray(np.concatenate(self._values).T)   # one contiguous buffer per column
+        by_column = np.concatenate(self._values, axis=1)          # (columns, rows): one contiguous run per column
         self._ids, self._values, self._held = [], [], 0
         self._wait()
         self._pending = self._pool.submit(self._write_group, ids, by_column)

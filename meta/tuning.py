@@ -52,7 +52,8 @@ class TuneConfig(BaseModel):
         jobs: worker processes running trials.
         prune: prune unpromising trials through XGBoost's Optuna callback.
         prune_percentile: a trial is pruned when its log loss at a round is worse than this
-            percentile of earlier trials at the same round (50 = the median rule).
+            percentile of earlier trials at the same round (25: it must stay in the best quarter;
+            50 is the median rule).
         prune_startup_trials: trials that are never pruned (they set the reference).
         prune_warmup_rounds: rounds before pruning may stop a trial.
         prune_interval: report the CV log loss to the study (and consider pruning) every this
@@ -70,8 +71,8 @@ class TuneConfig(BaseModel):
     seed: int = 0
     jobs: int = Field(1, ge=1)
     prune: bool = True
-    prune_percentile: float = Field(50.0, gt=0, lt=100)
-    prune_startup_trials: int = Field(3, ge=0)
+    prune_percentile: float = Field(25.0, gt=0, lt=100)
+    prune_startup_trials: int = Field(2, ge=0)
     prune_warmup_rounds: int = Field(10, ge=0)
     prune_interval: int = Field(5, ge=1)
     max_rounds: int = Field(1000, ge=1)

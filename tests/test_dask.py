@@ -13,7 +13,7 @@ import pytest
 import zarr
 from distributed import Client, LocalCluster
 
-from jungle.features.distributed import DaskUnavailable, client_for, featurize_on_dask
+from jungle.features.distributed import DaskUnavailable, ShardsFailed, client_for, featurize_on_dask
 from jungle.features.encoders import EncoderConfig
 from jungle.features.featurize import FeaturizeConfig, featurize
 from jungle.meta.distributed import DaskLevel2Classifier, tune_on_dask
@@ -99,6 +99,18 @@ def test_featurize_on_dask_equals_the_single_process_run(tmp_path, media, client
     assert sorted(os.path.basename(path) for path, _ in summary.failures) == ["empty.mp4", "notes.avi"]
     assert summary.frames == 5 * 8 + 6 + 8  # five full clips, one of 6 frames, the lying AVI spread over 8
     _assert_same_store(workspace, reference)
+
+
+def test_shards_that_fail_on_every_attempt_are_reported(tmp_path, media, client):
+    workspace = _collection(tmp_path / "ws", media)
+    missing = tmp_path / "missing.pth"
+    config = CONFIG.model_copy(update={"encoders": (EncoderConfig(name="resnet10t", weights=str(missing)),)})
+    with pytest.raises(ShardsFailed) as failed:
+        featurize_on_dask(workspace, config, client, n_shards=2, retries=0, progress=False)
+    assert str(failed.value) == (
+        f"featurize on Dask ({client.scheduler.address}): 2 of 2 shards failed on every attempt (shards 1/2, 2/2: "
+        f"EncoderError: weights file {missing} does not exist. Pass an existing .safetensors or .pth file.). "
+        "The blocks that finished are saved; run the same command again to do the rest.")
 
 
 def _shard_of(key: str) -> int:

@@ -91,7 +91,9 @@ def test_test_split_is_unlabelled_and_listed_like_the_competition(small):
     names = [r["filename"] for r in train] + test_names
     assert len(set(n.lower() for n in names)) == len(names), "file names are unique"
     assert sorted(p.name for p in manifest.train_clips) == sorted(r["filename"] for r in train)
-    assert all(p.exists() and p.parts[-3] == "test" for p in manifest.test_clips)
+    assert all(p.exists() and p.parent.parent == manifest.test_dir for p in manifest.test_clips)
+    assert all(p.exists() and p.parent.parent == manifest.train_dir for p in manifest.train_clips)
+    assert {p.parent.name for p in manifest.test_clips} <= {c.name for c in manifest.cameras}
 
 
 def test_videos_have_their_camera_size_fps_duration_and_day_or_night_colour(small):

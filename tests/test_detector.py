@@ -13,7 +13,7 @@ import torch
 
 from jungle.features.detector import (
     Detector, DetectorConfig, DetectorFrames, FrameDetections, aggregate_detections, detect_video,
-    detection_array_specs, select_frames,
+    detection_array_specs, load_detector, select_frames,
 )
 from jungle.features.sampling import parse_sampling, sample_frames
 from jungle.features.video import index_video, read_frames
@@ -41,7 +41,8 @@ def _two_threads():
 
 @pytest.fixture(scope="module")
 def reduced(megadetector_file):
-    return Detector.load(REDUCED, weights_file=megadetector_file)
+    """640x384, fused, from the weights cache; the same instance ``detector:N,input=640x384`` uses."""
+    return load_detector(REDUCED)
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +95,12 @@ def test_preprocess_is_pillow_pad_top_left_after_crop(media):
 
 
 def test_scores_equal_zamba_reference_fused_and_unfused(media, megadetector_file):
-    wanted = [0, 66, 216, 240]
-    frames = read_frames(media / CAT, wanted)
+    frames = read_frames(media / CAT, [66, 216])
     expected = np.array([ZAMBA_CAT_SCORES[i] for i in frames.indices])
     fused = Detector.load(DetectorConfig(), weights_file=megadetector_file).detect(frames.images)
-    plain = Detector.load(DetectorConfig(fuse=False), weights_file=megadetector_file).detect(frames.images[2:])
+    plain = Detector.load(DetectorConfig(fuse=False), weights_file=megadetector_file).detect(frames.images[1:])
     assert np.allclose(fused.score, expected, atol=2e-3), (fused.score, expected)
-    assert np.allclose(plain.score, fused.score[2:], atol=1e-4)
-    assert fused.n_boxes[-1] == 0 and np.isnan(fused.box_cx[-1]) and fused.box_area[-1] == 0
+    assert np.allclose(plain.score, fused.score[1:], atol=1e-4)
 
 
 def test_cat_detections_lie_in_its_first_9_5_seconds(cat_4fps):
@@ -122,14 +121,19 @@ def test_cat_detections_lie_in_its_first_9_5_seconds(cat_4fps):
     assert found.boxes[best][0, 4] == found.score[best] and found.n_boxes[best] == len(found.boxes[best])
 
 
-def test_reduced_input_gives_the_same_scores_on_a_wide_frame(media, reduced, cat_4fps):
-    reference = dict(zip(cat_4fps.frame_index.tolist(), cat_4fps.detections.score))
-    assert all(abs(reference[i] - s) < 0.02 for i, s in ZAMBA_CAT_SCORES.items())
+def test_reduced_input_gives_zamba_scores_on_a_wide_frame(cat_4fps):
+    # 640x384 pads less but scales a 720x354 frame as 640x640 does: scores stay zamba's
+    found = dict(zip(cat_4fps.frame_index.tolist(), range(len(cat_4fps.frame_index))))
+    rows = [found[i] for i in ZAMBA_CAT_SCORES]
+    assert np.allclose(cat_4fps.detections.score[rows], list(ZAMBA_CAT_SCORES.values()), atol=5e-3)
+    empty = rows[-1]  # frame 240 (10 s): nothing kept
+    assert cat_4fps.detections.n_boxes[empty] == 0 and np.isnan(cat_4fps.detections.box_cx[empty])
+    assert cat_4fps.detections.box_area[empty] == 0 and len(cat_4fps.detections.boxes[empty]) == 0
 
 
 def test_chimp_clip_detects_in_most_frames(media, reduced):
     index = index_video(media / CHIMP)
-    frames = read_frames(media / CHIMP, np.linspace(0, index.n_frames - 1, 10).round().astype(int), index=index)
+    frames = read_frames(media / CHIMP, np.linspace(0, index.n_frames - 1, 8).round().astype(int), index=index)
     found = reduced.detect(frames.images)
     assert (found.score >= 0.5).mean() >= 0.9, found.score
     assert found.n_boxes.min() >= 1

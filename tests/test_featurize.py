@@ -163,6 +163,22 @@ def test_features_list_show_and_sql(reference):
     assert sql.output == "status,n\ndone,7\nerror,2\n"
 
 
+def test_show_describes_a_video_level_set_too(tmp_path, media):
+    import polars as pl
+
+    workspace = _collection(tmp_path / "ws", media, broken=False)
+    with connect(workspace) as con:
+        fs, _ = registry.register(con, "meta_demo", "video", {"columns": ["x"]}, [{"name": "resnet10t", "version": 1}])
+        ids = [r[0] for r in con.execute("SELECT video_id FROM videos ORDER BY path LIMIT 5").fetchall()]
+        registry.write_video_table(workspace, con, fs, pl.DataFrame({"video_id": ids, "x": [1.0] * 5}))
+    shown = CliRunner().invoke(app, ["features", "show", "meta_demo@1", "-w", str(workspace.root), "-f", "csv"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    for line in ["kind,video", "status,complete", "rows,5", "videos without a row,2", 'config.columns,"[""x""]"',
+                 'inputs,"[{""name"": ""resnet10t"", ""version"": 1}]"']:
+        assert line in lines, shown.output
+
+
 def test_help_and_bad_options(tmp_path, media):
     runner = CliRunner()
     assert "Sample frames of every ingested video" in runner.invoke(app, ["featurize", "--help"]).output
