@@ -520,14 +520,17 @@ def stack_command(
     prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Prune unpromising trials.")] = True,
     label_mode: Annotated[Optional[str], typer.Option(
         help="auto | multiclass (one label per video, softprob) | binary (one model per class).")] = None,
-    clip: Annotated[Optional[str], typer.Option(help="fitted | fixed | none (default: the recipe's, else fitted).")] = None,
+    clip: Annotated[Optional[str], typer.Option(
+        help="fitted | fixed | none (default: the recipe's, else fitted).")] = None,
     clip_value: Annotated[float, typer.Option(help="Limit of --clip fixed.")] = 1e-4,
     fold_scheme: Annotated[str, typer.Option(help="Stored fold scheme to cross-validate on.")] = "default",
     max_rounds: Annotated[int, typer.Option(help="Most boosting rounds per trial.")] = 1000,
     early_stopping: Annotated[int, typer.Option(help="Stop a trial after this many rounds without gain.")] = 30,
     threads: Annotated[Optional[int], typer.Option(
-        help="XGBoost threads per worker (default: cores / jobs).", show_default=False)] = None,
+        help="XGBoost threads per worker (default: 1 on small data, else cores / jobs).", show_default=False)] = None,
     encoder: Annotated[str, typer.Option(help="Embedding feature set that recipes build on.")] = "lite0",
+    build: Annotated[bool, typer.Option("--build/--no-build",
+                                        help="Let a recipe featurize and aggregate the sets it lacks.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
@@ -545,6 +548,7 @@ def stack_command(
     try:
         config = StackConfig(
             members=tuple(tuple(f.split(",")) for f in features or ()), recipe=recipe, encoder=encoder,
+            build_missing=build,
             label_mode=label_mode, clip=clip, clip_value=clip_value, fold_scheme=fold_scheme,
             tune=TuneConfig(trials=trials, storage=storage, study_name=study, seed=seed, jobs=jobs, prune=prune,
                             max_rounds=max_rounds, early_stopping_rounds=early_stopping, nthread=threads),
@@ -577,8 +581,8 @@ def predict_command(
         result = predict(_workspace(workspace), model=model, out=out, videos=videos)
     except (ModelMismatch, FileNotFoundError, LookupError, ValueError, WorkspaceMissing) as exc:
         _fail(_message(exc))
-    _echo(render_rows(["model", "videos", "classes", "submission", "rows_written"],
-                      [(result.model_id, result.videos, len(result.classes), result.out or "", result.rows_written)], fmt))
+    row = (result.model_id, result.videos, len(result.classes), result.out or "", result.rows_written)
+    _echo(render_rows(["model", "videos", "classes", "submission", "rows_written"], [row], fmt))
 
 
 @app.command("report")
@@ -613,8 +617,9 @@ def dashboard_command(
         studies = list_studies(url)
     except DashboardError as exc:
         _fail(str(exc))
-    typer.echo(f"optuna-dashboard on {dashboard_url(host, port)} for {len(studies)} stud"
-               f"{'y' if len(studies) == 1 else 'ies'} ({', '.join(studies) or 'none yet'}); Ctrl-C stops it.", err=True)
+    noun = "study" if len(studies) == 1 else "studies"
+    typer.echo(f"optuna-dashboard on {dashboard_url(host, port)} for {len(studies)} {noun} "
+               f"({', '.join(studies) or 'none yet'}); Ctrl-C stops it.", err=True)
     serve(url, host=host, port=port)
 
 

@@ -161,8 +161,10 @@ def write_pooled(workspace: Workspace, source: FrameRows, writer: VideoTableWrit
     for block in iter_frame_blocks(workspace, [source], array, videos_per_block=videos_per_block):
         keep = block.valid.any(axis=1)
         valid = block.valid[keep]
-        values = pool_embeddings(block.values[keep], valid, pools)
-        writer.write(block.video_ids[keep], np.column_stack([valid.sum(axis=1), values]))
+        row = np.empty((len(valid), len(writer.columns)), dtype=np.float32)
+        row[:, 0] = valid.sum(axis=1)
+        pool_embeddings(block.values[keep], valid, pools, out=row[:, 1:])
+        writer.write(block.video_ids[keep], row)
         if progress:
             progress(len(block))
 

@@ -33,12 +33,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..store.arrays import ArraySpec
-from .sampling import Fps, Sampling, _spread, register_sampling
+from .sampling import Fps, Sampling, _positive_int, _spread, register_sampling
 from .video import VideoIndex, index_video, read_frames
 
 __all__ = [
     "DetectorConfig",
     "Detector",
+    "DetectorModel",
     "FrameDetections",
     "VideoDetections",
     "load_detector",
@@ -69,6 +70,7 @@ class DetectorConfig(BaseModel):
             configs: 50, the camera's timestamp bar); at most half the frame's height is removed.
         batch_size: frames per forward pass (does not change results).
         fuse: fold BatchNorm into the convolutions (faster; outputs equal to float rounding).
+        channels_last: NHWC memory format for the network (faster on CPU; same outputs).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -80,10 +82,11 @@ class DetectorConfig(BaseModel):
     crop_bottom: int = Field(default=50, ge=0)
     batch_size: int = Field(default=8, ge=1)
     fuse: bool = True
+    channels_last: bool = True
 
     def lineage(self) -> dict:
-        """The settings that change results (not batch size, not fusion)."""
-        return self.model_dump(exclude={"batch_size", "fuse"})
+        """The settings that change results (not batch size, fusion or memory format)."""
+        return self.model_dump(exclude={"batch_size", "fuse", "channels_last"})
 
     def key(self) -> str:
         """Short hash of :meth:`lineage`."""
@@ -199,6 +202,8 @@ class Detector:
         model.eval()
         if config.fuse:
             fuse_conv_bn(model)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         return cls(model, config, spec.sha256)
 
     def lineage(self) -> dict:
@@ -252,7 +257,8 @@ class Detector:
         boxes: list[np.ndarray] = []
         for start in range(0, len(images), config.batch_size):
             canvas, ratio, (height, width) = self.preprocess(images[start: start + config.batch_size])
-            tensor = torch.from_numpy(canvas).permute(0, 3, 1, 2).float().contiguous()
+            memory = torch.channels_last if config.channels_last else torch.contiguous_format
+            tensor = torch.from_numpy(canvas).permute(0, 3, 1, 2).float().contiguous(memory_format=memory)
             with torch.inference_mode():
                 rows = self.model(tensor)
             scale = torch.tensor([width, height, width, height], dtype=rows.dtype) * ratio
@@ -266,6 +272,46 @@ class Detector:
                 fractions = (xyxy[order] / scale).clamp(0.0, 1.0)
                 boxes.append(torch.cat([fractions, scores[order, None]], 1).numpy().astype(np.float32))
         return FrameDetections.from_boxes(boxes)
+
+
+class DetectorModel:
+    """A :class:`Detector` as a per-frame model of the featurize runner
+    (:class:`jungle.features.featurize.FrameModel`): it writes the frame-level set ``set_name``
+    with the arrays of :func:`detection_array_specs`.
+
+    It wants frames at their native size (``native_frames``; ``frame_size`` None), so that it can
+    keep their aspect ratio and crop the timestamp bar as zamba does; all frames of one
+    ``encode`` call must have one size.
+    """
+
+    native_frames = True
+    frame_size = None
+
+    def __init__(self, detector: Detector, name: str | None = None):
+        self.detector = detector
+        self._name = name or "".join(c if c.isalnum() else "_" for c in detector.config.weights)
+
+    @property
+    def input_size(self) -> int:
+        return max(self.detector.config.input_width, self.detector.config.input_height)
+
+    @property
+    def set_name(self) -> str:
+        return self._name
+
+    def output_specs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        return {name: (spec.trailing, spec.dtype) for name, spec in detection_array_specs().items()}
+
+    def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return self.detector.detect(images).arrays()
+
+    def describe(self) -> dict:
+        return self.detector.lineage()
+
+    def registry_meta(self) -> dict:
+        config = self.detector.config
+        return {"encoder": f"yolox-tiny:{config.weights}", "weights_sha256": self.detector.weights_sha256,
+                "input_size": self.input_size, "dims": len(FrameDetections.ARRAYS)}
 
 
 @functools.lru_cache(maxsize=2)
@@ -443,10 +489,7 @@ class DetectorFrames(Sampling):
 
     @classmethod
     def from_arg(cls, arg, options):
-        try:
-            n = int(arg)
-        except ValueError:
-            raise ValueError(f"detector:N needs a whole number of frames, not {arg!r}") from None
+        n = _positive_int(arg, "detector:N frame count")
         settings, fps = {}, 4.0
         for key, value in options.items():
             if key == "fps":

@@ -21,6 +21,7 @@ so memory stays bounded, and both blind to invalid (padded) frame slots, whateve
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -123,7 +124,7 @@ def pool_columns(dims: int, pools: Sequence[str] = EMBEDDING_POOLS, stage_dims: 
 
 
 def pool_embeddings(values: np.ndarray, valid: np.ndarray, pools: Sequence[str] = EMBEDDING_POOLS,
-                    videos_per_step: int = 16) -> np.ndarray:
+                    videos_per_step: int = 16, out: np.ndarray | None = None) -> np.ndarray:
     """Mean / max / min / max-min of each dimension over each video's valid frames.
 
     Args:
@@ -132,6 +133,7 @@ def pool_embeddings(values: np.ndarray, valid: np.ndarray, pools: Sequence[str] 
         pools: any of ``mean``, ``max``, ``min``, ``range`` (max - min), in output order.
         videos_per_step: videos converted and reduced at a time: small steps keep the float32
             copy in the CPU cache (and out of fresh pages), which is most of the speed.
+        out: a (B, len(pools) * D) float32 array (or view) to write into, instead of a new one.
 
     Returns:
         (B, len(pools) * D) float32, pool-major as :func:`pool_columns`. A video without valid
@@ -141,13 +143,15 @@ def pool_embeddings(values: np.ndarray, valid: np.ndarray, pools: Sequence[str] 
     if unknown:
         raise ValueError(f"unknown pooling {sorted(unknown)}: use {', '.join(EMBEDDING_POOLS)}")
     n_videos, _, dims = values.shape
-    out = np.empty((n_videos, len(pools) * dims), dtype=np.float32)
+    if out is None:
+        out = np.empty((n_videos, len(pools) * dims), dtype=np.float32)
     counts = valid.sum(axis=1)
-    for lo in range(0, n_videos, videos_per_step):
-        hi = min(lo + videos_per_step, n_videos)
-        pooled = _pool_step(as_float32(values[lo:hi]), valid[lo:hi], counts[lo:hi], pools)
-        for i, pool in enumerate(pools):
-            out[lo:hi, i * dims:(i + 1) * dims] = pooled[pool]
+    with _one_torch_thread():
+        for lo in range(0, n_videos, videos_per_step):
+            hi = min(lo + videos_per_step, n_videos)
+            pooled = _pool_step(as_float32(values[lo:hi]), valid[lo:hi], counts[lo:hi], pools)
+            for i, pool in enumerate(pools):
+                out[lo:hi, i * dims:(i + 1) * dims] = pooled[pool]
     out[counts == 0] = np.nan
     return out
 
@@ -173,6 +177,21 @@ def _pool_step(x: np.ndarray, valid: np.ndarray, counts: np.ndarray, pools: Sequ
     if "range" in pools:
         result["range"] = result["max"] - result["min"]
     return result
+
+
+@contextmanager
+def _one_torch_thread():
+    """Convert on one torch thread: the steps are too small to share, and idle OpenMP threads spin."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if previous != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if previous != 1:
+            torch.set_num_threads(previous)
 
 
 def as_float32(values: np.ndarray) -> np.ndarray:

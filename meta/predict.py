@@ -73,10 +73,14 @@ def _candidates(workspace: Workspace, con, sets, videos: Selection) -> tuple[lis
                      for fs in sets]).unique()
     where = {"unlabelled": "AND v.video_id NOT IN (SELECT video_id FROM labels)",
              "labelled": "AND v.video_id IN (SELECT video_id FROM labels)", "all": ""}[videos]
-    rows = con.execute(
-        f"SELECT v.video_id, v.filename FROM videos v JOIN ids USING (video_id) "
-        f"WHERE v.status = 'ok' {where} ORDER BY v.filename, v.video_id"
-    ).fetchall()
+    con.register("featured_videos", ids)
+    try:
+        rows = con.execute(
+            f"SELECT v.video_id, v.filename FROM videos v JOIN featured_videos USING (video_id) "
+            f"WHERE v.status = 'ok' {where} ORDER BY v.filename, v.video_id"
+        ).fetchall()
+    finally:
+        con.unregister("featured_videos")
     return [r[0] for r in rows], [r[1] for r in rows]
 
 

@@ -161,12 +161,13 @@ def _figures(data: ReportData) -> dict[str, str]:
     return figures
 
 
+def _cell(value) -> str:
+    return f"{value:.5f}" if isinstance(value, float) else str(value)
+
+
 def _table(columns: list[str], rows: list[tuple]) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(f'{v:.5f}' if isinstance(v, float) else str(v))}</td>" for v in row) + "</tr>"
-        for row in rows
-    )
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -190,12 +191,13 @@ def render_html(data: ReportData) -> str:
     )
     errors = "".join(f"<p>Study {html.escape(h['name'])}: {html.escape(h['error'])}</p>"
                      for h in data.histories if h.get("error"))
-    images = "".join(f"<h2>{html.escape(title)}</h2><img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,{png}\">"
-                     for title, png in _figures(data).items())
+    images = "".join(f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
+                     f'src="data:image/png;base64,{png}">' for title, png in _figures(data).items())
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>jungle report {html.escape(data.model.model_id)}"
-            f"</title><style>{style}</style></head><body><h1>Model {html.escape(data.model.model_id)}</h1>"
+    model_id = html.escape(data.model.model_id)
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>jungle report {model_id}'
+            f"</title><style>{style}</style></head><body><h1>Model {model_id}</h1>"
             f"<p>Created {html.escape(manifest['created_at'])}, code {html.escape(manifest['code_version'])}. "
             f"All metrics are out-of-fold on the labelled videos.</p>{headline}<h2>Level-2 models</h2>{members}"
             f"<h2>Per class</h2>{per_class}{errors}{images}</body></html>")

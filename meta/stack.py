@@ -12,7 +12,6 @@ to the ``predictions`` table (``kind='oof'``).
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Literal
@@ -29,7 +28,7 @@ from .level2 import Level2Classifier, resolve_label_mode
 from .metrics import Evaluation, competition_log_loss, evaluate
 from .model_io import new_model_id, save_model
 from .recipes import get_recipe, resolve_recipe
-from .tuning import TuneConfig, TuneResult, fold_pairs, tune
+from .tuning import TuneConfig, TuneResult, default_threads, fold_pairs, tune
 
 __all__ = ["StackConfig", "MemberResult", "StackResult", "stack", "oof_predict", "write_predictions"]
 
@@ -136,16 +135,18 @@ def write_predictions(con, model_id: str, kind: str, video_ids, classes, P: np.n
         "probability": np.asarray(P, dtype=np.float64).ravel(),
         "created_at": [datetime.now(timezone.utc).replace(tzinfo=None)] * (n * c),
     })
-    ids = pl.DataFrame({"video_id": video_ids})
+    con.register("new_predictions", frame)
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM predictions WHERE model_id = ? AND kind = ? AND video_id IN (SELECT video_id FROM ids)",
-                    [model_id, kind])
-        con.execute("INSERT INTO predictions SELECT * FROM frame")
+        con.execute("DELETE FROM predictions WHERE model_id = ? AND kind = ? "
+                    "AND video_id IN (SELECT DISTINCT video_id FROM new_predictions)", [model_id, kind])
+        con.execute("INSERT INTO predictions SELECT * FROM new_predictions")
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
+    finally:
+        con.unregister("new_predictions")
     return frame.height
 
 
@@ -187,7 +188,6 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
     say = log or (lambda _line: None)
     member_refs, label_mode, clip_kind, clip_value = _members(workspace, cfg)
     storage = cfg.tune.storage or workspace.optuna_url
-    nthread = cfg.tune.nthread or os.cpu_count() or 1
     datasets = [load_training_data(workspace, refs, cfg.fold_scheme) for refs in member_refs]
     first = datasets[0]
     mode = resolve_label_mode(label_mode, first.Y)
@@ -199,7 +199,7 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
         tuned = tune(data.X, data.Y, data.folds, mode, cfg.tune, storage, study,
                      base={"random_state": cfg.tune.seed, **cfg.params}, scratch=workspace.root / "tmp")
         model = Level2Classifier(**{**tuned.params, "label_mode": mode, "n_estimators": tuned.rounds,
-                                    "n_jobs": nthread})
+                                    "n_jobs": cfg.tune.nthread or default_threads(data.X.size)})
         oof = oof_predict(model, data.X, data.Y, data.folds)
         models.append(model.fit(data.X, data.Y))
         oofs.append(oof)

@@ -32,6 +32,7 @@ __all__ = [
     "CVResult",
     "TuneResult",
     "suggest_params",
+    "default_threads",
     "fold_pairs",
     "cross_validate",
     "open_storage",
@@ -60,7 +61,7 @@ class TuneConfig(BaseModel):
             many rounds; every report is a write to the storage.
         max_rounds: most boosting rounds of a trial.
         early_stopping_rounds: stop a trial when the CV log loss has not improved for this many rounds.
-        nthread: XGBoost threads per worker (None: cores divided by jobs).
+        nthread: XGBoost threads per worker (None: :func:`default_threads`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -78,6 +79,14 @@ class TuneConfig(BaseModel):
     max_rounds: int = Field(1000, ge=1)
     early_stopping_rounds: int = Field(30, ge=1)
     nthread: int | None = None
+
+
+def default_threads(cells: int, jobs: int = 1) -> int:
+    """XGBoost threads per worker: one for small data (threads cost more than they save there),
+    else the cores divided among the workers."""
+    if cells < 2_000_000:
+        return 1
+    return max(1, (os.cpu_count() or 1) // jobs)
 
 
 def suggest_params(trial) -> dict[str, Any]:
@@ -261,7 +270,7 @@ def tune(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, mode: str, cfg: TuneCo
     """
     import optuna
 
-    nthread = cfg.nthread or max(1, (os.cpu_count() or 1) // cfg.jobs)
+    nthread = cfg.nthread or default_threads(X.size, cfg.jobs)
     base = {"random_state": cfg.seed, **(base or {}), "label_mode": mode, "n_jobs": nthread}
     if cfg.trials == 0:
         model = Level2Classifier(**base)

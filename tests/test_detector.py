@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from jungle.features.detector import (
-    Detector, DetectorConfig, DetectorFrames, FrameDetections, aggregate_detections, detect_video,
+    Detector, DetectorConfig, DetectorFrames, DetectorModel, FrameDetections, aggregate_detections, detect_video,
     detection_array_specs, load_detector, select_frames,
 )
 from jungle.features.sampling import parse_sampling, sample_frames
@@ -137,12 +137,18 @@ def test_chimp_clip_detects_in_most_frames(media, reduced):
     found = reduced.detect(frames.images)
     assert (found.score >= 0.5).mean() >= 0.9, found.score
     assert found.n_boxes.min() >= 1
+    # the same frames through the featurize runner's per-frame model interface
+    model = DetectorModel(reduced)
+    outputs = model.encode(frames.images)
+    assert model.set_name == "megadetector_lite" and model.native_frames and model.frame_size is None
+    assert set(outputs) == set(model.output_specs()) and np.array_equal(outputs["score"], found.score)
+    assert model.registry_meta()["weights_sha256"] == reduced.weights_sha256 == model.describe()["weights_sha256"]
 
 
 def test_foliage_before_the_hand_detects_in_few(media, reduced):
-    index = index_video(media / FOLIAGE)  # header says 444 frames, 68 decode; the hand enters ~4 s
+    index = index_video(media / FOLIAGE)  # header says 444 frames, 68 decode; the hand is in the last ~8
     assert index.n_frames == 68
-    wanted = np.arange(0, 48, 4)  # 4 fps at 15 fps over the first 3.2 s
+    wanted = np.arange(0, 48, 4)  # every 4th of the first 48 frames: foliage only
     found = reduced.detect(read_frames(media / FOLIAGE, wanted, index=index).images)
     assert len(found) == 12 and (found.score >= 0.25).sum() <= 1, found.score
 

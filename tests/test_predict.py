@@ -45,7 +45,8 @@ def test_saved_model_predicts_exactly_what_a_fresh_fit_predicts(tmp_path_factory
         rows = list(csv.reader(handle))
     assert rows[0] == ["filename", *sw.classes]
     filenames = [r[0] for r in rows[1:]]
-    assert filenames == sorted(f"clip{i:05d}.mp4" for i in range(len(sw.labelled), len(sw.labelled) + len(sw.unlabelled)))
+    first = len(sw.labelled)
+    assert filenames == sorted(f"clip{i:05d}.mp4" for i in range(first, first + len(sw.unlabelled)))
     values = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
     assert np.array_equal(values, predicted.probabilities)  # rows in filename order, like video_ids
     assert np.all((values > 0) & (values < 1))

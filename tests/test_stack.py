@@ -117,7 +117,8 @@ def test_cli_blends_two_models_and_clips(tmp_path):
 
 def test_recipe_names_what_is_missing(tmp_path):
     sw = make_stack_workspace(tmp_path / "ws")
-    out = runner.invoke(app, ["stack", "--recipe", "third-place", "--trials", "0", "-w", str(sw.workspace.root)])
+    out = runner.invoke(app, ["stack", "--recipe", "third-place", "--trials", "0", "--no-build",
+                              "-w", str(sw.workspace.root)])
     assert out.exit_code == 1
     assert out.output == (
         'Error: recipe "third-place" needs feature set(s) minmax_stages_lite0, attn_lite0, which the workspace '
