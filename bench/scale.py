@@ -2,23 +2,26 @@
 
 Prints, in one run:
 
-1. featurize on a ``LocalCluster`` of 1 and of 2 worker processes (one thread each) over the same
-   real clips (symlinked copies of ../shared/media clips): frames/s, and the scaling efficiency
-   ``throughput(2) / (2 x throughput(1))`` (1.0 = perfect);
-2. level-2 training with ``xgboost.dask`` on 1 and 2 workers against ``xgb.train`` in this process
-   (same data, same parameters): seconds, ratios, efficiency;
-3. the measured single-core costs, as CPU time of one thread so that other load on the machine
-   does not inflate them (decode of one Pri-matrix-format clip, the default ``lite0`` encoder per
-   frame, XGBoost per row-round), and from them a capacity estimate for the full
-   Pri-matrix collection (400k clips x 32 frames) per worker type (CPU core; one GPU, whose
-   speed is an ASSUMPTION stated in the output) and how the cost grows with clips, frames and
-   encoders.
+1. featurize in this process (the baseline), then on a ``LocalCluster`` of 1 and of 2 worker
+   processes (one thread each), over the same real clips (symlinked copies of ../shared/media
+   clips): frames per wall-clock second and per CPU-second, as ratios to the baseline;
+2. level-2 training with ``xgb.train`` in this process (the baseline), then ``xgboost.dask`` on 1
+   and 2 workers, same data and parameters: row-rounds per second and per CPU-second;
+3. for both, the 1 -> 2 worker scaling: the wall-clock efficiency ``rate(2) / (2 x rate(1))``
+   (1.0 = perfect) and the CPU work efficiency (work per CPU-second with 2 workers over that with
+   1: what distribution costs in extra work, which other load on the machine does not change;
+   the wall-clock efficiency idle cores would give is at most this);
+4. the single-core costs, as CPU time of one thread so that other load does not inflate them
+   (decode of one Pri-matrix-format clip, the default ``lite0`` encoder per frame, XGBoost per
+   row-round), and from them a capacity estimate for the full Pri-matrix collection (400k clips x
+   32 frames) per worker type (CPU core; one GPU, whose speed is an ASSUMPTION stated in the
+   output) and how the cost grows with clips, frames and encoders.
 
-Cluster start-up and the workers' first imports are not timed (each cluster is warmed first).
-The machine's load average is printed: on a shared machine the scaling figures are only as good
-as the idle cores it had.
+Cluster start-up and first imports are not timed (each cluster and this process are warmed
+first). The machine's load average is printed: on a shared machine the wall-clock figures are
+only as good as the idle cores it had.
 
-Usage: ``python bench/scale.py [--copies 2] [--frames uniform:8] [--encoder lite0] [--rows 20000]``
+Usage: ``python bench/scale.py [--copies 3] [--frames uniform:16] [--encoder lite0] [--rows 50000]``
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,35 +58,83 @@ def _bench_featurize_module():
     return module
 
 
-def _warm_worker(config) -> None:
-    """Import and load the encoders once in a worker, so that timings exclude first imports."""
+@dataclass
+class Run:
+    """One timed run: wall-clock seconds, CPU seconds of the processes doing the work, work done."""
+
+    label: str
+    wall: float
+    cpu: float
+    work: float
+
+
+def _worker_cpu(client) -> float:
+    return sum(client.run(time.process_time).values())
+
+
+def _on_cluster(label: str, n_workers: int, warm, job) -> Run:
+    """``job(client)`` (returning its amount of work) on a fresh local cluster, warmed by ``warm(client)``."""
+    from jungle.features.distributed import client_for
+
+    with client_for("local", n_workers=n_workers) as client:
+        warm(client)
+        cpu, start = _worker_cpu(client), time.perf_counter()
+        work = job(client)
+        wall = time.perf_counter() - start
+        return Run(label, wall, _worker_cpu(client) - cpu, work)
+
+
+def _in_process(label: str, job) -> Run:
+    cpu, start = time.process_time(), time.perf_counter()
+    work = job()
+    return Run(label, time.perf_counter() - start, time.process_time() - cpu, work)
+
+
+def report(runs: list[Run], unit: str) -> None:
+    """Print each run against the first (the in-process baseline), then the 1 -> 2 worker scaling."""
+    base = runs[0]
+    for run in runs:
+        print(f"  {run.label:26s} {run.work / run.wall:11,.1f} {unit}/s ({run.wall / base.wall:5.2f} x the baseline's "
+              f"time), {run.work / run.cpu:11,.1f} {unit} per CPU-s ({base.cpu / run.cpu * run.work / base.work:.2f}"
+              f" x the baseline's)")
+    one, two = runs[1], runs[2]
+    wall = (two.work / two.wall) / (2 * one.work / one.wall)
+    work = (two.work / two.cpu) / (one.work / one.cpu)
+    print(f"  scaling 1 -> 2 workers: wall-clock efficiency {wall:.2f} (speed-up {2 * wall:.2f}x); "
+          f"CPU work efficiency {work:.2f} (the wall-clock efficiency idle cores would give, at most)")
+
+
+def _load_encoders(config) -> None:
+    """Import torch and timm and load the encoders once, so that timings exclude first imports."""
     from jungle.features.encoders import load_encoder
 
     for encoder in config.encoders:
         load_encoder(encoder)
 
 
-def featurize_scaling(config, copies: int) -> dict[int, tuple[float, int]]:
-    """{workers: (seconds, frames)} of featurize on a local cluster of 1 and 2 workers."""
-    from jungle.features.distributed import client_for, featurize_on_dask
+def featurize_scaling(config, copies: int) -> list[Run]:
+    """Featurize in this process (the baseline), then on local clusters of 1 and 2 workers."""
+    from jungle.features.distributed import featurize_on_dask
+    from jungle.features.featurize import featurize
     from jungle.store.workspace import Workspace
 
     clips = _bench_featurize_module()
-    results = {}
     with tempfile.TemporaryDirectory(prefix="jungle-scale-") as tmp:
         paths = clips._collection(Path(tmp) / "videos", copies)
         print(f"featurize: {len(paths)} videos ({copies} x {len(clips.CLIPS)} real clips), {config.frames}, "
-              f"encoder {config.encoders[0].name}, one torch thread per worker")
-        for n_workers in (1, 2):
-            workspace = Workspace.resolve(Path(tmp) / f"ws{n_workers}")
-            clips._add_videos(workspace, paths)
-            with client_for("local", n_workers=n_workers) as client:
-                client.run(_warm_worker, config)
-                summary = featurize_on_dask(workspace, config, client, n_shards=2 * n_workers, progress=False)
-            results[n_workers] = (summary.seconds, summary.frames)
-            print(f"  {n_workers} worker(s): {summary.frames / summary.seconds:7.1f} frames/s  "
-                  f"({summary.frames} frames in {summary.seconds:.2f} s, {summary.shards} shards)")
-    return results
+              f"encoder {config.encoders[0].name}, one torch thread per process, one shard per worker")
+
+        spaces = {n: Workspace.resolve(Path(tmp) / f"ws{n}") for n in (0, 1, 2)}  # 0: the in-process run
+        for space in spaces.values():
+            clips._add_videos(space, paths)
+        _load_encoders(config)
+        runs = [_in_process("in this process", lambda: featurize(spaces[0], config, progress=False).frames)]
+        for n in (1, 2):
+            runs.append(_on_cluster(f"Dask, {n} worker(s)", n, lambda client: client.run(_load_encoders, config),
+                                    lambda client: featurize_on_dask(spaces[n], config, client, n_shards=n,
+                                                                     progress=False).frames))
+    report(runs, "frames")
+    return runs
 
 
 def _training_data(rows: int, features: int, seed: int = 0):
@@ -92,29 +144,31 @@ def _training_data(rows: int, features: int, seed: int = 0):
     return X, np.eye(CLASSES)[hidden]
 
 
-def xgboost_scaling(rows: int, features: int, rounds: int) -> tuple[float, dict[int, float]]:
-    """(CPU seconds of xgb.train here on one thread, {workers: seconds of xgboost.dask training})."""
-    from jungle.features.distributed import client_for
+def xgboost_scaling(rows: int, features: int, rounds: int) -> list[Run]:
+    """Level-2 training with xgb.train in this process (the baseline), then with xgboost.dask on 1
+    and 2 workers: same data, same parameters; work in row-rounds."""
     from jungle.meta.distributed import DaskLevel2Classifier
     from jungle.meta.level2 import Level2Classifier
 
     X, Y = _training_data(rows, features)
     params = {"n_estimators": rounds, "subsample": 1.0, "max_bin": 64, "n_jobs": 1}
     print(f"level-2 XGBoost: {rows} rows x {features} features, {CLASSES} classes (multi:softprob), {rounds} rounds")
-    start, cpu_start = time.perf_counter(), time.process_time()
-    Level2Classifier(**params).fit(X, Y)
-    baseline, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    print(f"  xgb.train in this process, 1 thread: {baseline:6.2f} s  ({cpu:.2f} s CPU)")
-    results = {}
-    for n_workers in (1, 2):
-        with client_for("local", n_workers=n_workers) as client:
-            DaskLevel2Classifier(**{**params, "n_estimators": 2}).fit(X[:1000], Y[:1000], client=client)  # warm
-            start = time.perf_counter()
-            DaskLevel2Classifier(**params).fit(X, Y, client=client)
-            results[n_workers] = time.perf_counter() - start
-        print(f"  xgboost.dask, {n_workers} worker(s):     {results[n_workers]:6.2f} s  "
-              f"(= {results[n_workers] / baseline:.2f} x the in-process time)")
-    return cpu, results
+
+    def warm(client) -> None:
+        DaskLevel2Classifier(**{**params, "n_estimators": 2}).fit(X[:1000], Y[:1000], client=client)
+
+    def train_here() -> int:
+        Level2Classifier(**params).fit(X, Y)
+        return rows * rounds
+
+    def train_on(client) -> int:
+        DaskLevel2Classifier(**params).fit(X, Y, client=client)
+        return rows * rounds
+
+    runs = [_in_process("xgb.train in this process", train_here)]
+    runs += [_on_cluster(f"xgboost.dask, {n} worker(s)", n, warm, train_on) for n in (1, 2)]
+    report(runs, "row-rounds")
+    return runs
 
 
 def _cpu_seconds(fn, repeat: int = 1) -> float:
@@ -182,10 +236,10 @@ def capacity(decode32: float, decode8: float, encode_frame: float, xgb_row_round
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--copies", type=int, default=2, help="copies of each bench clip")
-    parser.add_argument("--frames", default="uniform:8")
+    parser.add_argument("--copies", type=int, default=3, help="copies of each bench clip")
+    parser.add_argument("--frames", default="uniform:16")
     parser.add_argument("--encoder", default="lite0")
-    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--rows", type=int, default=50000)
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--trials", type=int, default=20, help="Optuna trials assumed in the stack estimate")
@@ -201,15 +255,10 @@ def main() -> None:
     print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start")
     config = FeaturizeConfig(encoders=(EncoderConfig(name=args.encoder),), frames=args.frames, block=2,
                              torch_threads=1, workers=0)
-    timed = featurize_scaling(config, args.copies)
-    rate = {n: frames / seconds for n, (seconds, frames) in timed.items()}
-    print(f"  featurize scaling efficiency 1 -> 2 workers: {rate[2] / (2 * rate[1]):.2f}  "
-          f"(speed-up {rate[2] / rate[1]:.2f}x)")
-    xgb_cpu, trained = xgboost_scaling(args.rows, args.features, args.rounds)
-    print(f"  xgboost.dask scaling efficiency 1 -> 2 workers: {trained[1] / (2 * trained[2]):.2f}  "
-          f"(speed-up {trained[1] / trained[2]:.2f}x)")
+    featurize_scaling(config, args.copies)
+    baseline = xgboost_scaling(args.rows, args.features, args.rounds)[0]
     decode32, decode8, encode_frame = single_core_costs(args.encoder)
-    per_feature = xgb_cpu / (args.rows * args.rounds * args.features)
+    per_feature = baseline.cpu / (baseline.work * args.features)
     capacity(decode32, decode8, encode_frame, per_feature * args.stack_features, args.encoder,
              args.stack_features, args.stack_rounds, args.trials, args.folds)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")

@@ -256,7 +256,7 @@ class _Run:
     def frame_head(self, source: FrameRows) -> FrameRows:
         plan = self.plan()
         head = self.config.frame_head
-        params = {"kind": "frame-head", "array": head.embedding, **head.model_dump()}
+        params = {"kind": "frame-head", **head.model_dump()}
         inputs = [source.lineage(), {"name": "labels", **plan.lineage}]
         fs, fresh = self._register(f"frameprobs_{source.fs.name}", "frames", params, inputs,
                                    fold_scheme=plan.scheme, dims=len(plan.classes), sampling=source.fs.sampling,

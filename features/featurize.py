@@ -213,7 +213,7 @@ def _unreadable(path, reason: str) -> str:
     return f"cannot read video {path}: {reason}. Check the file with `ffprobe`; re-export or remove it."
 
 
-def decode_video(path: str, sampling: Sampling, size: tuple[int, int], threads: int = 0) -> DecodedVideo:
+def decode_video(path: str, sampling: Sampling, size: tuple[int, int] | None, threads: int = 0) -> DecodedVideo:
     """Decode one video's sampled frames; any failure becomes a recorded error, never an exception."""
     start = time.perf_counter()
     try:
@@ -236,9 +236,15 @@ def _decode_task(task: tuple) -> DecodedVideo:
 
 def _start_worker(parent: int, niceness: int) -> None:
     """Worker initializer: yield the CPU to the forward pass, and leave when the parent dies (a
-    killed run must not leave decoders behind)."""
+    killed run must not leave decoders behind). A sampling that runs a model in the worker
+    (``detector:N``) gets one torch thread per worker, so that workers do not oversubscribe the cores
+    (set through ``OMP_NUM_THREADS``, which torch reads when imported: a worker that only decodes
+    never pays for importing torch)."""
     import threading
 
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     if niceness:
         os.nice(niceness)
 
@@ -364,9 +370,9 @@ class _SetState:
     done: dict[int, tuple] = field(default_factory=dict)
 
 
-def _set_config(model: FrameModel, sampling: Sampling, frame_size: tuple[int, int]) -> dict:
+def _set_config(model: FrameModel, sampling: Sampling, frame_size: tuple[int, int] | None) -> dict:
     return {"model": model.describe(), "sampling": sampling.spec(), "sampling_config": sampling.model_dump(),
-            "slots": sampling.slots, "frame_size": list(frame_size)}
+            "slots": sampling.slots, "frame_size": list(frame_size) if frame_size else None}
 
 
 def _prepare(workspace, models: list[FrameModel], sampling: Sampling, frame_size, block: int):
@@ -410,7 +416,8 @@ def _prepare(workspace, models: list[FrameModel], sampling: Sampling, frame_size
                     existing_block = arrays.open_group(workspace, fs).attrs.get("block")
                 group = arrays.create_group(workspace, fs, n_rows, sampling.slots, specs,
                                             block=existing_block or block,
-                                            attrs={"sampling": sampling.spec(), "frame_size": list(frame_size),
+                                            attrs={"sampling": sampling.spec(),
+                                                   "frame_size": list(frame_size) if frame_size else None,
                                                    "model": model.describe()})
                 arrays.ensure_rows(group, n_rows)
                 states.append(_SetState(model, fs, created, rows, n_rows, group, int(group.attrs["block"])))
@@ -548,13 +555,16 @@ def _plan_work(states: list[_SetState], shard: Shard | None):
     return ordered, by_video, expected
 
 
-def decode_size(models: list[FrameModel]) -> tuple[int, int]:
+def decode_size(models: list[FrameModel]) -> tuple[int, int] | None:
     """(width, height) to decode frames at for all ``models`` at once: the largest any of them takes.
 
     A model says what it takes with ``frame_size`` (width, height), else ``input_size`` (square);
     a model given larger frames resizes them itself (an :class:`~jungle.features.encoders.Encoder`
-    does, with antialiasing).
+    does, with antialiasing). None (the coded size) when any model sets ``native_frames`` (the
+    detector keeps the aspect ratio and crops the timestamp bar itself).
     """
+    if any(getattr(m, "native_frames", False) for m in models):
+        return None
     sizes = [tuple(getattr(m, "frame_size", None) or (m.input_size, m.input_size)) for m in models]
     return max(w for w, _ in sizes), max(h for _, h in sizes)
 
@@ -575,6 +585,8 @@ class _Batcher:
             self.finish(video)
             return
         images = video.decoded.images
+        if self.pending and self.pending[0][1].shape[1:] != images.shape[1:]:
+            self.flush()  # a batch never mixes frame sizes (native-size frames differ by video)
         while len(images):
             room = self.batch_size - self.size
             self.pending.append((video, images[:room]))
@@ -701,6 +713,9 @@ def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | s
     config = config or FeaturizeConfig()
     if isinstance(shard, str):
         shard = Shard.parse(shard)
+    require_weights = getattr(config.sampling, "require_weights", None)
+    if require_weights is not None:  # detector:N: a missing weights file fails once, before any worker starts
+        require_weights()
     torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
     workers = _default_workers() if config.workers is None else config.workers
     decode_threads = config.decode_threads if config.decode_threads is not None else (1 if workers else 0)

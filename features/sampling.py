@@ -356,3 +356,8 @@ def sample_frames(
     timestamps = np.full(slots, np.nan, dtype=np.float32)
     timestamps[:k] = frames.timestamps
     return SampledFrames(frames, valid, frame_index, timestamps, frames.n_frames or index.n_frames)
+
+
+# ``detector:N`` lives with the detector; importing it here registers it wherever sampling strings
+# are parsed (it imports neither torch nor PIL until a frame is scored).
+from . import detector as _detector  # noqa: E402,F401

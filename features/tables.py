@@ -5,7 +5,8 @@ min-max pooling of a 1,280-d embedding) and longer than memory comfortably holds
 writer buffers rows into large row groups (Parquet pays per column chunk, so few large groups
 write ~10x faster than many small ones), writes each group in a background thread while the
 next blocks are computed, and renames the finished file into place, so a killed run never
-leaves a half-written table behind.
+leaves a half-written table behind. Memory: two buffers of ``group_bytes`` (one being filled,
+one being written), whatever the number of rows.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class VideoTableWriter:
     """
 
     def __init__(self, path: Path, columns: Sequence[str], int_columns: Sequence[str] = (),
-                 group_bytes: int = 128 << 20):
+                 group_bytes: int = 64 << 20):
         import pyarrow as pa
 
         self.path = Path(path)
@@ -44,8 +45,10 @@ class VideoTableWriter:
                                 [(c, pa.int32() if c in set(int_columns) else pa.float32()) for c in self.columns])
         self.group_rows = int(np.clip(group_bytes // (4 * max(1, len(self.columns))), 1024, 65536))
         self.rows = 0
-        self._ids: list[np.ndarray] = []
-        self._values: list[np.ndarray] = []
+        self._ids: list = []
+        self._buffer: np.ndarray | None = None    # (columns, group_rows): filled, then handed to the writer thread
+        self._writing: np.ndarray | None = None   # the buffer the writer thread has
+        self._spare: np.ndarray | None = None     # a written buffer, ready to be filled again
         self._held = 0
         self._writer = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jungle-parquet")
@@ -56,22 +59,35 @@ class VideoTableWriter:
         values = np.asarray(values, dtype=np.float32)
         if values.shape != (len(video_ids), len(self.columns)):
             raise ValueError(f"expected {(len(video_ids), len(self.columns))} values, got {values.shape}")
-        if not len(video_ids):
-            return
-        self._ids.append(np.asarray(video_ids, dtype=object))
-        self._values.append(np.ascontiguousarray(values.T))      # column-major, one small block at a time
-        self._held += len(video_ids)
-        if self._held >= self.group_rows:
-            self._flush()
+        done = 0
+        while done < len(values):
+            if self._buffer is None:
+                self._buffer = self._spare if self._spare is not None else \
+                    np.empty((len(self.columns), self.group_rows), dtype=np.float32)
+                self._spare = None
+            take = min(len(values) - done, self.group_rows - self._held)
+            self._buffer[:, self._held:self._held + take] = values[done:done + take].T
+            self._ids.extend(video_ids[done:done + take])
+            self._held += take
+            done += take
+            if self._held == self.group_rows:
+                self._flush()
 
     def _flush(self) -> None:
+        """Hand the filled buffer to the writer thread (after the previous group is written)."""
         if not self._held:
             return
-        ids = np.concatenate(self._ids)
-        by_column = np.concatenate(self._values, axis=1)          # (columns, rows): one contiguous run per column
-        self._ids, self._values, self._held = [], [], 0
         self._wait()
-        self._pending = self._pool.submit(self._write_group, ids, by_column)
+        buffer, ids, held = self._buffer, self._ids, self._held
+        self._buffer, self._ids, self._held = None, [], 0
+        self._pending = self._pool.submit(self._write_group, ids, buffer[:, :held])
+        self._writing = buffer
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+            self._spare, self._writing = self._writing, None
 
     def _write_group(self, ids: np.ndarray, by_column: np.ndarray) -> None:
         import pyarrow as pa
@@ -81,17 +97,12 @@ class VideoTableWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self.tmp, self.schema, compression="lz4", use_dictionary=["video_id"],
                                             write_statistics=["video_id"])
-        columns = [pa.array(ids.tolist(), pa.string())]
+        columns = [pa.array(ids, pa.string())]
         for values, field in zip(by_column, list(self.schema)[1:]):
             columns.append(pa.array(values if field.type == pa.float32() else values.astype(np.int32)))
         table = pa.Table.from_arrays(columns, schema=self.schema)
         self._writer.write_table(table)
         self.rows += len(ids)
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
 
     def close(self) -> int:
         """Finish the file (an empty table when no rows came) and move it into place; return the row count."""

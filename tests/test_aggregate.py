@@ -134,3 +134,32 @@ def test_help_describes_the_command():
     result = CliRunner().invoke(app, ["aggregate", "--help"])
     assert result.exit_code == 0
     assert "Build video-level feature sets" in result.output and "--kind" in result.output
+
+
+def test_table_writer_streams_row_groups_in_order_and_never_leaves_half_files(tmp_path):
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from jungle.features.tables import VideoTableWriter
+
+    values = np.random.default_rng(0).random((2500, 3)).astype(np.float32) * 10
+    ids = [f"v{i:04d}" for i in range(2500)]
+    path = tmp_path / "t.parquet"
+    with VideoTableWriter(path, ["n", "a", "b"], int_columns=["n"], group_bytes=3 * 4 * 1024) as writer:
+        for lo in range(0, 2500, 700):
+            writer.write(np.array(ids[lo:lo + 700], dtype=object), values[lo:lo + 700])
+            assert not path.exists()
+    table = pl.read_parquet(path)
+    assert writer.rows == 2500 and pq.ParquetFile(path).metadata.num_row_groups == 3
+    assert table.schema == pl.Schema({"video_id": pl.String, "n": pl.Int32, "a": pl.Float32, "b": pl.Float32})
+    assert table["video_id"].to_list() == ids
+    np.testing.assert_array_equal(table.select("a", "b").to_numpy(), values[:, 1:])
+    np.testing.assert_array_equal(table["n"].to_numpy(), values[:, 0].astype(np.int32))
+    with pytest.raises(RuntimeError):
+        with VideoTableWriter(tmp_path / "broken.parquet", ["a"]) as writer:
+            writer.write(["x"], np.ones((1, 1)))
+            raise RuntimeError("killed mid-run")
+    assert list(tmp_path.iterdir()) == [path]
+    with VideoTableWriter(tmp_path / "empty.parquet", ["a"]):
+        pass
+    assert pl.read_parquet(tmp_path / "empty.parquet").shape == (0, 2)

@@ -177,6 +177,8 @@ def test_missing_weights_say_how_to_fetch(tmp_path):
         Detector.load(weights_dir=tmp_path)
     assert f"the megadetector-lite weights are not in {tmp_path}. " in str(info.value)
     assert 'Run "jungle weights fetch megadetector-lite"' in str(info.value)
+    with pytest.raises(WeightsError, match="are not in"):  # detector:N checks before any work starts
+        parse_sampling("detector:4").require_weights(tmp_path)
 
 
 def test_select_frames_best_first_then_uniform_fill():
