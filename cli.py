@@ -240,7 +240,8 @@ def featurize(
     pretrained: Annotated[bool, typer.Option(
         "--pretrained", help="Use timm's hub weights (needs the network or a filled Hugging Face cache).")] = False,
     frames: Annotated[str, typer.Option(
-        help="Frame sampling: uniform:N, fps:F[,seconds=S], indices:2,8,12 (or [2, 8, 12]), winner1, motion:N.")
+        help="Frame sampling: uniform:N, fps:F[,seconds=S], indices:2,8,12 (or [2, 8, 12]), winner1, motion:N, "
+             "detector:N[,fps=4,input=640x384,crop=50] (the N frames MegadetectorLite is surest of).")
     ] = "uniform:32",
     stages: Annotated[Optional[str], typer.Option(
         help="Also store the pooled output of each stage ('skip' features): 'all' or positions like 1,2,3,4.")] = None,
@@ -254,6 +255,14 @@ def featurize(
     block: Annotated[int, typer.Option(help="Videos per Zarr chunk (unit of resume and sharding).")] = 64,
     device: Annotated[str, typer.Option(help="cpu, or cuda (mixed precision, channels-last).")] = "cpu",
     threads: Annotated[Optional[int], typer.Option(help="Torch threads (default: all cores).")] = None,
+    detector: Annotated[Optional[str], typer.Option(
+        help="Also run this detector as its own pass: per-frame detections plus the video-level set "
+             "det_megadetector_lite. megadetector-lite[,input=640x384][,crop=50] (input: network size, "
+             "640x384 is ~1/3 faster; crop: pixels cut off the bottom). Alone (no --encoder), only it runs.")] = None,
+    detector_frames: Annotated[str, typer.Option(
+        help="Frame sampling of the detector pass (zamba: fps:4).")] = "fps:4",
+    dask: Annotated[Optional[str], typer.Option(
+        help="Spread shards over a Dask cluster: tcp://scheduler:8786, or 'local' for a LocalCluster.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
@@ -261,13 +270,32 @@ def featurize(
     """Sample frames of every ingested video and store per-frame embeddings (resumable, shardable)."""
     from pydantic import ValidationError
 
+    from .features.detect_run import DetectConfig, detect
+    from .features.detector import DetectorConfig
     from .features.encoders import EncoderConfig, EncoderError
     from .features.featurize import FeaturizeConfig, Shard, featurize as run_featurize
+    from .features.weights import WeightsError
     from .store.db import WorkspaceLocked
 
     ws = _workspace(workspace)
     if not ws.exists():
         _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` first, or pass --workspace.")
+    try:
+        detect_config = None if detector is None else DetectConfig(
+            detector=DetectorConfig.parse(detector), frames=detector_frames, batch_size=batch_size,
+            workers=workers, block=block, torch_threads=threads)
+    except (ValidationError, ValueError) as exc:
+        _fail(_first_error(exc))
+    if detect_config is not None:
+        try:
+            detected = detect(ws, detect_config, shard=shard, progress=not quiet)
+        except (WeightsError, WorkspaceLocked, ValueError) as exc:
+            _fail(str(exc))
+        _echo(render_rows(*detected.rows(), fmt))
+        for path, error in detected.run.failures:
+            typer.echo(f"failed: {path}: {error}", err=True)
+        if not encoder:
+            return
     specs = encoder or ["lite0"]
     if len(specs) > 1 and (weights or name):
         _fail("--weights and --name apply to a single --encoder; give several encoders as NAME=WEIGHTS_FILE.")
@@ -283,9 +311,19 @@ def featurize(
         chosen = Shard.parse(shard) if shard else None
     except (ValidationError, ValueError) as exc:
         _fail(_first_error(exc))
+    if dask and chosen:
+        _fail("--dask makes its own shards; leave out --shard.")
     try:
-        summary = run_featurize(ws, config, shard=chosen, progress=not quiet)
-    except (EncoderError, WorkspaceLocked, ValueError) as exc:
+        if dask:
+            from .features.distributed import DaskUnavailable, ShardsFailed, featurize_on_dask
+
+            try:
+                summary = featurize_on_dask(ws, config, dask, progress=not quiet)
+            except (DaskUnavailable, ShardsFailed) as exc:
+                _fail(str(exc))
+        else:
+            summary = run_featurize(ws, config, shard=chosen, progress=not quiet)
+    except (EncoderError, WeightsError, WorkspaceLocked, ValueError) as exc:
         _fail(str(exc))
     columns, rows = summary.rows()
     _echo(render_rows(columns, rows, fmt))
@@ -370,7 +408,7 @@ def aggregate_command(
     bins: Annotated[int, typer.Option(help="Histogram bins of the frame probabilities.")] = 10,
     neighbours: Annotated[int, typer.Option(help="Clips before/after at the same site in the meta set.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the learned heads.")] = 0,
-    threads: Annotated[Optional[int], typer.Option(help="Torch threads (default: torch's choice).")] = None,
+    threads: Annotated[int, typer.Option(help="Torch threads of the learned heads.")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,

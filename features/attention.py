@@ -19,55 +19,39 @@ video-level outputs:
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from jungle.store.registry import config_key
 from jungle.store.workspace import Workspace
 
 from .frame_stats import frame_moments
 from .inputs import FrameRows, iter_frame_blocks
-from .oof import Batch, FoldEnsemble, FoldPlan, ShuffleBuffer
+from .oof import Batch, FoldEnsemble, FoldPlan, ShuffleBuffer, TrainingConfig
 
 __all__ = ["AttentionConfig", "AttentionPooling", "meta_inputs", "fit_attention", "predict_attention"]
 
 
-class AttentionConfig(BaseModel):
-    """How the attention-pooling model is built and trained.
+class AttentionConfig(TrainingConfig):
+    """How the attention-pooling model is built and trained (see :class:`~jungle.features.oof.TrainingConfig`).
 
     Attributes:
         hidden: units of the frame projection (and of the GRU, both directions together).
         recurrent: the GRU variant.
-        dropout: dropout on the projection and before the head.
-        epochs, batch_size (videos), lr, weight_decay: AdamW training.
-        seed: initialisation, dropout and shuffling.
-        unlabelled: ``full`` or ``fold_mean`` (see :mod:`jungle.features.oof`).
+        batch_size: videos per batch.
         buffer_videos: videos held in memory for shuffling (all of them when they fit).
-        embedding: the array read from every source (``embedding`` or ``stages``).
         with_meta: feed the ``meta`` feature set to the head as well.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     hidden: int = Field(128, ge=2)
     recurrent: bool = False
-    dropout: float = Field(0.2, ge=0, lt=1)
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    seed: int = 0
-    unlabelled: Literal["full", "fold_mean"] = "full"
     buffer_videos: int = Field(2048, ge=1)
-    embedding: str = "embedding"
     with_meta: bool = True
-
-    def key(self) -> str:
-        return config_key(self.model_dump())
 
 
 class AttentionPooling(nn.Module):
@@ -103,23 +87,20 @@ class AttentionPooling(nn.Module):
         """(logits (B, C), weights (B, F) summing to 1 over valid frames, cleaned x (B, F, D))."""
         valid = valid.bool()
         x = torch.where(valid[..., None], x, torch.zeros((), dtype=x.dtype))
-        # valid frames first, in time order: the GRU reads only them, and softmax ignores the rest
-        order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)
-        x_sorted = torch.gather(x, 1, order[..., None].expand_as(x))
-        lengths = valid.sum(dim=1)
-        mask = torch.arange(x.shape[1])[None, :] < lengths[:, None]
-        h = self.project((x_sorted - self.mean) / self.std)
+        h = self.project((x - self.mean) / self.std)
         if self.gru is not None:
-            packed = nn.utils.rnn.pack_padded_sequence(h, lengths.clamp(min=1).cpu(), batch_first=True,
+            # the GRU reads only the valid frames, in time order: move them to the front, run, move back
+            order = torch.argsort((~valid).to(torch.int8), dim=1, stable=True)[..., None].expand_as(h)
+            lengths = valid.sum(dim=1).clamp(min=1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(torch.gather(h, 1, order), lengths, batch_first=True,
                                                        enforce_sorted=False)
-            h, _ = self.gru(packed)
-            h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])
-        scores = self.score(h).squeeze(-1).masked_fill(~mask, float("-inf"))
-        weights_sorted = torch.softmax(scores, dim=1)
-        pooled = (weights_sorted[..., None] * h).sum(dim=1)
-        logits = self.head(torch.cat([pooled, meta], dim=1))
-        weights = torch.zeros_like(weights_sorted).scatter(1, order, weights_sorted)
-        return logits, weights, x
+            out, _ = self.gru(packed)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=h.shape[1])
+            h = torch.zeros_like(out).scatter(1, order[..., :out.shape[-1]], out)
+        scores = self.score(h).squeeze(-1).masked_fill(~valid, float("-inf"))
+        weights = torch.softmax(scores, dim=1)
+        pooled = (weights[..., None] * h).sum(dim=1)
+        return self.head(torch.cat([pooled, meta], dim=1)), weights, x
 
     def forward(self, x, valid, meta):
         return self.attend(x, valid, meta)[0]
@@ -189,11 +170,9 @@ def fit_attention(workspace: Workspace, sources: Sequence[FrameRows], plan: Fold
             yield Batch(_tensors(rows["x"], rows["valid"], rows["meta"]), rows["y"], rows["fold"])
 
     video_folds, video_targets = plan.targets(labelled)
-    ensemble = FoldEnsemble(
-        lambda prior: AttentionPooling(mean, std, len(plan.classes), config.hidden, config.dropout,
-                                       config.recurrent, meta_dims, prior),
-        plan.k, epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay, seed=config.seed,
-        unlabelled=config.unlabelled)
+    ensemble = config.ensemble(lambda prior: AttentionPooling(mean, std, len(plan.classes), config.hidden,
+                                                             config.dropout, config.recurrent, meta_dims, prior),
+                               plan.k)
     return ensemble.fit(epoch_batches, video_folds, video_targets, progress=progress)
 
 

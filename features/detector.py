@@ -86,6 +86,27 @@ class DetectorConfig(BaseModel):
     fuse: bool = True
     channels_last: bool = True
 
+    @classmethod
+    def parse(cls, text: str) -> "DetectorConfig":
+        """``WEIGHTS[,input=WxH][,crop=PIXELS]`` (the CLI's ``--detector``), e.g.
+        ``megadetector-lite,input=640x384``.
+
+        Raises:
+            ValueError: unknown option or bad value (pydantic's ValidationError for an unknown weights name).
+        """
+        weights, *options = [part.strip() for part in text.split(",")]
+        settings: dict = {"weights": weights}
+        for option in options:
+            key, _, value = option.partition("=")
+            if key == "input":
+                settings.update(_parse_input_size(value))
+            elif key == "crop" and value.isdigit():
+                settings["crop_bottom"] = int(value)
+            else:
+                raise ValueError(f"detector option {option!r} is not input=WxH or crop=PIXELS "
+                                 f"(e.g. megadetector-lite,input=640x384,crop=50)")
+        return cls(**settings)
+
     def lineage(self) -> dict:
         """The settings that change results (not batch size, fusion or memory format)."""
         return self.model_dump(exclude={"batch_size", "fuse", "channels_last"})

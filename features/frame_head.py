@@ -15,54 +15,38 @@ valid frames (no labels involved).
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
 from jungle.store import arrays
-from jungle.store.registry import FeatureSet, config_key
+from jungle.store.registry import FeatureSet
 from jungle.store.workspace import Workspace
 
 from .frame_stats import frame_moments
 from .inputs import FrameBlock, FrameRows, iter_frame_blocks
-from .oof import Batch, FoldEnsemble, FoldPlan, ShuffleBuffer
+from .oof import Batch, FoldEnsemble, FoldPlan, ShuffleBuffer, TrainingConfig
 
 __all__ = ["FrameHeadConfig", "FrameHead", "fit_frame_head", "predict_frames", "write_frame_probs"]
 
 
-class FrameHeadConfig(BaseModel):
-    """How the frame head is built and trained.
+class FrameHeadConfig(TrainingConfig):
+    """How the frame head is built and trained (see :class:`~jungle.features.oof.TrainingConfig`).
 
     Attributes:
         hidden: hidden units of the MLP (0: a linear head).
-        dropout: dropout after the hidden layer.
-        epochs, batch_size, lr, weight_decay: AdamW training over frames.
-        seed: initialisation, dropout and shuffling.
-        unlabelled: predictions for videos without labels: ``full`` (model on all labelled data)
-            or ``fold_mean`` (mean of the fold models).
         buffer_frames: frames held in memory for shuffling (all of them when they fit: then
             they are read from Zarr once, not every epoch).
-        embedding: the source array to learn from (``embedding`` or ``stages``).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     hidden: int = Field(256, ge=0)
-    dropout: float = Field(0.2, ge=0, lt=1)
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(256, ge=1)
     lr: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    seed: int = 0
-    unlabelled: Literal["full", "fold_mean"] = "full"
     buffer_frames: int = Field(131072, ge=1)
-    embedding: str = "embedding"
-
-    def key(self) -> str:
-        return config_key(self.model_dump())
 
 
 class FrameHead(nn.Module):
@@ -118,10 +102,8 @@ def fit_frame_head(workspace: Workspace, source: FrameRows, plan: FoldPlan, conf
             yield Batch((torch.from_numpy(rows["x"]).float(),), rows["y"], rows["fold"])
 
     video_folds, video_targets = plan.targets(labelled)
-    ensemble = FoldEnsemble(
-        lambda prior: FrameHead(mean, std, n_classes, config.hidden, config.dropout, prior),
-        plan.k, epochs=config.epochs, lr=config.lr, weight_decay=config.weight_decay, seed=config.seed,
-        unlabelled=config.unlabelled)
+    ensemble = config.ensemble(lambda prior: FrameHead(mean, std, n_classes, config.hidden, config.dropout, prior),
+                               plan.k)
     return ensemble.fit(epoch_batches, video_folds, video_targets, progress=progress)
 
 

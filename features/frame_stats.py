@@ -27,7 +27,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 __all__ = ["PROB_STATS", "EMBEDDING_POOLS", "class_slug", "prob_stat_columns", "prob_stats",
-           "pool_columns", "pool_embeddings", "frame_moments", "as_float32"]
+           "pool_columns", "pool_embeddings", "frame_moments", "as_float32",
+           "torch_threads"]
 
 PROB_STATS: tuple[str, ...] = ("mean", "median", "min", "max", "std", "p10", "p90")
 EMBEDDING_POOLS: tuple[str, ...] = ("mean", "max", "min", "range")
@@ -112,7 +113,8 @@ def prob_stats(probs: np.ndarray, valid: np.ndarray, stats: Sequence[str] = PROB
     return out.reshape(n_videos, -1)
 
 
-def pool_columns(dims: int, pools: Sequence[str] = EMBEDDING_POOLS, stage_dims: Sequence[int] | None = None) -> list[str]:
+def pool_columns(dims: int, pools: Sequence[str] = EMBEDDING_POOLS,
+                 stage_dims: Sequence[int] | None = None) -> list[str]:
     """Column names of :func:`pool_embeddings`: ``max_0000`` or, per stage, ``max_s1_0000``."""
     if stage_dims:
         if sum(stage_dims) != dims:
@@ -146,7 +148,7 @@ def pool_embeddings(values: np.ndarray, valid: np.ndarray, pools: Sequence[str] 
     if out is None:
         out = np.empty((n_videos, len(pools) * dims), dtype=np.float32)
     counts = valid.sum(axis=1)
-    with _one_torch_thread():
+    with torch_threads(1):  # the steps are too small to share, and idle OpenMP threads spin
         for lo in range(0, n_videos, videos_per_step):
             hi = min(lo + videos_per_step, n_videos)
             pooled = _pool_step(as_float32(values[lo:hi]), valid[lo:hi], counts[lo:hi], pools)
@@ -180,17 +182,18 @@ def _pool_step(x: np.ndarray, valid: np.ndarray, counts: np.ndarray, pools: Sequ
 
 
 @contextmanager
-def _one_torch_thread():
-    """Convert on one torch thread: the steps are too small to share, and idle OpenMP threads spin."""
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch threads (None: unchanged), restoring the previous number after."""
     import torch
 
     previous = torch.get_num_threads()
-    if previous != 1:
-        torch.set_num_threads(1)
+    change = n is not None and n != previous
+    if change:
+        torch.set_num_threads(n)
     try:
         yield
     finally:
-        if previous != 1:
+        if change:
             torch.set_num_threads(previous)
 
 

@@ -20,11 +20,46 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Literal, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from jungle.store.registry import config_key
 
 __all__ = ["FoldPlan", "load_fold_plan", "training_mask", "FoldEnsemble", "Batch", "shuffled_batches",
-           "ShuffleBuffer"]
+           "ShuffleBuffer", "TrainingConfig"]
 
 Unlabelled = Literal["full", "fold_mean"]
+
+
+class TrainingConfig(BaseModel):
+    """Settings every out-of-fold head shares (subclasses set their own defaults and add their own).
+
+    Attributes:
+        dropout: dropout rate.
+        epochs, batch_size, lr, weight_decay: AdamW training.
+        seed: initialisation, dropout and shuffling.
+        unlabelled: predictions for videos without labels: ``full`` (the model on all labelled
+            data) or ``fold_mean`` (the mean of the fold models).
+        embedding: the array read from the source set(s) (``embedding`` or ``stages``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dropout: float = Field(0.2, ge=0, lt=1)
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    seed: int = 0
+    unlabelled: Unlabelled = "full"
+    embedding: str = "embedding"
+
+    def key(self) -> str:
+        return config_key(self.model_dump())
+
+    def ensemble(self, build: Callable, k: int) -> "FoldEnsemble":
+        """An untrained :class:`FoldEnsemble` of ``build`` with these settings."""
+        return FoldEnsemble(build, k, epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
+                            seed=self.seed, unlabelled=self.unlabelled)
 
 
 @dataclass(frozen=True)

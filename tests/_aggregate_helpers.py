@@ -127,7 +127,8 @@ def make_labelled_workspace(workspace, n_videos: int = 40, n_frames: int = 8, di
         for lo, hi in arrays.block_ranges(n_videos, block):
             arrays.write_rows(group, lo, {key: value[lo:hi] for key, value in data.items()})
         con.executemany(
-            "INSERT INTO feature_rows (name, version, video_id, row, status, error, n_valid) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO feature_rows (name, version, video_id, row, status, error, n_valid) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [[fs.name, fs.version, v, i, "error" if i == n_videos - 2 else "done",
               "decode failed" if i == n_videos - 2 else None, int(n_valid[i])] for i, v in enumerate(video_ids)])
         fs = registry.mark_complete(con, fs, n_videos)

@@ -58,15 +58,17 @@ def test_every_set_is_built_once_with_its_lineage(built):
     assert hist.fold_scheme == probs.fold_scheme == "default" and minmax.fold_scheme is None
     assert [i["name"] for i in hist.inputs] == ["frameprobs_lite0"] and hist.inputs[0]["version"] == 1
     assert [i["name"] for i in probs.inputs] == ["lite0", "labels"]
-    assert minmax.inputs == [{"name": "lite0", "version": 1, "rows": 30, "fingerprint": minmax.inputs[0]["fingerprint"]}]
+    fingerprint = minmax.inputs[0]["fingerprint"]
+    assert minmax.inputs == [{"name": "lite0", "version": 1, "rows": 30, "fingerprint": fingerprint}]
     assert minmax.config == {"kind": "minmax", "array": "embedding", "pools": ["mean", "max", "min", "range"]}
     assert hist.code_version and hist.encoder == "helper-net" and hist.dims == 1 + 4 * 17
 
 
 def test_sets_are_sql_views_keyed_by_video_id(built):
     ws, data, _ = built
-    result = _invoke(ws, "sql", "SELECT count(*) AS n, count(DISTINCT video_id) AS ids, min(minmax_lite0_v1.n_valid) AS lo "
-                                "FROM minmax_lite0_v1 JOIN hist_lite0 USING (video_id) JOIN meta USING (video_id)",
+    result = _invoke(ws, "sql", "SELECT count(*) AS n, count(DISTINCT video_id) AS ids, "
+                                "min(minmax_lite0_v1.n_valid) AS lo FROM minmax_lite0_v1 "
+                                "JOIN hist_lite0 USING (video_id) JOIN meta USING (video_id)",
                      "--format", "csv")
     assert result.exit_code == 0, result.output
     assert result.output == f"n,ids,lo\n30,30,{int(data.valid[data.done].sum(1).min())}\n"

@@ -58,7 +58,7 @@ def test_stack_learns_saves_and_keeps_its_study_in_the_rdb_file(tmp_path_factory
 
 def _run(root, **tune):
     sw = make_stack_workspace(root)
-    config = StackConfig(members=(("meta", "hist_lite0"),), tune=TuneConfig(**{"trials": 3, "seed": 7, **FAST, **tune}))
+    config = StackConfig(members=(("meta", "hist_lite0"),), tune=TuneConfig(**{"trials": 2, "seed": 7, **FAST, **tune}))
     return sw, stack(sw.workspace, config)
 
 
@@ -69,18 +69,18 @@ def test_same_seed_same_study_same_probabilities(tmp_path):
     assert first.log_loss == second.log_loss
     read = lambda sw, r: pl.read_parquet(sw.workspace.models_dir / r.model_id / "oof.parquet")["probability"]
     assert read(first_ws, first).to_list() == read(second_ws, second).to_list()
-    # Re-running the same configuration resumes the study: it already holds its 3 trials.
+    # Re-running the same configuration resumes the study: it already holds its 2 trials.
     again = stack(first_ws.workspace, StackConfig(members=(("meta", "hist_lite0"),),
-                                                  tune=TuneConfig(trials=3, seed=7, **FAST)))
-    assert again.members[0].tuning.trials == 3
+                                                  tune=TuneConfig(trials=2, seed=7, **FAST)))
+    assert again.members[0].tuning.trials == 2
     assert again.members[0].tuning.study_name == first.members[0].tuning.study_name
 
 
 def test_two_worker_processes_tune_one_study(tmp_path):
-    sw, result = _run(tmp_path / "ws", trials=4, jobs=2, study_name="shared")
+    sw, result = _run(tmp_path / "ws", trials=3, jobs=2, study_name="shared")
     study = optuna.load_study(study_name="shared", storage=sw.workspace.optuna_url)
     finished = [t for t in study.trials if t.state.is_finished()]
-    assert 4 <= len(finished) <= 5  # each worker stops once the study holds 4; one may overlap
+    assert 3 <= len(finished) <= 4  # each worker stops once the study holds 3; one may overlap
     assert result.members[0].tuning.trials == len(finished)
 
 
