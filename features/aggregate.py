@@ -34,7 +34,7 @@ from typing import Callable, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jungle.store import registry
+from jungle.store import arrays, registry
 from jungle.store.db import connect
 from jungle.store.registry import FeatureSet
 from jungle.store.views import register_views
@@ -312,8 +312,6 @@ class _Run:
                                sampling=source.fs.sampling)
 
     def minmax(self, source: FrameRows) -> list[FeatureSet]:
-        from jungle.store import arrays
-
         group = arrays.open_group(self.ws, source.fs)
         made = []
         for array, name, stage_dims in (("embedding", f"minmax_{source.fs.name}", None),
@@ -387,8 +385,6 @@ class _Run:
 
 
 def _dims(workspace: Workspace, sources: list[FrameRows], array: str) -> int:
-    from jungle.store import arrays
-
     return sum(arrays.open_group(workspace, s.fs)[array].shape[-1] for s in sources)
 
 
