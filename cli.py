@@ -504,7 +504,7 @@ def demo_run(
     n_test: Annotated[int, typer.Option("--n-test", help="Unlabelled test clips of a new collection.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the collection, folds and tuning.")] = 0,
     frames: Annotated[str, typer.Option(help="Frame sampling of the encoder.")] = "uniform:8",
-    trials: Annotated[int, typer.Option(help="Optuna trials per level-2 model.")] = 8,
+    trials: Annotated[int, typer.Option(help="Optuna trials per level-2 model.")] = 5,
     recipes: Annotated[str, typer.Option(help="Recipes to compare, comma-separated.")] =
     "metadata-only,min-max,first-place,third-place,all",
     out: Annotated[Optional[Path], typer.Option(
@@ -533,7 +533,7 @@ def demo_default(ctx: typer.Context) -> None:
     """`jungle demo` alone runs `jungle demo run` with its defaults."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(demo_run, directory=Path("demo-data"), workspace=None, n_train=400, n_test=100, seed=0,
-                   frames="uniform:8", trials=8, recipes="metadata-only,min-max,first-place,third-place,all",
+                   frames="uniform:8", trials=5, recipes="metadata-only,min-max,first-place,third-place,all",
                    out=None, fmt=Format.table)
 
 

@@ -130,6 +130,7 @@ class DemoRunConfig:
         frames: frame sampling for the encoder.
         folds: cross-validation folds.
         trials: Optuna trials per level-2 model.
+        max_rounds: most boosting rounds of a trial (early stopping usually ends sooner).
         recipes: recipes to compare; the best (lowest OOF log loss) predicts the test clips.
         submission: the submission CSV (default: ``<workspace>/submission.csv``).
     """
@@ -140,7 +141,8 @@ class DemoRunConfig:
     seed: int = 0
     frames: str = "uniform:8"
     folds: int = 5
-    trials: int = 8
+    trials: int = 5
+    max_rounds: int = 300
     recipes: tuple[str, ...] = DEMO_RECIPES
     submission: Path | None = None
 
@@ -269,7 +271,8 @@ def run_demo(workspace: Workspace, config: DemoRunConfig, log: Callable[[str], N
     for recipe in config.recipes:
         started = time.monotonic()
         say(f"== stack --recipe {recipe}")
-        result = stack(workspace, StackConfig(recipe=recipe, tune=TuneConfig(trials=config.trials, seed=config.seed)),
+        tune = TuneConfig(trials=config.trials, seed=config.seed, max_rounds=config.max_rounds, early_stopping_rounds=20)
+        result = stack(workspace, StackConfig(recipe=recipe, tune=tune),
                        log=say)
         features = " + ".join(",".join(n for n, _ in m.features) for m in result.members)
         scores.append(RecipeScore(recipe, features, result.log_loss, result.accuracy, result.macro_f1,
