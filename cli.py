@@ -31,7 +31,7 @@ app.add_typer(weights_app, name="weights")
 WorkspaceOpt = Annotated[
     Optional[Path],
     typer.Option("--workspace", "-w", envvar="JUNGLE_WORKSPACE",
-                 help="Workspace directory [default: ./jungle-workspace].", show_default=False),
+                 help="Workspace directory (default: ./jungle-workspace).", show_default=False),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
