@@ -10,7 +10,7 @@ Prints, for one synthetic problem (default 20,000 videos x 1,000 features, a few
 The first ``TPESampler`` trials are random draws from the seed, so with ``--trials`` at most 10
 the pruned and unpruned studies try the same parameters and differ only by what pruning stops.
 
-    python bench/stack.py                       # the full size (tens of minutes on 2 cores)
+    python bench/stack.py                       # the full size (15-40 minutes on 2 cores)
     python bench/stack.py --rows 4000 --features 200 --trials 6   # a quick look
 """
 
@@ -59,9 +59,9 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=1_000)
     parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--informative", type=int, default=20)
-    parser.add_argument("--trials", type=int, default=8, help="trials of the pruning comparison (<= 10)")
-    parser.add_argument("--worker-trials", type=int, default=4, help="trials of each worker-count study")
-    parser.add_argument("--max-rounds", type=int, default=150)
+    parser.add_argument("--trials", type=int, default=6, help="trials of the pruning comparison (<= 10)")
+    parser.add_argument("--worker-trials", type=int, default=2, help="trials of each worker-count study")
+    parser.add_argument("--max-rounds", type=int, default=100)
     parser.add_argument("--early-stopping", type=int, default=10)
     parser.add_argument("--max-bin", type=int, default=32)
     defaults = TuneConfig()
