@@ -42,6 +42,14 @@ def _workspace(path: Optional[Path]):
     return Workspace.resolve(path)
 
 
+def _existing_workspace(path: Optional[Path]):
+    """The workspace, or exit with an error when it has no database yet."""
+    ws = _workspace(path)
+    if not ws.exists():
+        _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` first, or pass --workspace.")
+    return ws
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code)
@@ -196,9 +204,7 @@ def labels(
     from .ingest.labels import LabelsError, import_labels
     from .store.db import WorkspaceLocked
 
-    ws = _workspace(workspace)
-    if not ws.exists():
-        _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` first, or pass --workspace.")
+    ws = _existing_workspace(workspace)
     try:
         summary = import_labels(ws, _labels_config(file, classes, allow_missing, replace))
     except (LabelsError, WorkspaceLocked) as exc:
@@ -219,9 +225,7 @@ def folds(
     from .ingest.folds import FoldsError, make_folds
     from .store.db import WorkspaceLocked
 
-    ws = _workspace(workspace)
-    if not ws.exists():
-        _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` first, or pass --workspace.")
+    ws = _existing_workspace(workspace)
     try:
         summary = make_folds(ws, _folds_config(k, group_by, seed, scheme))
     except (FoldsError, WorkspaceLocked) as exc:
@@ -277,9 +281,7 @@ def featurize(
     from .features.weights import WeightsError
     from .store.db import WorkspaceLocked
 
-    ws = _workspace(workspace)
-    if not ws.exists():
-        _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` first, or pass --workspace.")
+    ws = _existing_workspace(workspace)
     try:
         detect_config = None if detector is None else DetectConfig(
             detector=DetectorConfig.parse(detector), frames=detector_frames, batch_size=batch_size,
