@@ -571,6 +571,9 @@ def stack_command(
     encoder: Annotated[str, typer.Option(help="Embedding feature set that recipes build on.")] = "lite0",
     build: Annotated[bool, typer.Option("--build/--no-build",
                                         help="Let a recipe featurize and aggregate the sets it lacks.")] = True,
+    dask: Annotated[Optional[str], typer.Option(
+        help="Train with xgboost.dask and tune on every worker of a Dask cluster: tcp://scheduler:8786 or "
+             "'local'. Use a --storage every worker reaches (a server database on a cluster).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
@@ -596,8 +599,22 @@ def stack_command(
     except (ValidationError, KeyError) as exc:
         _fail(_message(exc) if isinstance(exc, KeyError) else
               "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    log = None if quiet else (lambda line: typer.echo(line, err=True))
     try:
-        result = stack(_workspace(workspace), config, log=None if quiet else (lambda line: typer.echo(line, err=True)))
+        if dask:
+            from functools import partial
+
+            from .features.distributed import DaskUnavailable
+            from .meta.distributed import DaskLevel2Classifier, client_for, tune_on_dask
+
+            try:
+                with client_for(dask) as client:
+                    result = stack(_workspace(workspace), config, log=log, classifier=DaskLevel2Classifier,
+                                   tuner=partial(tune_on_dask, client=client))
+            except DaskUnavailable as exc:
+                _fail(str(exc))
+        else:
+            result = stack(_workspace(workspace), config, log=log)
     except (MissingFeatureSets, LookupError, ValueError, WorkspaceMissing) as exc:
         _fail(_message(exc))
     _echo(render_rows(*result.rows(), fmt))

@@ -177,13 +177,16 @@ def _clip_limits(kind: str, value: float, P: np.ndarray, Y: np.ndarray) -> ClipL
     return fixed_clip_limits(P.shape[1], 0.0)
 
 
-def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | None = None) -> StackResult:
+def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | None = None,
+          classifier: type = Level2Classifier, tuner: Callable = tune) -> StackResult:
     """Tune, cross-validate, blend, clip and save a level-2 model; return its OOF metrics.
 
     Args:
         workspace: the workspace (labels, classes, folds and the feature sets must be there).
         cfg: the stack configuration.
         log: called with one line per step (e.g. ``typer.echo`` to stderr); None: silent.
+        classifier: the level-2 estimator class (``DaskLevel2Classifier`` trains on a Dask cluster).
+        tuner: the tuning function (``functools.partial(tune_on_dask, client=...)`` on a cluster).
     """
     say = log or (lambda _line: None)
     member_refs, label_mode, clip_kind, clip_value = _members(workspace, cfg)
@@ -196,9 +199,9 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
         study = _study_name(cfg, data, mode, index, len(datasets))
         say(f"member {index}: {data.X.shape[1]} features from {', '.join(f'{n}@{v}' for n, v in data.sets)}; "
             f"{len(data.video_ids)} labelled videos; {mode}; study {study if cfg.tune.trials else '(none)'}")
-        tuned = tune(data.X, data.Y, data.folds, mode, cfg.tune, storage, study,
+        tuned = tuner(data.X, data.Y, data.folds, mode, cfg.tune, storage, study,
                      base={"random_state": cfg.tune.seed, **cfg.params}, scratch=workspace.root / "tmp")
-        model = Level2Classifier(**{**tuned.params, "label_mode": mode, "n_estimators": tuned.rounds,
+        model = classifier(**{**tuned.params, "label_mode": mode, "n_estimators": tuned.rounds,
                                     "n_jobs": cfg.tune.nthread or default_threads(data.X.size)})
         oof = oof_predict(model, data.X, data.Y, data.folds)
         models.append(model.fit(data.X, data.Y))

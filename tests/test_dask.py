@@ -218,3 +218,24 @@ def test_client_for_passes_a_client_through_and_explains_an_unreachable_schedule
     with pytest.raises(DaskUnavailable, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9: .*--dask local"):
         with client_for("tcp://127.0.0.1:9", timeout="1s"):
             pass
+
+
+def test_cli_stack_on_a_local_dask_cluster_matches_the_single_process_stack(tmp_path):
+    """`jungle stack --dask local`: xgboost.dask training and Dask tuning give the same OOF loss."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from _stack_helpers import make_stack_workspace
+    from jungle.cli import app
+
+    losses = {}
+    for mode, extra in (("single", []), ("dask", ["--dask", "local"])):
+        sw = make_stack_workspace(tmp_path / mode, n_labelled=120, n_unlabelled=0)
+        out = CliRunner().invoke(app, [
+            "stack", "--features", "meta", "--trials", "1", "--max-rounds", "30", "--early-stopping", "5",
+            "--threads", "1", "-q", "-w", str(sw.workspace.root), "-f", "json", *extra])
+        assert out.exit_code == 0, out.output
+        manifest = json.loads(next(sw.workspace.models_dir.glob("*/manifest.json")).read_text())
+        losses[mode] = manifest["members"][0]["oof_log_loss"]
+    assert losses["dask"] == pytest.approx(losses["single"], rel=0.05)
