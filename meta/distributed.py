@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..features.distributed import DaskUnavailable, client_for, worker_threads
-from .level2 import Level2Classifier, resolve_label_mode
+from .level2 import Level2Classifier
 from .tuning import TuneConfig, TuneResult, _run_trials, open_storage, study_result, tune
 
 __all__ = ["DaskLevel2Classifier", "dask_rows", "dask_training_matrix", "tune_on_dask", "client_for",
@@ -94,14 +94,7 @@ class DaskLevel2Classifier(Level2Classifier):
         import xgboost.dask as dxgb
 
         client = _client(client)
-        Y = np.asarray(Y)
-        if Y.ndim != 2:
-            raise ValueError("Y must be a 0/1 matrix of shape (videos, classes)")
-        self.mode_ = resolve_label_mode(self.label_mode, Y)
-        self.n_classes_ = Y.shape[1]
-        self.classes_ = np.arange(self.n_classes_)
-        self.n_features_in_ = X.shape[1]
-        params = self.booster_params(self.mode_, self.n_classes_)
+        params, Y = self._start_fit(X, Y)
         params.pop("nthread", None)
         dtrain = dask_training_matrix(client, X, Y, self.mode_)
         trained = dxgb.train(client, params, dtrain, num_boost_round=self.n_estimators,

@@ -113,6 +113,14 @@ class Level2Classifier(ClassifierMixin, BaseEstimator):
         """Fit on features ``X`` (videos x features) and 0/1 labels ``Y`` (videos x classes)."""
         import xgboost as xgb
 
+        params, Y = self._start_fit(X, Y)
+        dtrain = training_matrix(X, Y, self.mode_, self.n_jobs)
+        self.booster_ = xgb.train(params, dtrain, num_boost_round=self.n_estimators, callbacks=callbacks or None)
+        return self
+
+    def _start_fit(self, X, Y) -> tuple[dict[str, Any], np.ndarray]:
+        """Check ``Y``, set the fitted attributes (mode, classes, features) and return the booster
+        parameters and ``Y`` as an array; shared by every way of training."""
         Y = np.asarray(Y)
         if Y.ndim != 2:
             raise ValueError("Y must be a 0/1 matrix of shape (videos, classes)")
@@ -120,10 +128,7 @@ class Level2Classifier(ClassifierMixin, BaseEstimator):
         self.n_classes_ = Y.shape[1]
         self.classes_ = np.arange(self.n_classes_)
         self.n_features_in_ = X.shape[1]
-        dtrain = training_matrix(X, Y, self.mode_, self.n_jobs)
-        self.booster_ = xgb.train(self.booster_params(self.mode_, self.n_classes_), dtrain,
-                                  num_boost_round=self.n_estimators, callbacks=callbacks or None)
-        return self
+        return self.booster_params(self.mode_, self.n_classes_), Y
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Probabilities of every class, shape (videos, classes)."""
