@@ -10,12 +10,14 @@ raises is retried (``retries``); a retried shard resumes from the markers of the
 finished, so the store ends complete and consistent. Finally the client folds the markers into
 ``feature_rows`` (:func:`~jungle.features.featurize.reconcile`).
 
-What the workers need: the workspace and the video files at the same absolute paths as the client
-(a shared filesystem), and jungle installed. DuckDB: a shard task opens the workspace database
-briefly at its start (registering or finding the feature sets, one short transaction) and at its
-end (folding markers); DuckDB's file lock serialises those opens (``connect`` waits for it), so
-the database file must live on a filesystem with working POSIX locks. Nothing else in a worker
-touches DuckDB.
+DuckDB stays with the client: one task first loads the encoders on a worker (so that their
+lineage, e.g. float16 autocast on a GPU, is the workers') and returns their
+:class:`~jungle.features.featurize.ModelSpec`; the client plans the run
+(:func:`~jungle.features.featurize.plan`: registers the sets, gives the videos rows, sizes the Zarr
+groups) and sends each shard task only its part of the plan (its videos' rows and paths). Workers
+read videos and write Zarr chunks and marker files; they never open the database, so it may sit on
+the client's local disk. What the workers need: the workspace's ``features.zarr`` and the video
+files at the same absolute paths as the client (a shared filesystem), and jungle installed.
 
 Run settings inside a task: ``torch_threads`` defaults to 1 (one Dask thread runs one task, so a
 worker with N threads runs N shards at once), and decoding happens in the task's own process when
@@ -32,10 +34,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from .featurize import FeaturizeConfig, FeaturizeSummary, SetSummary, Shard
+from .featurize import FeaturizeConfig, FeaturizePlan, FeaturizeSummary, ModelSpec, SetSummary, Shard
 
 __all__ = ["DaskUnavailable", "ShardsFailed", "DaskFeaturizeSummary", "client_for", "worker_threads",
-           "featurize_on_dask", "featurize_shard", "shard_count"]
+           "featurize_on_dask", "featurize_shard", "model_specs", "shard_count"]
 
 LOCAL = "local"
 
@@ -137,11 +139,23 @@ def _task_config(config: FeaturizeConfig) -> FeaturizeConfig:
     return config.model_copy(update=update)
 
 
-def featurize_shard(workspace, config: FeaturizeConfig, shard: str) -> FeaturizeSummary:
-    """One Dask task: featurize the blocks of ``shard`` ("I/N") in this worker, without a progress bar."""
+def model_specs(config: FeaturizeConfig) -> list[ModelSpec]:
+    """One Dask task: load ``config``'s encoders here (on ``config.device``) and describe them."""
+    from .encoders import load_encoder
+
+    return [ModelSpec.of(load_encoder(encoder, device=config.device)) for encoder in config.encoders]
+
+
+def featurize_shard(workspace, config: FeaturizeConfig, shard: str, work: FeaturizePlan | None = None) -> FeaturizeSummary:
+    """One Dask task: featurize the blocks of ``shard`` ("I/N") in this worker, without a progress bar.
+
+    With ``work`` (the client's plan for this shard) the task never opens DuckDB and leaves the
+    markers for the client to fold in; without it, it plans and records itself.
+    """
     from .featurize import featurize
 
-    return featurize(workspace, _task_config(config), Shard.parse(shard), progress=False)
+    return featurize(workspace, _task_config(config), Shard.parse(shard), progress=False, work=work,
+                     record=work is None)
 
 
 def _count_videos(workspace) -> int:
@@ -151,8 +165,9 @@ def _count_videos(workspace) -> int:
         return con.execute("SELECT count(*) FROM videos WHERE status = 'ok'").fetchone()[0]
 
 
-def _merge(results: list[FeaturizeSummary], into: DaskFeaturizeSummary) -> None:
-    sets: dict[tuple[str, int], SetSummary] = {}
+def _merge(work: FeaturizePlan, results: list[FeaturizeSummary], into: DaskFeaturizeSummary) -> None:
+    sets = {(p.fs.name, p.fs.version): SetSummary(p.fs.name, p.fs.version, p.n_rows, created=p.created)
+            for p in work.sets}
     for result in results:
         into.videos += result.videos
         into.frames += result.frames
@@ -160,26 +175,19 @@ def _merge(results: list[FeaturizeSummary], into: DaskFeaturizeSummary) -> None:
         into.encode_seconds += result.encode_seconds
         into.failures.extend(result.failures)
         for part in result.sets:
-            merged = sets.setdefault((part.name, part.version), SetSummary(part.name, part.version, 0))
-            merged.rows = max(merged.rows, part.rows)
+            merged = sets[(part.name, part.version)]
             merged.processed += part.processed
             merged.errors += part.errors
             merged.frames += part.frames
-            merged.created |= part.created
     into.sets = list(sets.values())
 
 
-def _reconcile_sets(workspace, sets: list[SetSummary]) -> None:
+def _reconcile_sets(workspace, work: FeaturizePlan, sets: list[SetSummary]) -> None:
     """Fold every set's markers into DuckDB from this (the client) process; mark what is complete."""
-    from jungle.store import registry
-    from jungle.store.db import connect
-
     from .featurize import reconcile
 
-    for part in sets:
-        with connect(workspace, read_only=True) as con:
-            fs = registry.get(con, part.name, part.version)
-        done, errors, pending = reconcile(workspace, fs)
+    for planned, part in zip(work.sets, sets, strict=True):
+        done, errors, pending = reconcile(workspace, planned.fs)
         part.rows = done + errors + pending
         part.complete = pending == 0 and part.rows > 0
 
@@ -211,6 +219,8 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
     from distributed import as_completed
     from tqdm import tqdm
 
+    from .featurize import plan
+
     config = config or FeaturizeConfig()
     started = time.perf_counter()
     n_videos = _count_videos(workspace)
@@ -221,8 +231,16 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
         summary = DaskFeaturizeSummary([], address=address if isinstance(address, str) else client.scheduler.address,
                                        workers=len(workers), threads=threads, shards=count)
         run = f"{os.getpid()}-{time.time_ns()}"
-        futures = {client.submit(featurize_shard, workspace, config, str(shard), retries=retries, pure=False,
-                                 key=f"featurize-{shard.index}of{count}-{run}"): shard
+        specs = client.submit(model_specs, config, retries=retries, pure=False, key=f"load-encoders-{run}")
+        try:
+            specs = specs.result()
+        except Exception as exc:
+            raise ShardsFailed(f"featurize on Dask ({summary.address}): the encoders could not be loaded on a worker "
+                               f"({type(exc).__name__}: {exc}). Nothing was registered or computed; fix the cause "
+                               "and run the same command again.") from exc
+        work = plan(workspace, specs, config.sampling, config.block)
+        futures = {client.submit(featurize_shard, workspace, config, str(shard), work.for_shard(shard), retries=retries,
+                                 pure=False, key=f"featurize-{shard.index}of{count}-{run}"): shard
                    for shard in (Shard(i, count) for i in range(1, count + 1))}
         results, failed = [], []
         with tqdm(total=count, unit="shard", desc=f"featurize on {len(workers)} Dask workers", file=sys.stderr,
@@ -234,8 +252,8 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
                     error = future.exception()
                     failed.append((futures[future].index, str(futures[future]), f"{type(error).__name__}: {error}"))
                 bar.update(1)
-    _merge(results, summary)
-    _reconcile_sets(workspace, summary.sets)
+    _merge(work, results, summary)
+    _reconcile_sets(workspace, work, summary.sets)
     summary.seconds = time.perf_counter() - started
     if failed:
         raise ShardsFailed(f"featurize on Dask ({summary.address}): {len(failed)} of {count} shards failed on every "

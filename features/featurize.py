@@ -11,9 +11,12 @@ its outputs (``embedding`` (V, F, D) float16, ``stages`` (V, F, S) float16, ...)
 Work is done in chunk-aligned blocks of videos. A block's arrays are written by one process,
 then a marker file (``vN.progress/<first row>.json``: the status of each row) is written atomically.
 Markers make the run resumable (a restarted run does the blocks, and rows, that have none) and
-shardable (``Shard(i, n)`` takes every n-th block; shard processes never open DuckDB while they
-work, only briefly at the start and at the end, when they fold all markers into ``feature_rows``
-and complete the set when every row is done). Frames are batched in row order within a block, so
+shardable (``Shard(i, n)`` takes every n-th block). DuckDB is touched twice per run, briefly: by
+:func:`plan` at the start (register or find the sets, give new videos rows, size the Zarr
+groups) and by :func:`reconcile` at the end (fold all markers into ``feature_rows``, complete the
+set when every row is done). A coordinator can do both itself and hand each worker its part of
+the :class:`FeaturizePlan` (``run_models(..., plan=..., record=False)``): the workers then never
+open DuckDB (the Dask path does this). Frames are batched in row order within a block, so
 a resumed run computes exactly what an uninterrupted one does. Parallel work on one feature set
 goes through shards: two unsharded runs of the same set at the same time would both write the
 blocks that have no marker yet.
@@ -30,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -43,6 +46,10 @@ __all__ = [
     "FeaturizeConfig",
     "Shard",
     "FrameModel",
+    "ModelSpec",
+    "PlannedSet",
+    "FeaturizePlan",
+    "plan",
     "SetSummary",
     "FeaturizeSummary",
     "featurize",
@@ -339,11 +346,14 @@ def progress_dir(workspace, fs) -> Path:
     return group.parent / f"{group.name}.progress"
 
 
-def _read_markers(folder: Path) -> dict[int, tuple[str, str | None, int]]:
+def _read_markers(folder: Path, keep: Callable[[int], bool] | None = None) -> dict[int, tuple[str, str | None, int]]:
+    """{row: (status, error, valid frames)} from the block markers (of the blocks whose first row ``keep`` accepts)."""
     rows: dict[int, tuple[str, str | None, int]] = {}
     if not folder.exists():
         return rows
     for marker in sorted(folder.glob("*.json")):
+        if keep is not None and not keep(int(marker.stem)):
+            continue
         for row, (status, error, n_valid) in json.loads(marker.read_text()).items():
             rows[int(row)] = (status, error, int(n_valid))
     return rows
@@ -358,6 +368,59 @@ def _write_marker(folder: Path, start: int, rows: dict[int, tuple[str, str | Non
 
 
 # ----------------------------------------------------------------------------- registry and rows (DB)
+@dataclass(frozen=True)
+class ModelSpec:
+    """What planning needs to know of a per-frame model, without the model (small, picklable).
+
+    Attributes:
+        set_name, outputs, description, registry: the model's ``set_name``, ``output_specs()``,
+            ``describe()`` and ``registry_meta()``.
+        frame_size: (width, height) it takes.
+        native_frames: it wants frames at their coded size (see :func:`decode_size`).
+    """
+
+    set_name: str
+    outputs: dict
+    description: dict
+    registry: dict
+    frame_size: tuple[int, int] | None
+    native_frames: bool = False
+
+    @classmethod
+    def of(cls, model: FrameModel) -> "ModelSpec":
+        size = getattr(model, "frame_size", None) or (model.input_size, model.input_size)
+        return cls(model.set_name, model.output_specs(), model.describe(), model.registry_meta(), tuple(size),
+                   bool(getattr(model, "native_frames", False)))
+
+
+@dataclass(frozen=True)
+class PlannedSet:
+    """One feature set of a plan: the registered set, its rows (video id -> row) and chunking."""
+
+    fs: object
+    created: bool
+    rows: dict[str, int]
+    n_rows: int
+    block: int
+
+
+@dataclass(frozen=True)
+class FeaturizePlan:
+    """The DuckDB side of a featurize run, read and written once by one process (:func:`plan`):
+    every model's feature set with its rows, and the path of every video."""
+
+    sets: tuple[PlannedSet, ...]
+    paths: dict[str, str]
+
+    def for_shard(self, shard: Shard) -> "FeaturizePlan":
+        """Only the videos of the blocks ``shard`` owns (what one worker needs to receive)."""
+        primary = self.sets[0]
+        keep = {v for v, r in primary.rows.items() if shard.owns(r // primary.block)}
+        sets = tuple(PlannedSet(p.fs, p.created, {v: r for v, r in p.rows.items() if v in keep}, p.n_rows, p.block)
+                     for p in self.sets)
+        return FeaturizePlan(sets, {v: self.paths[v] for v in keep if v in self.paths})
+
+
 @dataclass
 class _SetState:
     model: FrameModel
@@ -370,24 +433,30 @@ class _SetState:
     done: dict[int, tuple] = field(default_factory=dict)
 
 
-def _set_config(model: FrameModel, sampling: Sampling, frame_size: tuple[int, int] | None) -> dict:
-    return {"model": model.describe(), "sampling": sampling.spec(), "sampling_config": sampling.model_dump(),
+def _set_config(spec: ModelSpec, sampling: Sampling, frame_size: tuple[int, int] | None) -> dict:
+    return {"model": spec.description, "sampling": sampling.spec(), "sampling_config": sampling.model_dump(),
             "slots": sampling.slots, "frame_size": list(frame_size) if frame_size else None}
 
 
-def _prepare(workspace, models: list[FrameModel], sampling: Sampling, frame_size, block: int):
-    """Register (or find) each model's set, give new videos rows, size the Zarr groups. One short DB session."""
+def plan(workspace, specs: list[ModelSpec], sampling: Sampling, block: int = 64) -> FeaturizePlan:
+    """Register (or find) each model's feature set, give new videos rows and size the Zarr groups,
+    in one short DuckDB transaction; return what the workers need.
+
+    Raises:
+        ValueError: the workspace has no readable video.
+    """
     from jungle.store import arrays, registry
     from jungle.store.db import connect
 
-    states: list[_SetState] = []
+    frame_size = decode_size(specs)
+    planned: list[PlannedSet] = []
     with connect(workspace) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            for model in models:
-                config = _set_config(model, sampling, frame_size)
-                fs, created = registry.register(con, model.set_name, "frames", config, [],
-                                                sampling=sampling.spec(), **model.registry_meta())
+            for spec in specs:
+                config = _set_config(spec, sampling, frame_size)
+                fs, created = registry.register(con, spec.set_name, "frames", config, [],
+                                                sampling=sampling.spec(), **spec.registry)
                 start = con.execute("SELECT coalesce(max(row) + 1, 0) FROM feature_rows WHERE name = ? AND version = ?",
                                     [fs.name, fs.version]).fetchone()[0]
                 new = con.execute(
@@ -406,27 +475,38 @@ def _prepare(workspace, models: list[FrameModel], sampling: Sampling, frame_size
                 if not n_rows:
                     raise ValueError(f"the workspace {workspace.root} has no readable videos to featurize. "
                                      "Run `jungle ingest DIR` first (see `jungle status`).")
-                specs = {name: arrays.ArraySpec(shape, dtype) for name, (shape, dtype) in model.output_specs().items()}
-                specs.update(valid=arrays.ArraySpec((), "bool", False),
-                             timestamps=arrays.ArraySpec((), "float32", float("nan")),
-                             frame_index=arrays.ArraySpec((), "int32", -1))
+                array_specs = {name: arrays.ArraySpec(shape, dtype) for name, (shape, dtype) in spec.outputs.items()}
+                array_specs.update(valid=arrays.ArraySpec((), "bool", False),
+                                   timestamps=arrays.ArraySpec((), "float32", float("nan")),
+                                   frame_index=arrays.ArraySpec((), "int32", -1))
                 existing_block = None
-                group_path = workspace.root / fs.location
-                if (group_path / "zarr.json").exists():
+                if (workspace.root / fs.location / "zarr.json").exists():
                     existing_block = arrays.open_group(workspace, fs).attrs.get("block")
-                group = arrays.create_group(workspace, fs, n_rows, sampling.slots, specs,
+                group = arrays.create_group(workspace, fs, n_rows, sampling.slots, array_specs,
                                             block=existing_block or block,
                                             attrs={"sampling": sampling.spec(),
                                                    "frame_size": list(frame_size) if frame_size else None,
-                                                   "model": model.describe()})
+                                                   "model": spec.description})
                 arrays.ensure_rows(group, n_rows)
-                states.append(_SetState(model, fs, created, rows, n_rows, group, int(group.attrs["block"])))
+                planned.append(PlannedSet(fs, created, rows, n_rows, int(group.attrs["block"])))
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
         paths = dict(con.execute("SELECT video_id, path FROM videos").fetchall())
-    return states, paths
+    return FeaturizePlan(tuple(planned), paths)
+
+
+def _states(workspace, models: list[FrameModel], work: FeaturizePlan) -> list[_SetState]:
+    """The run's per-set state from a plan, with the Zarr groups opened for writing (no DuckDB)."""
+    from jungle.store import arrays
+
+    names = [p.fs.name for p in work.sets]
+    if names != [m.set_name for m in models]:
+        raise ValueError(f"the plan is for feature sets {names}, not for these models' "
+                         f"{[m.set_name for m in models]}")
+    return [_SetState(model, p.fs, p.created, dict(p.rows), p.n_rows, arrays.open_group(workspace, p.fs, mode="r+"),
+                      p.block) for model, p in zip(models, work.sets)]
 
 
 def reconcile(workspace, fs) -> tuple[int, int, int]:
@@ -641,19 +721,26 @@ def run_models(
     decode_threads: int = 0,
     progress: bool = True,
     pool: DecodePool | None = None,
+    work: FeaturizePlan | None = None,
+    record: bool = True,
 ) -> FeaturizeSummary:
     """Run per-frame ``models`` over the workspace's videos sampled by ``sampling`` (the runner's core).
 
     Each model gets (or resumes) its own feature set; see the module docstring. ``pool``: decode
     workers already started (else ``workers`` are started here and stopped at the end).
+    ``work``: the run's plan made by a coordinator with :func:`plan` (None: plan here, in
+    DuckDB). ``record``: fold the markers into DuckDB at the end (False: leave that to the
+    coordinator; the summary's sets are then not marked complete).
     """
     from tqdm import tqdm
 
     started = time.perf_counter()
     frame_size = decode_size(models)
-    states, paths = _prepare(workspace, models, sampling, frame_size, block)
+    work = work or plan(workspace, [ModelSpec.of(m) for m in models], sampling, block)
+    states, paths = _states(workspace, models, work), work.paths
     for state in states:
-        state.done = _read_markers(progress_dir(workspace, state.fs))
+        owned = (lambda start, b=state.block: shard.owns(start // b)) if shard is not None else None
+        state.done = _read_markers(progress_dir(workspace, state.fs), owned)
     ordered, targets, expected = _plan_work(states, shard)
     summary = FeaturizeSummary([SetSummary(s.fs.name, s.fs.version, s.n_rows, created=s.created) for s in states],
                                shard=str(shard) if shard else None)
@@ -680,8 +767,9 @@ def run_models(
         bar.close()
         if own_pool:
             pool.close()
-    for position, state in enumerate(states):
-        summary.sets[position].complete = reconcile(workspace, state.fs)[2] == 0
+    if record:
+        for position, state in enumerate(states):
+            summary.sets[position].complete = reconcile(workspace, state.fs)[2] == 0
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -691,7 +779,7 @@ def _default_workers() -> int:
 
 
 def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | str | None = None,
-              progress: bool = True) -> FeaturizeSummary:
+              progress: bool = True, work: FeaturizePlan | None = None, record: bool = True) -> FeaturizeSummary:
     """Featurize every ingested video of ``workspace`` with ``config`` (the pipeline's entry point).
 
     Args:
@@ -699,6 +787,8 @@ def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | s
         config: encoders, sampling and run settings (default: ``lite0``, ``uniform:32``, CPU).
         shard: only this shard's blocks (``Shard`` or "I/N").
         progress: show a progress bar on a terminal.
+        work, record: a coordinator's plan, and whether to record the result in DuckDB here (see
+            :func:`run_models`).
 
     Returns:
         A :class:`FeaturizeSummary`.
@@ -722,4 +812,5 @@ def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | s
     with DecodePool(workers) as pool:  # workers start (and import) while the models load
         models = [load_encoder(encoder, device=config.device) for encoder in config.encoders]
         return run_models(workspace, models, config.sampling, shard=shard, batch_size=config.batch_size,
-                          block=config.block, decode_threads=decode_threads, progress=progress, pool=pool)
+                          block=config.block, decode_threads=decode_threads, progress=progress, pool=pool,
+                          work=work, record=record)

@@ -6,6 +6,8 @@ Layout::
                                   feature columns, parameters and rounds, blend weights, clip
                                   limits, label mode, configuration, metrics, code version, studies
     models/<id>/member-<k>.json   one XGBoost booster per level-2 model
+    models/<id>/member-<k>-projection.npz
+                                  the principal axes of its wide feature sets (``--pca`` only)
     models/<id>/oof.parquet       out-of-fold probabilities and labels of the training videos
     models/latest                 the id of the newest model (the ``latest`` alias)
 
@@ -24,6 +26,7 @@ import numpy as np
 from ..store.workspace import Workspace
 from .blend import ClipLimits, blend
 from .level2 import Level2Classifier
+from .projection import Projection
 
 __all__ = ["MANIFEST", "LATEST", "LoadedModel", "new_model_id", "model_dir", "save_model", "load_model"]
 
@@ -62,16 +65,23 @@ def model_dir(workspace: Workspace, model: str = "latest") -> Path:
     )
 
 
-def save_model(workspace: Workspace, model_id: str, members: list[Level2Classifier], manifest: dict) -> Path:
-    """Write the boosters and the manifest under ``models/<model_id>`` and point ``latest`` at it.
+def save_model(workspace: Workspace, model_id: str, members: list[Level2Classifier], manifest: dict,
+               projections: list[Projection | None] | None = None) -> Path:
+    """Write the boosters, their projections and the manifest under ``models/<model_id>`` and
+    point ``latest`` at it.
 
-    ``manifest["members"][k]`` describes ``members[k]``; its ``file`` entry is filled in here.
+    ``manifest["members"][k]`` describes ``members[k]``; its ``file`` (and ``projection_file``)
+    entries are filled in here.
     """
     folder = workspace.models_dir / model_id
     folder.mkdir(parents=True, exist_ok=False)
-    for index, (model, entry) in enumerate(zip(members, manifest["members"], strict=True)):
+    projections = projections or [None] * len(members)
+    for index, (model, entry, projection) in enumerate(zip(members, manifest["members"], projections, strict=True)):
         entry["file"] = f"member-{index}.json"
         model.save(folder / entry["file"])
+        if projection is not None:
+            entry["projection_file"] = f"member-{index}-projection.npz"
+            projection.save(folder / entry["projection_file"])
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=_plain))
     tmp.replace(folder / MANIFEST)
@@ -97,6 +107,7 @@ class LoadedModel:
     path: Path
     manifest: dict
     members: list[Level2Classifier]
+    projections: list[Projection | None]
 
     @property
     def classes(self) -> list[str]:
@@ -115,8 +126,9 @@ class LoadedModel:
         return [(s["name"], int(s["version"])) for s in self.manifest["feature_sets"]]
 
     def predict_proba(self, matrices: list[np.ndarray]) -> np.ndarray:
-        """Blended, clipped probabilities from each member's feature matrix."""
-        members = [model.predict_proba(X) for model, X in zip(self.members, matrices, strict=True)]
+        """Blended, clipped probabilities from each member's feature matrix (its manifest ``columns``)."""
+        members = [model.predict_proba(X if projection is None else projection.transform(X))
+                   for model, projection, X in zip(self.members, self.projections, matrices, strict=True)]
         return self.clip.apply(blend(members, self.weights))
 
 
@@ -129,4 +141,6 @@ def load_model(workspace: Workspace, model: str = "latest") -> LoadedModel:
                               len(manifest["classes"]))
         for entry in manifest["members"]
     ]
-    return LoadedModel(manifest["model_id"], folder, manifest, members)
+    projections = [Projection.load(folder / entry["projection_file"]) if entry.get("projection_file") else None
+                   for entry in manifest["members"]]
+    return LoadedModel(manifest["model_id"], folder, manifest, members, projections)

@@ -37,9 +37,11 @@ class ReportData:
 def feature_set_importance(model: LoadedModel) -> dict[str, float]:
     """Share of the total XGBoost gain per feature set, members weighted by their blend weight."""
     totals: dict[str, float] = {}
-    for member, entry, weight in zip(model.members, model.manifest["members"], model.weights):
+    for member, projection, entry, weight in zip(model.members, model.projections, model.manifest["members"],
+                                                 model.weights):
         gains = member.gain_by_feature()
-        sets = [c.split(".", 1)[0] for c in entry["columns"]]
+        columns = entry["columns"] if projection is None else projection.output_columns
+        sets = [c.split(".", 1)[0] for c in columns]
         total = sum(gains.values()) or 1.0
         for index, gain in gains.items():
             totals[sets[index]] = totals.get(sets[index], 0.0) + weight * gain / total

@@ -17,16 +17,17 @@ from datetime import datetime, timezone
 from typing import Callable, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..store.db import connect
 from ..store.registry import code_version
 from ..store.workspace import Workspace
 from .blend import ClipLimits, blend, fit_blend_weights, fit_clip_limits, fixed_clip_limits
 from .dataset import StackData, load_training_data, parse_refs
-from .level2 import Level2Classifier, resolve_label_mode
+from .level2 import Level2Classifier, auto_max_bin, resolve_label_mode
 from .metrics import Evaluation, competition_log_loss, evaluate
 from .model_io import new_model_id, save_model
+from .projection import Projection, fit_projection
 from .recipes import get_recipe, resolve_recipe
 from .tuning import TuneConfig, TuneResult, default_threads, fold_pairs, tune
 
@@ -46,6 +47,10 @@ class StackConfig(BaseModel):
         clip_value: the limit of ``fixed`` clipping.
         fold_scheme: the stored fold scheme to cross-validate on.
         params: fixed level-2 parameters under the searched ones (e.g. ``{"max_bin": 64}``).
+        pca: project every feature set of ``pca_min_columns`` or more columns onto its first
+            ``pca`` principal components before the level-2 model (None: no projection); see
+            :mod:`jungle.meta.projection`.
+        pca_min_columns: the narrowest set that ``pca`` projects.
         tune: the Optuna search.
         build_missing: let a recipe build missing feature sets where the pipeline can.
     """
@@ -60,6 +65,8 @@ class StackConfig(BaseModel):
     clip_value: float = 1e-4
     fold_scheme: str = "default"
     params: dict = {}
+    pca: int | None = Field(None, ge=1)
+    pca_min_columns: int = Field(1024, ge=2)
     tune: TuneConfig = TuneConfig()
     build_missing: bool = True
 
@@ -164,9 +171,19 @@ def _study_name(cfg: StackConfig, data: StackData, mode: str, index: int, count:
         return cfg.tune.study_name if count == 1 else f"{cfg.tune.study_name}-m{index}"
     sets = "+".join(f"{n}@{v}" for n, v in data.sets)
     payload = f"{sets}|{mode}|{cfg.fold_scheme}|{cfg.tune.seed}|{sorted(cfg.params.items())}|{len(data.video_ids)}"
+    if cfg.pca:
+        payload += f"|pca{cfg.pca}>={cfg.pca_min_columns}"
     digest = hashlib.sha256(payload.encode()).hexdigest()[:8]
     short = "+".join(n for n, _ in data.sets)
     return f"stack-{short[:60]}-{digest}"
+
+
+def _project(cfg: StackConfig, data: StackData) -> tuple[np.ndarray, Projection | None]:
+    """The member's level-2 matrix: ``data.X``, or its wide sets projected when ``cfg.pca`` is set."""
+    if not cfg.pca:
+        return data.X, None
+    projection = fit_projection(data.X, data.columns, cfg.pca, cfg.pca_min_columns, cfg.tune.seed)
+    return projection.transform(data.X), projection
 
 
 def _clip_limits(kind: str, value: float, P: np.ndarray, Y: np.ndarray) -> ClipLimits:
@@ -194,21 +211,27 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
     datasets = [load_training_data(workspace, refs, cfg.fold_scheme) for refs in member_refs]
     first = datasets[0]
     mode = resolve_label_mode(label_mode, first.Y)
-    models, oofs, results, entries = [], [], [], []
+    models, oofs, results, entries, projections = [], [], [], [], []
     for index, data in enumerate(datasets):
         study = _study_name(cfg, data, mode, index, len(datasets))
-        say(f"member {index}: {data.X.shape[1]} features from {', '.join(f'{n}@{v}' for n, v in data.sets)}; "
-            f"{len(data.video_ids)} labelled videos; {mode}; study {study if cfg.tune.trials else '(none)'}")
-        tuned = tuner(data.X, data.Y, data.folds, mode, cfg.tune, storage, study,
-                     base={"random_state": cfg.tune.seed, **cfg.params}, scratch=workspace.root / "tmp")
+        X, projection = _project(cfg, data)
+        projected = f" ({X.shape[1]} after PCA of {', '.join(p.name for p in projection.sets)})" \
+            if projection and projection.sets else ""
+        say(f"member {index}: {data.X.shape[1]} features{projected} from "
+            f"{', '.join(f'{n}@{v}' for n, v in data.sets)}; {len(data.video_ids)} labelled videos; {mode}; "
+            f"study {study if cfg.tune.trials else '(none)'}")
+        base = {"random_state": cfg.tune.seed, "max_bin": auto_max_bin(len(data.video_ids)), **cfg.params}
+        tuned = tuner(X, data.Y, data.folds, mode, cfg.tune, storage, study, base=base,
+                      scratch=workspace.root / "tmp")
         model = classifier(**{**tuned.params, "label_mode": mode, "n_estimators": tuned.rounds,
-                                    "n_jobs": cfg.tune.nthread or default_threads(data.X.size)})
-        oof = oof_predict(model, data.X, data.Y, data.folds)
-        models.append(model.fit(data.X, data.Y))
+                                    "n_jobs": cfg.tune.nthread or default_threads(X.size)})
+        oof = oof_predict(model, X, data.Y, data.folds)
+        models.append(model.fit(X, data.Y))
+        projections.append(projection)
         oofs.append(oof)
         member_loss = competition_log_loss(data.Y, oof)
         say(f"member {index}: cv log loss {tuned.value:.5f} at {tuned.rounds} rounds, OOF log loss {member_loss:.5f}")
-        results.append(MemberResult(data.sets, data.X.shape[1], tuned, member_loss))
+        results.append(MemberResult(data.sets, X.shape[1], tuned, member_loss))
         params = {k: v for k, v in model.get_params().items() if k != "n_jobs"}
         entries.append({
             "features": [{"name": n, "version": v} for n, v in data.sets], "columns": data.columns,
@@ -216,6 +239,7 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
             "study": {"name": tuned.study_name, "storage": tuned.storage, "trials": tuned.trials,
                       "pruned": tuned.pruned, "trees_per_trial": tuned.trees_per_trial},
             "dropped_columns": data.dropped_columns, "missing_rows": data.missing_rows,
+            "projection": projection.summary() if projection else None,
         })
     weights = fit_blend_weights(oofs, first.Y)
     blended = blend(oofs, weights)
@@ -232,7 +256,7 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
         "clip": {"kind": clip_kind, **clip.to_json()}, "config": cfg.model_dump(mode="json"),
         "metrics": {**evaluation.summary(), "videos": len(first.video_ids)},
     }
-    folder = save_model(workspace, model_id, models, manifest)
+    folder = save_model(workspace, model_id, models, manifest, projections)
     _write_oof(folder, first, oofs, final)
     with connect(workspace) as con:
         write_predictions(con, model_id, "oof", first.video_ids, first.classes, final)

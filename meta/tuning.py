@@ -129,6 +129,11 @@ class _RoundCounter(xgb.callback.TrainingCallback):
         return False
 
 
+def _largest_training_fold(folds: np.ndarray) -> int:
+    """Rows of the largest cross-validation training fold (what one fold's booster trains on)."""
+    return max(len(train) for train, _ in fold_pairs(folds))
+
+
 def metric_name(mode: str) -> str:
     """The XGBoost evaluation name of the competition metric for ``mode``."""
     return "mcll" if mode == "multiclass" else "logloss"
@@ -143,7 +148,7 @@ def cross_validate(model: Level2Classifier, dtrain, folds: np.ndarray, mode: str
     """
     counter = _RoundCounter()
     history = xgb.cv(
-        model.booster_params(mode, n_classes), dtrain, num_boost_round=max_rounds,
+        model.booster_params(mode, n_classes, _largest_training_fold(folds)), dtrain, num_boost_round=max_rounds,
         folds=fold_pairs(folds), early_stopping_rounds=early_stopping_rounds,
         custom_metric=mcll_metric if mode == "multiclass" else None,
         callbacks=[counter, *(callbacks or [])], as_pandas=False, seed=model.random_state,

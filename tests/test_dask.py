@@ -13,9 +13,11 @@ import pytest
 import zarr
 from distributed import Client, LocalCluster
 
-from jungle.features.distributed import DaskUnavailable, ShardsFailed, client_for, featurize_on_dask
+from jungle.features.distributed import (
+    DaskUnavailable, ShardsFailed, _failure_detail, client_for, featurize_on_dask, featurize_shard, model_specs,
+)
 from jungle.features.encoders import EncoderConfig
-from jungle.features.featurize import FeaturizeConfig, featurize
+from jungle.features.featurize import FeaturizeConfig, Shard, featurize, plan, reconcile
 from jungle.meta.distributed import DaskLevel2Classifier, tune_on_dask
 from jungle.meta.level2 import Level2Classifier
 from jungle.meta.stack import oof_predict
@@ -101,16 +103,43 @@ def test_featurize_on_dask_equals_the_single_process_run(tmp_path, media, client
     _assert_same_store(workspace, reference)
 
 
-def test_shards_that_fail_on_every_attempt_are_reported(tmp_path, media, client):
+def test_an_encoder_no_worker_can_load_fails_before_anything_is_registered(tmp_path, media, client):
     workspace = _collection(tmp_path / "ws", media)
     missing = tmp_path / "missing.pth"
     config = CONFIG.model_copy(update={"encoders": (EncoderConfig(name="resnet10t", weights=str(missing)),)})
     with pytest.raises(ShardsFailed) as failed:
         featurize_on_dask(workspace, config, client, n_shards=2, retries=0, progress=False)
     assert str(failed.value) == (
-        f"featurize on Dask ({client.scheduler.address}): 2 of 2 shards failed on every attempt (shards 1/2, 2/2: "
-        f"EncoderError: weights file {missing} does not exist. Pass an existing .safetensors or .pth file.). "
-        "The blocks that finished are saved; run the same command again to do the rest.")
+        f"featurize on Dask ({client.scheduler.address}): the encoders could not be loaded on a worker (EncoderError: "
+        f"weights file {missing} does not exist. Pass an existing .safetensors or .pth file.). Nothing was "
+        "registered or computed; fix the cause and run the same command again.")
+    with connect(workspace, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM feature_sets").fetchone()[0] == 0
+    assert not (workspace.root / "features.zarr" / "resnet10t").exists()
+
+
+def test_shard_failures_are_grouped_by_error_in_shard_order():
+    failed = [(3, "3/4", "OSError: disk full"), (1, "1/4", "OSError: disk full"), (2, "2/4", "KilledWorker: x")]
+    assert _failure_detail(failed) == "shards 1/4, 3/4: OSError: disk full; shard 2/4: KilledWorker: x"
+
+
+def test_shard_tasks_with_the_clients_plan_never_open_duckdb(tmp_path, media, client, reference):
+    """The client plans and reconciles; while it holds the only DuckDB connection (DuckDB lets one
+    process open the file), the shard tasks still finish: they read videos and write Zarr only."""
+    workspace = _collection(tmp_path / "ws", media)
+    specs = client.submit(model_specs, CONFIG, pure=False).result()
+    work = plan(workspace, specs, CONFIG.sampling, CONFIG.block)
+    shards = [Shard(i, 2) for i in (1, 2)]
+    with connect(workspace) as con:  # held for the whole run: a worker's connect() would wait, then fail
+        con.execute("SELECT count(*) FROM videos").fetchone()
+        futures = [client.submit(featurize_shard, workspace, CONFIG, str(s), work.for_shard(s), pure=False)
+                   for s in shards]
+        results = client.gather(futures)
+    assert sum(r.sets[0].processed for r in results) == N_VIDEOS
+    assert not any(r.sets[0].complete for r in results)  # recording is the client's job
+    assert sorted(len(work.for_shard(s).paths) for s in shards) == [N_VIDEOS // 2, N_VIDEOS - N_VIDEOS // 2]
+    assert reconcile(workspace, work.sets[0].fs) == (N_VIDEOS - 2, 2, 0)
+    _assert_same_store(workspace, reference)
 
 
 def _shard_of(key: str) -> int:
@@ -171,7 +200,10 @@ def _labelled(multilabel: bool, n: int = 360, n_classes: int = 4, features: int 
 @pytest.mark.parametrize("multilabel, mode", [(False, "multiclass"), (True, "binary")])
 def test_dask_level2_gives_the_single_process_probabilities(tmp_path, client, multilabel, mode):
     X, Y = _labelled(multilabel)
-    params = {"n_estimators": 25, "subsample": 1.0, "colsample_bytree": 0.7, "max_depth": 3, "n_jobs": 1}
+    # 512 bins >= the 360 distinct values of a feature: both quantile sketches are exact, so the bin
+    # edges, and the trees, are the same (with fewer bins the distributed sketch merges differently).
+    params = {"n_estimators": 25, "subsample": 1.0, "colsample_bytree": 0.7, "max_depth": 3, "n_jobs": 1,
+              "max_bin": 512}
     local = Level2Classifier(**params).fit(X, Y)
     spread = DaskLevel2Classifier(**params).fit(X, Y, client=client)
     assert spread.mode_ == local.mode_ == mode

@@ -104,3 +104,21 @@ def test_hub_weights_offline_fail_fast_and_point_to_weights_option():
         load_encoder(EncoderConfig(name="resnet10t", pretrained=True))
     assert "--weights FILE" in str(caught.value)
     assert time.perf_counter() - start < 15
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (the GPU path "
+                    "runs where one is: float16 autocast, channels-last)")
+def test_cuda_encoder_matches_the_cpu_encoder():
+    rng = np.random.default_rng(0)
+    # Smooth images (upsampled noise), like frames rather than pixel noise.
+    small = rng.integers(0, 256, size=(6, 14, 14, 3), dtype=np.uint8)
+    frames = np.repeat(np.repeat(small, 16, axis=1), 16, axis=2)
+    cpu = load_encoder(EncoderConfig(stages="all"), device="cpu")
+    gpu = load_encoder(EncoderConfig(stages="all"), device="cuda")
+    assert gpu.describe()["precision"] == "float16-autocast" and cpu.describe()["precision"] == "float32"
+    a, b = cpu.encode(frames), gpu.encode(frames)
+    for key in ("embedding", "stages"):
+        assert a[key].shape == b[key].shape and b[key].dtype == np.float32
+        cosine = (a[key] * b[key]).sum(1) / np.linalg.norm(a[key], axis=1) / np.linalg.norm(b[key], axis=1)
+        assert cosine.min() > 0.995, (key, cosine)
+    assert (cpu.classify(frames).argmax(1) == gpu.classify(frames).argmax(1)).mean() >= 5 / 6
