@@ -255,7 +255,8 @@ def featurize(
     shard: Annotated[Optional[str], typer.Option(
         help="Process only shard I of N (e.g. 3/8); run the other shards as separate processes.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Decode worker processes (0: decode in this process; default: one per 2 cores).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Frames per forward pass.")] = 32,
+    batch_size: Annotated[Optional[int], typer.Option(
+        help="Frames per forward pass (default: 32 on the CPU, 256 with --device cuda).", show_default=False)] = None,
     block: Annotated[int, typer.Option(help="Videos per Zarr chunk (unit of resume and sharding).")] = 64,
     device: Annotated[str, typer.Option(help="cpu, or cuda (mixed precision, channels-last).")] = "cpu",
     threads: Annotated[Optional[int], typer.Option(help="Torch threads (default: all cores).")] = None,
@@ -277,21 +278,21 @@ def featurize(
     from .features.detect_run import DetectConfig, detect
     from .features.detector import DetectorConfig
     from .features.encoders import EncoderConfig, EncoderError
-    from .features.featurize import FeaturizeConfig, Shard, featurize as run_featurize
+    from .features.featurize import FeaturizeBusy, FeaturizeConfig, Shard, featurize as run_featurize
     from .features.weights import WeightsError
     from .store.db import WorkspaceLocked
 
     ws = _existing_workspace(workspace)
     try:
         detect_config = None if detector is None else DetectConfig(
-            detector=DetectorConfig.parse(detector), frames=detector_frames, batch_size=batch_size,
+            detector=DetectorConfig.parse(detector), frames=detector_frames, batch_size=batch_size or 32,
             workers=workers, block=block, torch_threads=threads)
     except (ValidationError, ValueError) as exc:
         _fail(_first_error(exc))
     if detect_config is not None:
         try:
             detected = detect(ws, detect_config, shard=shard, progress=not quiet)
-        except (WeightsError, WorkspaceLocked, ValueError) as exc:
+        except (WeightsError, WorkspaceLocked, FeaturizeBusy, ValueError) as exc:
             _fail(str(exc))
         _echo(render_rows(*detected.rows(), fmt))
         for path, error in detected.run.failures:
@@ -325,7 +326,7 @@ def featurize(
                 _fail(str(exc))
         else:
             summary = run_featurize(ws, config, shard=chosen, progress=not quiet)
-    except (EncoderError, WeightsError, WorkspaceLocked, ValueError) as exc:
+    except (EncoderError, WeightsError, WorkspaceLocked, FeaturizeBusy, ValueError) as exc:
         _fail(str(exc))
     columns, rows = summary.rows()
     _echo(render_rows(columns, rows, fmt))

@@ -12,10 +12,14 @@ shared machine hits all of them alike, and prints for each:
   shrink the image of a 16:9 or 4:3 frame),
 - the peak resident memory of the process.
 
-The issue's out-of-fold log loss of the ``all`` recipe with and without the detector features
-needs the detector wired into ``jungle featurize``; it is not measured here yet.
+With ``--workspace DIR`` (a workspace where ``jungle demo`` ran, then
+``jungle featurize -w DIR --detector megadetector-lite``) it also stacks the ``all`` recipe twice
+on the same folds, trials and seed: over every video-level set except the detector's
+(``det_*``), the baseline, and over every set; and prints the out-of-fold log loss, accuracy and
+the ``blank`` class's log loss and AUC of both.
 
-Usage: ``python bench/detector.py [--frames 32] [--rounds 3] [--threads 2] [--batch 8]``
+Usage: ``python bench/detector.py [--frames 32] [--rounds 3] [--threads 2] [--batch 8]
+[--workspace DIR [--trials 5] [--pca 64]]``
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds (the best round counts)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--batch", type=int, default=8, help="frames per forward pass")
+    parser.add_argument("--workspace", default=None, help="a demo workspace with detector features: also "
+                        "compare the `all` recipe's OOF log loss with and without them")
+    parser.add_argument("--trials", type=int, default=5, help="Optuna trials per stack (with --workspace)")
+    parser.add_argument("--pca", type=int, default=64, help="PCA components of wide sets (0: off; with --workspace)")
     args = parser.parse_args()
 
     import torch
@@ -88,8 +96,42 @@ def main() -> None:
               f"{float(np.abs(score - scores[0]).max()):17.2e}")
     print(f"frames detected (score >= 0.25) at baseline: {int((scores[0] >= 0.25).sum())} of {len(images)}")
     print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    print("OOF log loss of the `all` recipe with/without detector features: not measured yet "
-          "(needs `jungle featurize --detector`).")
+    if args.workspace:
+        stacked_with_and_without(Path(args.workspace), args.trials, args.pca or None)
+
+
+def stacked_with_and_without(root: Path, trials: int, pca: int | None) -> None:
+    """Out-of-fold metrics of the ``all`` recipe without (baseline) and with the detector's sets."""
+    from jungle.meta.stack import StackConfig, stack
+    from jungle.meta.tuning import TuneConfig
+    from jungle.store import registry
+    from jungle.store.db import connect
+    from jungle.store.workspace import Workspace
+
+    workspace = Workspace.resolve(root)
+    with connect(workspace, read_only=True) as con:
+        sets = sorted({s.name for s in registry.list_sets(con, "video") if s.status == "complete"})
+        classes = [r[0] for r in con.execute("SELECT class FROM classes ORDER BY position").fetchall()]
+    detector = [n for n in sets if n.startswith("det_")]
+    if not detector:
+        print(f"no detector feature set in {root}: run `jungle featurize -w {root} --detector megadetector-lite`")
+        return
+    blank = classes.index("blank") if "blank" in classes else None
+    tune = TuneConfig(trials=trials, seed=0, max_rounds=300, early_stopping_rounds=20)
+    print(f"`all` recipe on {root}: {trials} Optuna trials, seed 0, PCA {pca or 'off'}")
+    print(f"{'level-2 features':44s} {'OOF log loss':>12s} {'vs baseline':>12s} {'accuracy':>9s} "
+          f"{'blank log loss':>15s} {'blank AUC':>10s} {'seconds':>8s}")
+    base = None
+    for label, members in (("every set except " + ",".join(detector), [n for n in sets if n not in detector]),
+                           ("every set (with the detector's)", sets)):
+        started = time.perf_counter()
+        result = stack(workspace, StackConfig(members=(tuple(members),), pca=pca, tune=tune))
+        ev = result.evaluation
+        base = base or result.log_loss
+        blank_ll = f"{ev.class_log_loss[blank]:.4f}" if blank is not None else "-"
+        blank_auc = f"{ev.class_auc[blank]:.4f}" if blank is not None else "-"
+        print(f"{label:44s} {result.log_loss:12.4f} {result.log_loss / base:11.3f}x {result.accuracy:9.4f} "
+              f"{blank_ll:>15s} {blank_auc:>10s} {time.perf_counter() - started:8.1f}", flush=True)
 
 
 if __name__ == "__main__":

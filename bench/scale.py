@@ -14,8 +14,9 @@ Prints, in one run:
 4. the single-core costs, as CPU time of one thread so that other load does not inflate them
    (decode of one Pri-matrix-format clip, the default ``lite0`` encoder per frame, XGBoost per
    row-round), and from them a capacity estimate for the full Pri-matrix collection (400k clips x
-   32 frames) per worker type (CPU core; one GPU, whose speed is an ASSUMPTION stated in the
-   output) and how the cost grows with clips, frames and encoders.
+   32 frames) per worker type (CPU core; one GPU, whose encode rate was measured on an H100 by
+   ``bench/encode.py --device cuda`` and is given as ``--gpu-frames-per-s``) and how the cost
+   grows with clips, frames and encoders.
 
 Cluster start-up and first imports are not timed (each cluster and this process are warmed
 first). The machine's load average is printed: on a shared machine the wall-clock figures are
@@ -43,11 +44,12 @@ PRIMATRIX_CLIP = REPO.parent / "shared" / "media" / "camera_trap" / "ACP0006s6f-
 FULL_COLLECTION = 400_000
 FULL_FRAMES = 32
 CLASSES = 24
-# ASSUMPTION (not measured here: this machine has no GPU). EfficientNet-Lite0 in float16 at 224 px on
-# one current datacenter GPU encodes about this many times the frames one CPU core encodes (a few
-# thousand frames/s against the ~25-50 measured per core); decoding stays on the GPU host's CPU cores.
-GPU_ENCODE_RATIO = 100
-GPU_HOST_DECODE_CORES = 8
+# MEASURED ELSEWHERE (this machine has no GPU): `python bench/encode.py --device cuda` on one NVIDIA
+# H100 80GB (2026-11-25): lite0 in float16 autocast, channels-last, 224 px, batch 256, host-to-device
+# copy and results back included: 14,193 frames/s (13,411 with stage features). --gpu-frames-per-s
+# overrides it. Decoding stays on the GPU host's CPU cores.
+GPU_FRAMES_PER_S = 14_193
+GPU_HOST_DECODE_CORES = 16
 
 
 def _bench_featurize_module():
@@ -208,13 +210,16 @@ def _hours(seconds: float) -> str:
 
 
 def capacity(decode32: float, decode8: float, encode_frame: float, xgb_row_round: float, encoder: str,
-             features: int, rounds: int, trials: int, folds: int) -> None:
-    """Print the capacity estimate for the full collection from the measured single-core costs."""
+             features: int, rounds: int, trials: int, folds: int, gpu_encode: float = GPU_FRAMES_PER_S,
+             host_cores: int = GPU_HOST_DECODE_CORES) -> None:
+    """Print the capacity estimate for the full collection from the measured single-core costs and
+    the GPU encode rate (frames/s) measured by bench/encode.py."""
     per_clip = decode32 + FULL_FRAMES * encode_frame
     core_s = FULL_COLLECTION * per_clip
-    gpu_frames_per_s = min(GPU_ENCODE_RATIO / encode_frame, GPU_HOST_DECODE_CORES * FULL_FRAMES / decode32)
+    host_decode = host_cores * FULL_FRAMES / decode32
+    gpu_frames_per_s = min(gpu_encode, host_decode)
     gpu_s = FULL_COLLECTION * FULL_FRAMES / gpu_frames_per_s
-    bound = "decode" if GPU_HOST_DECODE_CORES * FULL_FRAMES / decode32 < GPU_ENCODE_RATIO / encode_frame else "encode"
+    bound = "decode" if host_decode < gpu_encode else "encode"
     fits = trials * folds + folds + 1  # tuning trials (k-fold CV each), out-of-fold refits, final fit
     stack_s = xgb_row_round * FULL_COLLECTION * rounds * fits
     print(f"capacity estimate, full Pri-matrix collection: {FULL_COLLECTION:,} clips x {FULL_FRAMES} frames")
@@ -223,8 +228,9 @@ def capacity(decode32: float, decode8: float, encode_frame: float, xgb_row_round
           f"XGBoost {xgb_row_round * 1e6:.2f} us per row-round ({features} features, {CLASSES} classes)")
     print(f"  featurize, per CPU core:  {per_clip:.2f} s/clip -> {_hours(core_s)} on one core "
           f"({_hours(core_s / 16)} on 16 cores at perfect scaling)")
-    print(f"  featurize, per GPU (ESTIMATE: GPU encodes {GPU_ENCODE_RATIO}x one core, {GPU_HOST_DECODE_CORES} decode "
-          f"cores on its host): {gpu_frames_per_s:,.0f} frames/s, {bound}-bound -> {_hours(gpu_s)}")
+    print(f"  featurize, per GPU (encode {gpu_encode:,.0f} frames/s as measured on an H100 by bench/encode.py; "
+          f"{host_cores} host cores decode {host_decode:,.0f} frames/s at this machine's per-core rate): "
+          f"{gpu_frames_per_s:,.0f} frames/s, {bound}-bound -> {_hours(gpu_s)}")
     print(f"  stack ({trials} trials x {folds}-fold CV + {folds} OOF refits + final fit, {rounds} rounds, "
           f"{features} features, all clips labelled): {_hours(stack_s)} on one core")
     print("  growth: featurize ~ clips x (decode per clip + frames x sum over encoders of encode per frame);")
@@ -246,6 +252,10 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--stack-features", type=int, default=600, help="level-2 features assumed in the estimate")
     parser.add_argument("--stack-rounds", type=int, default=300, help="boosting rounds assumed in the estimate")
+    parser.add_argument("--gpu-frames-per-s", type=float, default=GPU_FRAMES_PER_S,
+                        help="GPU encode rate for the estimate (bench/encode.py --device cuda)")
+    parser.add_argument("--gpu-host-cores", type=int, default=GPU_HOST_DECODE_CORES,
+                        help="decode cores of the GPU host in the estimate")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -260,7 +270,8 @@ def main() -> None:
     decode32, decode8, encode_frame = single_core_costs(args.encoder)
     per_feature = baseline.cpu / (baseline.work * args.features)
     capacity(decode32, decode8, encode_frame, per_feature * args.stack_features, args.encoder,
-             args.stack_features, args.stack_rounds, args.trials, args.folds)
+             args.stack_features, args.stack_rounds, args.trials, args.folds, args.gpu_frames_per_s,
+             args.gpu_host_cores)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     sys.stdout.flush()
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from jungle.cli import app
 from jungle.features.encoders import EncoderConfig, load_encoder
-from jungle.features.featurize import FeaturizeConfig, featurize, progress_dir
+from jungle.features.featurize import FeaturizeBusy, FeaturizeConfig, featurize, progress_dir
 from jungle.features.sampling import Uniform, sample_frames
 from jungle.store import registry
 from jungle.store.db import connect
@@ -259,3 +259,32 @@ def test_two_shard_processes_fill_disjoint_blocks_and_complete_the_set(tmp_path,
     for key in ARRAYS:
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
     assert {k: v[1] for k, v in _rows(workspace).items()} == {k: v[1] for k, v in _rows(reference[0]).items()}
+
+
+def test_a_second_run_of_the_same_blocks_stops_instead_of_writing_them_twice(tmp_path, media, reference):
+    """An unsharded CLI run is working; a second unsharded run, and any shard, of the same set stop at
+    once with a clear message; once the first run dies (SIGKILL) its locks are gone and a run goes on."""
+    workspace = _collection(tmp_path / "ws", media)
+    process = subprocess.Popen(_cli(workspace, "--block", "1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    progress = workspace.root / "features.zarr/resnet10t/v1.progress"
+    deadline = time.monotonic() + 60
+    while not (progress.exists() and any(progress.glob("*.json"))) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert process.poll() is None, "the first run ended before the second could start"
+        config = TINY_CONFIG.model_copy(update={"block": 1})
+        with pytest.raises(FeaturizeBusy, match="another featurize run is already working on the blocks of "
+                                                "feature set resnet10t@1"):
+            featurize(workspace, config, progress=False)
+        out = CliRunner().invoke(app, ["featurize", "-w", str(workspace.root), *TINY, "--block", "1",
+                                       "--workers", "0", "--shard", "1/2"])
+        assert out.exit_code == 1 and "--shard i/n" in out.output, out.output
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    done_before = len(list(progress.glob("*.json")))
+    resumed = featurize(workspace, TINY_CONFIG.model_copy(update={"block": 1}), progress=False)
+    assert resumed.sets[0].processed == 9 - done_before and resumed.sets[0].complete
+    ours, theirs = _arrays(workspace), _arrays(reference[0])
+    for key in ARRAYS:
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
