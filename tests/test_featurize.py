@@ -217,13 +217,19 @@ def _cli(workspace, *extra) -> list[str]:
     return [sys.executable, "-m", "jungle.cli", "featurize", "-w", str(workspace.root), *TINY, "--workers", "0", *extra]
 
 
-def test_killed_run_resumes_to_the_same_result(tmp_path, media, reference):
-    workspace = _collection(tmp_path / "ws", media)
+def _cli_run_past_its_first_block(workspace):
+    """A CLI featurize run (blocks of one video) in another process, once it has written a marker."""
     process = subprocess.Popen(_cli(workspace, "--block", "1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     progress = workspace.root / "features.zarr/resnet10t/v1.progress"
     deadline = time.monotonic() + 60
     while not (progress.exists() and any(progress.glob("*.json"))) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    return process, progress
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, media, reference):
+    workspace = _collection(tmp_path / "ws", media)
+    process, progress = _cli_run_past_its_first_block(workspace)
     process.send_signal(signal.SIGKILL)
     process.wait()
     done_before = len(list(progress.glob("*.json")))
@@ -265,11 +271,7 @@ def test_a_second_run_of_the_same_blocks_stops_instead_of_writing_them_twice(tmp
     """An unsharded CLI run is working; a second unsharded run, and any shard, of the same set stop at
     once with a clear message; once the first run dies (SIGKILL) its locks are gone and a run goes on."""
     workspace = _collection(tmp_path / "ws", media)
-    process = subprocess.Popen(_cli(workspace, "--block", "1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    progress = workspace.root / "features.zarr/resnet10t/v1.progress"
-    deadline = time.monotonic() + 60
-    while not (progress.exists() and any(progress.glob("*.json"))) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    process, progress = _cli_run_past_its_first_block(workspace)
     try:
         assert process.poll() is None, "the first run ended before the second could start"
         config = TINY_CONFIG.model_copy(update={"block": 1})
