@@ -149,6 +149,7 @@ def _make_clips(directory: str, clips: list[ClipPlan], crf: int, fps: int) -> li
             size = write_clip(path, render_frames(scene, script), clip.camera.width, clip.camera.height, fps, crf)
         else:
             size = path.stat().st_size
+        os.utime(path, (clip.recorded_at, clip.recorded_at))
         out.append({
             "written": written, "filename": clip.filename, "split": clip.split,
             "site": clip.camera.name, "width": clip.camera.width, "height": clip.camera.height, "fps": fps,

@@ -25,6 +25,9 @@ __all__ = ["ClipPlan", "CollectionPlan", "allocate_counts", "plan_collection"]
 _NAME_CHARS = np.array(list(string.ascii_letters + string.digits))
 
 
+_JUNE_2016 = 1464739200  # 2016-06-01 00:00 UTC
+
+
 @dataclass(frozen=True)
 class ClipPlan:
     """One clip to make."""
@@ -47,6 +50,17 @@ class ClipPlan:
     def relpath(self) -> str:
         """Where the clip lives under the collection directory: ``split/camera/filename``."""
         return f"{self.split}/{self.camera.name}/{self.filename}"
+
+    @property
+    def recorded_at(self) -> float:
+        """When the camera "recorded" the clip (POSIX seconds, UTC), drawn from the clip's seed: a day
+        of June-July 2016 and a time of day that agrees with ``night`` (20:00-05:00, else
+        06:00-18:00). The generator gives the file this modification time, as cameras' SD cards
+        do, so that ingest's time features (hour, gaps between a camera's clips) are the same on
+        every run."""
+        rng = np.random.default_rng([self.seed, 7])
+        hour = (20 + rng.uniform(0, 9)) % 24 if self.night else 6 + rng.uniform(0, 12)
+        return float(_JUNE_2016 + int(rng.integers(0, 61)) * 86400 + hour * 3600)
 
 
 @dataclass(frozen=True)

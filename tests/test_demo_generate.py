@@ -161,6 +161,7 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
     for a, b in zip(first.train_clips + first.test_clips, second.train_clips + second.test_clips):
         assert np.array_equal(np.stack(_decode(a)[1]), np.stack(_decode(b)[1]))
         assert _sha(a) == _sha(b)
+        assert a.stat().st_mtime == b.stat().st_mtime  # the "recording time" too: ingest's time features
     other = make_demo(tmp_path / "c", DemoConfig(**{**TINY.to_dict(), "seed": 6, "frequencies": TINY.frequencies}))
     assert (other.directory / "train_labels.csv").read_bytes() != (first.directory / "train_labels.csv").read_bytes()
     assert {p.name for p in other.train_clips}.isdisjoint(p.name for p in first.train_clips)
@@ -220,3 +221,17 @@ def test_cli_demo_make_prints_the_counts(tmp_path):
     assert helped.exit_code == 0
     assert "Usage: jungle demo make" in helped.output and "Generate a labelled demo collection" in helped.output
     assert all(option in helped.output for option in ("--n-train", "--n-test", "--seed", "--scale", "--overwrite"))
+
+
+def test_recording_times_agree_with_day_and_night(small):
+    from datetime import datetime, timezone
+
+    manifest, clips = small
+    hours = {"0": [], "1": []}
+    for row in clips:
+        path = manifest.directory / row["split"] / row["site"] / row["filename"]
+        stamp = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        assert datetime(2016, 6, 1, tzinfo=timezone.utc) <= stamp < datetime(2016, 8, 2, tzinfo=timezone.utc)
+        hours[row["night"]].append(stamp.hour)
+    assert hours["1"] and hours["0"]
+    assert all(h >= 20 or h < 5 for h in hours["1"]) and all(6 <= h < 18 for h in hours["0"])
