@@ -231,9 +231,9 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
         summary = DaskFeaturizeSummary([], address=address if isinstance(address, str) else client.scheduler.address,
                                        workers=len(workers), threads=threads, shards=count)
         run = f"{os.getpid()}-{time.time_ns()}"
-        specs = client.submit(model_specs, config, retries=retries, pure=False, key=f"load-encoders-{run}")
+        loading = client.submit(model_specs, config, retries=retries, pure=False, key=f"load-encoders-{run}")
         try:
-            specs = specs.result()
+            specs = loading.result()
         except Exception as exc:
             raise ShardsFailed(f"featurize on Dask ({summary.address}): the encoders could not be loaded on a worker "
                                f"({type(exc).__name__}: {exc}). Nothing was registered or computed; fix the cause "

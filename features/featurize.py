@@ -15,7 +15,7 @@ shardable (``Shard(i, n)`` takes every n-th block). DuckDB is touched twice per 
 :func:`plan` at the start (register or find the sets, give new videos rows, size the Zarr
 groups) and by :func:`reconcile` at the end (fold all markers into ``feature_rows``, complete the
 set when every row is done). A coordinator can do both itself and hand each worker its part of
-the :class:`FeaturizePlan` (``run_models(..., plan=..., record=False)``): the workers then never
+the :class:`FeaturizePlan` (``run_models(..., work=..., record=False)``): the workers then never
 open DuckDB (the Dask path does this). Frames are batched in row order within a block, so
 a resumed run computes exactly what an uninterrupted one does. Parallel work on one feature set
 goes through shards; a run holds ``flock`` locks beside the markers for its whole length, so a

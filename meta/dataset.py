@@ -22,6 +22,8 @@ __all__ = [
     "parse_refs",
     "resolve_sets",
     "load_classes",
+    "column_set",
+    "set_columns",
     "feature_matrix",
     "load_training_data",
 ]
@@ -100,6 +102,19 @@ def load_classes(con) -> tuple[str, ...]:
     return tuple(r[0] for r in rows)
 
 
+def column_set(column: str) -> str:
+    """The feature set of a stacked column: columns are named ``<set>.<column>`` (:func:`feature_matrix`)."""
+    return column.split(".", 1)[0]
+
+
+def set_columns(columns: list[str]) -> dict[str, list[int]]:
+    """Column indices of every feature set in ``columns``, sets in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for index, name in enumerate(columns):
+        groups.setdefault(column_set(name), []).append(index)
+    return groups
+
+
 def feature_matrix(workspace: Workspace, sets, video_ids, columns: list[str] | None = None):
     """The float32 matrix of ``sets`` for ``video_ids`` (in that order).
 
@@ -158,11 +173,6 @@ class StackData:
     dropped_columns: list[str] = field(default_factory=list)
     missing_rows: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def set_of_column(self) -> list[str]:
-        """The feature-set name of every column."""
-        return [c.split(".", 1)[0] for c in self.columns]
-
 
 def load_training_data(workspace: Workspace, refs, fold_scheme: str = "default") -> StackData:
     """Labelled videos of the workspace with features from ``refs``, labels and folds.
@@ -202,11 +212,7 @@ def load_training_data(workspace: Workspace, refs, fold_scheme: str = "default")
                   for c in classes], axis=1).astype(np.float32)
     video_ids = wide["video_id"].to_numpy().astype(str)
     X, columns, dropped = feature_matrix(workspace, sets, video_ids)
-    missing = {}
-    for fs in sets:
-        cols = [i for i, c in enumerate(columns) if c.split(".", 1)[0] == fs.name]
-        if cols:
-            missing[fs.name] = int(np.isnan(X[:, cols]).all(axis=1).sum())
+    missing = {name: int(np.isnan(X[:, cols]).all(axis=1).sum()) for name, cols in set_columns(columns).items()}
     return StackData(
         video_ids=video_ids, X=X, Y=Y, folds=wide["fold"].to_numpy().astype(np.int64),
         classes=classes, columns=columns, sets=[(fs.name, fs.version) for fs in sets],

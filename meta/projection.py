@@ -22,15 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SetProjection", "Projection", "fit_projection", "set_columns"]
+from .dataset import column_set, set_columns
 
-
-def set_columns(columns: list[str]) -> dict[str, list[int]]:
-    """Column indices of every feature set, from names ``<set>.<column>``, in first-seen order."""
-    groups: dict[str, list[int]] = {}
-    for index, name in enumerate(columns):
-        groups.setdefault(name.split(".", 1)[0], []).append(index)
-    return groups
+__all__ = ["SetProjection", "Projection", "fit_projection"]
 
 
 @dataclass
@@ -60,7 +54,7 @@ class Projection:
     @property
     def output_columns(self) -> list[str]:
         projected = {p.name for p in self.sets}
-        kept = [c for c in self.input_columns if c.split(".", 1)[0] not in projected]
+        kept = [c for c in self.input_columns if column_set(c) not in projected]
         return kept + [f"{p.name}.pc{i}" for p in self.sets for i in range(len(p.components))]
 
     def transform(self, X: np.ndarray) -> np.ndarray:

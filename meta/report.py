@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..store.workspace import Workspace
+from .dataset import column_set
 from .metrics import Evaluation, evaluate
 from .model_io import LoadedModel, load_model
 
@@ -41,7 +42,7 @@ def feature_set_importance(model: LoadedModel) -> dict[str, float]:
                                                  model.weights):
         gains = member.gain_by_feature()
         columns = entry["columns"] if projection is None else projection.output_columns
-        sets = [c.split(".", 1)[0] for c in columns]
+        sets = [column_set(c) for c in columns]
         total = sum(gains.values()) or 1.0
         for index, gain in gains.items():
             totals[sets[index]] = totals.get(sets[index], 0.0) + weight * gain / total
