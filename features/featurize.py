@@ -78,8 +78,9 @@ class FeaturizeConfig(BaseModel):
         block: videos per Zarr chunk, the unit of work, resume and sharding (new sets only).
         device: "cpu" or "cuda" (mixed precision, channels-last).
         torch_threads: intra-op threads of the forward pass (None: all cores).
-        decode_threads: FFmpeg threads per decoder (0: FFmpeg's choice; None: 1 per worker process when
-            there are workers, which then decode videos side by side, else FFmpeg's choice).
+        decode_threads: threads per decoding video (``read_frames``' ``threads``; 0: all cores, with the
+            stretches after different keyframes decoded side by side; None: 1 per worker process when
+            there are workers, which then decode videos side by side, else 0).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

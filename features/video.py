@@ -17,7 +17,10 @@ How frames are found (PyAV, which bundles FFmpeg):
 3. Decoded frames are recognised by their timestamps, and the decoder is told to drop the
    non-reference frames nobody asked for (nothing depends on them; a third of H.264's frames).
    Where timestamps cannot be trusted (AVI carries decode-order timestamps, which are scrambled
-   for codecs that reorder frames, e.g. H.264 in AVI) every frame is decoded and counted.
+   for codecs that reorder frames, e.g. H.264 or MPEG-4 ASP in AVI) every frame is decoded and
+   counted; for codecs that never reorder (MJPEG, MS-MPEG4, ...) AVI timestamps are used.
+4. With several cores and frames after several keyframes, :func:`split_plan` cuts the request
+   into runs that start at different keyframes, and the runs are decoded side by side.
 
 Only requested frames are converted to RGB (and resized on decode, by FFmpeg's swscale), and
 only those are kept, so memory is bounded by the request, not by the clip's length.
@@ -28,7 +31,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -39,6 +42,8 @@ __all__ = [
     "DecodePlan",
     "index_video",
     "plan_decode",
+    "split_plan",
+    "available_cores",
     "read_frames",
     "iter_frames",
     "SEEK_COST_FRAMES",
@@ -48,6 +53,12 @@ _METHODS = ("auto", "seek", "sequential", "count")
 
 #: What one seek costs, in frames decoded: used to choose seeking vs decoding forward.
 SEEK_COST_FRAMES = 8
+
+#: Decoders run side by side (one per run of keyframe segments, :func:`split_plan`) only when the
+#: longest run decodes at most this share of what one decoder would, ...
+PARALLEL_GAIN = 0.8
+#: ... and when there are at least this many frames to decode (below, opening more decoders costs more).
+PARALLEL_MIN_FRAMES = 48
 
 #: Containers whose packet timestamps are presentation timestamps (safe to seek and match by pts).
 _PTS_CONTAINERS = ("mov", "mp4", "matroska", "webm", "asf", "flv", "mpegts", "ogg", "nut")
@@ -77,6 +88,7 @@ class Frames:
         method: how they were found: "seek", "sequential" (forward, frames recognised by
             timestamp, unrequested non-reference frames skipped) or "count" (every frame decoded and counted).
         warning: set when decoding stopped early on damaged data (the frames returned are good).
+        runs: decoders that ran side by side, each from its own keyframe (:func:`split_plan`).
     """
 
     images: np.ndarray
@@ -85,6 +97,7 @@ class Frames:
     n_frames: int | None = None
     method: str = "sequential"
     warning: str | None = None
+    runs: int = 1
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -181,9 +194,12 @@ def _open(path: str | os.PathLike):
 
 
 def _pts_trusted(container, stream) -> bool:
-    """Whether packet timestamps are presentation timestamps (not AVI's decode-order ones)."""
-    intra = bool(stream.codec_context.codec.intra_only)
-    return intra or any(name in container.format.name.split(",") for name in _PTS_CONTAINERS)
+    """Whether packet timestamps are presentation timestamps. AVI's are decode-order ones, which
+    are presentation order too when the codec cannot reorder frames (intra-only codecs such as
+    MJPEG, and MS-MPEG4, Cinepak, VP8...: FFmpeg's codec descriptor lacks the REORDER property)."""
+    codec = stream.codec_context.codec
+    in_order = bool(codec.intra_only) or not bool(getattr(codec, "reorder", True))
+    return in_order or any(name in container.format.name.split(",") for name in _PTS_CONTAINERS)
 
 
 def index_video(path: str | os.PathLike) -> VideoIndex:
@@ -271,6 +287,68 @@ def plan_decode(index: VideoIndex, indices: Sequence[int], seek_cost: int = SEEK
     return DecodePlan(tuple((s, tuple(w)) for s, w in steps), cost, sequential_cost)
 
 
+def split_plan(index: VideoIndex, indices: Sequence[int], parts: int, seek_cost: int = SEEK_COST_FRAMES,
+               min_frames: int = PARALLEL_MIN_FRAMES) -> tuple[DecodePlan, ...]:
+    """Split the decoding of ``indices`` into up to ``parts`` plans that can run side by side.
+
+    Each keyframe starts an independent stretch of decoding (what follows a keyframe in display
+    order needs nothing before it), so the requested frames are grouped by the keyframe before
+    them, and consecutive groups are cut into runs of balanced cost (frames to decode). Each run is
+    planned by :func:`plan_decode` (it seeks to its first keyframe). A 15 s H.264 clip with a
+    keyframe every 250 frames splits into two runs; a long video into as many as ``parts``.
+
+    Returns one plan (the whole request) when splitting would not shorten the longest stretch to
+    at most :data:`PARALLEL_GAIN` of it, when there are fewer than ``min_frames`` to decode, or when
+    frames cannot be located by timestamp.
+    """
+    whole = plan_decode(index, indices, seek_cost)
+    wanted = sorted({i for _, targets in whole.steps for i in targets})
+    if parts < 2 or not index.seekable or len(index.keyframes) < 2 or whole.cost < min_frames:
+        return (whole,)
+    groups: list[tuple[int, list[int]]] = []  # (the keyframe before them, requested frames)
+    for target in wanted:
+        position = int(np.searchsorted(index.keyframes, target, side="right")) - 1
+        keyframe = int(index.keyframes[position]) if position >= 0 else 0
+        if groups and groups[-1][0] == keyframe:
+            groups[-1][1].append(target)
+        else:
+            groups.append((keyframe, [target]))
+    if len(groups) < 2:
+        return (whole,)
+    costs = [targets[-1] - keyframe + 1 for keyframe, targets in groups]
+    runs = _balanced_runs([targets for _, targets in groups], costs, parts)
+    plans = tuple(plan_decode(index, run, seek_cost) for run in runs)
+    if len(plans) < 2 or max(plan.cost for plan in plans) > PARALLEL_GAIN * whole.cost:
+        return (whole,)
+    return plans
+
+
+def _balanced_runs(groups: list[list[int]], costs: list[int], parts: int) -> list[list[int]]:
+    """Consecutive ``groups`` cut into at most ``parts`` runs, minimising the costliest run."""
+
+    def cut(cap: int) -> list[list[int]]:
+        runs, total = [], None
+        for group, cost in zip(groups, costs):
+            if total is None or total + cost > cap:
+                runs.append(list(group))
+                total = cost
+            else:
+                runs[-1].extend(group)
+                total += cost
+        return runs
+
+    low, high = max(costs), sum(costs)
+    while low < high:  # the smallest cap that needs at most ``parts`` runs
+        middle = (low + high) // 2
+        low, high = (low, middle) if len(cut(middle)) <= parts else (middle + 1, high)
+    return cut(low)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _configure(stream, threads: int) -> None:
     stream.thread_type = "AUTO"
     if threads:
@@ -283,11 +361,21 @@ def _decoded(container, stream) -> Iterator:
         yield from packet.decode()
 
 
-def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
-    if size is None:
-        return frame.to_ndarray(format="rgb24")
-    width, height = size
-    return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+def _converter(size: tuple[int, int] | None, fmt: str = "rgb24", interpolation: str = "AREA",
+               threads: int = 0) -> Callable[..., np.ndarray]:
+    """frame -> (H, W, C) uint8 array in ``fmt``, resized to ``size`` (width, height) when given.
+
+    One FFmpeg scaler serves every frame of the call (``frame.to_ndarray(width=...)`` would build
+    and initialise a new one per frame: about a fifth of the conversion's cost, same pixels).
+    ``threads=1`` (a decoder confined to one thread, as in the decode workers) scales on one thread
+    too; 0 lets FFmpeg choose."""
+    from av.video.reformatter import VideoReformatter
+
+    scaler = VideoReformatter()
+    width, height = size if size is not None else (None, None)
+    return lambda frame: scaler.reformat(frame, width=width, height=height, format=fmt,
+                                         interpolation=interpolation,
+                                         threads=1 if threads == 1 else 0).to_ndarray()
 
 
 def _stack(images: list[np.ndarray], size: tuple[int, int] | None, index: VideoIndex | None) -> np.ndarray:
@@ -299,7 +387,7 @@ def _stack(images: list[np.ndarray], size: tuple[int, int] | None, index: VideoI
     return np.zeros((0, height, width, 3), np.uint8)
 
 
-def _read_sequential(container, stream, wanted: list[int], size, index: VideoIndex | None):
+def _read_sequential(container, stream, wanted: list[int], to_rgb, index: VideoIndex | None):
     """Decode from the start, counting frames; keep the wanted ones.
 
     Returns:
@@ -317,7 +405,7 @@ def _read_sequential(container, stream, wanted: list[int], size, index: VideoInd
                 increasing = False
             previous = frame.pts
             if count in wanted_set:
-                images.append(_to_rgb(frame, size))
+                images.append(to_rgb(frame))
                 found.append(count)
                 pts_list.append(frame.pts)
             count += 1
@@ -333,7 +421,7 @@ def _read_sequential(container, stream, wanted: list[int], size, index: VideoInd
     return images, found, pts_list, (count if reached_end or warning else None), warning
 
 
-def _read_by_pts(container, stream, plan: DecodePlan, size, index: VideoIndex, skip_unwanted: bool = True):
+def _read_by_pts(container, stream, plan: DecodePlan, to_rgb, index: VideoIndex, skip_unwanted: bool = True):
     """Follow ``plan`` (seeks to keyframes, decoding forward) and recognise frames by their timestamps.
 
     With ``skip_unwanted``, the decoder is told to drop non-reference frames (e.g. most B-frames)
@@ -345,11 +433,17 @@ def _read_by_pts(container, stream, plan: DecodePlan, size, index: VideoIndex, s
     ctx = stream.codec_context
     images, found, pts_list = [], [], []
 
+    skipping = False  # what the decoder was last told (setting it costs an enum conversion: only on change)
+
     def frames_from_here():
+        nonlocal skipping
         for packet in container.demux(stream):
             if skip_unwanted:
                 position = rank.get(packet.pts) if packet.pts is not None else None
-                ctx.skip_frame = "NONREF" if position is not None and position not in wanted_all else "DEFAULT"
+                skip = position is not None and position not in wanted_all
+                if skip != skipping:
+                    ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+                    skipping = skip
             yield from packet.decode()
 
     generator = frames_from_here()
@@ -364,7 +458,7 @@ def _read_by_pts(container, stream, plan: DecodePlan, size, index: VideoIndex, s
                 if position is None:
                     raise LookupError(f"frame pts {frame.pts} is not in the index")
                 if position in remaining:
-                    images.append(_to_rgb(frame, size))
+                    images.append(to_rgb(frame))
                     found.append(position)
                     pts_list.append(frame.pts)
                     remaining.discard(position)
@@ -375,6 +469,29 @@ def _read_by_pts(container, stream, plan: DecodePlan, size, index: VideoIndex, s
     finally:
         ctx.skip_frame = "DEFAULT"
     return images, found, pts_list
+
+
+def _read_runs(path, index: VideoIndex, runs: tuple[DecodePlan, ...], size, threads: int):
+    """Follow each plan in its own decoder, side by side when there are several (FFmpeg decodes
+    without holding the GIL, so threads suffice). Returns (images, indices, pts) of all runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    each = threads if len(runs) == 1 else max(1, (threads or available_cores()) // len(runs))
+
+    def read(plan: DecodePlan):
+        container = _open(path)
+        try:
+            stream = container.streams.video[0]
+            _configure(stream, each)
+            return _read_by_pts(container, stream, plan, _converter(size, threads=each), index)
+        finally:
+            container.close()
+
+    if len(runs) == 1:
+        return read(runs[0])
+    with ThreadPoolExecutor(len(runs), thread_name_prefix="jungle-decode") as pool:
+        parts = list(pool.map(read, runs))
+    return tuple([item for part in parts for item in part[field]] for field in range(3))
 
 
 def read_frames(
@@ -397,7 +514,11 @@ def read_frames(
         method: "auto" (the cheapest plan), "seek" (seek to every requested frame's keyframe),
             "sequential" (decode forward from the start) or "count" (decode every frame and count:
             the slow reference). Where timestamps cannot be trusted, every method counts.
-        threads: decoder threads (0: FFmpeg's choice).
+        threads: cores to decode with (0: all this process may use). With "auto", stretches that
+            start at different keyframes are decoded side by side on up to that many decoders
+            (:func:`split_plan`), each given its share of the threads; one stretch gets them all
+            (FFmpeg's own threading; 0 = FFmpeg's choice). 1 decodes on one thread, as the
+            featurize workers do (they run one video per core).
 
     Returns:
         :class:`Frames`, sorted by index.
@@ -415,28 +536,25 @@ def read_frames(
     if method == "sequential" and wanted:
         plan = DecodePlan(((None, tuple(wanted)),), wanted[-1] + 1, wanted[-1] + 1)
     by_pts = method != "count" and index.seekable and bool(wanted)
-    used = plan.method if by_pts else "count"
+    runs = split_plan(index, wanted, threads or available_cores()) if by_pts and method == "auto" else (plan,)
+    used = ("seek" if any(run.method == "seek" for run in runs) else "sequential") if by_pts else "count"
     warning, n_frames = None, index.n_frames
-    container = _open(path)
-    try:
-        stream = container.streams.video[0]
-        _configure(stream, threads)
-        if by_pts:
-            try:
-                images, found, pts_list = _read_by_pts(container, stream, plan, size, index)
-            except (LookupError, av.error.FFmpegError):
-                by_pts, used = False, "count"  # timestamps did not match the index: count frames instead
-                container.close()
-                container = _open(path)
-                stream = container.streams.video[0]
-                _configure(stream, threads)
-        if not by_pts:
+    if by_pts:
+        try:
+            images, found, pts_list = _read_runs(path, index, runs, size, threads)
+        except (LookupError, av.error.FFmpegError):
+            by_pts, used, runs = False, "count", (plan,)  # timestamps did not match the index: count frames
+    if not by_pts:
+        container = _open(path)
+        try:
+            stream = container.streams.video[0]
+            _configure(stream, threads)
             images, found, pts_list, decoded_count, warning = _read_sequential(
-                container, stream, wanted, size, index)
-            if decoded_count is not None:
-                n_frames = min(n_frames, decoded_count)
-    finally:
-        container.close()
+                container, stream, wanted, _converter(size, threads=threads), index)
+        finally:
+            container.close()
+        if decoded_count is not None:
+            n_frames = min(n_frames, decoded_count)
     order = np.argsort(found, kind="stable")
     found_arr = np.asarray(found, dtype=np.int64)[order]
     images = [images[i] for i in order]
@@ -448,6 +566,7 @@ def read_frames(
         n_frames=n_frames,
         method=used,
         warning=warning,
+        runs=len(runs),
     )
 
 
@@ -492,7 +611,7 @@ def iter_frames(
         fps = float(rate) if rate else 0.0
         count, start, last_pts = 0, None, None
         trusted = _pts_trusted(container, stream)
-        kwargs = {"format": fmt, **({"width": size[0], "height": size[1]} if size else {})}
+        convert = _converter(size, fmt, interpolation="BILINEAR", threads=threads)
         try:
             for frame in _decoded(container, stream):
                 if stop is not None and count >= stop:
@@ -503,7 +622,7 @@ def iter_frames(
                     last_pts = frame.pts
                 else:
                     seconds = count / fps if fps else float(count)
-                yield count, seconds, frame.to_ndarray(**kwargs)
+                yield count, seconds, convert(frame)
                 count += 1
         except av.error.FFmpegError as exc:
             if not count:

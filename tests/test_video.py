@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from jungle.features.video import VideoReadError, index_video, iter_frames, plan_decode, read_frames
+from jungle.features.video import VideoReadError, index_video, iter_frames, plan_decode, read_frames, split_plan
 
 from _features_helpers import ZAMBA, frame_number, write_clip
 
@@ -79,6 +79,53 @@ def test_h264_in_avi_is_counted_not_trusted_by_timestamp(tmp_path):
     assert [frame_number(im) for im in frames.images] == [3, 17, 39]
     np.testing.assert_allclose(frames.timestamps, np.array([3, 17, 39]) / 8)
     assert [round(t * 8) for _, t, _ in iter_frames(path, (16, 16))] == list(range(40))
+
+
+def test_stretches_after_different_keyframes_are_decoded_side_by_side_and_exactly(tmp_path):
+    path = write_clip(tmp_path / "four gops.mp4", frames=96, gop=24)
+    index = index_video(path)
+    assert len(index.keyframes) >= 4  # x264 places them about every 24 frames
+    wanted = list(range(2, 96, 3))
+    runs = split_plan(index, wanted, parts=2, min_frames=0)
+    assert len(runs) == 2
+    assert sorted(i for run in runs for _, targets in run.steps for i in targets) == wanted
+    assert runs[0].steps[0][0] is None and runs[1].steps[0][0] in index.keyframes  # the second seeks
+    assert max(run.cost for run in runs) <= 0.65 * plan_decode(index, wanted).cost  # balanced
+    counted = read_frames(path, wanted, (32, 24), method="count")
+    together = read_frames(path, wanted, (32, 24), threads=2)
+    alone = read_frames(path, wanted, (32, 24), threads=1)
+    assert (together.runs, alone.runs) == (2, 1)
+    for frames in (together, alone):
+        assert frames.indices.tolist() == wanted
+        assert np.array_equal(frames.images, counted.images)
+        np.testing.assert_allclose(frames.timestamps, counted.timestamps)
+    assert [frame_number(im) for im in together.images] == wanted
+
+
+def test_one_decoder_when_splitting_would_not_pay(tmp_path):
+    one_gop = index_video(write_clip(tmp_path / "one gop.mp4", frames=96, gop=250))
+    assert len(split_plan(one_gop, range(0, 96, 3), parts=4, min_frames=0)) == 1  # nothing to split at
+    four = index_video(write_clip(tmp_path / "four gops.mp4", frames=96, gop=24))
+    second = int(four.keyframes[1])
+    lopsided = [*range(0, second, 2), second]  # all but one frame before the second keyframe: no gain
+    assert len(split_plan(four, lopsided, parts=2, min_frames=0)) == 1
+    assert len(split_plan(four, range(0, 96, 3), parts=2, min_frames=200)) == 1  # too little to decode
+    assert len(split_plan(four, range(0, 96, 3), parts=1, min_frames=0)) == 1
+    assert 2 < len(split_plan(four, range(0, 96, 3), parts=8, min_frames=0)) <= len(four.keyframes)
+
+
+def test_avi_of_a_codec_that_never_reorders_is_located_by_timestamp(media):
+    """MS-MPEG4 has no B-frames: AVI's decode-order timestamps are display order, so it seeks and
+    splits like an MP4 (H.264 in AVI stays counted: see above)."""
+    path = media / "other_video/opencv_vtest_static_cam_people.avi"
+    index = index_video(path)
+    assert index.seekable and index.keyframes.tolist() == [0, 250, 500, 750]
+    wanted = np.linspace(0, index.n_frames - 1, 16).round().astype(int).tolist()
+    counted = read_frames(path, wanted, (40, 30), method="count")
+    frames = read_frames(path, wanted, (40, 30), index=index, threads=2)
+    assert frames.method == "seek" and frames.runs == 2
+    assert np.array_equal(frames.images, counted.images)
+    np.testing.assert_allclose(frames.timestamps, counted.timestamps)
 
 
 def test_mjpeg_is_intra_only_and_seeks(tmp_path):
