@@ -254,7 +254,7 @@ def featurize(
         help="Feature-set name for the (single) encoder (default: its alias, e.g. lite0).")] = None,
     shard: Annotated[Optional[str], typer.Option(
         help="Process only shard I of N (e.g. 3/8); run the other shards as separate processes.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Decode worker processes (0: decode in this process; default: one per 2 cores).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Decode worker processes (0: decode in this process; default: one per 2 cores; with --device cuda all cores but one).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(
         help="Frames per forward pass (default: 32 on the CPU, 256 with --device cuda).", show_default=False)] = None,
     block: Annotated[int, typer.Option(help="Videos per Zarr chunk (unit of resume and sharding).")] = 64,

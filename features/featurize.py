@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .encoders import EncoderConfig
 from .sampling import Sampling, parse_sampling, sample_frames
-from .video import VideoReadError, read_frames
+from .video import VideoReadError, available_cores, read_frames
 
 __all__ = [
     "FeaturizeConfig",
@@ -74,7 +74,8 @@ class FeaturizeConfig(BaseModel):
         frames: frame sampling, as parsed by :func:`jungle.features.sampling.parse_sampling`.
         batch_size: frames per forward pass (None: 32 on the CPU, 256 on a GPU, where 256 runs lite0
             2.3x faster than 32: 14,200 against 6,100 frames/s on an H100, ``bench/encode.py``).
-        workers: decode worker processes (0: decode in this process; None: one per 2 CPU cores, at least 1).
+        workers: decode worker processes (0: decode in this process; None: one per 2 CPU cores, at
+            least 1; with a CUDA device, all cores but one).
         block: videos per Zarr chunk, the unit of work, resume and sharding (new sets only).
         device: "cpu" or "cuda" (mixed precision, channels-last).
         torch_threads: intra-op threads of the forward pass (None: all cores).
@@ -820,8 +821,11 @@ def _claim(workspace, sets: list, shard: Shard | None) -> Iterator[None]:
             handle.close()
 
 
-def _default_workers() -> int:
-    return max(1, (os.cpu_count() or 2) // 2)
+def _default_workers(device: str = "cpu", cores: int | None = None) -> int:
+    """Decode processes: one per 2 cores when the forward pass shares the CPU; on a GPU, which
+    leaves the cores to decoding (the bottleneck there), all but one (the one that feeds the GPU)."""
+    cores = cores or available_cores()
+    return max(1, cores - 1) if device.startswith("cuda") else max(1, cores // 2)
 
 
 def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | str | None = None,
@@ -853,7 +857,7 @@ def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | s
     if require_weights is not None:  # detector:N: a missing weights file fails once, before any worker starts
         require_weights()
     torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
-    workers = _default_workers() if config.workers is None else config.workers
+    workers = _default_workers(config.device) if config.workers is None else config.workers
     decode_threads = config.decode_threads if config.decode_threads is not None else (1 if workers else 0)
     with DecodePool(workers) as pool:  # workers start (and import) while the models load
         models = [load_encoder(encoder, device=config.device) for encoder in config.encoders]

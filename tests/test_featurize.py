@@ -290,3 +290,10 @@ def test_a_second_run_of_the_same_blocks_stops_instead_of_writing_them_twice(tmp
     ours, theirs = _arrays(workspace), _arrays(reference[0])
     for key in ARRAYS:
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+
+
+def test_decode_workers_default_to_the_cores_the_forward_pass_leaves():
+    from jungle.features.featurize import _default_workers
+
+    assert [_default_workers("cpu", cores) for cores in (1, 2, 16)] == [1, 1, 8]  # the CPU also encodes
+    assert [_default_workers("cuda", cores) for cores in (1, 2, 16)] == [1, 1, 15]  # the GPU encodes
