@@ -13,7 +13,9 @@ Prints, in one run on the same clips and the same sampled frames:
   ``cv2.resize``; target >= 3x), in wall time and in CPU time (what counts when every core is busy
   with other videos, as in the featurize workers).
 
-Usage: ``python bench/featurize.py [--copies 3] [--frames uniform:32] [--encoder lite0]``
+Usage: ``python bench/featurize.py [--copies 3] [--frames uniform:32] [--encoder lite0] [--clips FILE_OR_DIR ...]``
+(``--clips``: your own videos instead of the four real clips of ``../shared/media``; folders are
+searched for video files.)
 """
 
 from __future__ import annotations
@@ -41,14 +43,28 @@ CLIPS = [
 ]
 
 
-def _collection(folder: Path, copies: int) -> list[Path]:
+def _clips(given: list[str] | None) -> list[Path]:
+    """The clips to measure: the files given (folders searched for videos), else the default four."""
+    if not given:
+        return [MEDIA / clip for clip in CLIPS]
+    from jungle.ingest.discover import VIDEO_EXTENSIONS
+
+    found = []
+    for item in map(Path, given):
+        found += sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) if item.is_dir() else [item]
+    if not found:
+        raise SystemExit(f"no video files in {' '.join(given)}")
+    return found
+
+
+def _collection(folder: Path, clips: list[Path], copies: int) -> list[Path]:
     """Symlinks to the clips (``copies`` each), so that each is a distinct video of the workspace."""
     paths = []
     for copy in range(copies):
-        for clip in CLIPS:
-            link = folder / f"c{copy}" / Path(clip).name
+        for number, clip in enumerate(clips):
+            link = folder / f"c{copy}" / f"{number:04d}-{clip.name}"
             link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(MEDIA / clip)
+            link.symlink_to(clip.resolve())
             paths.append(link)
     return paths
 
@@ -93,6 +109,7 @@ def _zamba_frames(path: Path, indices: list[int], size: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=3)
+    parser.add_argument("--clips", nargs="+", default=None, help="video files or folders (default: four real clips)")
     parser.add_argument("--frames", default="uniform:32")
     parser.add_argument("--encoder", default="lite0")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -113,8 +130,9 @@ def main() -> None:
     encoder = load_encoder(config.encoders[0])
     size = encoder.input_size
     with tempfile.TemporaryDirectory(prefix="jungle-bench-") as tmp:
-        paths = _collection(Path(tmp) / "videos", args.copies)
-        print(f"{len(paths)} videos ({args.copies} x {len(CLIPS)} real clips), sampling {sampling.spec()}, "
+        clips = _clips(args.clips)
+        paths = _collection(Path(tmp) / "videos", clips, args.copies)
+        print(f"{len(paths)} videos ({args.copies} x {len(clips)} real clips), sampling {sampling.spec()}, "
               f"encoder {args.encoder} at {size}px, {threads} CPU threads, torch {torch.__version__}")
 
         # 1-2. decode only: jungle's loader (in this process, one video after another) and, for the
@@ -176,9 +194,10 @@ def main() -> None:
     print(f"jungle decode / ffmpeg subprocess = {ffmpeg_s / decode_s:.2f}x   (target >= 3x)")
     print(f"  in CPU time: jungle {cpu_ours:.2f} s, zamba-style {cpu_theirs:.2f} s = {cpu_theirs / cpu_ours:.2f}x "
           f"(the ratio when every core already decodes another video)")
-    mp4 = [name for name in ours if name.endswith(".mp4")]
-    print(f"  H.264 MP4 clips only (the Pri-matrix format): "
-          f"{sum(theirs[n] for n in mp4) / sum(ours[n] for n in mp4):.2f}x")
+    mp4 = [name for name in ours if name.lower().endswith(".mp4")]
+    if mp4:
+        print(f"  MP4 clips only (the Pri-matrix format is H.264 MP4): "
+              f"{sum(theirs[n] for n in mp4) / sum(ours[n] for n in mp4):.2f}x")
     for name in ours:
         print(f"  {name:40s} jungle {ours[name] / args.copies:6.3f} s/video   zamba-style {theirs[name] / args.copies:6.3f} "
               f"s/video   {theirs[name] / ours[name]:5.2f}x")
