@@ -518,7 +518,7 @@ def read_frames(
             start at different keyframes are decoded side by side on up to that many decoders
             (:func:`split_plan`), each given its share of the threads; one stretch gets them all
             (FFmpeg's own threading; 0 = FFmpeg's choice). 1 decodes on one thread, as the
-            featurize workers do (they run one video per core).
+            featurize workers do (each decodes one video at a time, side by side).
 
     Returns:
         :class:`Frames`, sorted by index.
