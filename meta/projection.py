@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import column_set, set_columns
+from .dataset import set_columns
 
 __all__ = ["SetProjection", "Projection", "fit_projection"]
 
@@ -51,18 +51,20 @@ class Projection:
     input_columns: list[str]
     sets: list[SetProjection]
 
+    def _kept(self) -> list[int]:
+        """Indices of the input columns passed through (those of the sets not projected)."""
+        projected = {p.name for p in self.sets}
+        return [i for name, idx in set_columns(self.input_columns).items() if name not in projected for i in idx]
+
     @property
     def output_columns(self) -> list[str]:
-        projected = {p.name for p in self.sets}
-        kept = [c for c in self.input_columns if column_set(c) not in projected]
+        kept = [self.input_columns[i] for i in self._kept()]
         return kept + [f"{p.name}.pc{i}" for p in self.sets for i in range(len(p.components))]
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """``X`` (videos x input columns) to (videos x output columns)."""
         groups = set_columns(self.input_columns)
-        projected = {p.name for p in self.sets}
-        kept = [i for name, idx in groups.items() if name not in projected for i in idx]
-        blocks = [X[:, kept]] + [p.transform(X[:, groups[p.name]]) for p in self.sets]
+        blocks = [X[:, self._kept()]] + [p.transform(X[:, groups[p.name]]) for p in self.sets]
         return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
 
     def summary(self) -> dict:

@@ -224,7 +224,7 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
         tuned = tuner(X, data.Y, data.folds, mode, cfg.tune, storage, study, base=base,
                       scratch=workspace.root / "tmp")
         model = classifier(**{**tuned.params, "label_mode": mode, "n_estimators": tuned.rounds,
-                                    "n_jobs": cfg.tune.nthread or default_threads(X.size)})
+                              "n_jobs": cfg.tune.nthread or default_threads(X.size)})
         oof = oof_predict(model, X, data.Y, data.folds)
         models.append(model.fit(X, data.Y))
         projections.append(projection)
