@@ -735,7 +735,15 @@ def weights_list(directory: WeightsDirOpt = None, fmt: FormatOpt = Format.table)
 
 
 def main() -> None:
-    app()
+    """Run the CLI. jungle's own errors print their message as one line; anything else is a bug
+    and shows its traceback."""
+    from .errors import JungleError
+
+    try:
+        app()
+    except JungleError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise SystemExit(exc.exit_code) from None
 
 
 if __name__ == "__main__":

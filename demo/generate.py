@@ -32,6 +32,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import JungleError
 from ..classes import PRIMATRIX_CLASSES
 from .config import DemoConfig
 from .plan import ClipPlan, CollectionPlan, plan_collection
@@ -48,7 +49,7 @@ _CLIP_COLUMNS = ("filename", "split", "site", "width", "height", "fps", "frames"
                  "species", "animals", "visible_frames", "trigger", "bytes")
 
 
-class DemoError(RuntimeError):
+class DemoError(JungleError):
     """The demo collection cannot be made or read; the message says why and what to do."""
 
 

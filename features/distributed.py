@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from ..errors import EnvironmentProblem, JungleError
 from .featurize import FeaturizeConfig, FeaturizePlan, FeaturizeSummary, ModelSpec, SetSummary, Shard
 
 __all__ = ["DaskUnavailable", "ShardsFailed", "DaskFeaturizeSummary", "client_for", "worker_threads",
@@ -42,11 +43,11 @@ __all__ = ["DaskUnavailable", "ShardsFailed", "DaskFeaturizeSummary", "client_fo
 LOCAL = "local"
 
 
-class DaskUnavailable(RuntimeError):
+class DaskUnavailable(EnvironmentProblem):
     """The Dask scheduler cannot be reached or the local cluster cannot start."""
 
 
-class ShardsFailed(RuntimeError):
+class ShardsFailed(JungleError):
     """Some shards failed on every attempt; what the others finished is saved."""
 
 

@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from ..errors import ModelError
 
 __all__ = [
     "EncoderConfig",
@@ -45,7 +46,7 @@ DEFAULT_ENCODER = "lite0"
 RANDOM_INIT_SEED = 0
 
 
-class EncoderError(RuntimeError):
+class EncoderError(ModelError):
     """An encoder could not be built; the message says why and what to do."""
 
 

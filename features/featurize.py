@@ -40,6 +40,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..errors import BusyError
 from .encoders import EncoderConfig
 from .sampling import Sampling, parse_sampling, sample_frames
 from .video import VideoReadError, available_cores, read_frames
@@ -781,7 +782,7 @@ def run_models(
     return summary
 
 
-class FeaturizeBusy(RuntimeError):
+class FeaturizeBusy(BusyError):
     """Another featurize run holds the blocks this run would write."""
 
 

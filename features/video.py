@@ -34,6 +34,7 @@ from fractions import Fraction
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+from ..errors import MediaError
 
 __all__ = [
     "VideoReadError",
@@ -64,7 +65,7 @@ PARALLEL_MIN_FRAMES = 48
 _PTS_CONTAINERS = ("mov", "mp4", "matroska", "webm", "asf", "flv", "mpegts", "ogg", "nut")
 
 
-class VideoReadError(RuntimeError):
+class VideoReadError(MediaError):
     """A video file could not be read. The message names the file, the reason and what to do."""
 
     def __init__(self, path: str | os.PathLike, reason: str, advice: str | None = None):

@@ -31,6 +31,7 @@ import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..errors import ModelError
 from .encoders import file_sha256
 
 __all__ = [
@@ -102,7 +103,7 @@ WEIGHTS: dict[str, WeightsSpec] = {
 }
 
 
-class WeightsError(RuntimeError):
+class WeightsError(ModelError):
     """Weights are unknown, missing, damaged or could not be fetched; the message says what to do."""
 
 

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from ..store.db import connect
 from ..store.workspace import Workspace
 
@@ -29,7 +30,7 @@ __all__ = ["FoldsError", "FoldsConfig", "FoldsSummary", "GROUP_BY", "stratified_
 GROUP_BY = ("site",)
 
 
-class FoldsError(ValueError):
+class FoldsError(InputError):
     """Folds cannot be made as asked; the message says why and what to do."""
 
 

@@ -34,6 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from ..classes import PRIMATRIX_CLASSES
 from ..store.db import connect
 from ..store.workspace import Workspace
@@ -53,7 +54,7 @@ _KEY_COLUMNS = ("filepath", "path", "filename")
 _SHOWN = 5  # examples shown per kind of problem
 
 
-class LabelsError(ValueError):
+class LabelsError(InputError):
     """The label file (or the request) is invalid; the message lists every problem and what to do."""
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from ..errors import EnvironmentProblem
 from ..store.workspace import Workspace
 
 __all__ = ["DashboardError", "dashboard_storage", "dashboard_url", "list_studies", "serve"]
 
 
-class DashboardError(RuntimeError):
+class DashboardError(EnvironmentProblem):
     """There is nothing to show, or the storage cannot be opened."""
 
 

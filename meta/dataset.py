@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import NotFoundError
 from ..store import registry
 from ..store.db import connect
 from ..store.workspace import Workspace
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 
-class MissingFeatureSets(LookupError):
+class MissingFeatureSets(NotFoundError):
     """Some named feature sets do not exist (or have no complete version) in the workspace."""
 
     def __init__(self, missing: list[str], message: str):

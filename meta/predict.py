@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import ModelError
 from ..store import registry
 from ..store.db import connect
 from ..store.workspace import Workspace
@@ -28,7 +29,7 @@ __all__ = ["ModelMismatch", "PredictResult", "check_versions", "predict", "write
 Selection = Literal["unlabelled", "labelled", "all"]
 
 
-class ModelMismatch(RuntimeError):
+class ModelMismatch(ModelError):
     """A feature set's current version is not the one the model was trained on."""
 
 

@@ -12,17 +12,18 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
+from ..errors import BusyError, WorkspaceError
 from .schema import MIGRATIONS
 from .workspace import Workspace
 
 __all__ = ["connect", "migrate", "schema_version", "WorkspaceLocked", "WorkspaceMissing"]
 
 
-class WorkspaceLocked(RuntimeError):
+class WorkspaceLocked(BusyError):
     """Another process holds the workspace database."""
 
 
-class WorkspaceMissing(RuntimeError):
+class WorkspaceMissing(WorkspaceError):
     """The workspace has no database yet."""
 
 
