@@ -1,19 +1,202 @@
-"""Read-only queries over the workspace: ``jungle sql`` and ``jungle status``."""
+"""Read-only queries over the workspace: ``jungle sql`` and ``jungle status``.
+
+:func:`run_query` is what ``jungle sql`` (and any other caller) uses to run SQL it did not write.
+Two guards stand between that SQL and the workspace, both enforced by DuckDB itself:
+
+1. The text must parse (with DuckDB's own parser) into exactly one statement that reads: SELECT,
+   WITH ... SELECT, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN of such a statement, or a PRAGMA
+   that only reports (``table_info``, ``show_tables``, ``database_size``, ...). Everything else
+   (COPY, ATTACH, DETACH, USE, SET, INSTALL, LOAD, EXPORT, CREATE, INSERT, ...) is refused with
+   :class:`QueryRefused` before anything runs.
+2. The connection is read-only and locked down: file access only inside the workspace's
+   ``tables/`` (which the feature-set views read), no extension installs or loads, and the
+   configuration locked so the query cannot undo any of it.
+
+DuckDB's ``read_only=True`` alone is not enough: it still allows ATTACH ... (READ_WRITE), COPY TO
+and EXPORT DATABASE. And the lockdown alone is not enough either: COPY TO a file inside
+``tables/`` would replace a feature table. Hence both.
+"""
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from ..errors import InputError
 from .db import connect
 from .workspace import Workspace
 
-__all__ = ["run_query", "workspace_status"]
+__all__ = ["QueryFailed", "QueryRefused", "check_query", "lock_down", "reading_connection", "run_query",
+           "workspace_status"]
+
+
+class QueryRefused(InputError):
+    """The SQL is not exactly one statement that only reads."""
+
+
+class QueryFailed(InputError):
+    """DuckDB could not run the (allowed) query: a syntax error, an unknown table, a refused file."""
+
+
+READING_STATEMENTS = ("SELECT", "EXPLAIN", "PRAGMA")
+"""Statement types that can only read (DESCRIBE, SHOW, SUMMARIZE and VALUES parse as SELECT)."""
+
+READING_PRAGMAS = frozenset({
+    "table_info", "show", "show_tables", "show_tables_expanded", "show_databases", "database_list",
+    "database_size", "storage_info", "metadata_info", "functions", "collations", "version", "platform",
+    "user_agent",
+})
+"""PRAGMAs that only report; every other PRAGMA (profiling, checkpoint, settings) is refused."""
+
+_ALLOWED = ("jungle sql is read-only: it runs one statement that reads (SELECT, WITH ... SELECT, DESCRIBE, "
+            "SHOW, SUMMARIZE, EXPLAIN, PRAGMA table_info/show_tables/database_size/...)")
+
+_WHY = {
+    "COPY": "it writes files",
+    "EXPORT": "it writes files",
+    "ATTACH": "it opens other databases, possibly for writing",
+    "DETACH": "it changes which databases the query sees",
+    "SET": "it changes the connection's settings (SET, RESET, USE)",
+    "VARIABLE_SET": "it changes the connection's state",
+    "LOAD": "it adds extensions (INSTALL, LOAD)",
+    "CALL": "it runs table functions that may change the database; use SELECT * FROM function(...)",
+    "MULTI": "it runs several statements; write SELECT * FROM (PIVOT ...)",
+    **dict.fromkeys(("CREATE", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "TRANSACTION", "VACUUM",
+                     "PREPARE", "EXECUTE"), "it changes the database or the session"),
+}
+"""Why each refused statement type is refused; the message names the type and the reason."""
+
+
+def _refuse(what: str, why: str) -> QueryRefused:
+    return QueryRefused(f"refused {what}: {why}. {_ALLOWED}; change the workspace with jungle's own commands.")
+
+
+def _parse(query: str) -> list:
+    import duckdb
+
+    try:
+        return duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise QueryFailed(f"jungle sql could not parse the query: {_first_line(exc)}") from None
+
+
+def _tokens(query: str) -> list[tuple[int, str]]:
+    """(offset, text) of each token of ``query`` as DuckDB's tokenizer splits it, comments left out."""
+    import duckdb
+
+    tokens = duckdb.tokenize(query)
+    ends = [start for start, _ in tokens[1:]] + [len(query)]
+    return [(start, query[start:end].strip().strip('"')) for (start, kind), end in zip(tokens, ends)
+            if kind != duckdb.token_type.comment]
+
+
+def _explained(tokens: list[tuple[int, str]], query: str):
+    """The one statement that ``EXPLAIN [ANALYZE] ...`` explains (ANALYZE runs it, so it is checked too)."""
+    skip = 2 if len(tokens) > 1 and tokens[1][1].upper() == "ANALYZE" else 1
+    inner = query[tokens[skip][0]:] if skip < len(tokens) else ""
+    try:
+        statements = _parse(inner)
+    except QueryFailed:
+        statements = []
+    if len(statements) != 1:
+        raise _refuse("this EXPLAIN", "EXPLAIN [ANALYZE] is allowed of one reading statement, without options")
+    return statements[0]
+
+
+def _check_statement(statement) -> None:
+    """Raise :class:`QueryRefused` unless ``statement`` (one parsed statement) only reads."""
+    kind = statement.type.name
+    if kind not in READING_STATEMENTS:
+        raise _refuse(f"the {kind} statement", _WHY.get(kind, "it is not a statement that reads"))
+    tokens = _tokens(statement.query)
+    if kind == "PRAGMA":
+        name = tokens[1][1].lower() if len(tokens) > 1 else ""
+        if name not in READING_PRAGMAS:
+            raise _refuse(f"PRAGMA {name}", f"only PRAGMAs that report are allowed ({', '.join(sorted(READING_PRAGMAS))})")
+    elif kind == "EXPLAIN":
+        _check_statement(_explained(tokens, statement.query))
+
+
+def check_query(query: str):
+    """Parse ``query`` with DuckDB and return its one statement if it only reads.
+
+    Raises:
+        QueryRefused: no statement, several statements, or one that is not a read.
+        QueryFailed: DuckDB cannot parse the text.
+    """
+    statements = _parse(query)
+    if len(statements) != 1:
+        got = "no statement" if not statements else f"{len(statements)} statements"
+        raise QueryRefused(f"jungle sql runs exactly one statement per call; got {got}. "
+                           "Run each statement with its own `jungle sql` call.")
+    _check_statement(statements[0])
+    return statements[0]
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def lock_down(con, tables_dir) -> None:
+    """Limit ``con`` to reading: files only under ``tables_dir``, no extensions, settings locked.
+
+    The order matters: ``allowed_directories`` must be set while external access is still on, and
+    the lock comes last so the query cannot change any of these back.
+    """
+    allowed = str(tables_dir).rstrip(os.sep) + os.sep
+    for setting in (f"allowed_directories = [{_sql_string(allowed)}]", "enable_external_access = false",
+                    "autoinstall_known_extensions = false", "autoload_known_extensions = false",
+                    "lock_configuration = true"):
+        con.execute(f"SET {setting}")
+
+
+@contextmanager
+def reading_connection(workspace: Workspace) -> Iterator:
+    """A read-only, locked-down connection to ``workspace`` with its feature-set views."""
+    with connect(workspace, read_only=True) as con:
+        lock_down(con, workspace.tables_dir)
+        yield con
+
+
+def _first_line(exc: Exception) -> str:
+    """DuckDB's message without the LINE/caret context it appends (the CLI prints one line)."""
+    return str(exc).strip().splitlines()[0]
+
+
+def _failure_message(exc) -> str:
+    import duckdb
+
+    if isinstance(exc, duckdb.PermissionException):
+        return (f"jungle sql refused to read outside the workspace: {_first_line(exc)}. Queries read the "
+                "workspace's database and its tables/ folder, nothing else.")
+    return f"the query failed: {_first_line(exc)}"
 
 
 def run_query(workspace: Workspace, query: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
-    """Run ``query`` on a read-only connection; return (column names, rows)."""
-    with connect(workspace, read_only=True) as con:
-        result = con.execute(query, params or [])
-        columns = [d[0] for d in result.description] if result.description else []
-        rows = result.fetchall() if result.description else []
+    """Run one reading statement on a locked-down read-only connection; return (column names, rows).
+
+    Args:
+        workspace: the workspace to query.
+        query: exactly one reading statement (see the module docstring).
+        params: values for ``?`` placeholders.
+
+    Raises:
+        QueryRefused: the query is not exactly one reading statement.
+        QueryFailed: DuckDB refused or could not run it (syntax, unknown table, a file outside tables/).
+    """
+    import duckdb
+
+    statement = check_query(query)
+    with reading_connection(workspace) as con:
+        try:
+            result = con.execute(statement, params or [])
+            columns = [d[0] for d in result.description] if result.description else []
+            rows = result.fetchall() if result.description else []
+        except duckdb.InternalException:
+            raise
+        except duckdb.Error as exc:
+            raise QueryFailed(_failure_message(exc)) from None
     return columns, rows
 
 
