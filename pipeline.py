@@ -92,7 +92,7 @@ def ensure_feature_sets(workspace: Workspace, names: list[str], frames: str = "u
     Returns:
         The feature sets ``aggregate`` produced.
     """
-    from .features.aggregate import AggregateConfig, aggregate
+    from .features.aggregates.aggregate import AggregateConfig, aggregate
 
     say = log or (lambda _line: None)
     made = []
@@ -113,8 +113,8 @@ def ensure_feature_sets(workspace: Workspace, names: list[str], frames: str = "u
 
 def featurize_default(workspace: Workspace, frames: str, progress: bool = True):
     """Featurize every ingested video with the offline default encoder and its stage features."""
-    from .features.encoders import EncoderConfig
-    from .features.featurize import FeaturizeConfig, featurize
+    from .features.models.encoders import EncoderConfig
+    from .features.featurize.runner import FeaturizeConfig, featurize
 
     config = FeaturizeConfig(encoders=(EncoderConfig(stages="all"),), frames=frames)
     return featurize(workspace, config, progress=progress)

@@ -94,7 +94,7 @@ def child_jungle(root: Path, n: int) -> dict:
     import pyarrow.parquet  # noqa: F401  (imports before the clock starts)
     import zarr  # noqa: F401
 
-    from jungle.features.aggregate import AggregateConfig, PoolingConfig, aggregate
+    from jungle.features.aggregates.aggregate import AggregateConfig, PoolingConfig, aggregate
     from jungle.store.workspace import Workspace
 
     config = AggregateConfig(sources=(_set_name(n),), kinds=("minmax",), pooling=PoolingConfig(stages=False),

@@ -57,10 +57,10 @@ def main() -> None:
 
     import torch
 
-    from jungle.features.detector import Detector, DetectorConfig
-    from jungle.features.sampling import Fps
-    from jungle.features.video import index_video, read_frames
-    from jungle.features.weights import weights_path
+    from jungle.features.models.detector import Detector, DetectorConfig
+    from jungle.features.video.sampling import Fps
+    from jungle.features.video.decode import index_video, read_frames
+    from jungle.features.models.weights import weights_path
 
     torch.set_num_threads(args.threads)
     index = index_video(CLIP)

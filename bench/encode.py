@@ -44,7 +44,7 @@ def _rate(encoder, batch: int, seconds: float, sync) -> float:
 def main() -> None:
     import torch
 
-    from jungle.features.encoders import EncoderConfig, load_encoder
+    from jungle.features.models.encoders import EncoderConfig, load_encoder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")

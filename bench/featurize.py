@@ -118,8 +118,8 @@ def main() -> None:
 
     import torch
 
-    from jungle.features.encoders import EncoderConfig, load_encoder
-    from jungle.features.featurize import FeaturizeConfig, decode_video, featurize
+    from jungle.features.models.encoders import EncoderConfig, load_encoder
+    from jungle.features.featurize.runner import FeaturizeConfig, decode_video, featurize
     from jungle.store.workspace import Workspace
 
     threads = os.cpu_count() or 1

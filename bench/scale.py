@@ -76,7 +76,7 @@ def _worker_cpu(client) -> float:
 
 def _on_cluster(label: str, n_workers: int, warm, job) -> Run:
     """``job(client)`` (returning its amount of work) on a fresh local cluster, warmed by ``warm(client)``."""
-    from jungle.features.distributed import client_for
+    from jungle.features.featurize.distributed import client_for
 
     with client_for("local", n_workers=n_workers) as client:
         warm(client)
@@ -108,7 +108,7 @@ def report(runs: list[Run], unit: str) -> None:
 
 def _load_encoders(config) -> None:
     """Import torch and timm and load the encoders once, so that timings exclude first imports."""
-    from jungle.features.encoders import load_encoder
+    from jungle.features.models.encoders import load_encoder
 
     for encoder in config.encoders:
         load_encoder(encoder)
@@ -116,8 +116,8 @@ def _load_encoders(config) -> None:
 
 def featurize_scaling(config, copies: int) -> list[Run]:
     """Featurize in this process (the baseline), then on local clusters of 1 and 2 workers."""
-    from jungle.features.distributed import featurize_on_dask
-    from jungle.features.featurize import featurize
+    from jungle.features.featurize.distributed import featurize_on_dask
+    from jungle.features.featurize.runner import featurize
     from jungle.store.workspace import Workspace
 
     clips = _bench_featurize_module()
@@ -188,9 +188,9 @@ def single_core_costs(encoder_name: str) -> tuple[float, float, float]:
     the encoder per frame at its input size)."""
     import torch
 
-    from jungle.features.encoders import EncoderConfig, load_encoder
-    from jungle.features.featurize import decode_video
-    from jungle.features.sampling import parse_sampling
+    from jungle.features.models.encoders import EncoderConfig, load_encoder
+    from jungle.features.featurize.runner import decode_video
+    from jungle.features.video.sampling import parse_sampling
 
     torch.set_num_threads(1)
     encoder = load_encoder(EncoderConfig(name=encoder_name))
@@ -259,8 +259,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from jungle.features.encoders import EncoderConfig
-    from jungle.features.featurize import FeaturizeConfig
+    from jungle.features.models.encoders import EncoderConfig
+    from jungle.features.featurize.runner import FeaturizeConfig
 
     print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start")
     config = FeaturizeConfig(encoders=(EncoderConfig(name=args.encoder),), frames=args.frames, block=2,

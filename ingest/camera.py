@@ -3,7 +3,7 @@
 The Pri-matrix winners found that file size, resolution and "blank videos are smaller and
 darker" are among the strongest cheap signals. These functions turn a handful of decoded frames
 into numbers a model can use next to the container metadata. All of them are pure: they take a
-``(n, H, W, 3)`` uint8 RGB array (as :func:`jungle.features.video.read_frames` returns) and
+``(n, H, W, 3)`` uint8 RGB array (as :func:`jungle.features.video.decode.read_frames` returns) and
 return plain floats; the ingest runner does the decoding.
 
 Definitions (all on a 0..1 scale so that they do not depend on the sampled frame size):

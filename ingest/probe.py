@@ -34,7 +34,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from ..features.video import VideoReadError
+from ..features.video.decode import VideoReadError
 
 __all__ = ["VideoProbe", "probe_video", "VideoReadError"]
 

@@ -8,7 +8,7 @@ How a run goes:
    are skipped, so a re-run costs one ``stat`` per file.
 3. Worker processes (:class:`concurrent.futures.ProcessPoolExecutor`) probe the container
    headers (:mod:`~jungle.ingest.probe`) and, unless ``stats=False``, decode a few sampled frames
-   through :func:`jungle.features.video.read_frames` for the camera statistics
+   through :func:`jungle.features.video.decode.read_frames` for the camera statistics
    (:mod:`~jungle.ingest.camera`). A worker never raises: a bad file becomes an error row.
 4. The parent is the only DuckDB writer. It writes the rows in batches, each batch one short
    transaction (delete + insert by ``video_id``), so a run killed at any moment keeps every
@@ -169,7 +169,7 @@ def process_candidate(candidate: Candidate, stats: bool = True, stats_frames: in
         stats_frames: frames to sample.
         stats_width: width to decode them at.
     """
-    from ..features.video import VideoReadError, read_frames
+    from ..features.video.decode import VideoReadError, read_frames
     from .camera import bytes_per_second, camera_stats, sample_indices
     from .probe import probe_video
 
@@ -231,7 +231,7 @@ def _context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["jungle.ingest.run", "jungle.ingest.probe", "jungle.features.video", "av"])
+    context.set_forkserver_preload(["jungle.ingest.run", "jungle.ingest.probe", "jungle.features.video.decode", "av"])
     return context
 
 

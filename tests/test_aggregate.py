@@ -142,7 +142,7 @@ def test_table_writer_streams_row_groups_in_order_and_never_leaves_half_files(tm
     import polars as pl
     import pyarrow.parquet as pq
 
-    from jungle.features.tables import VideoTableWriter
+    from jungle.features.aggregates.tables import VideoTableWriter
 
     values = np.random.default_rng(0).random((2500, 3)).astype(np.float32) * 10
     ids = [f"v{i:04d}" for i in range(2500)]

@@ -7,11 +7,11 @@ import polars as pl
 import pytest
 
 from _aggregate_helpers import CLASSES, GARBAGE, fill_invalid, make_labelled_workspace
-from jungle.features.aggregate import AggregateConfig, aggregate
-from jungle.features.frame_head import FrameHeadConfig
-from jungle.features.frame_stats import (class_slug, frame_moments, pool_columns, pool_embeddings,
+from jungle.features.aggregates.aggregate import AggregateConfig, aggregate
+from jungle.features.aggregates.frame_head import FrameHeadConfig
+from jungle.features.aggregates.frame_stats import (class_slug, frame_moments, pool_columns, pool_embeddings,
                                          prob_stat_columns, prob_stats)
-from jungle.features.inputs import iter_frame_blocks, load_frame_rows
+from jungle.features.aggregates.inputs import iter_frame_blocks, load_frame_rows
 from jungle.store import arrays, registry
 from jungle.store.db import connect
 
@@ -148,8 +148,8 @@ def test_minmax_tables_equal_numpy_over_valid_frames(built):
 
 
 def test_other_garbage_in_padded_slots_gives_identical_tables(built, tmp_path):
-    from jungle.features.aggregate import write_pooled
-    from jungle.features.tables import VideoTableWriter
+    from jungle.features.aggregates.aggregate import write_pooled
+    from jungle.features.aggregates.tables import VideoTableWriter
 
     ws, data, sets = built
     with connect(ws) as con:

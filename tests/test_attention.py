@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from _aggregate_helpers import CLASSES, fill_invalid, flip_label, make_labelled_workspace
-from jungle.features.aggregate import AggregateConfig, aggregate
-from jungle.features.attention import AttentionConfig, fit_attention, meta_inputs, predict_attention
-from jungle.features.inputs import load_frame_rows
-from jungle.features.oof import load_fold_plan
+from jungle.features.aggregates.aggregate import AggregateConfig, aggregate
+from jungle.features.aggregates.attention import AttentionConfig, fit_attention, meta_inputs, predict_attention
+from jungle.features.aggregates.inputs import load_frame_rows
+from jungle.features.aggregates.oof import load_fold_plan
 from jungle.store import registry
 from jungle.store.db import connect
 

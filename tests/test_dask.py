@@ -13,11 +13,11 @@ import pytest
 import zarr
 from distributed import Client, LocalCluster
 
-from jungle.features.distributed import (
+from jungle.features.featurize.distributed import (
     DaskUnavailable, ShardsFailed, _failure_detail, client_for, featurize_on_dask, featurize_shard, model_specs,
 )
-from jungle.features.encoders import EncoderConfig
-from jungle.features.featurize import FeaturizeConfig, Shard, featurize, plan, reconcile
+from jungle.features.models.encoders import EncoderConfig
+from jungle.features.featurize.runner import FeaturizeConfig, Shard, featurize, plan, reconcile
 from jungle.meta.distributed import DaskLevel2Classifier, tune_on_dask
 from jungle.meta.level2 import Level2Classifier
 from jungle.meta.stack import oof_predict

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from jungle.features.detector import (
+from jungle.features.models.detector import (
     Detector, DetectorConfig, DetectorFrames, DetectorModel, FrameDetections, aggregate_detections, detect_video,
     detection_array_specs, load_detector, select_frames,
 )
-from jungle.features.sampling import parse_sampling, sample_frames
-from jungle.features.video import index_video, read_frames
-from jungle.features.weights import WeightsError
-from jungle.features.yolox import build_yolox_tiny, fuse_conv_bn
+from jungle.features.video.sampling import parse_sampling, sample_frames
+from jungle.features.video.decode import index_video, read_frames
+from jungle.features.models.weights import WeightsError
+from jungle.features.models.yolox import build_yolox_tiny, fuse_conv_bn
 
 from _detector_helpers import megadetector_file  # noqa: F401  (fixture)
 

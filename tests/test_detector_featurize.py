@@ -16,7 +16,7 @@ import zarr
 from typer.testing import CliRunner
 
 from jungle.cli import app
-from jungle.features.featurize import decode_size
+from jungle.features.featurize.runner import decode_size
 from jungle.store import registry
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
@@ -127,7 +127,7 @@ def test_detector_models_get_native_frames_and_sampling_knows_detector():
 
     assert decode_size([Square()]) == (224, 224)
     assert decode_size([Square(), Native()]) is None
-    code = ("import sys; from jungle.features.sampling import parse_sampling; "
+    code = ("import sys; from jungle.features.video.sampling import parse_sampling; "
             "s = parse_sampling('detector:16,input=640x384'); "
             "print(s.spec(), s.slots, 'torch' in sys.modules, 'PIL.Image' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

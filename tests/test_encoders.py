@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from jungle.features.encoders import (
+from jungle.features.models.encoders import (
     EncoderConfig, EncoderError, file_sha256, load_encoder, packaged_lite0_weights,
 )
 

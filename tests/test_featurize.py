@@ -14,9 +14,9 @@ import zarr
 from typer.testing import CliRunner
 
 from jungle.cli import app
-from jungle.features.encoders import EncoderConfig, load_encoder
-from jungle.features.featurize import FeaturizeBusy, FeaturizeConfig, featurize, progress_dir
-from jungle.features.sampling import Uniform, sample_frames
+from jungle.features.models.encoders import EncoderConfig, load_encoder
+from jungle.features.featurize.runner import FeaturizeBusy, FeaturizeConfig, featurize, progress_dir
+from jungle.features.video.sampling import Uniform, sample_frames
 from jungle.store import registry
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
@@ -293,7 +293,7 @@ def test_a_second_run_of_the_same_blocks_stops_instead_of_writing_them_twice(tmp
 
 
 def test_decode_workers_default_to_the_cores_the_forward_pass_leaves():
-    from jungle.features.featurize import _default_workers
+    from jungle.features.featurize.runner import default_workers
 
-    assert [_default_workers("cpu", cores) for cores in (1, 2, 16)] == [1, 1, 8]  # the CPU also encodes
-    assert [_default_workers("cuda", cores) for cores in (1, 2, 16)] == [1, 1, 15]  # the GPU encodes
+    assert [default_workers("cpu", cores) for cores in (1, 2, 16)] == [1, 1, 8]  # the CPU also encodes
+    assert [default_workers("cuda", cores) for cores in (1, 2, 16)] == [1, 1, 15]  # the GPU encodes

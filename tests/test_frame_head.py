@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from _aggregate_helpers import CLASSES, fill_invalid, flip_label, make_labelled_workspace
-from jungle.features.aggregate import AggregateConfig, aggregate
-from jungle.features.frame_head import FrameHeadConfig, fit_frame_head, predict_frames
-from jungle.features.inputs import iter_frame_blocks, load_frame_rows
-from jungle.features.oof import Batch, FoldEnsemble, load_fold_plan, training_mask
+from jungle.features.aggregates.aggregate import AggregateConfig, aggregate
+from jungle.features.aggregates.frame_head import FrameHeadConfig, fit_frame_head, predict_frames
+from jungle.features.aggregates.inputs import iter_frame_blocks, load_frame_rows
+from jungle.features.aggregates.oof import Batch, FoldEnsemble, load_fold_plan, training_mask
 from jungle.store import arrays, registry
 from jungle.store.db import connect
 

@@ -79,7 +79,7 @@ def test_every_clip_matches_ffprobe(ingested, media):
 
 
 def test_lying_header_records_claimed_and_decodable_frames(ingested, media):
-    from jungle.features.video import read_frames
+    from jungle.features.video.decode import read_frames
 
     ws, _ = ingested
     path = media / "other_video" / "opencv_tree_foliage_hand.avi"

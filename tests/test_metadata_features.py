@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from _aggregate_helpers import make_labelled_workspace
-from jungle.features.aggregate import AggregateConfig, aggregate
-from jungle.features.metadata import MetadataConfig, metadata_features
+from jungle.features.aggregates.aggregate import AggregateConfig, aggregate
+from jungle.features.aggregates.metadata import MetadataConfig, metadata_features
 from jungle.store import registry
 from jungle.store.db import connect
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jungle.features.sampling import (
+from jungle.features.video.sampling import (
     WINNER1_INDICES, Fps, Indices, Motion, Uniform, parse_sampling, pick_spread, sample_frames,
 )
-from jungle.features.video import index_video
+from jungle.features.video.decode import index_video
 
 from _features_helpers import ZAMBA, frame_number, write_clip
 

@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from jungle.features.video import VideoReadError, index_video, iter_frames, plan_decode, read_frames, split_plan
+from jungle.features.video.decode import VideoReadError, index_video, iter_frames, plan_decode, read_frames, split_plan
 
 from _features_helpers import ZAMBA, frame_number, write_clip
 

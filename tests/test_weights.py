@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from jungle.cli import app
-from jungle.features.detector import Detector
-from jungle.features.weights import (
+from jungle.features.models.detector import Detector
+from jungle.features.models.weights import (
     WEIGHTS, WeightsError, default_weights_dir, fetch_weights, verify_weights, weights_path, weights_status,
 )
 

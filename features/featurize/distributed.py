@@ -1,19 +1,19 @@
 """Featurize on a Dask cluster: shards of chunk-aligned video blocks as Dask tasks.
 
 ``featurize_on_dask`` splits the workspace's videos into ``n`` shards (``Shard(i, n)`` of
-:mod:`jungle.features.featurize`: every n-th chunk-aligned block) and submits one Dask task per
-shard. Each task runs the library's :func:`~jungle.features.featurize.featurize` for its shard
+:mod:`jungle.features.featurize.runner`: every n-th chunk-aligned block) and submits one Dask task per
+shard. Each task runs the library's :func:`~jungle.features.featurize.runner.featurize` for its shard
 inside a worker: it decodes and encodes its videos there (on the worker's GPU with
 ``device="cuda"``) and writes its own Zarr chunks and block markers. A task whose worker dies is
 rescheduled by Dask (up to ``distributed.scheduler.allowed-failures`` times) and a task that
 raises is retried (``retries``); a retried shard resumes from the markers of the blocks it
 finished, so the store ends complete and consistent. Finally the client folds the markers into
-``feature_rows`` (:func:`~jungle.features.featurize.reconcile`).
+``feature_rows`` (:func:`~jungle.features.featurize.runner.reconcile`).
 
 DuckDB stays with the client: one task first loads the encoders on a worker (so that their
 lineage, e.g. float16 autocast on a GPU, is the workers') and returns their
-:class:`~jungle.features.featurize.ModelSpec`; the client plans the run
-(:func:`~jungle.features.featurize.plan`: registers the sets, gives the videos rows, sizes the Zarr
+:class:`~jungle.features.featurize.runner.ModelSpec`; the client plans the run
+(:func:`~jungle.features.featurize.runner.plan`: registers the sets, gives the videos rows, sizes the Zarr
 groups) and sends each shard task only its part of the plan (its videos' rows and paths). Workers
 read videos and write Zarr chunks and marker files; they never open the database, so it may sit on
 the client's local disk. What the workers need: the workspace's ``features.zarr`` and the video
@@ -34,8 +34,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from ..errors import EnvironmentProblem, JungleError
-from .featurize import FeaturizeConfig, FeaturizePlan, FeaturizeSummary, ModelSpec, SetSummary, Shard
+from ...errors import EnvironmentProblem, JungleError
+from .runner import FeaturizeConfig, FeaturizePlan, FeaturizeSummary, ModelSpec, SetSummary, Shard
 
 __all__ = ["DaskUnavailable", "ShardsFailed", "DaskFeaturizeSummary", "client_for", "worker_threads",
            "featurize_on_dask", "featurize_shard", "model_specs", "shard_count"]
@@ -142,7 +142,7 @@ def _task_config(config: FeaturizeConfig) -> FeaturizeConfig:
 
 def model_specs(config: FeaturizeConfig) -> list[ModelSpec]:
     """One Dask task: load ``config``'s encoders here (on ``config.device``) and describe them."""
-    from .encoders import load_encoder
+    from ..models.encoders import load_encoder
 
     return [ModelSpec.of(load_encoder(encoder, device=config.device)) for encoder in config.encoders]
 
@@ -153,7 +153,7 @@ def featurize_shard(workspace, config: FeaturizeConfig, shard: str, work: Featur
     With ``work`` (the client's plan for this shard) the task never opens DuckDB and leaves the
     markers for the client to fold in; without it, it plans and records itself.
     """
-    from .featurize import featurize
+    from .runner import featurize
 
     return featurize(workspace, _task_config(config), Shard.parse(shard), progress=False, work=work,
                      record=work is None)
@@ -185,7 +185,7 @@ def _merge(work: FeaturizePlan, results: list[FeaturizeSummary], into: DaskFeatu
 
 def _reconcile_sets(workspace, work: FeaturizePlan, sets: list[SetSummary]) -> None:
     """Fold every set's markers into DuckDB from this (the client) process; mark what is complete."""
-    from .featurize import reconcile
+    from .runner import reconcile
 
     for planned, part in zip(work.sets, sets, strict=True):
         done, errors, pending = reconcile(workspace, planned.fs)
@@ -220,7 +220,7 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
     from distributed import as_completed
     from tqdm import tqdm
 
-    from .featurize import plan
+    from .runner import plan
 
     config = config or FeaturizeConfig()
     started = time.perf_counter()

@@ -34,7 +34,7 @@ from fractions import Fraction
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
-from ..errors import MediaError
+from ...errors import MediaError
 
 __all__ = [
     "VideoReadError",

@@ -7,7 +7,7 @@ frames, optionally with the video's metadata features, feeds a multi-label head.
 (``recurrent=True``) runs a bidirectional GRU over the valid frames, in time order, before
 scoring, so a frame's weight can depend on its neighbours.
 
-Trained out of fold like the frame head (:class:`jungle.features.oof.FoldEnsemble`). Two
+Trained out of fold like the frame head (:class:`jungle.features.aggregates.oof.FoldEnsemble`). Two
 video-level outputs:
 
 - ``probs``: (C,) class probabilities, out of fold for labelled videos.
@@ -36,7 +36,7 @@ __all__ = ["AttentionConfig", "AttentionPooling", "meta_inputs", "fit_attention"
 
 
 class AttentionConfig(TrainingConfig):
-    """How the attention-pooling model is built and trained (see :class:`~jungle.features.oof.TrainingConfig`).
+    """How the attention-pooling model is built and trained (see :class:`~jungle.features.aggregates.oof.TrainingConfig`).
 
     Attributes:
         hidden: units of the frame projection (and of the GRU, both directions together).

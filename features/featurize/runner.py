@@ -40,10 +40,10 @@ from typing import Callable, Iterable, Iterator, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import BusyError
-from .encoders import EncoderConfig
-from .sampling import Sampling, parse_sampling, sample_frames
-from .video import VideoReadError, available_cores, read_frames
+from ...errors import BusyError
+from ..models.encoders import EncoderConfig
+from ..video.sampling import Sampling, parse_sampling, sample_frames
+from ..video.decode import VideoReadError, available_cores, read_frames
 
 __all__ = [
     "FeaturizeConfig",
@@ -72,7 +72,7 @@ class FeaturizeConfig(BaseModel):
 
     Attributes:
         encoders: the encoders; each writes its own feature set (named by its alias).
-        frames: frame sampling, as parsed by :func:`jungle.features.sampling.parse_sampling`.
+        frames: frame sampling, as parsed by :func:`jungle.features.video.sampling.parse_sampling`.
         batch_size: frames per forward pass (None: 32 on the CPU, 256 on a GPU, where 256 runs lite0
             2.3x faster than 32: 14,200 against 6,100 frames/s on an H100, ``bench/encode.py``).
         workers: decode worker processes (0: decode in this process; None: one per 2 CPU cores, at
@@ -138,7 +138,7 @@ class Shard:
 
 
 class FrameModel(Protocol):
-    """What the runner needs from a per-frame model (an :class:`~jungle.features.encoders.Encoder`, a detector).
+    """What the runner needs from a per-frame model (an :class:`~jungle.features.models.encoders.Encoder`, a detector).
 
     ``input_size``: the square side it takes (or give ``frame_size`` (width, height) instead, see
     :func:`decode_size`); ``set_name``: the frame-level feature set it writes; ``output_specs``:
@@ -646,7 +646,7 @@ def decode_size(models: list[FrameModel]) -> tuple[int, int] | None:
     """(width, height) to decode frames at for all ``models`` at once: the largest any of them takes.
 
     A model says what it takes with ``frame_size`` (width, height), else ``input_size`` (square);
-    a model given larger frames resizes them itself (an :class:`~jungle.features.encoders.Encoder`
+    a model given larger frames resizes them itself (an :class:`~jungle.features.models.encoders.Encoder`
     does, with antialiasing). None (the coded size) when any model sets ``native_frames`` (the
     detector keeps the aspect ratio and crops the timestamp bar itself).
     """
@@ -822,7 +822,7 @@ def _claim(workspace, sets: list, shard: Shard | None) -> Iterator[None]:
             handle.close()
 
 
-def _default_workers(device: str = "cpu", cores: int | None = None) -> int:
+def default_workers(device: str = "cpu", cores: int | None = None) -> int:
     """Decode processes: one per 2 cores when the forward pass shares the CPU; on a GPU, which
     leaves the cores to decoding (the bottleneck there), all but one (the one that feeds the GPU)."""
     cores = cores or available_cores()
@@ -849,7 +849,7 @@ def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | s
     """
     import torch
 
-    from .encoders import load_encoder
+    from ..models.encoders import load_encoder
 
     config = config or FeaturizeConfig()
     if isinstance(shard, str):
@@ -858,7 +858,7 @@ def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | s
     if require_weights is not None:  # detector:N: a missing weights file fails once, before any worker starts
         require_weights()
     torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
-    workers = _default_workers(config.device) if config.workers is None else config.workers
+    workers = default_workers(config.device) if config.workers is None else config.workers
     decode_threads = config.decode_threads if config.decode_threads is not None else (1 if workers else 0)
     with DecodePool(workers) as pool:  # workers start (and import) while the models load
         models = [load_encoder(encoder, device=config.device) for encoder in config.encoders]

@@ -22,6 +22,7 @@ the decode worker processes; one that needs a model may keep a per-process cache
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 import re
 from collections import deque
@@ -31,7 +32,7 @@ from typing import Callable, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .video import Frames, VideoIndex, index_video, iter_frames, read_frames
+from .decode import Frames, VideoIndex, index_video, iter_frames, read_frames
 
 __all__ = [
     "Sampling",
@@ -41,6 +42,9 @@ __all__ = [
     "Motion",
     "SAMPLINGS",
     "register_sampling",
+    "sampling_class",
+    "positive_int",
+    "spread_indices",
     "parse_sampling",
     "WINNER1_INDICES",
     "SampledFrames",
@@ -54,11 +58,24 @@ SAMPLINGS: dict[str, type["Sampling"]] = {}
 _ALIASES: dict[str, str] = {"winner1": "indices:" + ",".join(map(str, WINNER1_INDICES))}
 
 
+#: Strategies defined in modules that sampling must not import (they import sampling): the module
+#: is imported the first time its kind is asked for, and registers itself with
+#: :func:`register_sampling` (the detector's ``detector:N`` needs the detector model).
+_LAZY_KINDS: dict[str, str] = {"detector": "jungle.features.models.detector"}
+
+
 def register_sampling(cls: type["Sampling"]) -> type["Sampling"]:
     """Class decorator: make ``cls`` parseable under its ``kind``."""
     kind = cls.model_fields["kind"].default
     SAMPLINGS[kind] = cls
     return cls
+
+
+def sampling_class(kind: str) -> type["Sampling"] | None:
+    """The strategy registered under ``kind`` (importing its module on first use), or None."""
+    if kind not in SAMPLINGS and kind in _LAZY_KINDS:
+        importlib.import_module(_LAZY_KINDS[kind])
+    return SAMPLINGS.get(kind)
 
 
 class Sampling(BaseModel):
@@ -95,7 +112,7 @@ class Sampling(BaseModel):
         return self.spec()
 
 
-def _positive_int(text: str, what: str) -> int:
+def positive_int(text: str, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -105,7 +122,7 @@ def _positive_int(text: str, what: str) -> int:
     return value
 
 
-def _spread(n_frames: int, count: int) -> np.ndarray:
+def spread_indices(n_frames: int, count: int) -> np.ndarray:
     """``count`` evenly spaced indices over ``n_frames`` frames (all of them when fewer)."""
     if n_frames <= count:
         return np.arange(n_frames, dtype=np.int64)
@@ -121,14 +138,14 @@ class Uniform(Sampling):
 
     @classmethod
     def from_arg(cls, arg, options):
-        return cls(n=_positive_int(arg, "uniform:N frame count"), **options)
+        return cls(n=positive_int(arg, "uniform:N frame count"), **options)
 
     @property
     def slots(self) -> int:
         return self.n
 
     def choose(self, index):
-        return _spread(index.n_frames, self.n)
+        return spread_indices(index.n_frames, self.n)
 
     def spec(self):
         return f"uniform:{self.n}"
@@ -222,7 +239,7 @@ class Motion(Sampling):
     def from_arg(cls, arg, options):
         if options:
             raise ValueError(f"motion takes no options, got {sorted(options)}")
-        return cls(n=_positive_int(arg, "motion:N frame count"))
+        return cls(n=positive_int(arg, "motion:N frame count"))
 
     @property
     def slots(self) -> int:
@@ -289,9 +306,9 @@ def parse_sampling(text: str) -> Sampling:
     if text.startswith("["):
         text = "indices:" + text
     kind, _, rest = text.partition(":")
-    cls = SAMPLINGS.get(kind)
+    cls = sampling_class(kind)
     if cls is None:
-        known = ", ".join(sorted([f"{k}:…" for k in SAMPLINGS] + list(_ALIASES)))
+        known = ", ".join(sorted([f"{k}:…" for k in {**SAMPLINGS, **_LAZY_KINDS}] + list(_ALIASES)))
         raise ValueError(f"unknown frame sampling {text!r}. Use one of: {known}")
     if cls is Indices:
         return cls.from_arg(rest, {})
@@ -357,7 +374,3 @@ def sample_frames(
     timestamps[:k] = frames.timestamps
     return SampledFrames(frames, valid, frame_index, timestamps, frames.n_frames or index.n_frames)
 
-
-# ``detector:N`` lives with the detector; importing it here registers it wherever sampling strings
-# are parsed (it imports neither torch nor PIL until a frame is scored).
-from . import detector as _detector  # noqa: E402,F401

@@ -2,7 +2,7 @@
 
 Every valid frame of a labelled video inherits its video's labels; a small multi-label head
 (linear, or an MLP with one hidden layer) on the frozen per-frame embeddings learns them. The
-head is trained out of fold with :class:`jungle.features.oof.FoldEnsemble`: a labelled video's
+head is trained out of fold with :class:`jungle.features.aggregates.oof.FoldEnsemble`: a labelled video's
 frames are predicted by the copy that never saw its fold, and unlabelled (test) videos by the
 copy trained on all labelled data (``unlabelled='full'``, the default; ``'fold_mean'`` averages
 the fold copies instead). Embeddings are standardised per dimension with the mean and std of all
@@ -10,7 +10,7 @@ valid frames (no labels involved).
 
 :func:`write_frame_probs` writes the predictions as a frame-level feature set (``probs``
 (V, F, C) float16, ``valid``, ``timestamps``, ``frame_index``), row-aligned with its source, so
-:mod:`jungle.features.frame_stats` can summarise it like any other frame-level set.
+:mod:`jungle.features.aggregates.frame_stats` can summarise it like any other frame-level set.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ __all__ = ["FrameHeadConfig", "FrameHead", "fit_frame_head", "predict_frames", "
 
 
 class FrameHeadConfig(TrainingConfig):
-    """How the frame head is built and trained (see :class:`~jungle.features.oof.TrainingConfig`).
+    """How the frame head is built and trained (see :class:`~jungle.features.aggregates.oof.TrainingConfig`).
 
     Attributes:
         hidden: hidden units of the MLP (0: a linear head).

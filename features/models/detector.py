@@ -1,7 +1,7 @@
 """MegadetectorLite as a per-frame animal scorer, a frame selector and a source of video features.
 
 zamba's MegadetectorLite is a one-class (animal) YOLOX-tiny trained on camera-trap frames
-(:mod:`jungle.features.yolox` builds the network; :mod:`jungle.features.weights` fetches and
+(:mod:`jungle.features.models.yolox` builds the network; :mod:`jungle.features.models.weights` fetches and
 verifies its file). :class:`Detector` runs it exactly as zamba 2.7.2 does:
 
 1. RGB frames without their bottom ``crop_bottom`` pixels (default 50, as zamba's official
@@ -34,9 +34,9 @@ from typing import ClassVar, Literal, Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..store.arrays import ArraySpec
-from .sampling import Fps, Sampling, _positive_int, _spread, register_sampling
-from .video import VideoIndex, index_video, read_frames
+from ...store.arrays import ArraySpec
+from ..video.sampling import Fps, Sampling, positive_int, register_sampling, spread_indices
+from ..video.decode import VideoIndex, index_video, read_frames
 
 __all__ = [
     "DetectorConfig",
@@ -299,7 +299,7 @@ class Detector:
 
 class DetectorModel:
     """A :class:`Detector` as a per-frame model of the featurize runner
-    (:class:`jungle.features.featurize.FrameModel`): it writes the frame-level set ``set_name``
+    (:class:`jungle.features.featurize.runner.FrameModel`): it writes the frame-level set ``set_name``
     with the arrays of :func:`detection_array_specs`.
 
     It wants frames at their native size (``native_frames``; ``frame_size`` None), so that it can
@@ -365,7 +365,7 @@ def detect_video(path: str | os.PathLike, detector: Detector, fps: float = 4.0, 
                  index: VideoIndex | None = None, chunk: int = 64) -> VideoDetections:
     """Score a video's frames at ``fps`` frames per second (zamba's configs: 4) over its whole length.
 
-    Frames are decoded with :func:`jungle.features.video.read_frames` ``chunk`` at a time, so
+    Frames are decoded with :func:`jungle.features.video.decode.read_frames` ``chunk`` at a time, so
     memory stays bounded on long videos.
 
     Raises:
@@ -411,7 +411,7 @@ def select_frames(scores: np.ndarray, n: int, valid: np.ndarray | None = None,
     chosen = ranked[:n]
     if len(chosen) < n:
         rest = np.setdiff1d(candidates, chosen)
-        chosen = np.concatenate([chosen, rest[_spread(len(rest), n - len(chosen))]])
+        chosen = np.concatenate([chosen, rest[spread_indices(len(rest), n - len(chosen))]])
     return np.sort(chosen).astype(np.int64)
 
 
@@ -512,7 +512,7 @@ class DetectorFrames(Sampling):
 
     @classmethod
     def from_arg(cls, arg, options):
-        n = _positive_int(arg, "detector:N frame count")
+        n = positive_int(arg, "detector:N frame count")
         settings, fps = {}, 4.0
         for key, value in options.items():
             if key == "fps":

@@ -1,12 +1,12 @@
 """The detector pass of featurize: MegadetectorLite over every video, then its video-level features.
 
-:func:`detect` runs a :class:`~jungle.features.detector.DetectorModel` through the featurize
-runner (:func:`jungle.features.featurize.run_models`) as a pass of its own, with its own frame
+:func:`detect` runs a :class:`~jungle.features.models.detector.DetectorModel` through the featurize
+runner (:func:`jungle.features.featurize.runner.run_models`) as a pass of its own, with its own frame
 sampling (default ``fps:4``, as zamba's configs), on frames at their native size. The per-frame
 arrays (``score``, ``n_boxes``, ``box_area``, ``box_cx``, ``box_cy`` + ``valid``/``timestamps``/
 ``frame_index``) land in the frame-level set named after the weights (``megadetector_lite``),
 resumable and shardable like any other. Once that set is complete, :func:`write_detection_table`
-summarises it with :func:`~jungle.features.detector.aggregate_detections` into the video-level set
+summarises it with :func:`~jungle.features.models.detector.aggregate_detections` into the video-level set
 ``det_<name>`` (``det_megadetector_lite``: ``det_max``, ``det_mean``, ``det_frac_over_50``,
 ``det_longest_run``, ``det_first_s``, ...), which every recipe that stacks video-level sets (``all``)
 picks up. Unchanged work is skipped: the same detector settings, sampling and videos give the same
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .detector import DETECTION_LEVELS, DetectorConfig, DetectorModel, aggregate_detections, load_detector
-from .featurize import DecodePool, FeaturizeSummary, Shard, _default_workers, run_models
-from .sampling import parse_sampling
+from ..models.detector import DETECTION_LEVELS, DetectorConfig, DetectorModel, aggregate_detections, load_detector
+from .runner import DecodePool, FeaturizeSummary, Shard, default_workers, run_models
+from ..video.sampling import parse_sampling
 
 __all__ = ["DetectConfig", "DetectSummary", "detect", "write_detection_table", "detection_table_name"]
 
@@ -102,7 +102,7 @@ def write_detection_table(workspace, frame_set, threshold: float = 0.25,
     from jungle.store import registry
     from jungle.store.db import connect
 
-    from .inputs import iter_frame_blocks, load_frame_rows
+    from ..aggregates.inputs import iter_frame_blocks, load_frame_rows
 
     params = {"threshold": threshold, "levels": list(levels), "source": frame_set.name}
     with connect(workspace) as con:
@@ -147,7 +147,7 @@ def detect(workspace, config: DetectConfig | None = None, shard: Shard | str | N
     if isinstance(shard, str):
         shard = Shard.parse(shard)
     torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
-    workers = _default_workers() if config.workers is None else config.workers
+    workers = default_workers() if config.workers is None else config.workers
     model = DetectorModel(load_detector(config.detector), name=config.name)  # checks the weights first
     with DecodePool(workers) as pool:
         run = run_models(workspace, [model], parse_sampling(config.frames), shard=shard,

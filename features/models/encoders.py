@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from ..errors import ModelError
+from ...errors import ModelError
 
 __all__ = [
     "EncoderConfig",
@@ -286,7 +286,7 @@ class Encoder:
         probs = np.exp(logits)
         return probs / probs.sum(axis=1, keepdims=True)
 
-    # ---- the per-frame model interface of the featurize runner (see jungle.features.featurize.FrameModel)
+    # ---- the per-frame model interface of the featurize runner (see jungle.features.featurize.runner.FrameModel)
     @property
     def set_name(self) -> str:
         """Name of the frame-level feature set this encoder writes."""

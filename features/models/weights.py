@@ -31,7 +31,7 @@ import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import ModelError
+from ...errors import ModelError
 from .encoders import file_sha256
 
 __all__ = [

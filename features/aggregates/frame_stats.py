@@ -1,6 +1,6 @@
 """Statistics over a video's valid frames: class-probability summaries and embedding pooling.
 
-Two families, both computed on blocks of videos (see :func:`jungle.features.inputs.iter_frame_blocks`)
+Two families, both computed on blocks of videos (see :func:`jungle.features.aggregates.inputs.iter_frame_blocks`)
 so memory stays bounded, and both blind to invalid (padded) frame slots, whatever they hold:
 
 - :func:`prob_stats`: per class, over the valid frames' predicted probabilities: mean, median,
