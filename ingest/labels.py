@@ -8,6 +8,12 @@ Two formats are read (the format is recognised from the header):
   (video, positive class); other columns (e.g. ``split``) are ignored. Classes a video has no row
   for are 0.
 
+The file is UTF-8 (a byte-order mark is fine) or UTF-16/UTF-32 with a byte-order mark (as Excel
+writes "Unicode text"); the delimiter is read from the header line: comma, tab or semicolon. Binary
+files, UTF-16 without a byte-order mark and other encodings are refused with what to do. A header
+that names a column it reads twice (a class column in the wide format, ``label`` or the key
+column in the long format) is refused: a CSV reader would silently keep one of them.
+
 A key is matched to an ingested video by its absolute path (relative keys are relative to the
 label file's folder), else by path suffix (``site/clip.mp4`` matches ``/data/site/clip.mp4``; a bare
 file name matches by name), and it must match exactly one video.
@@ -25,7 +31,9 @@ videos.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -45,6 +53,9 @@ __all__ = [
     "LabelFile",
     "LabelsSummary",
     "parse_classes",
+    "decode_label_text",
+    "sniff_delimiter",
+    "duplicated_columns",
     "read_label_file",
     "match_videos",
     "import_labels",
@@ -167,16 +178,96 @@ def _value(text: str) -> int | None:
     return int(number) if number in (0.0, 1.0) else None
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
+_BOMS = (  # longest first: the UTF-32 LE mark begins with the UTF-16 LE one
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"), (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"), (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
+_DELIMITERS = {",": "comma-separated", "\t": "tab-separated", ";": "semicolon-separated"}
+_SAVE_AS = "Save it as UTF-8 CSV (in Excel: Save As > 'CSV UTF-8')."
+
+
+def _binary_problem(sample: bytes) -> str | None:
+    """Why ``sample`` (the file's first bytes, no byte-order mark) is not text, or None if it may be."""
+    nul = sample.find(b"\0")
+    if nul < 0:
+        controls = sum(1 for b in sample if b < 32 and b not in b"\t\n\r\f")
+        return f"{controls} control bytes in its first {len(sample)}" if controls > len(sample) // 20 else None
+    if sample.count(0) > len(sample) // 3 and (sample[1::2].count(0) > len(sample) // 3
+                                                or sample[0::2].count(0) > len(sample) // 3):
+        return "UTF-16"
+    return f"a NUL byte at byte {nul}"
+
+
+def decode_label_text(path: Path, data: bytes) -> str:
+    """The text of a label file: UTF-8 (with or without a byte-order mark), or UTF-16/32 with one.
+
+    Raises:
+        LabelsError: binary data, UTF-16 without a byte-order mark, or bytes that are not UTF-8.
+    """
+    for bom, codec, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise LabelsError(f"the label file {path} starts like {name} text but byte {exc.start} is not "
+                                  f"{name}. {_SAVE_AS}") from exc
+    problem = _binary_problem(data[:4096])
+    if problem == "UTF-16":
+        raise LabelsError(f"the label file {path} looks like UTF-16 text without a byte-order mark, which "
+                          f"cannot be read reliably. UTF-16: {_SAVE_AS[0].lower()}{_SAVE_AS[1:]}")
+    if problem:
+        raise LabelsError(f"the label file {path} is not a text file ({problem}). Give a CSV file: a header "
+                          "line such as `filename,bird,blank,...` or `filepath,label`, then one line per video.")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabelsError(f"cannot read the label file {path}: {exc}") from exc
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in reader.fieldnames or []]
-    reader.fieldnames = header
-    rows = [(reader.line_num, row) for row in reader]
-    return header, rows
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LabelsError(f"the label file {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}; "
+                          f"perhaps Latin-1 or Windows-1252). {_SAVE_AS}") from exc
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The delimiter of a CSV from its header line: the most frequent of comma, tab and semicolon
+    (comma when none occurs, or on a tie with it)."""
+    counts = {d: header_line.count(d) for d in _DELIMITERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def duplicated_columns(header: Sequence[str], read: Sequence[str] | None = None,
+                       fold_case: Sequence[str] = ()) -> dict[str, list[int]]:
+    """Column names that occur more than once in ``header``, with their 1-based positions.
+
+    Args:
+        header: the header, as written.
+        read: only these names count (None: every name).
+        fold_case: names compared without case (``Label`` repeats ``label``).
+    """
+    folded = {name.lower() for name in fold_case}
+    positions: dict[str, list[int]] = defaultdict(list)
+    for position, name in enumerate(header, start=1):
+        key = name.lower() if name.lower() in folded else name
+        if read is None or key in read or name in read:
+            positions[key].append(position)
+    return {name: where for name, where in positions.items() if len(where) > 1}
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]], str]:
+    """(header, (line, row dict) per data row, delimiter) of a label file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LabelsError(f"cannot read the label file {path}: {exc.strerror or exc}. Check the path.") from exc
+    text = decode_label_text(path, data)
+    if not text.strip():
+        raise LabelsError(f"the label file {path} is empty. Give a header line such as `filename,bird,blank,...` "
+                          "or `filepath,label`, then one line per video.")
+    delimiter = sniff_delimiter(text.splitlines()[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [h.strip() for h in next(reader, [])]
+    rows = [(reader.line_num, dict(zip(header, values))) for values in reader if values]
+    return header, rows, delimiter
 
 
 def _key_column(header: Sequence[str]) -> str | None:
@@ -188,6 +279,20 @@ def _class_list(classes: Sequence[str]) -> str:
     return ", ".join(classes)
 
 
+def _refuse_duplicated_columns(path: Path, header: Sequence[str], key_column: str, label_column: str | None) -> None:
+    """Refuse a header that names a column it reads twice (a reader would keep one silently)."""
+    if label_column is not None:
+        read, advice = ("label", key_column.lower()), ("Keep one label column: a video with several labels takes "
+                                                       "one row per label.")
+    else:
+        read, advice = None, "Keep one column per class (and one filename column)."
+    problems = _Problems(str(path))
+    for name, positions in duplicated_columns(header, read, fold_case=(key_column, "label")).items():
+        where = ", ".join(map(str, positions[:-1])) + f" and {positions[-1]}"
+        problems.add("duplicated columns", f"{name!r} (columns {where})", advice)
+    problems.raise_if_any()
+
+
 def read_label_file(path: str | os.PathLike, classes: Sequence[str] = PRIMATRIX_CLASSES) -> LabelFile:
     """Parse and validate a label file against ``classes`` (see the module docstring).
 
@@ -195,15 +300,17 @@ def read_label_file(path: str | os.PathLike, classes: Sequence[str] = PRIMATRIX_
         LabelsError: every problem found, in one message.
     """
     path = Path(path)
-    header, rows = _read_rows(path)
+    header, rows, delimiter = _read_rows(path)
     classes = tuple(classes)
     problems = _Problems(str(path))
     known = " Known classes: " + _class_list(classes) + " (set the list with --classes)."
     label_column = next((h for h in header if h.lower() == "label"), None)
     key_column = _key_column(header)
     if key_column is None:
-        raise LabelsError(f"the label file {path} has no filename/filepath column (header: {', '.join(header) or 'empty'}). "
+        raise LabelsError(f"the label file {path} has no filename/filepath column (header, read as "
+                          f"{_DELIMITERS[delimiter]}: {', '.join(header) or 'empty'}). "
                           "Expected Pri-matrix `filename,<class>,...` or long `filepath,label`.")
+    _refuse_duplicated_columns(path, header, key_column, label_column)
     position = {c: i for i, c in enumerate(classes)}
     labelled: dict[str, tuple[int, np.ndarray]] = {}
     first_line: dict[str, int] = {}

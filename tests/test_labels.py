@@ -169,3 +169,94 @@ def test_class_list_parsing_and_config_errors(tmp_path):
         read_label_file(no_key)
     result = jungle("labels", no_key, "-w", tmp_path / "none")
     assert result.exit_code == 1 and "No jungle workspace" in result.output
+
+
+# --------------------------------------------------------------------------- never relabel silently
+def test_a_class_column_twice_is_refused_naming_it(ws, tmp_path):
+    columns = list(PRIMATRIX_CLASSES) + ["bird"]  # 'bird' is column 2 and column 26
+    rows = [["EK000059.AVI"] + ["0"] * 24 + ["1"], ["PICT0021.ASF"] + ["1"] + ["0"] * 24]
+    path = _write_wide(tmp_path / "twice.csv", ["filename"] + columns, rows)
+    result = jungle("labels", path, "-w", ws.root)
+    assert result.exit_code == 1
+    assert result.output == (f"Error: the label file {path} has problems; no labels were imported:\n"
+                             "  - duplicated columns: 'bird' (columns 2 and 26). Keep one column per class "
+                             "(and one filename column).\n")
+    assert _labels(ws) == {}
+
+
+def test_label_or_key_column_twice_is_refused_naming_them(ws, tmp_path):
+    path = _write_wide(tmp_path / "long.csv", ["filepath", "label", "split", "Label", "FilePath"],
+                       [["EK000059.AVI", "gorilla", "train", "human", "PICT0021.ASF"]])
+    result = jungle("labels", path, "-w", ws.root)
+    assert result.exit_code == 1
+    assert ("duplicated columns (2): 'filepath' (columns 1 and 5); 'label' (columns 2 and 4). Keep one label "
+            "column: a video with several labels takes one row per label.") in result.output
+    assert _labels(ws) == {}
+    ignored_twice = _write_wide(tmp_path / "split.csv", ["filepath", "label", "split", "split"],
+                                [["EK000059.AVI", "gorilla", "train", "x"]])  # columns not read may repeat
+    assert jungle("labels", ignored_twice, "-w", ws.root).exit_code == 0
+
+
+def _encoded(path, text: str, encoding: str):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_tab_and_semicolon_separated_utf16_and_bom_files_are_read(ws, tmp_path):
+    names = ["EK000059.AVI", "PICT0021.ASF"]
+    wide = {name: [int(i == j) for j in range(24)] for i, name in enumerate(names)}  # bird / blank
+
+    def wide_text(sep: str) -> str:
+        lines = [sep.join(["filename", *PRIMATRIX_CLASSES])]
+        lines += [sep.join([name, *map(str, wide[name])]) for name in names]
+        return "\r\n".join(lines) + "\r\n"
+
+    expected = {name: dict(zip(PRIMATRIX_CLASSES, wide[name])) for name in names}
+    excel_unicode_text = _encoded(tmp_path / "excel.txt", wide_text("\t"), "utf-16")  # what Excel writes
+    for path in (excel_unicode_text, _encoded(tmp_path / "bom.csv", wide_text(","), "utf-8-sig"),
+                 _encoded(tmp_path / "semicolon.csv", wide_text(";"), "utf-8"),
+                 _encoded(tmp_path / "u32.csv", wide_text(","), "utf-32")):
+        result = jungle("labels", path, "-w", ws.root, "-f", "csv")
+        assert result.exit_code == 0, (path.name, result.output)
+        assert result.stdout.splitlines()[1] == f"{path},wide,2,2,24,0"
+        assert _labels(ws) == expected
+    tsv = _encoded(tmp_path / "long.tsv", "filepath\tlabel\tsplit\nEK000059.AVI\tgorilla\ttrain\n", "utf-8")
+    assert jungle("labels", tsv, "-w", ws.root).exit_code == 0
+    assert _labels(ws)["EK000059.AVI"]["gorilla"] == 1 and _labels(ws)["EK000059.AVI"]["bird"] == 0
+
+
+def test_files_that_are_not_utf8_text_say_what_to_do(ws, media, tmp_path):
+    no_bom = _encoded(tmp_path / "nobom.csv", "filepath,label\nEK000059.AVI,gorilla\n", "utf-16-le")
+    latin = _encoded(tmp_path / "latin.csv", "filepath,label\nTa\u00ef_T124/f4636736.avi,gorilla\n", "latin-1")
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8)))
+    video = zamba_clips(media)[0]
+    expected = {
+        no_bom: f"Error: the label file {no_bom} looks like UTF-16 text without a byte-order mark, which cannot "
+                "be read reliably. UTF-16: save it as UTF-8 CSV (in Excel: Save As > 'CSV UTF-8').\n",
+        latin: f"Error: the label file {latin} is not UTF-8 text (byte 0xef on line 2; perhaps Latin-1 or "
+               "Windows-1252). Save it as UTF-8 CSV (in Excel: Save As > 'CSV UTF-8').\n",
+    }
+    for path, message in expected.items():
+        result = jungle("labels", path, "-w", ws.root)
+        assert (result.exit_code, result.output) == (1, message)
+    for path in (garbage, video):
+        result = jungle("labels", path, "-w", ws.root)
+        assert result.exit_code == 1
+        assert result.output.startswith(f"Error: the label file {path} is not a text file (")
+        assert "Give a CSV file: a header line such as `filename,bird,blank,...` or `filepath,label`" in result.output
+    assert _labels(ws) == {}
+
+
+def test_duplicated_columns_through_the_cli_subprocess(ws, tmp_path):
+    """The real `jungle` executable: one line on stderr, exit 1, no traceback."""
+    import subprocess
+    import sys
+
+    path = _write_wide(tmp_path / "long.csv", ["filepath", "label", "label"], [["EK000059.AVI", "gorilla", "human"]])
+    done = subprocess.run([sys.executable, "-m", "jungle.cli", "labels", str(path), "-w", str(ws.root)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(f"Error: the label file {path} has problems; no labels were imported:\n"
+                                  "  - duplicated columns: 'label' (columns 2 and 3).")
+    assert "Traceback" not in done.stderr and _labels(ws) == {}
