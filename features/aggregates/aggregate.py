@@ -54,6 +54,8 @@ __all__ = ["KINDS", "StatsConfig", "PoolingConfig", "AggregateConfig", "Aggregat
 
 Kind = Literal["meta", "frame-head", "stats", "minmax", "attention"]
 KINDS: tuple[str, ...] = ("meta", "frame-head", "stats", "minmax", "attention")
+#: The kinds that read frame-level embedding sets (``config.sources``); ``meta`` reads ``videos`` only.
+FRAME_KINDS = frozenset(KINDS) - {"meta"}
 
 
 class StatsConfig(BaseModel):
@@ -371,6 +373,8 @@ class _Run:
         kinds = set(self.config.kinds)
         if "meta" in kinds:
             self.meta()
+        if not kinds & FRAME_KINDS:  # meta alone reads no frame-level set: it needs none to exist
+            return self.results
         sources = [self._source(name) for name in self.config.sources]
         for source in sources:
             if "stats" in kinds:
