@@ -135,4 +135,23 @@ def m002_predictions(con) -> None:
         )""")
 
 
+@migration
+def m003_label_events(con) -> None:
+    """Append-only history of label changes made by ``jungle review`` (set and undo), with time."""
+    con.execute("CREATE SEQUENCE label_event_ids START 1")
+    con.execute("""
+        CREATE TABLE label_events (
+            event_id        BIGINT PRIMARY KEY DEFAULT nextval('label_event_ids'),
+            changed_at      TIMESTAMP NOT NULL,    -- UTC
+            video_id        VARCHAR NOT NULL,
+            action          VARCHAR NOT NULL,      -- 'set' | 'undo'
+            classes         VARCHAR[],             -- positive classes after the change (NULL: no labels)
+            source          VARCHAR,               -- label source after the change
+            previous        VARCHAR[],             -- positive classes before (NULL: no labels)
+            previous_source VARCHAR,
+            session         VARCHAR,               -- the review run that made the change
+            undoes          BIGINT                 -- for 'undo': the event it reverted
+        )""")
+
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

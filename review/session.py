@@ -1,0 +1,249 @@
+"""One review run: the clips, the model's probabilities, the queue, label writes and re-fits.
+
+The session keeps only what is slow to rebuild in memory (the saved model's features and the
+probabilities); labels are read from the workspace on every queue request and written at once,
+each in a short transaction, so other jungle commands can use the database between requests.
+
+The probabilities start from the saved model: its predictions for every clip with features, its
+out-of-fold predictions for the clips it was trained on, and, when the page (or
+``jungle review --retrain``) has re-fitted since, the newest re-fit's (``review-<model id>`` in
+``predictions``). :meth:`ReviewSession.retrain` replaces them with a new re-fit.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NotFoundError
+from ..store.db import connect
+from ..store.workspace import Workspace
+from . import labels_store
+from .previews import ClipMissing, browser_playable, cached_strip, missing_message
+from .queue import QueueError, QueueRequest, queue_order
+from .retrain import RetrainConfig, RetrainResult, load_features, load_labels, retrain, review_model_id
+
+__all__ = ["Clip", "ReviewSession", "model_probabilities", "parse_queue_request"]
+
+_TOP = 5
+_CLIP_COLUMNS = ("video_id", "filename", "relpath", "path", "site", "mtime", "bytes", "container", "video_codec",
+                 "pix_fmt", "width", "height", "fps", "duration", "is_night", "brightness", "motion_energy")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A clip's row of ``videos``: what the page shows beside the player."""
+
+    video_id: str
+    filename: str
+    relpath: str | None
+    path: str
+    site: str | None
+    mtime: datetime | None
+    bytes: int | None
+    container: str | None
+    video_codec: str | None
+    pix_fmt: str | None
+    width: int | None
+    height: int | None
+    fps: float | None
+    duration: float | None
+    is_night: bool | None
+    brightness: float | None
+    motion_energy: float | None
+
+    @property
+    def playable(self) -> bool:
+        return browser_playable(self.container, self.video_codec, self.pix_fmt)
+
+    def metadata(self) -> dict:
+        """Everything but the id, JSON-ready."""
+        out = {}
+        for name in _CLIP_COLUMNS[1:]:
+            value = getattr(self, name)
+            out[name] = value.isoformat(sep=" ", timespec="seconds") if isinstance(value, datetime) else value
+        return out
+
+
+def model_probabilities(workspace: Workspace, features) -> tuple[np.ndarray, str]:
+    """The queue's starting probabilities for ``features`` (a :func:`load_features` result), and their origin."""
+    loaded, video_ids, matrices = features
+    P = loaded.predict_proba(matrices)
+    origin = f"model {loaded.model_id}"
+    row_of = {v: i for i, v in enumerate(video_ids)}
+    col_of = {c: j for j, c in enumerate(loaded.classes)}
+    with connect(workspace) as con:
+        for model_id, kinds, label in ((loaded.model_id, ("oof",), " (out-of-fold for its training clips)"),
+                                       (review_model_id(loaded.model_id), ("oof", "predict"), ", re-fitted in review")):
+            rows = con.execute(
+                "SELECT video_id, class, probability FROM predictions WHERE model_id = ? AND list_contains(?, kind)",
+                [model_id, list(kinds)]).fetchall()
+            for video_id, cls, p in rows:
+                i, j = row_of.get(video_id), col_of.get(cls)
+                if i is not None and j is not None:
+                    P[i, j] = p
+            origin += label if rows else ""
+    return P, origin
+
+
+def _yes_no_all(text: str | None) -> bool | str | None:
+    mapping = {None: None, "": None, "yes": True, "true": True, "1": True, "no": False, "false": False, "0": False,
+               "all": "all"}
+    if text not in mapping:
+        raise QueueError(f"labelled must be yes, no or all, not {text!r}")
+    return mapping[text]
+
+
+def _band(low: str | None, high: str | None) -> tuple[float, float] | None:
+    if not low and not high:
+        return None
+    try:
+        return (float(low) if low else 0.0, float(high) if high else 1.0)
+    except ValueError:
+        raise QueueError(f"the probability band needs numbers between 0 and 1, not {low!r}..{high!r}") from None
+
+
+def parse_queue_request(params: dict[str, str], classes: list[str]) -> QueueRequest:
+    """A :class:`QueueRequest` from the page's query parameters (``order``, ``class``, ``site``,
+    ``labelled``, ``min_p``, ``max_p``, ``method``, ``seed``)."""
+    cls = params.get("class") or None
+    if cls is not None and cls not in classes:
+        raise QueueError(f"unknown class {cls!r}. Known classes: {', '.join(classes)}.")
+    try:
+        seed = int(params.get("seed") or 0)
+    except ValueError:
+        raise QueueError(f"seed must be a whole number, not {params.get('seed')!r}") from None
+    return QueueRequest(order=params.get("order") or "uncertainty",
+                        class_index=None if cls is None else classes.index(cls), site=params.get("site") or None,
+                        labelled=_yes_no_all(params.get("labelled")), band=_band(params.get("min_p"), params.get("max_p")),
+                        method=params.get("method") or "entropy", seed=seed)
+
+
+class ReviewSession:
+    """The state of one ``jungle review`` run; every method is safe to call from several threads."""
+
+    def __init__(self, workspace: Workspace, model: str = "latest", config: RetrainConfig = RetrainConfig()):
+        self.workspace = workspace
+        self.config = config
+        self.session_id = secrets.token_hex(8)
+        self.lock = threading.RLock()
+        self.features = load_features(workspace, model)
+        self.model_id = self.features[0].model_id
+        self.classes: list[str] = list(self.features[0].classes)
+        self.video_ids: list[str] = list(self.features[1])
+        self.P, self.origin = model_probabilities(workspace, self.features)
+        self.last_retrain: RetrainResult | None = None
+        with connect(workspace) as con:
+            rows = con.execute(f"SELECT {', '.join(_CLIP_COLUMNS)} FROM videos").fetchall()
+        by_id = {r[0]: Clip(*r) for r in rows}
+        self.clips = [by_id[v] for v in self.video_ids]
+        self.row_of = {v: i for i, v in enumerate(self.video_ids)}
+
+    # ------------------------------------------------------------------ reading
+    def clip(self, video_id: str) -> Clip:
+        """The clip with this id, among the session's clips (never a path from a request)."""
+        i = self.row_of.get(video_id)
+        if i is None:
+            raise NotFoundError(f"no clip with video_id {video_id!r} in this review (clips need the model's features)")
+        return self.clips[i]
+
+    def _top(self, i: int) -> list[list]:
+        order = np.argsort(-self.P[i], kind="stable")[:_TOP]
+        return [[self.classes[j], round(float(self.P[i, j]), 4)] for j in order]
+
+    def _labels(self):
+        with connect(self.workspace) as con:
+            Y, labelled = load_labels(con, self.video_ids, self.classes)
+            sources = dict(con.execute("SELECT video_id, any_value(source) FROM labels GROUP BY video_id").fetchall())
+        return Y, labelled, sources
+
+    def _entry(self, i: int, Y, labelled, sources, score: float | None = None) -> dict:
+        clip = self.clips[i]
+        return {
+            "video_id": clip.video_id, "filename": clip.filename, "site": clip.site,
+            "time": clip.metadata()["mtime"],
+            "labels": [c for c, y in zip(self.classes, Y[i]) if y] if labelled[i] else None,
+            "label_source": sources.get(clip.video_id),
+            "probabilities": {c: round(float(p), 6) for c, p in zip(self.classes, self.P[i])},
+            "top": self._top(i),
+            "score": None if score is None or np.isnan(score) else round(float(score), 6),
+        }
+
+    def queue(self, request: QueueRequest, limit: int = 100, offset: int = 0) -> dict:
+        """The clips of ``request`` in queue order (``limit`` of them from ``offset``) and the total."""
+        with self.lock:
+            Y, labelled, sources = self._labels()
+            order, scores = queue_order(request, self.P, Y, labelled, [c.site for c in self.clips],
+                                        [c.mtime.timestamp() if c.mtime else np.nan for c in self.clips],
+                                        [c.filename for c in self.clips])
+            window = slice(offset, offset + limit)
+            return {"order": request.order, "total": int(len(order)),
+                    "clips": [self._entry(int(i), Y, labelled, sources, s)
+                              for i, s in zip(order[window], scores[window])]}
+
+    def detail(self, video_id: str) -> dict:
+        """A clip's queue entry plus its metadata, how to show it, and its label history."""
+        clip = self.clip(video_id)
+        with self.lock:
+            Y, labelled, sources = self._labels()
+            with connect(self.workspace) as con:
+                history = labels_store.label_history(con, video_id)
+            entry = self._entry(self.row_of[video_id], Y, labelled, sources)
+        exists = Path(clip.path).exists()
+        entry.update(metadata=clip.metadata(), history=history, missing=None if exists else missing_message(clip.path),
+                     media="video" if exists and clip.playable else ("frames" if exists else None))
+        return entry
+
+    def preview(self, video_id: str) -> Path:
+        """The cached frame strip of a clip (decoded on first use)."""
+        clip = self.clip(video_id)
+        return cached_strip(self.workspace, clip.video_id, clip.path)
+
+    def video_file(self, video_id: str) -> Path:
+        """The clip's own file, for the browser's player.
+
+        Raises:
+            ClipMissing: the file is gone.
+        """
+        clip = self.clip(video_id)
+        if not Path(clip.path).exists():
+            raise ClipMissing(missing_message(clip.path))
+        return Path(clip.path)
+
+    # ------------------------------------------------------------------ writing
+    def set_labels(self, video_id: str, classes: list[str] | None) -> dict:
+        """Write the clip's labels (source ``review``) and return its new entry."""
+        self.clip(video_id)
+        with self.lock:
+            change = labels_store.set_labels(self.workspace, video_id, classes, session=self.session_id)
+        return {"event_id": change.event_id, "clip": self.detail(video_id)}
+
+    def undo(self) -> dict:
+        """Undo this session's latest label change; return the clip it touched."""
+        with self.lock:
+            change = labels_store.undo_last(self.workspace, self.session_id)
+        return {"event_id": change.event_id, "video_id": change.video_id,
+                "clip": self.detail(change.video_id) if change.video_id in self.row_of else None}
+
+    def retrain(self) -> RetrainResult:
+        """Re-fit on the current labels and re-rank: the queue uses the new probabilities at once."""
+        with self.lock:
+            result = retrain(self.workspace, self.model_id, self.config, features=self.features)
+            self.P = result.P
+            self.origin = f"model {self.model_id}, re-fitted in review"
+            self.last_retrain = result
+        return result
+
+    def info(self) -> dict:
+        """Classes, sites, model and counts for the page's controls."""
+        with self.lock:
+            _, labelled, _ = self._labels()
+        return {"model_id": self.model_id, "origin": self.origin, "classes": self.classes,
+                "sites": sorted({c.site for c in self.clips if c.site is not None}),
+                "clips": len(self.clips), "labelled": int(labelled.sum()),
+                "orders": ["uncertainty", "likely", "disagreement", "site_time", "random"]}
