@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+from ..runtime import quiet_optuna
 from ..features.featurize.distributed import DaskUnavailable, client_for, worker_threads
 from .level2 import Level2Classifier
 from .tuning import TuneConfig, TuneResult, run_trials, open_storage, study_result, tune
@@ -161,12 +163,12 @@ def tune_on_dask(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, mode: str, cfg
     workers = worker_threads(client)
     remote = sorted({_host(w) for w in workers} - _local_hosts())
     if storage.startswith("sqlite") and remote:
-        raise ValueError(
+        raise InputError(
             f"the Optuna storage {storage} is a SQLite file on this machine, but Dask workers run on "
             f"{', '.join(remote)}. Give a storage every worker reaches, e.g. --storage postgresql://USER@HOST/jungle.")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    optuna.create_study(study_name=study_name, storage=open_storage(storage), direction="minimize",
-                        load_if_exists=True)
+    with quiet_optuna():
+        optuna.create_study(study_name=study_name, storage=open_storage(storage), direction="minimize",
+                            load_if_exists=True)
     data = [client.scatter(np.asarray(a), broadcast=True) for a in (X, Y, folds)]
     futures = [client.submit(_tuning_task, *data, mode, base, cfg, study_name, storage, cfg.seed + index,
                              workers=[address], allow_other_workers=True, retries=retries, pure=False)

@@ -14,7 +14,6 @@ reproducible, since parallel workers see each other's trials in a timing-depende
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ import xgboost as xgb
 from optuna_integration.xgboost import XGBoostPruningCallback
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import NotFoundError
+from ..runtime import available_cores, quiet_optuna
 from .level2 import Level2Classifier, mcll_metric, training_matrix
 
 __all__ = [
@@ -86,7 +87,7 @@ def default_threads(cells: int, jobs: int = 1) -> int:
     else the cores divided among the workers."""
     if cells < 2_000_000:
         return 1
-    return max(1, (os.cpu_count() or 1) // jobs)
+    return max(1, available_cores() // jobs)
 
 
 def suggest_params(trial) -> dict[str, Any]:
@@ -236,16 +237,16 @@ def run_trials(X, Y, folds, mode: str, base: dict, cfg: TuneConfig, study_name: 
     """Run trials into the shared study until it holds ``cfg.trials`` finished ones."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=open_storage(storage),
-                              sampler=optuna.samplers.TPESampler(seed=seed), pruner=_pruner(cfg))
-    remaining = cfg.trials - _finished(study)
-    if remaining <= 0:
-        return
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    study.optimize(_objective(X, Y, folds, mode, base, cfg), n_trials=remaining,
-                   callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=states)],
-                   catch=(), gc_after_trial=False)
+    with quiet_optuna():
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage),
+                                  sampler=optuna.samplers.TPESampler(seed=seed), pruner=_pruner(cfg))
+        remaining = cfg.trials - _finished(study)
+        if remaining <= 0:
+            return
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        study.optimize(_objective(X, Y, folds, mode, base, cfg), n_trials=remaining,
+                       callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=states)],
+                       catch=(), gc_after_trial=False)
 
 
 def _worker(data_dir: str, mode: str, base: dict, cfg_json: str, study_name: str, storage: str,
@@ -284,9 +285,9 @@ def tune(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, mode: str, cfg: TuneCo
         trees = result.rounds_built * Y.shape[1] * len(np.unique(folds))
         return TuneResult(None, None, _public(base), result.rounds, result.value, 0, 0, float(trees))
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    optuna.create_study(study_name=study_name, storage=open_storage(storage), direction="minimize",
-                        load_if_exists=True)
+    with quiet_optuna():
+        optuna.create_study(study_name=study_name, storage=open_storage(storage), direction="minimize",
+                            load_if_exists=True)
     if cfg.jobs == 1:
         run_trials(X, Y, folds, mode, base, cfg, study_name, storage, cfg.seed)
     else:
@@ -320,7 +321,7 @@ def study_result(study_name: str, storage: str, base: dict | None = None) -> Tun
     study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
-        raise RuntimeError(f"study {study_name!r} in {storage} has no complete trial; run more trials.")
+        raise NotFoundError(f"study {study_name!r} in {storage} has no complete trial; run more trials.")
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                         optuna.trial.TrialState.PRUNED))
     best = study.best_trial

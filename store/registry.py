@@ -11,6 +11,7 @@ Nothing is ever overwritten silently.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -75,18 +76,33 @@ _COLUMNS = [
 ]
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """The package version plus the git commit of the source tree when there is one."""
+    """The package version, plus the commit when jungle runs from its own git checkout.
+
+    Only a checkout whose top level is jungle's own source folder counts: an installed jungle that
+    happens to sit inside some other git repository (a virtual environment in a project folder)
+    records the package version alone rather than that repository's commit.
+    """
     from jungle import __version__
 
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent.parent,
-            capture_output=True, text=True, timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
+    sha = source_commit(Path(__file__).resolve().parent.parent)
     return f"{__version__}+{sha}" if sha else __version__
+
+
+def source_commit(root: Path) -> str | None:
+    """The short commit of the git work tree whose top level is ``root``, else None."""
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "--short", "HEAD"], cwd=root,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.split()
+    if out.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != root.resolve():
+        return None
+    return lines[1]
 
 
 def config_key(config: dict, inputs: list | None = None) -> str:

@@ -28,7 +28,7 @@ def test_parse_and_spec_round_trip(text, expected, slots):
     parsed = parse_sampling(text)
     assert parsed == expected and parsed.slots == slots
     assert parse_sampling(parsed.spec()) == parsed
-    assert parsed.key() == expected.key() and len(parsed.key()) == 8
+    assert parsed.key() == expected.key() and len(parsed.key()) == 12
 
 
 def test_winner1_is_the_first_place_frame_list():

@@ -42,8 +42,9 @@ from jungle.store.workspace import Workspace
 
 from .attention import AttentionConfig, fit_attention, meta_inputs, predict_attention
 from .frame_head import FrameHeadConfig, fit_frame_head, write_frame_probs
+from ...runtime import torch_threads
 from .frame_stats import (EMBEDDING_POOLS, PROB_STATS, class_slug, pool_columns, pool_embeddings,
-                          prob_stat_columns, prob_stats, torch_threads)
+                          prob_stat_columns, prob_stats)
 from .inputs import FrameRows, fingerprint, iter_frame_blocks, load_frame_rows
 from .metadata import MetadataConfig, metadata_features, videos_fingerprint_query
 from .oof import load_fold_plan

@@ -21,14 +21,14 @@ so memory stays bounded, and both blind to invalid (padded) frame slots, whateve
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from ...runtime import torch_threads
+
 __all__ = ["PROB_STATS", "EMBEDDING_POOLS", "class_slug", "prob_stat_columns", "prob_stats",
-           "pool_columns", "pool_embeddings", "frame_moments", "as_float32",
-           "torch_threads"]
+           "pool_columns", "pool_embeddings", "frame_moments", "as_float32"]
 
 PROB_STATS: tuple[str, ...] = ("mean", "median", "min", "max", "std", "p10", "p90")
 EMBEDDING_POOLS: tuple[str, ...] = ("mean", "max", "min", "range")
@@ -179,22 +179,6 @@ def _pool_step(x: np.ndarray, valid: np.ndarray, counts: np.ndarray, pools: Sequ
     if "range" in pools:
         result["range"] = result["max"] - result["min"]
     return result
-
-
-@contextmanager
-def torch_threads(n: int | None):
-    """Run the block with ``n`` torch threads (None: unchanged), restoring the previous number after."""
-    import torch
-
-    previous = torch.get_num_threads()
-    change = n is not None and n != previous
-    if change:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if change:
-            torch.set_num_threads(previous)
 
 
 def as_float32(values: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from ...errors import EnvironmentProblem, JungleError
+from ...runtime import available_cores
 from .runner import FeaturizeConfig, FeaturizePlan, FeaturizeSummary, ModelSpec, SetSummary, Shard
 
 __all__ = ["DaskUnavailable", "ShardsFailed", "DaskFeaturizeSummary", "client_for", "worker_threads",
@@ -89,7 +90,7 @@ def client_for(address, n_workers: int | None = None, threads_per_worker: int = 
     cluster = None
     try:
         if address == LOCAL:
-            cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=threads_per_worker,
+            cluster = LocalCluster(n_workers=n_workers or available_cores(), threads_per_worker=threads_per_worker,
                                    processes=True, dashboard_address=None)
             client = Client(cluster)
         else:

@@ -43,7 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ...errors import BusyError
 from ..models.encoders import EncoderConfig
 from ..video.sampling import Sampling, parse_sampling, sample_frames
-from ..video.decode import VideoReadError, available_cores, read_frames
+from ...runtime import available_cores
+from ..video.decode import VideoReadError, read_frames
 
 __all__ = [
     "FeaturizeConfig",

@@ -25,7 +25,6 @@ exactly as at 640x640 and only the padding shrinks, so the scores are nearly ide
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...store.arrays import ArraySpec
+from ...store.registry import config_key
 from ..video.sampling import Fps, Sampling, positive_int, register_sampling, spread_indices
 from ..video.decode import VideoIndex, index_video, read_frames
 
@@ -113,7 +113,7 @@ class DetectorConfig(BaseModel):
 
     def key(self) -> str:
         """Short hash of :meth:`lineage`."""
-        return hashlib.sha256(repr(sorted(self.lineage().items())).encode()).hexdigest()[:8]
+        return config_key(self.lineage())
 
 
 @dataclass

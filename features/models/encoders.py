@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from ...errors import ModelError
+from ...store.registry import config_key
 
 __all__ = [
     "EncoderConfig",
@@ -79,7 +80,7 @@ class EncoderConfig(BaseModel):
         return "".join(c if c.isalnum() else "_" for c in base.lower()).strip("_")
 
     def key(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:8]
+        return config_key(self.model_dump(mode="json"))
 
 
 @dataclass(frozen=True)

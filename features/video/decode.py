@@ -35,6 +35,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from ...errors import MediaError
+from ...runtime import available_cores
 
 __all__ = [
     "VideoReadError",
@@ -44,7 +45,6 @@ __all__ = [
     "index_video",
     "plan_decode",
     "split_plan",
-    "available_cores",
     "read_frames",
     "iter_frames",
     "SEEK_COST_FRAMES",
@@ -343,11 +343,6 @@ def _balanced_runs(groups: list[list[int]], costs: list[int], parts: int) -> lis
         middle = (low + high) // 2
         low, high = (low, middle) if len(cut(middle)) <= parts else (middle + 1, high)
     return cut(low)
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _configure(stream, threads: int) -> None:

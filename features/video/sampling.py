@@ -21,7 +21,6 @@ the decode worker processes; one that needs a model may keep a per-process cache
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import math
 import re
@@ -32,6 +31,7 @@ from typing import Callable, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...store.registry import config_key
 from .decode import Frames, VideoIndex, index_video, iter_frames, read_frames
 
 __all__ = [
@@ -106,7 +106,7 @@ class Sampling(BaseModel):
 
     def key(self) -> str:
         """A short stable hash of the configuration."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:8]
+        return config_key(self.model_dump(mode="json"))
 
     def __str__(self) -> str:
         return self.spec()
