@@ -1,8 +1,8 @@
 """The demo collection's configuration: a frozen, typed description of what ``make_demo`` writes.
 
 Everything the generator draws follows from a :class:`DemoConfig`: the same configuration gives
-the same label files, the same decoded frames and (x264 is run single-threaded with fixed
-options) the same video bytes.
+the same label files, the same decoded frames and (x264 runs single-threaded, without MB-tree,
+with fixed options: ``generate.X264_OPTIONS``) the same video bytes.
 """
 
 from __future__ import annotations

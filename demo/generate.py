@@ -36,9 +36,10 @@ from ..errors import JungleError
 from ..classes import PRIMATRIX_CLASSES
 from .config import DemoConfig
 from .plan import ClipPlan, CollectionPlan, plan_collection
-from .scenes import CameraSpec, build_scene, render_frames, script_clip
+from .scenes import CameraScene, CameraSpec, ClipScript, build_scene, render_frames, script_clip
 
-__all__ = ["DemoManifest", "DemoError", "make_demo", "read_demo", "write_clip", "MANIFEST_NAME"]
+__all__ = ["DemoManifest", "DemoError", "make_demo", "read_demo", "write_clip", "clip_script", "MANIFEST_NAME",
+           "X264_OPTIONS"]
 
 MANIFEST_NAME = "demo.json"
 _FORMAT = "jungle-demo"
@@ -105,12 +106,22 @@ class DemoManifest:
 
 
 # --------------------------------------------------------------------------- one clip
+#: x264's settings for every demo clip. ``threads=1``: no frame, slice or lookahead threads, so
+#: nothing depends on thread timing. ``mbtree=0``: with MB-tree rate control on, x264 (core 165,
+#: as bundled with PyAV 18) reads uninitialised heap memory, so the same frames gave different
+#: files depending on what the process had freed before (one clip: 3,595, 3,609 or 3,615 bytes
+#: with the freed heap filled with 0, 255 or 128; 30 of 40 clips at scale 0.15, 28 of 40 at
+#: 0.25). That was the ``workers=1`` vs ``workers=2`` difference of issue 13. Without MB-tree the
+#: bytes depend on the frames only (0 of 40); files are 2-21% larger.
+X264_OPTIONS = {"preset": "fast", "threads": "1", "x264-params": "mbtree=0"}
+
+
 def write_clip(path: Path, frames: Iterable[np.ndarray], width: int, height: int, fps: int, crf: int) -> int:
     """Encode ``frames`` (RGB (H, W, 3) or grayscale (H, W) uint8) as H.264 MP4 with PyAV.
 
-    x264 runs single-threaded with fixed options, so the same frames give the same bytes on any
-    machine. Grayscale frames are written with neutral chroma, so they decode with R = G = B.
-    The file appears at ``path`` only once complete.
+    x264 runs with :data:`X264_OPTIONS` (single-threaded, no MB-tree), so the same frames give
+    the same bytes in every process. Grayscale frames are written with neutral chroma, so they
+    decode with R = G = B. The file appears at ``path`` only once complete.
 
     Returns:
         The file's size in bytes.
@@ -123,7 +134,7 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], width: int, height: int
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.gop_size = 10 * fps
-        stream.options = {"crf": str(crf), "preset": "fast", "threads": "1"}
+        stream.options = {"crf": str(crf), **X264_OPTIONS}
         for image in frames:
             if image.ndim == 2:  # limited-range luma (as swscale maps gray), neutral chroma
                 luma = (16 + (image.astype(np.uint16) * 219 + 127) // 255).astype(np.uint8)
@@ -137,12 +148,17 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], width: int, height: int
     return path.stat().st_size
 
 
+def clip_script(scene: CameraScene, clip: ClipPlan, fps: int) -> ClipScript:
+    """What happens in ``clip`` (filmed by ``scene``, its camera), from the clip's seed only."""
+    return script_clip(scene, clip.species, clip.night, clip.frames, fps, np.random.default_rng(clip.seed))
+
+
 def _make_clips(directory: str, clips: list[ClipPlan], crf: int, fps: int) -> list[dict]:
     """Make the clips of one camera that are not on disk yet; describe them all (worker task)."""
     scene = build_scene(clips[0].camera)
     out = []
     for clip in clips:
-        script = script_clip(scene, clip.species, clip.night, clip.frames, fps, np.random.default_rng(clip.seed))
+        script = clip_script(scene, clip, fps)
         path = Path(directory) / clip.relpath
         written = not path.exists()
         if written:

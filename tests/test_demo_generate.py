@@ -4,6 +4,7 @@ sizes, determinism, resuming, and ``jungle demo make``. Real files in tmp_path t
 from __future__ import annotations
 
 import csv
+import ctypes
 import hashlib
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -16,8 +17,9 @@ from typer.testing import CliRunner
 from jungle.classes import PRIMATRIX_CLASSES
 from jungle.cli import app
 from jungle.demo.config import REAL_RESOLUTIONS, DemoConfig
-from jungle.demo.generate import DemoError, make_demo, read_demo
-from jungle.demo.plan import allocate_counts
+from jungle.demo.generate import DemoError, clip_script, make_demo, read_demo, write_clip
+from jungle.demo.plan import allocate_counts, plan_collection
+from jungle.demo.scenes import build_scene, render_frames
 
 #: Small enough to be quick, large enough for every species and several clips per camera.
 SMALL = DemoConfig(seed=3, n_train=72, n_test=8, duration=2.0, fps=8, scale=0.2, n_cameras=3, min_per_class=1)
@@ -165,6 +167,52 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
     other = make_demo(tmp_path / "c", DemoConfig(**{**TINY.to_dict(), "seed": 6, "frequencies": TINY.frequencies}))
     assert (other.directory / "train_labels.csv").read_bytes() != (first.directory / "train_labels.csv").read_bytes()
     assert {p.name for p in other.train_clips}.isdisjoint(p.name for p in first.train_clips)
+
+
+def _collection_digests(manifest) -> dict[str, str]:
+    """sha256 of every file the generator wrote (clips and tables), by path inside the collection."""
+    tables = ("train_labels.csv", "test_labels.csv", "submission_format.csv", "clips.csv")
+    files = [*manifest.train_clips, *manifest.test_clips, *(manifest.directory / name for name in tables)]
+    return {str(p.relative_to(manifest.directory)): _sha(p) for p in files}
+
+
+def test_repeated_runs_with_one_and_two_workers_write_the_same_bytes(tmp_path):
+    workers = (1, 2, 1, 2, 2, 1)
+    digests = [_collection_digests(make_demo(tmp_path / f"run{i}", TINY, workers=w)) for i, w in enumerate(workers)]
+    assert len(digests[0]) == 14 + 4
+    differing = {f"run {i} (workers={workers[i]})": sorted(name for name in d if d[name] != digests[0][name])
+                 for i, d in enumerate(digests) if d != digests[0]}
+    assert not differing, f"files that differ from run 0 (workers=1): {differing}"
+
+
+def _leave_freed_heap_filled_with(byte: int) -> None:
+    """Allocate blocks of 64 B to 128 KiB, fill them with ``byte`` and free them: the next
+    allocations (x264's buffers) get memory that still holds ``byte``."""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    sizes = [1 << k for k in range(6, 18)] * 30
+    blocks = [libc.malloc(size) for size in sizes]
+    for block, size in zip(blocks, sizes):
+        ctypes.memset(block, byte, size)
+    for block in blocks:
+        libc.free(block)
+
+
+def test_clip_bytes_do_not_depend_on_memory_left_by_earlier_work(tmp_path):
+    """Issue 13: with MB-tree rate control, x264 read uninitialised heap memory, so what a process
+    had freed before (a worker's history) changed a clip's bytes (28-30 of 40 demo clips)."""
+    plan = plan_collection(TINY)
+    scenes = {camera: build_scene(camera) for camera in plan.cameras}
+    for clip in plan.clips:
+        frames = list(render_frames(scenes[clip.camera], clip_script(scenes[clip.camera], clip, TINY.fps)))
+        digests = set()
+        for byte in (0, 255, 128):
+            _leave_freed_heap_filled_with(byte)
+            path = tmp_path / f"{byte}.mp4"
+            write_clip(path, frames, clip.camera.width, clip.camera.height, TINY.fps, TINY.crf)
+            digests.add(_sha(path))
+        assert len(digests) == 1, f"{clip.filename} ({clip.camera.width}x{clip.camera.height}): {len(digests)} versions"
 
 
 def test_make_is_idempotent_resumes_and_refuses_to_mix(tmp_path):
