@@ -1,0 +1,454 @@
+"""``jungle export camtrap-dp OUT_DIR``: a Camera Trap Data Package (Camtrap DP 1.0.2) of video results.
+
+The package holds ``datapackage.json`` (the profile and table schemas referenced by their official
+1.0.2 URLs; coverage computed from the data), ``deployments.csv`` (one deployment per site),
+``media.csv`` (one row per video, ``mediaID`` = ``video_id``) and ``observations.csv``:
+
+* media level: per video the classes whose probability passes the class's threshold
+  (``classificationMethod`` machine, with the probability and the model) — or, for a video with
+  human labels, its positive classes (``classificationMethod`` human), which win over the machine's;
+  a video where no class passes gets one ``unknown`` observation;
+* event level: the same over each independent event (:mod:`jungle.export.events`), the event's
+  probability being the max (or noisy-OR) of its clips' (a labelled clip counts as 0/1); an event
+  is human-classified when every clip in it is.
+
+Coordinates cannot be guessed: they come from ``--deployments FILE`` (a CSV with ``site`` plus
+Camtrap DP deployment columns); sites without them are refused, listed, unless they are asked to be
+left out. The configuration, thresholds and model go to ``jungle-export.json`` in the package.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import InputError
+from .events import EventRule, create_event_views, event_probabilities, group_events
+from .files import write_csv, write_json, write_record
+from .source import ExportData, load_export_data, load_oof
+from .taxonomy import Taxonomy, load_taxonomy
+from .thresholds import ThresholdConfig, passes, resolve_thresholds
+
+__all__ = ["CamtrapConfig", "CamtrapResult", "export_camtrap_dp", "MissingCoordinates", "DeploymentsFileError",
+           "PROFILE_URL", "SCHEMA_URLS", "DEPLOYMENT_FIELDS", "MEDIA_FIELDS", "OBSERVATION_FIELDS", "RECORD"]
+
+BASE_URL = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/"
+PROFILE_URL = BASE_URL + "camtrap-dp-profile.json"
+SCHEMA_URLS = {name: f"{BASE_URL}{name}-table-schema.json" for name in ("deployments", "media", "observations")}
+RECORD = "jungle-export.json"
+
+DEPLOYMENT_FIELDS = (
+    "deploymentID", "locationID", "locationName", "latitude", "longitude", "coordinateUncertainty",
+    "deploymentStart", "deploymentEnd", "setupBy", "cameraID", "cameraModel", "cameraDelay", "cameraHeight",
+    "cameraDepth", "cameraTilt", "cameraHeading", "detectionDistance", "timestampIssues", "baitUse", "featureType",
+    "habitat", "deploymentGroups", "deploymentTags", "deploymentComments")
+MEDIA_FIELDS = ("mediaID", "deploymentID", "captureMethod", "timestamp", "filePath", "filePublic", "fileName",
+                "fileMediatype", "exifData", "favorite", "mediaComments")
+OBSERVATION_FIELDS = (
+    "observationID", "deploymentID", "mediaID", "eventID", "eventStart", "eventEnd", "observationLevel",
+    "observationType", "cameraSetupType", "scientificName", "count", "lifeStage", "sex", "behavior", "individualID",
+    "individualPositionRadius", "individualPositionAngle", "individualSpeed", "bboxX", "bboxY", "bboxWidth",
+    "bboxHeight", "classificationMethod", "classifiedBy", "classificationTimestamp", "classificationProbability",
+    "observationTags", "observationComments")
+
+_MEDIATYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".avi": "video/x-msvideo", ".mov": "video/quicktime",
+               ".asf": "video/x-ms-asf", ".wmv": "video/x-ms-wmv", ".mkv": "video/x-matroska",
+               ".webm": "video/webm", ".mpg": "video/mpeg", ".mpeg": "video/mpeg", ".3gp": "video/3gpp"}
+ROOT_SITE = "root"
+"""The deployment of videos that sat directly in the ingested folder (no site folder)."""
+
+
+class MissingCoordinates(InputError):
+    """Sites without latitude/longitude."""
+
+
+class DeploymentsFileError(InputError):
+    """The --deployments CSV cannot be used."""
+
+
+class CamtrapConfig(BaseModel):
+    """What goes into the package.
+
+    Attributes:
+        model: saved model (``latest``, an id or a folder).
+        thresholds: per-class threshold rule.
+        event_gap_s: largest gap (s) between a clip's end and the next clip's start within an event.
+        event_rule: event probability from its clips: ``max`` or ``noisy-or``.
+        deployments: CSV with ``site`` and Camtrap DP deployment columns (latitude, longitude, ...).
+        drop_sites_without_coordinates: leave sites without coordinates (and their media) out
+            instead of refusing.
+        only_predicted: leave out videos with neither predictions nor labels instead of refusing.
+        taxonomy: taxonomy CSV (None: jungle's Pri-matrix mapping).
+        media_base: prefix of each ``filePath`` before the video's path relative to the ingested
+            folder (a URL or a relative folder; None: the relative path alone).
+        file_public: whether ``filePath`` is publicly reachable.
+        capture_method: how the cameras were triggered.
+        created: the package's ``created`` (ISO 8601; None: now, or ``$SOURCE_DATE_EPOCH``).
+        title: package and (default) project title.
+        contributors: ``Name`` or ``Name <email>``, the first as contact.
+        metadata: JSON file whose keys are merged into ``datapackage.json`` (``project`` key by key).
+        sampling_design: the project's Camtrap DP ``samplingDesign``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    model: str = "latest"
+    thresholds: ThresholdConfig = ThresholdConfig()
+    event_gap_s: float = Field(60.0, ge=0.0)
+    event_rule: EventRule = "max"
+    deployments: str | None = None
+    drop_sites_without_coordinates: bool = False
+    only_predicted: bool = False
+    taxonomy: str | None = None
+    media_base: str | None = None
+    file_public: bool = False
+    capture_method: Literal["activityDetection", "timeLapse"] = "activityDetection"
+    created: str | None = None
+    title: str = "Camera-trap video observations (jungle)"
+    contributors: tuple[str, ...] = ()
+    metadata: str | None = None
+    sampling_design: Literal["simpleRandom", "systematicRandom", "clusteredRandom", "experimental", "targeted",
+                             "opportunistic"] = "opportunistic"
+
+
+class CamtrapResult(BaseModel):
+    """What was written."""
+
+    out_dir: str
+    model_id: str
+    deployments: int
+    media: int
+    observations: int
+    events: int
+    dropped_sites: tuple[str, ...] = ()
+    skipped_videos: int = 0
+
+    def rows(self) -> tuple[list[str], list[tuple]]:
+        columns = list(type(self).model_fields)
+        return columns, [tuple(", ".join(v) if isinstance(v, tuple) else v for v in self.model_dump().values())]
+
+
+# ----------------------------------------------------------------------------------------------- times
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, to the second (naive times are UTC, as ingest stores them)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ceil_second(moment: datetime) -> datetime:
+    return moment if moment.microsecond == 0 else moment.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def _parse_time(text: str, where: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise DeploymentsFileError(f"{where}: {text!r} is not an ISO 8601 date-time (e.g. 2024-03-01T08:00:00Z).") \
+            from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def created_time(pinned: str | None) -> str:
+    """``created``: the pinned value, else ``$SOURCE_DATE_EPOCH``, else now (UTC)."""
+    import os
+
+    if pinned:
+        return iso(_parse_time(pinned, "--created"))
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return iso(moment)
+
+
+# ----------------------------------------------------------------------------------------------- deployments
+def site_of(video: dict) -> str:
+    return video["site"] or ROOT_SITE
+
+
+def read_deployments_file(path: str | None) -> dict[str, dict]:
+    """site -> Camtrap DP deployment fields from the --deployments CSV (empty cells dropped)."""
+    if path is None:
+        return {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeploymentsFileError(f"cannot read the deployments file {path}: {exc}.") from exc
+    unknown = [c for c in columns if c != "site" and c not in DEPLOYMENT_FIELDS]
+    if "site" not in columns or unknown:
+        raise DeploymentsFileError(
+            f"{path}: " + ("it has no 'site' column" if "site" not in columns else
+                           f"unknown column(s) {', '.join(unknown)}") +
+            f". Use 'site' and Camtrap DP deployment columns ({', '.join(DEPLOYMENT_FIELDS[1:8])}, ...).")
+    out = {}
+    for line, row in enumerate(rows, start=2):
+        site = (row.pop("site") or "").strip()
+        if site in out:
+            raise DeploymentsFileError(f"{path} line {line}: site {site!r} is listed twice.")
+        fields = {k: v.strip() for k, v in row.items() if v and v.strip()}
+        for key in ("latitude", "longitude"):
+            if key in fields:
+                try:
+                    fields[key] = float(fields[key])
+                except ValueError:
+                    raise DeploymentsFileError(f"{path} line {line}: {key} {fields[key]!r} is not a number.") from None
+        for key in ("deploymentStart", "deploymentEnd"):
+            if key in fields:
+                fields[key] = iso(_parse_time(fields[key], f"{path} line {line}"))
+        out[site] = fields
+    return out
+
+
+def check_coordinates(sites: list[str], given: dict[str, dict], drop: bool, source: str | None) -> list[str]:
+    """The sites to leave out (without coordinates, when ``drop``); else raise :class:`MissingCoordinates`."""
+    missing = sorted(s for s in sites if "latitude" not in given.get(s, {}) or "longitude" not in given.get(s, {}))
+    if missing and not drop:
+        where = f"in {source}" if source else "(no --deployments file given)"
+        raise MissingCoordinates(
+            f"{len(missing)} site(s) have no latitude/longitude {where}: {', '.join(missing)}. Camtrap DP requires "
+            "coordinates: pass --deployments FILE (a CSV with site,latitude,longitude[,deploymentStart,"
+            "deploymentEnd,cameraModel,...]), or --drop-sites-without-coordinates to leave those sites out.")
+    return missing
+
+
+def deployment_rows(data: ExportData, given: dict[str, dict]) -> list[dict]:
+    """One deployment per site; start/end default to its first clip's start and last clip's end."""
+    spans: dict[str, list[datetime]] = {}
+    for video in data.videos:
+        start = video["mtime"]
+        end = start + timedelta(seconds=video["duration"] or 0.0)
+        span = spans.setdefault(site_of(video), [start, end])
+        span[0], span[1] = min(span[0], start), max(span[1], end)
+    rows = []
+    for site in sorted(spans):
+        first, last = spans[site]
+        rows.append({"deploymentID": site, "locationName": site, "deploymentStart": iso(first),
+                     "deploymentEnd": iso(_ceil_second(last)), **given.get(site, {})})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------- media
+def file_path(video: dict, media_base: str | None) -> str:
+    """``filePath``: ``media_base`` + the path relative to the ingested folder, with ``/``."""
+    relative = PurePosixPath(*Path(video["relpath"] or video["filename"]).parts).as_posix()
+    path = (media_base.rstrip("/") + "/" + relative) if media_base else relative
+    if path[:1] in "./~" or ".." in path:
+        raise InputError(f"filePath {path!r} is not allowed by Camtrap DP (no leading '/', '.' or '~', no '..'). "
+                         "Give --media-base as a URL or a relative folder.")
+    return path
+
+
+def mediatype(filename: str) -> str:
+    suffix = Path(filename).suffix.lower()
+    return _MEDIATYPES.get(suffix, f"video/{suffix.lstrip('.') or 'unknown'}")
+
+
+def media_rows(data: ExportData, config: CamtrapConfig) -> list[dict]:
+    rows = [{"mediaID": v["video_id"], "deploymentID": site_of(v), "captureMethod": config.capture_method,
+             "timestamp": iso(v["mtime"]), "filePath": file_path(v, config.media_base),
+             "filePublic": config.file_public, "fileName": v["filename"], "fileMediatype": mediatype(v["filename"])}
+            for v in data.videos]
+    return sorted(rows, key=lambda r: (r["deploymentID"], r["timestamp"], r["mediaID"]))
+
+
+# ----------------------------------------------------------------------------------------------- observations
+def classified_by(model_id: str) -> str:
+    from ..store.registry import code_version
+
+    return f"jungle {code_version()} model {model_id}"
+
+
+def _observations(base: dict, classes: list, taxonomy: Taxonomy, positive: np.ndarray, probability: np.ndarray,
+                  human: bool, method_by: str, stamp: str | None) -> list[dict]:
+    """Observations of one media file or event: one per positive class, or one ``unknown``."""
+    method = {"classificationMethod": "human" if human else "machine", "classifiedBy": method_by,
+              "classificationTimestamp": None if human else stamp}
+    found = np.flatnonzero(positive)
+    if not len(found):
+        return [{**base, "observationID": f"{base['observationID']}-unknown", "observationType": "unknown", **method}]
+    rows = []
+    for j in found:
+        taxon = taxonomy[classes[j]]
+        rows.append({**base, "observationID": f"{base['observationID']}-{j:02d}",
+                     "observationType": taxon.observation_type, "scientificName": taxon.scientific_name, **method,
+                     "classificationProbability": None if human else float(probability[j])})
+    return rows
+
+
+def effective_probabilities(data: ExportData) -> np.ndarray:
+    """Per video the machine's probabilities, replaced by the 0/1 human labels where there are some."""
+    return np.where(data.labelled[:, None], data.labels, data.probabilities)
+
+
+def media_observations(data: ExportData, events: dict, taxonomy: Taxonomy, thresholds: dict) -> list[dict]:
+    machine_by = classified_by(data.model_id)
+    machine = passes(np.nan_to_num(data.probabilities, nan=-1.0), thresholds, data.classes)
+    rows = []
+    for i, video in enumerate(data.videos):
+        event = events[video["video_id"]]
+        base = {"observationID": video["video_id"], "deploymentID": site_of(video), "mediaID": video["video_id"],
+                "eventID": event["event_id"], "eventStart": iso(event["clip_start"]),
+                "eventEnd": iso(_ceil_second(event["clip_end"])), "observationLevel": "media"}
+        human = bool(data.labelled[i])
+        positive = data.labels[i] > 0 if human else machine[i]
+        stamp = iso(data.predicted_at[i]) if data.predicted_at[i] else None
+        rows += _observations(base, data.classes, taxonomy, positive, data.probabilities[i], human,
+                              (data.label_source[i] or "human") if human else machine_by, stamp)
+    return rows
+
+
+def event_observations(data: ExportData, events: dict, taxonomy: Taxonomy, thresholds: dict,
+                       rule: EventRule) -> tuple[list[dict], int]:
+    """Event-level observations and the number of events."""
+    event_of = [events[v["video_id"]]["event_id"] for v in data.videos]
+    ids, P = event_probabilities(effective_probabilities(data), event_of, rule)
+    members: dict[str, list[int]] = {}
+    for i, event_id in enumerate(event_of):
+        members.setdefault(event_id, []).append(i)
+    machine_by = classified_by(data.model_id)
+    positive = passes(P, thresholds, data.classes)
+    rows = []
+    for k, event_id in enumerate(ids):
+        clips = members[event_id]
+        event = events[data.videos[clips[0]]["video_id"]]
+        base = {"observationID": event_id, "deploymentID": site_of(data.videos[clips[0]]), "eventID": event_id,
+                "eventStart": iso(event["event_start"]), "eventEnd": iso(_ceil_second(event["event_end"])),
+                "observationLevel": "event"}
+        human = bool(data.labelled[clips].all())
+        stamps = [data.predicted_at[j] for j in clips if data.predicted_at[j]]
+        rows += _observations(base, data.classes, taxonomy, P[k] > 0.5 if human else positive[k], P[k], human,
+                              "human" if human else f"{machine_by} ({rule} over the event's clips)",
+                              iso(max(stamps)) if stamps else None)
+    return rows, len(ids)
+
+
+# ----------------------------------------------------------------------------------------------- descriptor
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "jungle-export"
+
+
+def _contributors(names: tuple[str, ...]) -> list[dict]:
+    out = []
+    for k, name in enumerate(names):
+        match = re.fullmatch(r"\s*(.*?)\s*<([^>]+)>\s*", name)
+        entry = {"title": match.group(1), "email": match.group(2)} if match else {"title": name.strip()}
+        entry["role"] = "contact" if k == 0 else "contributor"
+        out.append(entry)
+    return out
+
+
+def spatial(deployments: list[dict]) -> dict:
+    """GeoJSON of the deployments: a Point for one location, else their bounding box."""
+    lats = [d["latitude"] for d in deployments]
+    lons = [d["longitude"] for d in deployments]
+    if min(lats) == max(lats) and min(lons) == max(lons):
+        return {"type": "Point", "coordinates": [lons[0], lats[0]]}
+    w, e, s, n = min(lons), max(lons), min(lats), max(lats)
+    return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+
+
+def descriptor(config: CamtrapConfig, deployments: list[dict], observations: list[dict], taxonomy: Taxonomy,
+               extra: dict, jungle: dict) -> dict:
+    names = sorted({o["scientificName"] for o in observations if o.get("scientificName")})
+    by_name = {t.scientific_name: t for t in taxonomy.taxa.values() if t.scientific_name}
+    package = {
+        "resources": [{"name": name, "path": f"{name}.csv", "profile": "tabular-data-resource", "format": "csv",
+                       "mediatype": "text/csv", "encoding": "utf-8", "schema": SCHEMA_URLS[name]}
+                      for name in ("deployments", "media", "observations")],
+        "profile": PROFILE_URL,
+        "name": _slug(config.title),
+        "created": created_time(config.created),
+        "title": config.title,
+        "contributors": _contributors(config.contributors),
+        "sources": [{"title": "jungle", "version": jungle["code_version"]}],
+        "project": {"title": config.title, "samplingDesign": config.sampling_design,
+                    "captureMethod": [config.capture_method], "individualAnimals": False,
+                    "observationLevel": ["media", "event"]},
+        "spatial": spatial(deployments),
+        "temporal": {"start": min(d["deploymentStart"] for d in deployments)[:10],
+                     "end": max(d["deploymentEnd"] for d in deployments)[:10]},
+        "taxonomic": [by_name[n].coverage() for n in names],
+        "jungle": jungle,
+    }
+    for key, value in extra.items():
+        package[key] = {**package[key], **value} if key == "project" and isinstance(value, dict) else value
+    if not package["contributors"]:
+        raise InputError("Camtrap DP requires at least one contributor: pass --contributor \"Name <email>\" "
+                         "(the first is the contact), or a --metadata JSON file with \"contributors\".")
+    return package
+
+
+def read_metadata(path: str | None) -> dict:
+    import json
+
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the metadata file {path}: {exc}. Pass a JSON object of datapackage.json "
+                         "properties (title, contributors, licenses, project, ...).") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"the metadata file {path} must hold a JSON object, not {type(data).__name__}.")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------- export
+def export_camtrap_dp(workspace, out_dir: Path, config: CamtrapConfig | None = None) -> CamtrapResult:
+    """Write the Camtrap DP package of the workspace's results to ``out_dir``.
+
+    Raises:
+        UnknownModel, ForeignModel, NoPredictions, UnpredictedVideos: see :mod:`jungle.export.source`.
+        MissingCoordinates, DeploymentsFileError, TaxonomyError, InputError: bad input, listed.
+    """
+    from ..store.db import connect
+    from ..store.registry import code_version
+
+    config = config or CamtrapConfig()
+    out_dir = Path(out_dir)
+    taxonomy = load_taxonomy(config.taxonomy)
+    given = read_deployments_file(config.deployments)
+    metadata = read_metadata(config.metadata)
+    data = load_export_data(workspace, config.model, config.only_predicted, labels_count=True)
+    taxonomy.check(data.classes)
+    undated = sorted(v["relpath"] or v["path"] for v in data.videos if v["mtime"] is None)
+    if undated:
+        raise InputError(f"{len(undated)} video(s) have no recording time: {', '.join(undated[:10])}. "
+                         "Re-run `jungle ingest` on their folder.")
+    dropped = check_coordinates(sorted({site_of(v) for v in data.videos}), given,
+                                config.drop_sites_without_coordinates, config.deployments)
+    data = data.subset(np.array([site_of(v) not in dropped for v in data.videos], dtype=bool))
+    if not data.videos:
+        raise MissingCoordinates("no site has coordinates, so the package would be empty. Pass --deployments FILE.")
+    oof = load_oof(workspace, data.model_id, data.classes) if config.thresholds.target_precision else None
+    thresholds = resolve_thresholds(config.thresholds, data.classes, oof)
+    events = group_events(data.videos, config.event_gap_s)
+    deployments = deployment_rows(data, given)
+    event_rows, n_events = event_observations(data, events, taxonomy, thresholds, config.event_rule)
+    observations = sorted(media_observations(data, events, taxonomy, thresholds) + event_rows,
+                          key=lambda o: (o["deploymentID"], o["eventStart"], o["observationLevel"], o["observationID"]))
+    jungle = {"code_version": code_version(), "model": data.model_id, "threshold_rule": config.thresholds.rule,
+              "target_precision": config.thresholds.target_precision, "thresholds": thresholds,
+              "event_gap_s": config.event_gap_s, "event_probability": config.event_rule,
+              "timestamps": "UTC, from each file's modification time at ingest"}
+    package = descriptor(config, deployments, observations, taxonomy, metadata, jungle)
+    write_csv(out_dir / "deployments.csv", DEPLOYMENT_FIELDS, deployments)
+    write_csv(out_dir / "media.csv", MEDIA_FIELDS, media_rows(data, config))
+    write_csv(out_dir / "observations.csv", OBSERVATION_FIELDS, observations)
+    write_json(out_dir / "datapackage.json", package)
+    result = CamtrapResult(out_dir=str(out_dir), model_id=data.model_id, deployments=len(deployments),
+                           media=len(data.videos), observations=len(observations), events=n_events,
+                           dropped_sites=tuple(dropped), skipped_videos=len(data.skipped))
+    write_record(out_dir / RECORD, config, model=data.model_id, thresholds=thresholds,
+                 taxonomy=taxonomy.source, dropped_sites=dropped, skipped_videos=data.skipped)
+    with connect(workspace) as con:
+        create_event_views(con, config.event_gap_s)
+    return result

@@ -1,0 +1,181 @@
+"""What every export reads from the workspace: the model, its classes, the videos, the machine's
+probabilities and the human labels, aligned as arrays.
+
+A model is named as ``jungle predict`` names it (``latest``, an id, or a model folder). Its
+``kind='predict'`` rows of the ``predictions`` table are the machine's probabilities; the
+``labels`` table holds the human labels (imported or from review), which win over the machine's.
+The ``kind='oof'`` rows are what per-class thresholds are fitted on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, ModelError, NotFoundError
+from ..store.db import connect
+from ..store.workspace import Workspace
+
+__all__ = ["ExportData", "UnknownModel", "ForeignModel", "NoPredictions", "UnpredictedVideos", "load_export_data",
+           "load_oof"]
+
+_VIDEO_COLUMNS = ("video_id", "path", "relpath", "filename", "site", "mtime", "duration", "fps", "frames",
+                  "width", "height")
+_LISTED = 10
+
+
+class UnknownModel(NotFoundError):
+    """No saved model has that name."""
+
+
+class ForeignModel(ModelError):
+    """The model folder belongs to another workspace and has made no predictions in this one."""
+
+
+class NoPredictions(NotFoundError):
+    """The model has no ``predict`` rows in this workspace."""
+
+
+class UnpredictedVideos(InputError):
+    """Some videos have neither the model's predictions nor human labels."""
+
+
+@dataclass
+class ExportData:
+    """The workspace's results, one row per video (sorted by ``video_id``).
+
+    Attributes:
+        model_id: the saved model.
+        classes: the model's classes, in its column order.
+        videos: per video a dict of ``videos`` columns (video_id, path, relpath, filename, site,
+            mtime, duration, fps, frames, width, height).
+        probabilities: (n, c) the model's probabilities, NaN where a video has none.
+        predicted: (n,) whether the video has the model's probabilities.
+        predicted_at: per video the time its probabilities were written (None without).
+        labels: (n, c) 0/1 human labels (0 where unlabelled).
+        labelled: (n,) whether the video has human labels.
+        label_source: per video its labels' source (None when unlabelled).
+        skipped: ids of ok videos left out (no predictions, no labels) with ``only_predicted``.
+    """
+
+    model_id: str
+    classes: list
+    videos: list
+    probabilities: np.ndarray
+    predicted: np.ndarray
+    predicted_at: list
+    labels: np.ndarray
+    labelled: np.ndarray
+    label_source: list
+    skipped: list
+
+    def subset(self, keep: np.ndarray) -> "ExportData":
+        """The rows where ``keep`` is True."""
+        index = np.flatnonzero(keep)
+        pick = lambda items: [items[i] for i in index]  # noqa: E731
+        return ExportData(self.model_id, self.classes, pick(self.videos), self.probabilities[index],
+                          self.predicted[index], pick(self.predicted_at), self.labels[index], self.labelled[index],
+                          pick(self.label_source), self.skipped)
+
+
+def resolve_model(workspace: Workspace, model: str) -> tuple[str, Path, list]:
+    """(model id, folder, classes) of ``model``; :class:`UnknownModel` when there is none."""
+    import json
+
+    from ..meta.model_io import MANIFEST, model_dir
+
+    try:
+        folder = model_dir(workspace, model)
+    except FileNotFoundError as exc:
+        raise UnknownModel(f"{exc} Name a model with --model (an id under models/, or `latest`).") from None
+    manifest = json.loads((folder / MANIFEST).read_text())
+    return manifest["model_id"], folder, list(manifest["classes"])
+
+
+def _inside(folder: Path, root: Path) -> bool:
+    return folder.resolve().is_relative_to(root.resolve())
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:_LISTED])
+    return shown + (f" and {len(items) - _LISTED} more" if len(items) > _LISTED else "")
+
+
+def _matrix(rows, index: dict, classes: list, fill: float) -> np.ndarray:
+    """(videos, classes) matrix from (video_id, class, value) rows; classes outside ``classes`` are ignored."""
+    column = {c: j for j, c in enumerate(classes)}
+    out = np.full((len(index), len(classes)), fill, dtype=np.float64)
+    for video_id, label, value in rows:
+        if video_id in index and label in column:
+            out[index[video_id], column[label]] = value
+    return out
+
+
+def load_export_data(workspace: Workspace, model: str = "latest", only_predicted: bool = False,
+                     labels_count: bool = True) -> ExportData:
+    """Read the model's predictions, the videos and their human labels.
+
+    Args:
+        workspace: the workspace.
+        model: ``latest``, a model id or a model folder.
+        only_predicted: leave out (and record) ok videos with neither predictions nor labels
+            instead of refusing.
+        labels_count: a video with human labels but no predictions is exported (Camtrap DP); when
+            False (the CSV and MegaDetector exports) it counts as unpredicted.
+
+    Raises:
+        UnknownModel, ForeignModel, NoPredictions, UnpredictedVideos.
+    """
+    model_id, folder, classes = resolve_model(workspace, model)
+    with connect(workspace, read_only=True) as con:
+        found = con.execute("SELECT count(*) FROM predictions WHERE model_id = ? AND kind = 'predict'",
+                            [model_id]).fetchone()[0]
+        if not found:
+            if not _inside(folder, workspace.models_dir):
+                raise ForeignModel(
+                    f'model "{model_id}" ({folder}) belongs to another workspace and has no predictions in '
+                    f"{workspace.root}. Export it from its own workspace (--workspace), or predict these videos "
+                    f"with it first (`jungle predict --model {folder} --videos all`).")
+            raise NoPredictions(f'model "{model_id}" has no predictions in {workspace.root}. Run '
+                                f"`jungle predict --model {model_id} --videos all` first.")
+        result = con.execute(f"SELECT {', '.join(_VIDEO_COLUMNS)} FROM videos WHERE status = 'ok' ORDER BY video_id")
+        videos = [dict(zip(_VIDEO_COLUMNS, row)) for row in result.fetchall()]
+        predictions = con.execute("SELECT video_id, class, probability FROM predictions "
+                                  "WHERE model_id = ? AND kind = 'predict'", [model_id]).fetchall()
+        written = dict(con.execute("SELECT video_id, max(created_at) FROM predictions WHERE model_id = ? "
+                                   "AND kind = 'predict' GROUP BY video_id", [model_id]).fetchall())
+        labels = con.execute("SELECT video_id, class, value FROM labels").fetchall()
+        sources = dict(con.execute("SELECT video_id, min(source) FROM labels GROUP BY video_id").fetchall())
+    index = {v["video_id"]: i for i, v in enumerate(videos)}
+    probabilities = _matrix(predictions, index, classes, np.nan)
+    data = ExportData(
+        model_id, classes, videos, probabilities, ~np.isnan(probabilities).any(axis=1),
+        [written.get(v["video_id"]) for v in videos], np.nan_to_num(_matrix(labels, index, classes, 0.0)),
+        np.array([v["video_id"] in sources for v in videos], dtype=bool),
+        [sources.get(v["video_id"]) for v in videos], [])
+    covered = data.predicted | data.labelled if labels_count else data.predicted
+    missing = [v["relpath"] or v["path"] for v, ok in zip(videos, covered) if not ok]
+    if missing and not only_predicted:
+        what = "neither predictions of" if labels_count else "no predictions from"
+        tail = " nor human labels" if labels_count else ""
+        raise UnpredictedVideos(
+            f"{len(missing)} video(s) have {what} model {model_id}{tail}: {_listing(sorted(missing))}. Run "
+            f"`jungle predict --model {model_id} --videos all`, or pass --only-predicted to leave them out.")
+    data = data.subset(covered)
+    data.skipped = sorted(missing)
+    return data
+
+
+def load_oof(workspace: Workspace, model_id: str, classes: list) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, 0/1 labels) of the model's out-of-fold predictions of labelled videos."""
+    with connect(workspace, read_only=True) as con:
+        ids = [r[0] for r in con.execute(
+            "SELECT DISTINCT p.video_id FROM predictions p JOIN labels l USING (video_id) "
+            "WHERE p.model_id = ? AND p.kind = 'oof' ORDER BY 1", [model_id]).fetchall()]
+        oof = con.execute("SELECT video_id, class, probability FROM predictions WHERE model_id = ? AND kind = 'oof'",
+                          [model_id]).fetchall()
+        labels = con.execute("SELECT video_id, class, value FROM labels").fetchall()
+    index = {v: i for i, v in enumerate(ids)}
+    return _matrix(oof, index, classes, np.nan), np.nan_to_num(_matrix(labels, index, classes, 0.0))
