@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from jungle.ingest.discover import video_id
 from jungle.store.db import connect
 
 __all__ = ["add_videos", "write_clip", "frame_number", "ZAMBA"]
@@ -19,21 +19,21 @@ ZAMBA = Path("camera_trap/zamba_test_clips/data/raw")
 def add_videos(workspace, paths) -> list[str]:
     """Insert ``paths`` into the workspace's ``videos`` table as readable videos; return their ids.
 
-    Uses ``jungle.ingest`` only for identity rules (sha1 of the absolute path, 16 hex), so the
+    Uses ``jungle.ingest`` only for identity (:func:`jungle.ingest.discover.video_id`), so the
     featurize tests do not depend on the ingest stage's metadata probing.
     """
     ids = []
     with connect(workspace) as con:
         for path in paths:
             path = Path(path).resolve()
-            video_id = hashlib.sha1(str(path).encode()).hexdigest()[:16]
+            vid = video_id(path)
             size = path.stat().st_size if path.exists() else 0
             con.execute(
                 "INSERT INTO videos (video_id, path, relpath, filename, site, bytes, mtime, status, ingested_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, 'ok', ?)",
-                [video_id, str(path), path.name, path.name, path.parent.name, size,
+                [vid, str(path), path.name, path.name, path.parent.name, size,
                  datetime.fromtimestamp(path.stat().st_mtime) if path.exists() else None, datetime.now()])
-            ids.append(video_id)
+            ids.append(vid)
     return ids
 
 

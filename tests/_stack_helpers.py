@@ -8,13 +8,13 @@ one, both with noise columns. Unlabelled videos (the "test" clips) get features 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import polars as pl
 
+from jungle.ingest.discover import video_id
 from jungle.store import registry
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
@@ -32,7 +32,7 @@ class StackWorkspace:
 
 
 def _video_id(i: int) -> str:
-    return hashlib.sha1(f"/data/cam/clip{i:05d}.mp4".encode()).hexdigest()[:16]
+    return video_id(f"/data/cam/clip{i:05d}.mp4")
 
 
 def _features(rng, hidden: np.ndarray, n_classes: int, strength: float, noise_cols: int, prefix: str) -> dict:

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
+
 from jungle.store.db import WorkspaceLocked, connect
 from jungle.store.workspace import Workspace
 
@@ -24,7 +26,7 @@ def _committed(ws: Workspace) -> int:
     try:
         with connect(ws, read_only=True, timeout=2) as con:
             return con.execute("SELECT count(*) FROM videos").fetchone()[0]
-    except (WorkspaceLocked, Exception):  # being created or migrated by the writer
+    except (WorkspaceLocked, duckdb.Error):  # the writer is creating or migrating it; bugs still raise
         return 0
 
 
