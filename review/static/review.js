@@ -1,0 +1,307 @@
+// jungle review: the queue, one clip at a time, keyboard labelling. Every change goes to the
+// server at once (POST with the run's token); the server writes it to the workspace database.
+"use strict";
+
+const TOKEN = document.querySelector('meta[name="jungle-token"]').content;
+const $ = (id) => document.getElementById(id);
+const state = { classes: [], queue: [], pos: -1, clip: null, suggestion: 0 };
+
+async function api(method, path, body) {
+  const options = { method, headers: {} };
+  if (method !== "GET") {
+    options.headers["X-Jungle-Token"] = TOKEN;
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body || {});
+  }
+  const response = await fetch(path, options);
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+
+function say(text, isError) {
+  $("status").textContent = text;
+  $("status").className = isError ? "error" : "";
+}
+
+async function guarded(work) {
+  try { await work(); } catch (error) { say(error.message, true); }
+}
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function queueParams() {
+  const params = new URLSearchParams({ limit: "500" });
+  for (const name of ["order", "class", "site", "labelled", "min_p", "max_p"]) {
+    if ($(name).value) params.set(name, $(name).value);
+  }
+  return params;
+}
+
+async function loadQueue() {
+  const data = await api("GET", "/api/queue?" + queueParams());
+  state.queue = data.clips;
+  $("queue-total").textContent = `${data.total} clips, ${data.order}` + (data.total > data.clips.length ? ` (first ${data.clips.length})` : "");
+  renderQueue();
+  const wanted = new URLSearchParams(location.search).get("video");
+  const at = wanted ? state.queue.findIndex((c) => c.video_id === wanted) : -1;
+  await show(at >= 0 ? at : 0);
+}
+
+function labelText(entry) {
+  return entry.labels ? entry.labels.join(", ") : "";
+}
+
+function renderQueue() {
+  const list = $("queue");
+  list.replaceChildren();
+  state.queue.forEach((entry, index) => {
+    const item = element("li");
+    item.dataset.videoId = entry.video_id;
+    item.appendChild(element("span", entry.filename));
+    item.appendChild(entry.labels ? element("span", labelText(entry), "lab")
+                                  : element("span", `${entry.top[0][0]} ${entry.top[0][1].toFixed(2)}`, "pred"));
+    if (index === state.pos) item.className = "current";
+    item.addEventListener("click", () => guarded(() => show(index)));
+    list.appendChild(item);
+  });
+}
+
+async function show(index) {
+  if (!state.queue.length) {
+    state.pos = -1; state.clip = null;
+    document.body.dataset.videoId = "";
+    $("player").replaceChildren(element("div", "No clip matches these filters.", "note"));
+    return;
+  }
+  state.pos = Math.max(0, Math.min(index, state.queue.length - 1));
+  const entry = state.queue[state.pos];
+  const clip = await api("GET", `/api/clips/${encodeURIComponent(entry.video_id)}`);
+  state.clip = clip;
+  state.queue[state.pos] = Object.assign(entry, { labels: clip.labels, label_source: clip.label_source });
+  renderQueue();
+  document.querySelector("#queue li.current")?.scrollIntoView({ block: "nearest" });
+  renderClip(clip);
+  document.body.dataset.videoId = clip.video_id;
+  say(`clip ${state.pos + 1} of ${state.queue.length}`);
+}
+
+function renderPlayer(clip) {
+  const player = $("player");
+  player.replaceChildren();
+  if (clip.missing) {
+    player.appendChild(element("div", clip.missing, "missing"));
+    return;
+  }
+  const base = `/api/clips/${encodeURIComponent(clip.video_id)}`;
+  if (clip.media === "video") {
+    const video = element("video");
+    Object.assign(video, { src: base + "/video", controls: true, autoplay: true, muted: true, loop: true });
+    video.addEventListener("error", () => showFrames(base, clip.video_id));
+    player.appendChild(video);
+  } else {
+    showFrames(base, clip.video_id);
+  }
+}
+
+async function showFrames(base, videoId) {
+  const player = $("player");
+  player.replaceChildren(element("div", "decoding frames…", "note"));
+  const response = await fetch(base + "/frames.jpg");
+  if (state.clip?.video_id !== videoId) return;
+  if (!response.ok) {
+    const data = await response.json();
+    player.replaceChildren(element("div", data.error, "missing"));
+    return;
+  }
+  const img = element("img");
+  img.alt = "frames of the clip";
+  img.src = URL.createObjectURL(await response.blob());
+  player.replaceChildren(img);
+}
+
+function renderClip(clip) {
+  renderPlayer(clip);
+  $("filename").textContent = clip.filename;
+  const meta = $("metadata");
+  meta.replaceChildren();
+  const fields = { site: clip.site, time: clip.time, video_id: clip.video_id, ...clip.metadata };
+  delete fields.filename; delete fields.mtime;
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === null || value === undefined) continue;
+    meta.appendChild(element("dt", key));
+    meta.appendChild(element("dd", typeof value === "number" && !Number.isInteger(value) ? value.toFixed(3) : String(value)));
+  }
+  renderLabels(clip);
+}
+
+function renderLabels(clip) {
+  const top = $("top");
+  top.replaceChildren();
+  clip.top.forEach(([name, p], k) => {
+    const item = element("li", `${k + 1}  ${name}  ${p.toFixed(3)}`);
+    if (clip.labels && clip.labels.includes(name)) item.className = "on";
+    item.addEventListener("click", () => guarded(() => setLabels([name], true)));
+    top.appendChild(item);
+  });
+  const labels = $("labels");
+  labels.replaceChildren();
+  if (clip.labels) {
+    clip.labels.forEach((name) => labels.appendChild(element("span", name, "chip")));
+    if (!clip.labels.length) labels.appendChild(element("span", "labelled: no class", "none"));
+    labels.appendChild(element("div", `source: ${clip.label_source}`, "none"));
+  } else {
+    labels.appendChild(element("span", "not labelled", "none"));
+  }
+}
+
+async function write(body, advance) {
+  const result = await api("POST", "/api/labels", body);
+  const clip = result.clip;
+  const entry = state.queue.find((c) => c.video_id === clip.video_id);
+  if (entry) Object.assign(entry, { labels: clip.labels, label_source: clip.label_source });
+  say(`saved ${clip.filename}: ${clip.labels ? clip.labels.join(", ") : "not labelled"}`);
+  if (advance && state.pos < state.queue.length - 1) {
+    await show(state.pos + 1);
+    say(`saved ${clip.filename}: ${clip.labels ? clip.labels.join(", ") : "not labelled"}`);
+  } else {
+    state.clip = clip;
+    renderQueue();
+    renderLabels(clip);
+  }
+}
+
+function setLabels(classes, advance) {
+  return write({ video_id: state.clip.video_id, classes }, advance);
+}
+
+function toggle(name) {
+  const current = new Set(state.clip.labels || []);
+  if (current.has(name)) current.delete(name); else current.add(name);
+  if (!current.size) return write({ video_id: state.clip.video_id, clear: true }, false);
+  return setLabels(state.classes.filter((c) => current.has(c)), false);
+}
+
+async function undo() {
+  const result = await api("POST", "/api/undo");
+  const at = state.queue.findIndex((c) => c.video_id === result.video_id);
+  if (at >= 0) {
+    await show(at);
+  }
+  const name = result.clip ? result.clip.filename : result.video_id;
+  say(`undone: ${name} is ${result.clip && result.clip.labels ? result.clip.labels.join(", ") : "not labelled"} again`);
+}
+
+function fmt(value) {
+  return value === null || value === undefined ? "–" : value.toFixed(4);
+}
+
+async function retrain() {
+  say("retraining…");
+  $("retrain").disabled = true;
+  try {
+    const result = await api("POST", "/api/retrain");
+    const box = $("retrain-result");
+    box.replaceChildren();
+    box.appendChild(element("p", `OOF log loss ${fmt(result.before.oof_log_loss)} → ${fmt(result.after.oof_log_loss)} · ` +
+      `labelled ${result.before.labelled} → ${result.after.labelled} · ${result.seconds} s`, "summary"));
+    const table = element("table");
+    const head = element("tr");
+    ["class", "before", "after"].forEach((h) => head.appendChild(element("th", h)));
+    table.appendChild(head);
+    for (const name of state.classes) {
+      const row = element("tr");
+      const before = result.before.counts[name] || 0, after = result.after.counts[name] || 0;
+      if (before !== after) row.className = "moved";
+      [name, before, after].forEach((v) => row.appendChild(element("td", String(v))));
+      table.appendChild(row);
+    }
+    box.appendChild(table);
+    await loadQueue();
+    say(`retrained in ${result.seconds} s; queue re-ranked`);
+  } finally {
+    $("retrain").disabled = false;
+  }
+}
+
+function suggestions() {
+  const text = $("typeahead").value.trim().toLowerCase();
+  if (!text) return [];
+  const starts = state.classes.filter((c) => c.toLowerCase().startsWith(text));
+  return starts.concat(state.classes.filter((c) => !starts.includes(c) && c.toLowerCase().includes(text)));
+}
+
+function renderSuggestions() {
+  const list = $("suggestions");
+  list.replaceChildren();
+  suggestions().forEach((name, k) => list.appendChild(element("li", name, k === state.suggestion ? "active" : "")));
+}
+
+function onTypeahead(event) {
+  const found = suggestions();
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    state.suggestion = Math.max(0, Math.min(found.length - 1, state.suggestion + step));
+    renderSuggestions();
+    event.preventDefault();
+  } else if (event.key === "Enter") {
+    event.preventDefault();
+    const name = found[state.suggestion];
+    if (!name) { say(`no class matches "${$("typeahead").value}"`, true); return; }
+    $("typeahead").value = ""; state.suggestion = 0; renderSuggestions(); $("typeahead").blur();
+    guarded(() => (event.shiftKey ? toggle(name) : setLabels([name], true)));
+  } else if (event.key === "Escape") {
+    $("typeahead").value = ""; renderSuggestions(); $("typeahead").blur();
+  }
+}
+
+function onKey(event) {
+  if (event.target.matches("input, select, textarea") || event.ctrlKey && event.key !== "z" || event.metaKey || event.altKey) return;
+  if (!state.clip && !["R"].includes(event.key)) return;
+  const digit = /^(Digit|Numpad)([1-9])$/.exec(event.code);
+  if (digit) {
+    const pick = state.clip.top[Number(digit[2]) - 1];
+    if (pick) guarded(() => (event.shiftKey ? toggle(pick[0]) : setLabels([pick[0]], true)));
+  } else if (event.key === "b") {
+    if (state.classes.includes("blank")) guarded(() => setLabels(["blank"], true));
+    else say('this workspace has no class "blank"', true);
+  } else if (event.key === "/") {
+    $("typeahead").focus();
+  } else if (event.key === "x") {
+    guarded(() => write({ video_id: state.clip.video_id, clear: true }, false));
+  } else if (["j", "n", "ArrowRight", "ArrowDown"].includes(event.key)) {
+    guarded(() => show(state.pos + 1));
+  } else if (["k", "p", "ArrowLeft", "ArrowUp"].includes(event.key)) {
+    guarded(() => show(state.pos - 1));
+  } else if (event.key === "u" || (event.ctrlKey && event.key === "z")) {
+    guarded(undo);
+  } else if (event.key === "R") {
+    guarded(retrain);
+  } else {
+    return;
+  }
+  event.preventDefault();
+}
+
+async function start() {
+  const info = await api("GET", "/api/info");
+  state.classes = info.classes;
+  $("model").textContent = `${info.origin} · ${info.clips} clips, ${info.labelled} labelled`;
+  for (const name of info.classes) $("class").appendChild(new Option(name, name));
+  for (const name of info.sites) $("site").appendChild(new Option(name, name));
+  for (const name of ["order", "class", "site", "labelled", "min_p", "max_p"]) {
+    $(name).addEventListener("change", () => guarded(loadQueue));
+  }
+  $("retrain").addEventListener("click", () => guarded(retrain));
+  $("typeahead").addEventListener("input", () => { state.suggestion = 0; renderSuggestions(); });
+  $("typeahead").addEventListener("keydown", onTypeahead);
+  document.addEventListener("keydown", onKey);
+  await loadQueue();
+}
+
+guarded(start);
