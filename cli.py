@@ -736,6 +736,99 @@ def weights_list(directory: WeightsDirOpt = None, fmt: FormatOpt = Format.table)
                       [_weights_row(s) + [s.description] for s in weights_status(directory)], fmt))
 
 
+# --------------------------------------------------------------------------- export: camtrap-dp, megadetector-json, csv
+export_app = typer.Typer(help="Results in the formats ecologists load: Camtrap DP, MegaDetector JSON, CSV.",
+                         no_args_is_help=True)
+app.add_typer(export_app, name="export")
+ModelOpt = Annotated[str, typer.Option(help="Saved model: latest, a model id, or a model folder.")]
+OnlyPredictedOpt = Annotated[bool, typer.Option(
+    "--only-predicted", help="Leave out videos without predictions (or labels) instead of refusing.")]
+
+
+def _export(run, *args) -> None:
+    """Run one export library call; print jungle's errors as one line."""
+    from .errors import JungleError
+
+    try:
+        result = run(*args)
+    except JungleError as exc:
+        _fail(str(exc), exc.exit_code)
+    return result
+
+
+@export_app.command("camtrap-dp")
+def export_camtrap_dp_command(
+    out_dir: Annotated[Path, typer.Argument(help="Folder of the package (datapackage.json + 3 CSVs).")],
+    model: ModelOpt = "latest",
+    deployments: Annotated[Optional[Path], typer.Option(
+        help="CSV: site,latitude,longitude[,deploymentStart,deploymentEnd,cameraModel,...].")] = None,
+    drop_sites_without_coordinates: Annotated[bool, typer.Option(
+        "--drop-sites-without-coordinates", help="Leave sites without coordinates out instead of refusing.")] = False,
+    threshold: Annotated[float, typer.Option(help="Fixed per-class threshold.")] = 0.5,
+    target_precision: Annotated[Optional[float], typer.Option(
+        help="Fit each class's threshold on the out-of-fold predictions for this precision.")] = None,
+    event_gap: Annotated[float, typer.Option(help="Seconds between clips that still make one event.")] = 60.0,
+    event_probability: Annotated[str, typer.Option(help="Event probability from its clips: max | noisy-or.")] = "max",
+    taxonomy: Annotated[Optional[Path], typer.Option(help="Class taxonomy CSV (default: the Pri-matrix classes).")] = None,
+    media_base: Annotated[Optional[str], typer.Option(help="Prefix of each filePath (a URL or relative folder).")] = None,
+    contributor: Annotated[Optional[list[str]], typer.Option(help='"Name <email>"; repeat; the first is the contact.')] = None,
+    title: Annotated[Optional[str], typer.Option(help="Package and project title.")] = None,
+    metadata: Annotated[Optional[Path], typer.Option(help="JSON merged into datapackage.json (licenses, project, ...).")] = None,
+    created: Annotated[Optional[str], typer.Option(help="Pin the package's `created` (ISO 8601) for identical output.")] = None,
+    only_predicted: OnlyPredictedOpt = False,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Write a Camtrap DP 1.0.2 package: deployments (sites), media (videos), media- and event-level observations."""
+    from pydantic import ValidationError
+
+    from .export.camtrap_dp import CamtrapConfig, export_camtrap_dp
+    from .export.thresholds import ThresholdConfig
+
+    try:
+        config = CamtrapConfig(
+            model=model, thresholds=ThresholdConfig(threshold=threshold, target_precision=target_precision),
+            event_gap_s=event_gap, event_rule=event_probability, taxonomy=taxonomy and str(taxonomy),
+            deployments=deployments and str(deployments), drop_sites_without_coordinates=drop_sites_without_coordinates,
+            only_predicted=only_predicted, media_base=media_base, created=created, contributors=tuple(contributor or ()),
+            metadata=metadata and str(metadata), **({"title": title} if title else {}))
+    except ValidationError as exc:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    _echo(render_rows(*_export(export_camtrap_dp, _workspace(workspace), out_dir, config).rows(), fmt))
+
+
+@export_app.command("megadetector-json")
+def export_megadetector_command(
+    out: Annotated[Path, typer.Argument(help="The batch-output JSON file.")],
+    model: ModelOpt = "latest",
+    detections: Annotated[Optional[str], typer.Option(help="Detector feature set (default: the newest).")] = None,
+    min_conf: Annotated[float, typer.Option(help="Lowest box score written.")] = 0.0,
+    only_predicted: OnlyPredictedOpt = False,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Write MegadetectorLite detections and the model's probabilities as MegaDetector batch output (1.5)."""
+    from .export.megadetector import MegadetectorConfig, export_megadetector
+
+    config = MegadetectorConfig(model=model, detections=detections, min_conf=min_conf, only_predicted=only_predicted)
+    _echo(render_rows(*_export(export_megadetector, _workspace(workspace), out, config).rows(), fmt))
+
+
+@export_app.command("csv")
+def export_csv_command(
+    out: Annotated[Path, typer.Argument(help="The CSV file.")],
+    model: ModelOpt = "latest",
+    only_predicted: OnlyPredictedOpt = False,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Write the wide per-video CSV: filepath, filename, site, timestamp, top class, every class's probability."""
+    from .export.table import TableConfig, export_table
+
+    config = TableConfig(model=model, only_predicted=only_predicted)
+    _echo(render_rows(*_export(export_table, _workspace(workspace), out, config).rows(), fmt))
+
+
 def main() -> None:
     """Run the CLI. jungle's own errors print their message as one line; anything else is a bug
     and shows its traceback."""

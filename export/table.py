@@ -1,0 +1,54 @@
+"""``jungle export csv FILE``: the wide per-video table zamba users know: ``filepath``, ``filename``,
+``site``, ``timestamp``, ``top_class``, then the probability of every class in the model's order;
+one row per predicted video, sorted by ``filepath``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from .camtrap_dp import iso
+from .files import record_path, write_csv, write_record
+from .source import load_export_data
+
+__all__ = ["TableConfig", "TableResult", "export_table"]
+
+
+class TableConfig(BaseModel):
+    """Attributes:
+        model: saved model (``latest``, an id or a folder).
+        only_predicted: leave out videos without the model's predictions instead of refusing.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    model: str = "latest"
+    only_predicted: bool = False
+
+
+class TableResult(BaseModel):
+    out: str
+    model_id: str
+    videos: int
+    classes: int
+
+    def rows(self) -> tuple[list[str], list[tuple]]:
+        return list(type(self).model_fields), [tuple(self.model_dump().values())]
+
+
+def export_table(workspace, out: Path, config: TableConfig | None = None) -> TableResult:
+    """Write the wide CSV of the model's probabilities, one row per video."""
+    config = config or TableConfig()
+    data = load_export_data(workspace, config.model, config.only_predicted, labels_count=False)
+    rows = []
+    for video, p in zip(data.videos, data.probabilities):
+        row = {"filepath": video["relpath"] or video["path"], "filename": video["filename"], "site": video["site"],
+               "timestamp": iso(video["mtime"]) if video["mtime"] else None,
+               "top_class": data.classes[int(p.argmax())]}
+        row.update({c: float(v) for c, v in zip(data.classes, p)})
+        rows.append(row)
+    rows.sort(key=lambda r: (r["filepath"], r["filename"]))
+    out = Path(out)
+    write_csv(out, ["filepath", "filename", "site", "timestamp", "top_class", *data.classes], rows)
+    write_record(record_path(out), config, model=data.model_id, skipped_videos=data.skipped)
+    return TableResult(out=str(out), model_id=data.model_id, videos=len(rows), classes=len(data.classes))

@@ -1,0 +1,296 @@
+"""`jungle export camtrap-dp | csv`: a Camtrap DP package frictionless validates offline, events,
+human labels over machine ones, round trips, identical bytes on re-export, and each refusal."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from _export_helpers import (SITES, copy_workspace, errors_of, export_workspace, read_json, validate_package,
+                             write_deployments)
+from jungle.cli import app
+from jungle.export.events import group_events
+from jungle.export.thresholds import fit_precision_thresholds
+from jungle.store.db import connect
+
+runner = CliRunner()
+CREATED = "2026-12-01T00:00:00Z"
+
+
+def _export(ws, out: Path, *options: str, deployments: Path | None = None):
+    args = ["export", "camtrap-dp", str(out), "-w", str(ws.root), "--created", CREATED,
+            "--contributor", "Ada Lovelace <ada@example.org>", "-f", "csv", *options]
+    if deployments is not None:
+        args += ["--deployments", str(deployments)]
+    return runner.invoke(app, args)
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _predictions(ws, model_id: str) -> dict[str, dict[str, float]]:
+    with connect(ws, read_only=True) as con:
+        rows = con.execute("SELECT video_id, class, probability FROM predictions WHERE model_id = ? AND kind = 'predict'",
+                           [model_id]).fetchall()
+    out: dict = {}
+    for video_id, label, p in rows:
+        out.setdefault(video_id, {})[label] = p
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(StackWorkspace, model id, workspace, package folder, deployments CSV)."""
+    sw, model_id, ws = export_workspace(tmp_path_factory)
+    folder = tmp_path_factory.mktemp("package")
+    deployments = write_deployments(folder / "deployments-in.csv")
+    result = _export(ws, folder / "pkg", deployments=deployments)
+    assert result.exit_code == 0, result.output
+    return sw, model_id, ws, folder / "pkg", deployments
+
+
+def test_package_validates_against_the_local_camtrap_dp_profile(exported, tmp_path):
+    _, model_id, _, package, _ = exported
+    report = validate_package(package, tmp_path / "ok")
+    assert report.valid, errors_of(report)
+    assert errors_of(report) == []
+    descriptor = read_json(package / "datapackage.json")
+    assert descriptor["profile"] == "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/camtrap-dp-profile.json"
+    assert descriptor["created"] == CREATED and descriptor["temporal"] == {"start": "2026-03-01", "end": "2026-03-01"}
+    assert descriptor["jungle"]["model"] == model_id and descriptor["jungle"]["threshold_rule"] == "fixed"
+    assert {t["scientificName"] for t in descriptor["taxonomic"]} == {"Pan troglodytes", "Cephalophinae", "Loxodonta"}
+    # The same validation catches a broken package: one latitude out of range is exactly one error.
+    broken = tmp_path / "broken"
+    shutil.copytree(package, broken)
+    text = (broken / "deployments.csv").read_text()
+    (broken / "deployments.csv").write_text(text.replace(",-1.5,", ",951.5,", 1))
+    report = validate_package(broken, tmp_path / "bad")
+    assert [e[0] for e in errors_of(report)] == ["constraint-error"]
+
+
+def test_tables_hold_sites_videos_and_recorded_times(exported):
+    sw, _, ws, package, _ = exported
+    deployments = _rows(package / "deployments.csv")
+    assert [d["deploymentID"] for d in deployments] == list(SITES)
+    assert deployments[0]["latitude"] == "-1.5" and deployments[0]["cameraModel"] == "Bushnell-TrophyCam"
+    assert deployments[0]["deploymentStart"] == "2026-03-01T06:00:00Z"
+    media = _rows(package / "media.csv")
+    assert len(media) == len(sw.labelled) + len(sw.unlabelled)
+    first = media[0]
+    assert (first["deploymentID"], first["timestamp"], first["filePath"], first["fileMediatype"]) == (
+        "cam_a", "2026-03-01T06:00:00Z", "cam_a/clip00000.mp4", "video/mp4")
+    assert media == sorted(media, key=lambda m: (m["deploymentID"], m["timestamp"], m["mediaID"]))
+
+
+def test_round_trip_top_classes_equal_the_predictions_table(exported, tmp_path):
+    """With threshold 0 every class is an observation; the most probable one per video is the
+    predictions table's top class, with the same probability to the last bit."""
+    sw, model_id, ws, _, deployments = exported
+    result = _export(ws, tmp_path / "all", "--threshold", "0", deployments=deployments)
+    assert result.exit_code == 0, result.output
+    best: dict[str, tuple[float, str]] = {}
+    names = {"blank": "", "chimpanzee": "Pan troglodytes", "duiker": "Cephalophinae", "elephant": "Loxodonta"}
+    for row in _rows(tmp_path / "all" / "observations.csv"):
+        if row["observationLevel"] == "media" and row["classificationMethod"] == "machine":
+            p = float(row["classificationProbability"])
+            name = row["scientificName"] if row["observationType"] == "animal" else "blank"
+            best[row["mediaID"]] = max(best.get(row["mediaID"], (-1.0, "")), (p, name))
+    table = _predictions(ws, model_id)
+    assert set(best) == set(sw.unlabelled)  # labelled videos export their human labels instead
+    for video_id, (p, name) in best.items():
+        top = max(table[video_id], key=table[video_id].get)
+        assert (table[video_id][top], names[top] or "blank") == (p, name)
+
+
+def test_human_labels_win_over_the_machine(exported):
+    sw, _, ws, package, _ = exported
+    observations = [o for o in _rows(package / "observations.csv") if o["observationLevel"] == "media"]
+    labelled = set(sw.labelled)
+    by_media: dict[str, list[dict]] = {}
+    for o in observations:
+        by_media.setdefault(o["mediaID"], []).append(o)
+    for k, video_id in enumerate(sw.labelled[:40]):
+        rows = by_media[video_id]
+        assert {r["classificationMethod"] for r in rows} == {"human"}
+        assert all(r["classificationProbability"] == "" for r in rows)
+        kinds = sorted(r["observationType"] if r["observationType"] != "animal" else r["scientificName"] for r in rows)
+        expected = sorted({"blank": "blank", "chimpanzee": "Pan troglodytes", "duiker": "Cephalophinae",
+                           "elephant": "Loxodonta"}[c] for c, y in zip(sw.classes, sw.Y[k]) if y)
+        assert kinds == expected
+    machine = {o["mediaID"] for o in observations if o["classificationMethod"] == "machine"}
+    assert machine and not machine & labelled
+
+
+def test_event_grouping_follows_the_gap_between_clips():
+    t0 = datetime(2026, 1, 1, 12, 0, 0)
+    clips = [
+        {"video_id": "a", "site": "s1", "mtime": t0, "duration": 10.0},
+        {"video_id": "b", "site": "s1", "mtime": t0 + timedelta(seconds=70), "duration": 10.0},   # 60 s after a ends
+        {"video_id": "c", "site": "s1", "mtime": t0 + timedelta(seconds=141), "duration": 10.0},  # 61 s after b ends
+        {"video_id": "d", "site": "s2", "mtime": t0 + timedelta(seconds=5), "duration": None},    # other site
+        {"video_id": "e", "site": "s1", "mtime": t0 + timedelta(seconds=150), "duration": 5.0},   # overlaps c
+    ]
+    events = group_events(clips, gap_s=60)
+    assert {v: e["event_id"] for v, e in events.items()} == {"a": "ev-a", "b": "ev-a", "c": "ev-c", "d": "ev-d",
+                                                             "e": "ev-c"}
+    assert (events["a"]["event_start"], events["a"]["event_end"]) == (t0, t0 + timedelta(seconds=80))
+    assert events["c"]["event_clips"] == 2 and events["c"]["event_end"] == t0 + timedelta(seconds=155)
+    assert group_events(clips, gap_s=61)["c"]["event_id"] == "ev-a"
+
+
+def test_event_observations_and_the_events_view(exported):
+    """Bursts of three clips 20 s apart make one event; bursts 10 min apart do not. The `events`
+    view answers `jungle sql` with the same grouping."""
+    sw, model_id, ws, package, _ = exported
+    events = [o for o in _rows(package / "observations.csv") if o["observationLevel"] == "event"]
+    media = _rows(package / "media.csv")
+    assert len({o["eventID"] for o in events}) == len(media) // 3
+    first = [o for o in events if o["eventID"] == events[0]["eventID"]]
+    assert (first[0]["eventStart"], first[0]["eventEnd"]) == ("2026-03-01T06:00:00Z", "2026-03-01T06:01:26Z")
+    out = runner.invoke(app, ["sql", "SELECT count(DISTINCT event_id) AS events, max(event_clips) AS clips FROM events",
+                              "-w", str(ws.root), "-f", "csv"])
+    assert out.exit_code == 0, out.output
+    assert out.output == f"events,clips\n{len(media) // 3},3\n"
+    out = runner.invoke(app, ["sql", "SELECT count(*) FROM event_predictions WHERE kind = 'predict' AND "
+                              f"model_id = '{model_id}' AND max_probability > noisy_or_probability", "-w",
+                              str(ws.root), "-f", "csv"])
+    assert out.exit_code == 0 and out.output.splitlines()[1] == "0"  # noisy-OR is never below the max
+
+
+def test_export_twice_gives_identical_bytes(exported, tmp_path):
+    _, _, ws, package, deployments = exported
+    again = _export(ws, tmp_path / "again", deployments=deployments)
+    assert again.exit_code == 0, again.output
+    names = sorted(p.name for p in package.iterdir())
+    assert names == ["datapackage.json", "deployments.csv", "jungle-export.json", "media.csv", "observations.csv"]
+    for name in names:
+        assert (tmp_path / "again" / name).read_bytes() == (package / name).read_bytes(), name
+
+
+def test_fitted_thresholds_reach_the_target_precision_out_of_fold(exported, tmp_path):
+    P = np.array([[0.9], [0.8], [0.7], [0.6], [0.5], [0.4]])
+    Y = np.array([[1], [1], [0], [1], [0], [0]])
+    assert fit_precision_thresholds(P, Y, 0.75) == [0.6]   # 3 of the 4 at or above 0.6
+    assert fit_precision_thresholds(P, Y, 1.0) == [0.8]
+    assert fit_precision_thresholds(np.array([[0.3], [0.2]]), np.array([[0], [0]]), 0.5) == [None]
+    _, _, ws, _, deployments = exported
+    result = _export(ws, tmp_path / "fitted", "--target-precision", "0.9", deployments=deployments)
+    assert result.exit_code == 0, result.output
+    record = read_json(tmp_path / "fitted" / "jungle-export.json")
+    assert record["config"]["thresholds"]["target_precision"] == 0.9
+    assert set(record["thresholds"]) == {"blank", "chimpanzee", "duiker", "elephant"}
+    assert read_json(tmp_path / "fitted" / "datapackage.json")["jungle"]["threshold_rule"] == "fitted"
+
+
+def test_csv_export_is_the_wide_per_video_table(exported, tmp_path):
+    sw, model_id, ws, _, _ = exported
+    out = runner.invoke(app, ["export", "csv", str(tmp_path / "p.csv"), "-w", str(ws.root), "-f", "csv"])
+    assert out.exit_code == 0, out.output
+    n = len(sw.labelled) + len(sw.unlabelled)
+    assert out.output == f"out,model_id,videos,classes\n{tmp_path / 'p.csv'},{model_id},{n},4\n"
+    rows = _rows(tmp_path / "p.csv")
+    assert list(rows[0]) == ["filepath", "filename", "site", "timestamp", "top_class", *sw.classes]
+    assert rows[0]["filepath"] == "cam_a/clip00000.mp4" and rows[0]["timestamp"] == "2026-03-01T06:00:00Z"
+    table = _predictions(ws, model_id)
+    with connect(ws, read_only=True) as con:
+        ids = dict(con.execute("SELECT relpath, video_id FROM videos").fetchall())
+    for row in rows:
+        probabilities = table[ids[row["filepath"]]]
+        assert row["top_class"] == max(probabilities, key=probabilities.get)
+        assert [float(row[c]) for c in sw.classes] == [probabilities[c] for c in sw.classes]
+    assert read_json(tmp_path / "p.export.json")["model"] == model_id
+
+
+# ------------------------------------------------------------------------------------------------ refusals
+def test_unknown_model_is_refused(exported, tmp_path):
+    _, model_id, ws, _, deployments = exported
+    out = _export(ws, tmp_path / "x", "--model", "nope", deployments=deployments)
+    assert out.exit_code == 1
+    assert out.output == (f'Error: no saved model "nope" in {ws.models_dir}. Saved models: {model_id}. Name a model '
+                          "with --model (an id under models/, or `latest`).\n")
+    assert not (tmp_path / "x").exists()
+
+
+def test_model_from_another_workspace_is_refused(exported, tmp_path):
+    sw, model_id, ws, _, deployments = exported
+    other = sw.workspace  # the stack's own workspace: it has models but these videos' predictions are elsewhere
+    folder = other.models_dir / model_id
+    fresh = copy_workspace(ws, tmp_path / "fresh")
+    with connect(fresh) as con:
+        con.execute("DELETE FROM predictions")
+    shutil.rmtree(fresh.models_dir)
+    out = _export(fresh, tmp_path / "x", "--model", str(folder), deployments=deployments)
+    assert out.exit_code == 1
+    assert out.output == (
+        f'Error: model "{model_id}" ({folder}) belongs to another workspace and has no predictions in {fresh.root}. '
+        f"Export it from its own workspace (--workspace), or predict these videos with it first "
+        f"(`jungle predict --model {folder} --videos all`).\n")
+
+
+def test_videos_without_predictions_are_listed(exported, tmp_path):
+    sw, model_id, ws, _, deployments = exported
+    fresh = copy_workspace(ws, tmp_path / "fresh")
+    with connect(fresh) as con:
+        con.execute("DELETE FROM predictions WHERE kind = 'predict' AND video_id IN (SELECT video_id FROM videos "
+                    "WHERE relpath IN ('cam_a/clip00267.mp4', 'cam_c/clip00269.mp4'))")
+    out = _export(fresh, tmp_path / "x", deployments=deployments)
+    assert out.exit_code == 1
+    assert out.output == (
+        f"Error: 2 video(s) have neither predictions of model {model_id} nor human labels: cam_a/clip00267.mp4, "
+        f"cam_c/clip00269.mp4. Run `jungle predict --model {model_id} --videos all`, or pass --only-predicted "
+        "to leave them out.\n")
+    kept = _export(fresh, tmp_path / "y", "--only-predicted", deployments=deployments)
+    assert kept.exit_code == 0, kept.output
+    assert len(_rows(tmp_path / "y" / "media.csv")) == len(sw.labelled) + len(sw.unlabelled) - 2
+    assert read_json(tmp_path / "y" / "jungle-export.json")["skipped_videos"] == ["cam_a/clip00267.mp4",
+                                                                                 "cam_c/clip00269.mp4"]
+
+
+def test_sites_without_coordinates_are_listed(exported, tmp_path):
+    sw, _, ws, _, _ = exported
+    partial = write_deployments(tmp_path / "d.csv", sites=("cam_a",))
+    out = _export(ws, tmp_path / "x", deployments=partial)
+    assert out.exit_code == 1
+    assert out.output == (
+        f"Error: 2 site(s) have no latitude/longitude in {partial}: cam_b, cam_c. Camtrap DP requires coordinates: "
+        "pass --deployments FILE (a CSV with site,latitude,longitude[,deploymentStart,deploymentEnd,cameraModel,"
+        "...]), or --drop-sites-without-coordinates to leave those sites out.\n")
+    dropped = _export(ws, tmp_path / "y", "--drop-sites-without-coordinates", deployments=partial)
+    assert dropped.exit_code == 0, dropped.output
+    assert {m["deploymentID"] for m in _rows(tmp_path / "y" / "media.csv")} == {"cam_a"}
+    assert validate_package(tmp_path / "y", tmp_path / "v").valid
+
+
+def test_classes_without_taxonomy_are_listed(exported, tmp_path):
+    _, _, ws, _, deployments = exported
+    taxonomy = tmp_path / "taxa.csv"
+    taxonomy.write_text("class,observationType,scientificName,taxonRank\nblank,blank,,\n"
+                        "chimpanzee,animal,Pan troglodytes,species\n")
+    out = _export(ws, tmp_path / "x", "--taxonomy", str(taxonomy), deployments=deployments)
+    assert out.exit_code == 1
+    assert out.output == (
+        f"Error: 2 class(es) have no taxonomy in {taxonomy}: duiker, elephant. Add a row for each "
+        "(class,observationType,scientificName,taxonRank) to a CSV and pass it with --taxonomy FILE.\n")
+
+
+def test_a_package_needs_a_contributor(exported, tmp_path):
+    _, _, ws, _, deployments = exported
+    out = runner.invoke(app, ["export", "camtrap-dp", str(tmp_path / "x"), "-w", str(ws.root), "--deployments",
+                              str(deployments)])
+    assert out.exit_code == 1
+    assert out.output == ('Error: Camtrap DP requires at least one contributor: pass --contributor "Name <email>" '
+                          '(the first is the contact), or a --metadata JSON file with "contributors".\n')
+
+
+def test_export_commands_have_help():
+    for command in ("camtrap-dp", "megadetector-json", "csv"):
+        out = runner.invoke(app, ["export", command, "--help"])
+        assert out.exit_code == 0 and "--model" in out.output and "--only-predicted" in out.output
