@@ -2,30 +2,34 @@
 
 Layout::
 
-    models/<id>/manifest.json     feature sets (names AND versions), class order, members with their
-                                  feature columns, parameters and rounds, blend weights, clip
-                                  limits, label mode, configuration, metrics, code version, studies
+    models/<id>/manifest.json     feature sets (names, versions AND configuration fingerprints),
+                                  class order, members with their feature columns, parameters
+                                  and rounds, blend weights, clip limits, label mode,
+                                  configuration, metrics, code version, studies
     models/<id>/member-<k>.json   one XGBoost booster per level-2 model
     models/<id>/member-<k>-projection.npz
                                   the principal axes of its wide feature sets (``--pca`` only)
     models/<id>/oof.parquet       out-of-fold probabilities and labels of the training videos
     models/latest                 the id of the newest model (the ``latest`` alias)
 
-A manifest holds everything :mod:`jungle.meta.predict` needs to predict new videos later.
+A manifest (:class:`jungle.meta.manifest.ModelManifest`) holds everything
+:mod:`jungle.meta.predict` needs to predict new videos later. Loading a folder unpickles nothing
+and validates everything, since a folder may come from someone else.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelError
 from ..store.workspace import Workspace
 from .blend import ClipLimits, blend
 from .level2 import Level2Classifier
+from .manifest import FeatureSetRecord, MemberEntry, ModelManifest, read_manifest
 from .projection import Projection
 
 __all__ = ["MANIFEST", "LATEST", "LoadedModel", "new_model_id", "model_dir", "save_model", "load_model"]
@@ -65,65 +69,60 @@ def model_dir(workspace: Workspace, model: str = "latest") -> Path:
     )
 
 
-def save_model(workspace: Workspace, model_id: str, members: list[Level2Classifier], manifest: dict,
+def save_model(workspace: Workspace, manifest: ModelManifest, members: list[Level2Classifier],
                projections: list[Projection | None] | None = None) -> Path:
-    """Write the boosters, their projections and the manifest under ``models/<model_id>`` and
-    point ``latest`` at it.
+    """Write the boosters, their projections and the manifest under ``models/<manifest.model_id>``
+    and point ``latest`` at it.
 
-    ``manifest["members"][k]`` describes ``members[k]``; its ``file`` (and ``projection_file``)
-    entries are filled in here.
+    ``manifest.members[k]`` describes ``members[k]`` and names its files (``file``,
+    ``projection_file``).
     """
-    folder = workspace.models_dir / model_id
+    folder = workspace.models_dir / manifest.model_id
     folder.mkdir(parents=True, exist_ok=False)
     projections = projections or [None] * len(members)
-    for index, (model, entry, projection) in enumerate(zip(members, manifest["members"], projections, strict=True)):
-        entry["file"] = f"member-{index}.json"
-        model.save(folder / entry["file"])
+    for model, entry, projection in zip(members, manifest.members, projections, strict=True):
+        model.save(folder / entry.file)
+        if (projection is None) != (entry.projection_file is None):
+            raise ValueError(f"member {entry.file}: a projection and its projection_file go together")
         if projection is not None:
-            entry["projection_file"] = f"member-{index}-projection.npz"
-            projection.save(folder / entry["projection_file"])
+            projection.save(folder / entry.projection_file)
     tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=_plain))
+    tmp.write_text(manifest.to_json())
     tmp.replace(folder / MANIFEST)
     alias_tmp = workspace.models_dir / (LATEST + ".tmp")
-    alias_tmp.write_text(model_id + "\n")
+    alias_tmp.write_text(manifest.model_id + "\n")
     alias_tmp.replace(workspace.models_dir / LATEST)
     return folder
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 @dataclass
 class LoadedModel:
     """A saved model, ready to predict."""
 
-    model_id: str
     path: Path
-    manifest: dict
+    manifest: ModelManifest
     members: list[Level2Classifier]
     projections: list[Projection | None]
 
     @property
+    def model_id(self) -> str:
+        return self.manifest.model_id
+
+    @property
     def classes(self) -> list[str]:
-        return list(self.manifest["classes"])
+        return list(self.manifest.classes)
 
     @property
     def weights(self) -> np.ndarray:
-        return np.asarray(self.manifest["blend_weights"], dtype=np.float64)
+        return np.asarray(self.manifest.blend_weights, dtype=np.float64)
 
     @property
     def clip(self) -> ClipLimits:
-        return ClipLimits.from_json(self.manifest["clip"])
+        return ClipLimits.from_json(self.manifest.clip.model_dump())
 
-    def feature_sets(self) -> list[tuple[str, int]]:
-        """Every (name, version) the model reads."""
-        return [(s["name"], int(s["version"])) for s in self.manifest["feature_sets"]]
+    def feature_sets(self) -> list[FeatureSetRecord]:
+        """Every feature set the model reads, with the fingerprint of its configuration."""
+        return list(self.manifest.feature_sets)
 
     def predict_proba(self, matrices: list[np.ndarray]) -> np.ndarray:
         """Blended, clipped probabilities from each member's feature matrix (its manifest ``columns``)."""
@@ -132,15 +131,53 @@ class LoadedModel:
         return self.clip.apply(blend(members, self.weights))
 
 
+def _load_member(folder: Path, entry: MemberEntry, manifest: ModelManifest) -> tuple[Level2Classifier,
+                                                                                      Projection | None]:
+    """The booster and projection of one member, checked against its manifest entry.
+
+    Raises:
+        ModelError: a file is missing or damaged, or does not fit the manifest.
+    """
+    import xgboost as xgb
+
+    unknown = sorted(set(entry.params) - set(Level2Classifier().get_params()))
+    if unknown:
+        raise ModelError(f"model manifest {folder / MANIFEST} gives member {entry.file} unknown parameters "
+                         f"{', '.join(unknown)}. {_REMAKE}")
+    projection = Projection.load(folder / entry.projection_file) if entry.projection_file else None
+    if projection is not None and projection.input_columns != entry.columns:
+        raise ModelError(f"projection file {folder / entry.projection_file} does not project the columns the "
+                         f"manifest lists for {entry.file}. {_REMAKE}")
+    path = folder / entry.file
+    if not path.is_file():
+        raise ModelError(f"model file {path} is missing. {_REMAKE}")
+    try:
+        model = Level2Classifier.load(path, entry.params, manifest.label_mode, len(manifest.classes))
+    except xgb.core.XGBoostError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"model file {path} is not a readable XGBoost model ({first}). {_REMAKE}") from None
+    width = len(projection.output_columns) if projection is not None else len(entry.columns)
+    if model.n_features_in_ != width:
+        raise ModelError(f"model file {path} reads {model.n_features_in_} features, but the manifest gives it "
+                         f"{width}. {_REMAKE}")
+    return model, projection
+
+
+_REMAKE = "Re-make the model with `jungle stack`."
+
+
 def load_model(workspace: Workspace, model: str = "latest") -> LoadedModel:
-    """Load a saved model (``latest``, an id, or a folder path)."""
+    """Load a saved model (``latest``, an id, or a folder path), validating everything it reads.
+
+    Nothing in the folder is unpickled: the manifest is JSON checked against
+    :class:`~jungle.meta.manifest.ModelManifest`, boosters are XGBoost JSON, projections plain
+    ``.npz`` arrays loaded without pickle.
+
+    Raises:
+        FileNotFoundError: no such model.
+        ModelError: the manifest or a file of the folder is invalid, damaged or inconsistent.
+    """
     folder = model_dir(workspace, model)
-    manifest = json.loads((folder / MANIFEST).read_text())
-    members = [
-        Level2Classifier.load(folder / entry["file"], entry["params"], manifest["label_mode"],
-                              len(manifest["classes"]))
-        for entry in manifest["members"]
-    ]
-    projections = [Projection.load(folder / entry["projection_file"]) if entry.get("projection_file") else None
-                   for entry in manifest["members"]]
-    return LoadedModel(manifest["model_id"], folder, manifest, members, projections)
+    manifest = read_manifest(folder / MANIFEST)
+    loaded = [_load_member(folder, entry, manifest) for entry in manifest.members]
+    return LoadedModel(folder, manifest, [m for m, _ in loaded], [p for _, p in loaded])

@@ -1,8 +1,10 @@
 """``jungle predict``: probabilities for new videos from a saved model, and the submission CSV.
 
-The saved model's manifest names every feature set with the version it was trained on; a
-prediction refuses to run when the workspace's current version of any of them differs, since the
-columns would no longer mean what the model learned. Probabilities go to the ``predictions``
+The saved model's manifest names every feature set with the version it was trained on and the
+fingerprint of the configuration that made it; a prediction refuses to run when the workspace's
+current version of any of them differs in either, since the columns would no longer mean what the
+model learned (a model folder used in another workspace meets sets that share its version
+numbers but not necessarily its configurations). Probabilities go to the ``predictions``
 table (``kind='predict'``) and, with ``out``, to a CSV in the competition's format: ``filename``
 then one column per class in the model's class order, one row per video.
 """
@@ -30,7 +32,8 @@ Selection = Literal["unlabelled", "labelled", "all"]
 
 
 class ModelMismatch(ModelError):
-    """A feature set's current version is not the one the model was trained on."""
+    """A feature set of the workspace is not the one the model was trained on: another version,
+    or the same version number made with another configuration (e.g. in another workspace)."""
 
 
 @dataclass
@@ -47,21 +50,40 @@ class PredictResult:
 
 
 def check_versions(con, model: LoadedModel) -> list:
-    """The registered feature sets the model reads; raise :class:`ModelMismatch` on a version change."""
-    found, problems = [], []
-    for name, version in model.feature_sets():
-        current = registry.latest(con, name)
+    """The registered feature sets the model reads.
+
+    Each must be the workspace's latest complete version of its name, at the version the model
+    was trained on, made with the same configuration (its ``config_key``, recorded in the manifest
+    since manifest version 2; older manifests are checked by version only).
+
+    Raises:
+        ModelMismatch: naming every set that differs, both fingerprints, and what to do.
+    """
+    found, versions, configs = [], [], []
+    for record in model.feature_sets():
+        current = registry.latest(con, record.name)
         if current is None:
-            problems.append(f'feature set "{name}" (version {version} in the model) does not exist in this workspace')
-        elif current.version != version:
-            problems.append(f'feature set "{name}" is at version {current.version} in the workspace, '
-                            f"but model {model.model_id} was trained on version {version}")
+            versions.append(f'feature set "{record.name}" (version {record.version} in the model) does not '
+                            "exist in this workspace")
+        elif current.version != record.version:
+            versions.append(f'feature set "{record.name}" is at version {current.version} in the workspace, '
+                            f"but model {model.model_id} was trained on version {record.version}")
+        elif record.config_key is not None and current.config_key != record.config_key:
+            configs.append(f'feature set "{current.ref}" was made with another configuration in this workspace '
+                           f"(fingerprint {current.config_key}) than the {record.ref} model {model.model_id} "
+                           f"was trained on (fingerprint {record.config_key})")
         else:
             found.append(current)
-    if problems:
+    if versions:
         raise ModelMismatch(
-            "; ".join(problems) + ". Re-run `jungle stack` to train on the current feature sets, or "
+            "; ".join(versions + configs) + ". Re-run `jungle stack` to train on the current feature sets, or "
             "predict with a model trained on them (`jungle predict --model ID`)."
+        )
+    if configs:
+        raise ModelMismatch(
+            "; ".join(configs) + ". Its columns would not mean what the model learned. Re-run `jungle stack` "
+            "in this workspace, or rebuild the set with the model's configuration (the manifest's feature_sets "
+            "lists it; `jungle features show NAME` shows this workspace's)."
         )
     return found
 
@@ -111,7 +133,8 @@ def predict(workspace: Workspace, model: str = "latest", out: Path | None = None
             have features.
 
     Raises:
-        ModelMismatch: a feature set's version differs from the model's manifest.
+        ModelMismatch: a feature set's version or configuration differs from the model's manifest.
+        ModelError: the model folder is invalid or damaged (see :func:`~jungle.meta.model_io.load_model`).
         LookupError: no video to predict.
     """
     loaded = load_model(workspace, model)
@@ -122,8 +145,8 @@ def predict(workspace: Workspace, model: str = "latest", out: Path | None = None
         hint = " Pass --videos all to predict labelled videos too." if videos == "unlabelled" else ""
         raise LookupError(f"no {videos} video has features from {', '.join(sets)} in {workspace.root}.{hint}")
     matrices = [
-        feature_matrix(workspace, [sets[f["name"]] for f in entry["features"]], video_ids, entry["columns"])[0]
-        for entry in loaded.manifest["members"]
+        feature_matrix(workspace, [sets[f.name] for f in entry.features], video_ids, entry.columns)[0]
+        for entry in loaded.manifest.members
     ]
     P = loaded.predict_proba(matrices)
     with connect(workspace) as con:

@@ -8,6 +8,11 @@ hundred videos, for a small loss in log loss (measured on the demo: 0.0645 vs 0.
 first ``K`` principal components; narrower sets (metadata, class-probability statistics) pass
 through unchanged.
 
+The fitted projection file holds only plain arrays (names as fixed-width unicode) and is loaded
+with ``allow_pickle=False``: a projection file in a model folder received from someone can never
+run code. Files of the earlier format (names as pickled object arrays) are refused with a message
+to re-make the model.
+
 The projection is fitted on the feature values of the labelled videos only, never on their labels,
 so out-of-fold scores stay honest. A missing value is filled with its column's mean before the
 projection; a video that lacks the whole set keeps NaN components (XGBoost's "missing"). The
@@ -17,11 +22,13 @@ fitted projection is saved next to the model (``member-<k>-projection.npz``) and
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelError
 from .dataset import set_columns
 
 __all__ = ["SetProjection", "Projection", "fit_projection"]
@@ -73,8 +80,9 @@ class Projection:
                          "explained_variance": round(p.explained, 4)} for p in self.sets}
 
     def save(self, path: Path) -> None:
-        arrays = {"input_columns": np.asarray(self.input_columns, dtype=object),
-                  "names": np.asarray([p.name for p in self.sets], dtype=object),
+        """Write the projection as plain arrays (names as fixed-width unicode: nothing pickled)."""
+        arrays = {"input_columns": np.asarray(self.input_columns, dtype=np.str_),
+                  "names": np.asarray([p.name for p in self.sets], dtype=np.str_),
                   "explained": np.asarray([p.explained for p in self.sets], dtype=np.float64)}
         for i, p in enumerate(self.sets):
             arrays[f"mean_{i}"], arrays[f"components_{i}"] = p.mean, p.components
@@ -83,10 +91,63 @@ class Projection:
 
     @classmethod
     def load(cls, path: Path) -> "Projection":
-        with np.load(path, allow_pickle=True) as data:
-            sets = [SetProjection(str(name), data[f"mean_{i}"], data[f"components_{i}"], float(data["explained"][i]))
-                    for i, name in enumerate(data["names"])]
-            return cls([str(c) for c in data["input_columns"]], sets)
+        """Read a projection written by :meth:`save`, never unpickling anything.
+
+        Raises:
+            ModelError: the file is damaged, holds pickled Python objects (the format of models
+                made before names were stored as text; unpickling can run code), or its arrays
+                do not fit together.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except ValueError as exc:  # numpy refuses object arrays / pickled files without allow_pickle
+            if "allow_pickle" not in str(exc):
+                raise ModelError(f"projection file {path} is damaged ({exc}). {_REMAKE}") from None
+            raise ModelError(
+                f"projection file {path} holds pickled Python objects, which jungle does not load because "
+                f"unpickling can run code. {_REMAKE}") from None
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise ModelError(f"projection file {path} is damaged or not a projection ({exc}). {_REMAKE}") from None
+        try:
+            return _from_arrays(arrays)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ModelError(f"projection file {path} is not a jungle projection ({exc}). {_REMAKE}") from None
+
+
+_REMAKE = "Re-make the model with `jungle stack` (with --pca as before)."
+
+
+def _text(array: np.ndarray, what: str) -> list[str]:
+    """A 1-d unicode array as strings."""
+    if array.dtype.kind != "U" or array.ndim != 1:
+        raise ValueError(f"{what} must be a 1-d text array, not {array.dtype} of shape {array.shape}")
+    return [str(v) for v in array]
+
+
+def _from_arrays(arrays: dict[str, np.ndarray]) -> Projection:
+    """The projection held by the arrays of a projection file, checked to fit together.
+
+    Raises:
+        KeyError: an array is missing.
+        ValueError: an array has the wrong kind or shape for the columns it projects.
+    """
+    columns = _text(arrays["input_columns"], "input_columns")
+    names = _text(arrays["names"], "names")
+    explained = arrays["explained"]
+    if explained.shape != (len(names),) or explained.dtype.kind != "f":
+        raise ValueError(f"explained must hold one number per projected set ({len(names)})")
+    groups = set_columns(columns)
+    sets = []
+    for i, name in enumerate(names):
+        mean, components = arrays[f"mean_{i}"], arrays[f"components_{i}"]
+        width = len(groups.get(name, ()))
+        if width == 0 or mean.shape != (width,) or components.ndim != 2 or components.shape[1] != width \
+                or mean.dtype.kind != "f" or components.dtype.kind != "f":
+            raise ValueError(f"set {name!r}: mean {mean.shape} and components {components.shape} do not "
+                             f"fit its {width} input columns")
+        sets.append(SetProjection(name, mean, components, float(explained[i])))
+    return Projection(columns, sets)
 
 
 def fit_projection(X: np.ndarray, columns: list[str], components: int, min_columns: int = 1024,

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelError
 from ..store.workspace import Workspace
 from .dataset import column_set
+from .manifest import StudyRecord
 from .metrics import Evaluation, evaluate
 from .model_io import LoadedModel, load_model
 
-__all__ = ["ReportData", "load_report_data", "feature_set_importance", "study_history", "write_report"]
+__all__ = ["ReportData", "load_report_data", "read_oof", "feature_set_importance", "study_history", "write_report"]
 
 
 @dataclass
@@ -38,10 +40,10 @@ class ReportData:
 def feature_set_importance(model: LoadedModel) -> dict[str, float]:
     """Share of the total XGBoost gain per feature set, members weighted by their blend weight."""
     totals: dict[str, float] = {}
-    for member, projection, entry, weight in zip(model.members, model.projections, model.manifest["members"],
+    for member, projection, entry, weight in zip(model.members, model.projections, model.manifest.members,
                                                  model.weights):
         gains = member.gain_by_feature()
-        columns = entry["columns"] if projection is None else projection.output_columns
+        columns = entry.columns if projection is None else projection.output_columns
         sets = [column_set(c) for c in columns]
         total = sum(gains.values()) or 1.0
         for index, gain in gains.items():
@@ -51,11 +53,23 @@ def feature_set_importance(model: LoadedModel) -> dict[str, float]:
 
 
 def study_history(name: str, storage: str) -> dict:
-    """Trial numbers, states, values (last reported value for pruned trials) of a stored study."""
+    """Trial numbers, states, values (last reported value for pruned trials) of a stored study.
+
+    The storage is opened without creating tables; a SQLite file must already exist (opening
+    one that does not would create it).
+
+    Raises:
+        FileNotFoundError: the SQLite file of ``storage`` does not exist.
+        KeyError: the storage holds no study ``name``.
+        sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.OptunaError: the storage is unreachable or unusable.
+    """
     import optuna
 
     from .tuning import open_storage
 
+    path = _sqlite_path(storage)
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f"the study storage file {path} does not exist")
     study = optuna.load_study(study_name=name, storage=open_storage(storage))
     rows = []
     for trial in study.get_trials(deepcopy=False):
@@ -69,43 +83,86 @@ def study_history(name: str, storage: str) -> dict:
 
 def load_report_data(workspace: Workspace, model: str = "latest") -> ReportData:
     """The saved model, its OOF labels and probabilities, metrics, importance and study histories."""
+    loaded = load_model(workspace, model)
+    Y, P = read_oof(loaded)
+    histories = [_history(workspace, loaded, entry.study) for entry in loaded.manifest.members
+                 if entry.study is not None and entry.study.name]
+    return ReportData(loaded, Y, P, evaluate(Y, P), feature_set_importance(loaded), histories)
+
+
+def read_oof(model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, final probabilities) of the training videos from the model's ``oof.parquet``.
+
+    Raises:
+        ModelError: the file is missing, damaged, or not one row of one value per class each.
+    """
     import polars as pl
 
-    loaded = load_model(workspace, model)
-    oof = pl.read_parquet(loaded.path / "oof.parquet")
-    Y = np.asarray(oof["label"].to_list(), dtype=np.float64)
-    P = np.asarray(oof["probability"].to_list(), dtype=np.float64)
-    histories = []
-    for entry in loaded.manifest["members"]:
-        study = entry.get("study") or {}
-        if study.get("name"):
-            try:
-                histories.append(study_history(study["name"], study["storage"]))
-            except Exception as exc:  # storage moved or unreachable: say so in the report
-                histories.append({"name": study["name"], "trials": [], "error": f"{type(exc).__name__}: {exc}"})
-    return ReportData(loaded, Y, P, evaluate(Y, P), feature_set_importance(loaded), histories)
+    path = model.path / "oof.parquet"
+    try:
+        oof = pl.read_parquet(path, columns=["label", "probability"])
+        Y = np.asarray(oof["label"].to_list(), dtype=np.float64)
+        P = np.asarray(oof["probability"].to_list(), dtype=np.float64)
+    except (OSError, pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        raise ModelError(f"out-of-fold file {path} is missing or damaged ({type(exc).__name__}: {exc}). "
+                         "Re-make the model with `jungle stack`.") from None
+    width = len(model.classes)
+    if Y.ndim != 2 or Y.shape != P.shape or Y.shape[1] != width:
+        raise ModelError(f"out-of-fold file {path} does not hold one label and one probability per class "
+                         f"({width}) for every video. Re-make the model with `jungle stack`.")
+    return Y, P
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///FILE`` storage URL (None for other databases)."""
+    return Path(url.split("///", 1)[1].split("?", 1)[0]) if url.startswith("sqlite:///") else None
+
+
+def _trusted_storage(workspace: Workspace, model: LoadedModel, storage: str) -> bool:
+    """Whether the report may open ``storage``: the workspace's own Optuna file, or any storage of
+    a model saved in this workspace's ``models/``. A folder given by path may come from
+    someone else, and its manifest could name any database."""
+    if storage == workspace.optuna_url:
+        return True
+    return model.path.resolve().parent == workspace.models_dir.resolve()
+
+
+def _history(workspace: Workspace, model: LoadedModel, study: StudyRecord) -> dict:
+    """The study's history, or an ``error`` saying why the report shows none."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not study.storage or not _trusted_storage(workspace, model, study.storage):
+        return {"name": study.name, "trials": [],
+                "error": f"storage {study.storage} not opened: the model folder is not one of this workspace's "
+                         "models and the storage is not the workspace's own"}
+    try:
+        return study_history(study.name, study.storage)
+    except (FileNotFoundError, KeyError, SQLAlchemyError, optuna.exceptions.OptunaError) as exc:
+        # storage moved or unreachable, study deleted: say so in the report
+        return {"name": study.name, "trials": [], "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _subplots(*grid, figsize, **options):
+    """A figure and its axes, like ``pyplot.subplots`` but without pyplot's global state."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **options)
+
+
 def _figures(data: ReportData) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     classes = data.model.classes
     ev = data.evaluation
     figures = {}
     height = max(3.0, 0.3 * len(classes) + 1)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, height), sharey=True)
+    fig, (left, right) = _subplots(1, 2, figsize=(11, height), sharey=True)
     ypos = np.arange(len(classes))
     left.barh(ypos, ev.class_log_loss, color="tab:red")
     left.set_yticks(ypos, classes)
@@ -116,7 +173,7 @@ def _figures(data: ReportData) -> dict[str, str]:
     right.set_xlabel("ROC AUC (OOF)")
     figures["Per-class log loss and ROC AUC"] = _png(fig)
 
-    fig, ax = plt.subplots(figsize=(1.5 + 0.35 * len(classes), 1 + 0.35 * len(classes)))
+    fig, ax = _subplots(figsize=(1.5 + 0.35 * len(classes), 1 + 0.35 * len(classes)))
     rows = ev.confusion.sum(axis=1, keepdims=True)
     ax.imshow(ev.confusion / np.maximum(rows, 1), cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(ypos, classes, rotation=90)
@@ -128,7 +185,7 @@ def _figures(data: ReportData) -> dict[str, str]:
             ax.text(j, i, str(count), ha="center", va="center", fontsize=7)
     figures["Confusion matrix (row-normalised colour, counts)"] = _png(fig)
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect")
     ax.plot(ev.calibration["predicted"], ev.calibration["observed"], marker="o", label="OOF")
     ax.set_xlabel("mean predicted probability")
@@ -138,7 +195,7 @@ def _figures(data: ReportData) -> dict[str, str]:
 
     if data.importance:
         names = list(data.importance)
-        fig, ax = plt.subplots(figsize=(7, max(2.0, 0.4 * len(names) + 1)))
+        fig, ax = _subplots(figsize=(7, max(2.0, 0.4 * len(names) + 1)))
         ax.barh(np.arange(len(names)), list(data.importance.values()), color="tab:green")
         ax.set_yticks(np.arange(len(names)), names)
         ax.invert_yaxis()
@@ -148,7 +205,7 @@ def _figures(data: ReportData) -> dict[str, str]:
     for history in data.histories:
         if not history["trials"]:
             continue
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig, ax = _subplots(figsize=(8, 4))
         numbers = np.array([t[0] for t in history["trials"]])
         values = np.array([t[2] for t in history["trials"]])
         complete = np.array([t[1] == "COMPLETE" for t in history["trials"]])
@@ -179,18 +236,17 @@ def render_html(data: ReportData) -> str:
     manifest = data.model.manifest
     summary = data.evaluation.summary()
     headline = _table(["metric", "value"], [("videos", len(data.Y)), *summary.items(),
-                                            ("label mode", manifest["label_mode"]),
-                                            ("clip", manifest["clip"].get("kind", ""))])
+                                            ("label mode", manifest.label_mode), ("clip", manifest.clip.kind)])
     members = _table(
         ["member", "feature sets", "rounds", "CV log loss", "OOF log loss", "blend weight", "study", "trials"],
-        [(i, ", ".join(f"{f['name']}@{f['version']}" for f in m["features"]), m["rounds"], m["cv_log_loss"],
-          m["oof_log_loss"], w, (m.get("study") or {}).get("name") or "-", (m.get("study") or {}).get("trials", 0))
-         for i, (m, w) in enumerate(zip(manifest["members"], data.model.weights))],
+        [(i, ", ".join(f.ref for f in m.features), m.rounds, m.cv_log_loss, m.oof_log_loss, w,
+          (m.study.name if m.study else None) or "-", m.study.trials if m.study else 0)
+         for i, (m, w) in enumerate(zip(manifest.members, data.model.weights))],
     )
     per_class = _table(
         ["class", "positives", "log loss", "ROC AUC", "clip low", "clip high"],
         [(c, int(data.Y[:, i].sum()), float(data.evaluation.class_log_loss[i]), float(data.evaluation.class_auc[i]),
-          manifest["clip"]["low"][i], manifest["clip"]["high"][i]) for i, c in enumerate(data.model.classes)],
+          manifest.clip.low[i], manifest.clip.high[i]) for i, c in enumerate(data.model.classes)],
     )
     errors = "".join(f"<p>Study {html.escape(h['name'])}: {html.escape(h['error'])}</p>"
                      for h in data.histories if h.get("error"))
@@ -201,7 +257,7 @@ def render_html(data: ReportData) -> str:
     model_id = html.escape(data.model.model_id)
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>jungle report {model_id}'
             f"</title><style>{style}</style></head><body><h1>Model {model_id}</h1>"
-            f"<p>Created {html.escape(manifest['created_at'])}, code {html.escape(manifest['code_version'])}. "
+            f"<p>Created {html.escape(manifest.created_at)}, code {html.escape(manifest.code_version)}. "
             f"All metrics are out-of-fold on the labelled videos.</p>{headline}<h2>Level-2 models</h2>{members}"
             f"<h2>Per class</h2>{per_class}{errors}{images}</body></html>")
 

@@ -11,7 +11,6 @@ to the ``predictions`` table (``kind='oof'``).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Literal
@@ -19,12 +18,15 @@ from typing import Callable, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..store.db import connect
+from ..store import registry
+from ..store.db import connect, transaction
 from ..store.registry import code_version
 from ..store.workspace import Workspace
 from .blend import ClipLimits, blend, fit_blend_weights, fit_clip_limits, fixed_clip_limits
 from .dataset import StackData, load_training_data, parse_refs
 from .level2 import Level2Classifier, auto_max_bin, resolve_label_mode
+from .manifest import (ClipRecord, FeatureSetRecord, MemberEntry, ModelManifest, SetVersion, StudyRecord,
+                       member_file, projection_file)
 from .metrics import Evaluation, competition_log_loss, evaluate
 from .model_io import new_model_id, save_model
 from .projection import Projection, fit_projection
@@ -79,7 +81,7 @@ class StackConfig(BaseModel):
         return self
 
     def key(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+        return registry.config_key(self.model_dump(mode="json"))
 
 
 @dataclass
@@ -143,15 +145,11 @@ def write_predictions(con, model_id: str, kind: str, video_ids, classes, P: np.n
         "created_at": [datetime.now(timezone.utc).replace(tzinfo=None)] * (n * c),
     })
     con.register("new_predictions", frame)
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM predictions WHERE model_id = ? AND kind = ? "
-                    "AND video_id IN (SELECT DISTINCT video_id FROM new_predictions)", [model_id, kind])
-        con.execute("INSERT INTO predictions SELECT * FROM new_predictions")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.execute("DELETE FROM predictions WHERE model_id = ? AND kind = ? "
+                        "AND video_id IN (SELECT DISTINCT video_id FROM new_predictions)", [model_id, kind])
+            con.execute("INSERT INTO predictions SELECT * FROM new_predictions")
     finally:
         con.unregister("new_predictions")
     return frame.height
@@ -173,7 +171,7 @@ def _study_name(cfg: StackConfig, data: StackData, mode: str, index: int, count:
     payload = f"{sets}|{mode}|{cfg.fold_scheme}|{cfg.tune.seed}|{sorted(cfg.params.items())}|{len(data.video_ids)}"
     if cfg.pca:
         payload += f"|pca{cfg.pca}>={cfg.pca_min_columns}"
-    digest = hashlib.sha256(payload.encode()).hexdigest()[:8]
+    digest = registry.config_key({"study": payload})[:8]
     short = "+".join(n for n, _ in data.sets)
     return f"stack-{short[:60]}-{digest}"
 
@@ -233,14 +231,15 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
         say(f"member {index}: cv log loss {tuned.value:.5f} at {tuned.rounds} rounds, OOF log loss {member_loss:.5f}")
         results.append(MemberResult(data.sets, X.shape[1], tuned, member_loss))
         params = {k: v for k, v in model.get_params().items() if k != "n_jobs"}
-        entries.append({
-            "features": [{"name": n, "version": v} for n, v in data.sets], "columns": data.columns,
-            "params": params, "rounds": tuned.rounds, "cv_log_loss": tuned.value, "oof_log_loss": member_loss,
-            "study": {"name": tuned.study_name, "storage": tuned.storage, "trials": tuned.trials,
-                      "pruned": tuned.pruned, "trees_per_trial": tuned.trees_per_trial},
-            "dropped_columns": data.dropped_columns, "missing_rows": data.missing_rows,
-            "projection": projection.summary() if projection else None,
-        })
+        entries.append(MemberEntry(
+            features=[SetVersion(name=n, version=v) for n, v in data.sets], columns=data.columns,
+            params=params, rounds=tuned.rounds, cv_log_loss=tuned.value, oof_log_loss=member_loss,
+            study=StudyRecord(name=tuned.study_name, storage=tuned.storage, trials=tuned.trials,
+                              pruned=tuned.pruned, trees_per_trial=tuned.trees_per_trial),
+            dropped_columns=data.dropped_columns, missing_rows=data.missing_rows,
+            projection=projection.summary() if projection else None,
+            file=member_file(index), projection_file=projection_file(index) if projection else None,
+        ))
     weights = fit_blend_weights(oofs, first.Y)
     blended = blend(oofs, weights)
     clip = _clip_limits(clip_kind, clip_value, blended, first.Y)
@@ -248,21 +247,29 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
     evaluation = evaluate(first.Y, final)
     model_id = new_model_id(workspace, cfg.key())
     sets = sorted({(n, v) for data in datasets for n, v in data.sets})
-    manifest = {
-        "model_id": model_id, "created_at": datetime.now(timezone.utc).isoformat(),
-        "code_version": code_version(), "classes": list(first.classes), "label_mode": mode,
-        "feature_sets": [{"name": n, "version": v} for n, v in sets], "fold_scheme": cfg.fold_scheme,
-        "members": entries, "blend_weights": [float(w) for w in weights],
-        "clip": {"kind": clip_kind, **clip.to_json()}, "config": cfg.model_dump(mode="json"),
-        "metrics": {**evaluation.summary(), "videos": len(first.video_ids)},
-    }
-    folder = save_model(workspace, model_id, models, manifest, projections)
+    manifest = ModelManifest(
+        model_id=model_id, created_at=datetime.now(timezone.utc).isoformat(), code_version=code_version(),
+        classes=list(first.classes), label_mode=mode, feature_sets=_feature_set_records(workspace, sets),
+        fold_scheme=cfg.fold_scheme, members=entries, blend_weights=[float(w) for w in weights],
+        clip=ClipRecord(kind=clip_kind, **clip.to_json()), config=cfg.model_dump(mode="json"),
+        metrics={**evaluation.summary(), "videos": len(first.video_ids)},
+    )
+    folder = save_model(workspace, manifest, models, projections)
     _write_oof(folder, first, oofs, final)
     with connect(workspace) as con:
         write_predictions(con, model_id, "oof", first.video_ids, first.classes, final)
     say(f"saved {folder}: OOF log loss {evaluation.log_loss:.5f}, accuracy {evaluation.accuracy:.4f}")
     return StackResult(model_id, str(folder), mode, len(first.video_ids), evaluation.log_loss,
                        evaluation.accuracy, evaluation.macro_f1, results, [float(w) for w in weights], evaluation)
+
+
+def _feature_set_records(workspace: Workspace, sets) -> list[FeatureSetRecord]:
+    """The manifest's records of ``sets`` ((name, version) pairs): each with the fingerprint of the
+    configuration that made it, which ``predict`` compares with the workspace it runs in."""
+    with connect(workspace, read_only=True) as con:
+        found = [registry.get(con, name, version) for name, version in sets]
+    return [FeatureSetRecord(name=fs.name, version=fs.version, config_key=fs.config_key, config=fs.config,
+                             inputs=fs.inputs) for fs in found]
 
 
 def _write_oof(folder, data: StackData, members: list[np.ndarray], final: np.ndarray) -> None:

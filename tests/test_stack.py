@@ -39,7 +39,7 @@ def test_stack_learns_saves_and_keeps_its_study_in_the_rdb_file(tmp_path_factory
     assert all(t.user_attrs["trees_built"] > 0 for t in finished)
 
     manifest = json.loads((ws.models_dir / result.model_id / "manifest.json").read_text())
-    assert manifest["feature_sets"] == [{"name": "hist_lite0", "version": 1}, {"name": "meta", "version": 1}]
+    assert [(s["name"], s["version"]) for s in manifest["feature_sets"]] == [("hist_lite0", 1), ("meta", 1)]
     assert manifest["classes"] == list(sw.classes)
     assert "meta.codec" in manifest["members"][0]["dropped_columns"]  # text column left out
     assert (ws.models_dir / "latest").read_text().strip() == result.model_id

@@ -1,0 +1,253 @@
+"""The model manifest: what a saved level-2 model is, as a typed, versioned, validated record.
+
+``models/<id>/manifest.json`` is the contract between ``jungle stack`` (which writes it) and
+``jungle predict`` / ``jungle report`` (which read it). A model folder may come from someone else,
+so reading one trusts nothing: the JSON is validated against :class:`ModelManifest`, file names
+must be plain names inside the folder, and any problem is a :class:`~jungle.errors.ModelError`
+naming the file and what to do, never a ``KeyError`` from deep inside a command.
+
+Versions:
+
+* 1: manifests written before ``manifest_version`` existed; their feature sets carry no
+  configuration fingerprint, so ``predict`` can only compare version numbers.
+* 2: every feature set records its registry ``config_key`` (and the configuration and inputs
+  behind it), which ``predict`` compares with the workspace's set of the same name and version.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ..errors import ModelError
+
+__all__ = [
+    "MANIFEST_VERSION",
+    "SetVersion",
+    "FeatureSetRecord",
+    "StudyRecord",
+    "ProjectionSummary",
+    "MemberEntry",
+    "ClipRecord",
+    "ModelManifest",
+    "member_file",
+    "projection_file",
+    "read_manifest",
+]
+
+MANIFEST_VERSION = 2
+"""The version :func:`jungle.meta.stack.stack` writes; :func:`read_manifest` reads 1 and 2."""
+
+_MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+"""A model id becomes a folder and a report file name: no path separators."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+
+def _plain_file_name(name: str | None, suffixes: tuple[str, ...]) -> str | None:
+    """``name`` if it is a bare file name with one of ``suffixes`` (nothing outside the model folder)."""
+    if name is None:
+        return None
+    if Path(name).name != name or name in (".", "..") or "\\" in name or not name.endswith(suffixes):
+        raise ValueError(f"must be a plain file name inside the model folder ending in {' or '.join(suffixes)}, "
+                         f"not {name!r}")
+    return name
+
+
+class SetVersion(_Record):
+    """A feature set as a member names it."""
+
+    name: str
+    version: int = Field(ge=1)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class FeatureSetRecord(SetVersion):
+    """A feature set the model reads, with the fingerprint of the configuration that made it.
+
+    Attributes:
+        config_key: the registry's ``config_key`` of the set (None in version-1 manifests).
+        config: the set's configuration, so a receiver can rebuild it the same way.
+        inputs: the versions of the set's inputs (part of ``config_key``).
+    """
+
+    config_key: str | None = None
+    config: dict[str, Any] | None = None
+    inputs: list[Any] | None = None
+
+
+class StudyRecord(_Record):
+    """The Optuna study a member was tuned in (``name``/``storage`` None without a search)."""
+
+    name: str | None = None
+    storage: str | None = None
+    trials: int = 0
+    pruned: int = 0
+    trees_per_trial: float = 0.0
+
+
+class ProjectionSummary(_Record):
+    """One projected feature set: input columns, kept components, variance they explain."""
+
+    columns: int
+    components: int
+    explained_variance: float
+
+
+JSONScalar = bool | int | float | str | None
+
+
+class MemberEntry(_Record):
+    """One level-2 model of the blend.
+
+    Attributes:
+        features: the feature sets of its design matrix.
+        columns: the input columns ``predict`` must build, in order (``<set>.<column>``).
+        params: ``Level2Classifier`` parameters (without ``n_jobs``).
+        file: the booster's XGBoost JSON (or UBJSON) file in the model folder.
+        projection_file: the ``.npz`` of its principal axes (``--pca`` only).
+    """
+
+    features: list[SetVersion] = Field(min_length=1)
+    columns: list[str] = Field(min_length=1)
+    params: dict[str, JSONScalar]
+    rounds: int = Field(ge=0)
+    cv_log_loss: float
+    oof_log_loss: float
+    study: StudyRecord | None = None
+    dropped_columns: list[str] = []
+    missing_rows: dict[str, int] = {}
+    projection: dict[str, ProjectionSummary] | None = None
+    file: str
+    projection_file: str | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _booster_file(cls, value: str) -> str:
+        return _plain_file_name(value, (".json", ".ubj"))
+
+    @field_validator("projection_file")
+    @classmethod
+    def _projection_file(cls, value: str | None) -> str | None:
+        return _plain_file_name(value, (".npz",))
+
+
+class ClipRecord(_Record):
+    """Per-class probability limits (``kind``: how they were chosen)."""
+
+    kind: Literal["fitted", "fixed", "none"]
+    low: list[float]
+    high: list[float]
+
+
+class ModelManifest(_Record):
+    """Everything ``predict`` and ``report`` need about a saved model (see the module docstring)."""
+
+    manifest_version: int = Field(MANIFEST_VERSION, ge=1, le=MANIFEST_VERSION)
+    model_id: str = Field(pattern=_MODEL_ID)
+    created_at: str
+    code_version: str
+    classes: list[str] = Field(min_length=1)
+    label_mode: Literal["multiclass", "binary"]
+    feature_sets: list[FeatureSetRecord] = Field(min_length=1)
+    fold_scheme: str
+    members: list[MemberEntry] = Field(min_length=1)
+    blend_weights: list[float]
+    clip: ClipRecord
+    config: dict[str, Any]
+    metrics: dict[str, float | int]
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes are not unique")
+        if len(self.blend_weights) != len(self.members):
+            raise ValueError(f"{len(self.blend_weights)} blend weights for {len(self.members)} members")
+        if not len(self.clip.low) == len(self.clip.high) == len(self.classes):
+            raise ValueError(f"clip limits do not have one value per class ({len(self.classes)})")
+        recorded = {(s.name, s.version) for s in self.feature_sets}
+        for index, member in enumerate(self.members):
+            unknown = [f.ref for f in member.features if (f.name, f.version) not in recorded]
+            if unknown:
+                raise ValueError(f"member {index} reads {', '.join(unknown)}, which feature_sets does not list")
+        if self.manifest_version >= 2 and any(s.config_key is None for s in self.feature_sets):
+            raise ValueError("a feature set has no config_key")
+        return self
+
+    def feature_set(self, name: str) -> FeatureSetRecord:
+        """The record of the feature set ``name``."""
+        return next(s for s in self.feature_sets if s.name == name)
+
+    def to_json(self) -> str:
+        """The manifest as written to ``manifest.json``."""
+        return self.model_dump_json(indent=2)
+
+
+def member_file(index: int) -> str:
+    """The booster file name of member ``index``."""
+    return f"member-{index}.json"
+
+
+def projection_file(index: int) -> str:
+    """The projection file name of member ``index``."""
+    return f"member-{index}-projection.npz"
+
+
+_REMAKE = ("Re-make the model with `jungle stack`, or ask whoever sent the folder for the one jungle wrote, "
+           "unchanged.")
+
+
+def _problems(error: ValidationError, limit: int = 3) -> str:
+    """The first ``limit`` problems of ``error`` as ``where: what`` on one line."""
+    items = [f"{'.'.join(str(p) for p in e['loc']) or 'manifest'}: {e['msg'].removeprefix('Value error, ')}"
+             for e in error.errors()]
+    more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
+    return "; ".join(items[:limit]) + more
+
+
+def parse_manifest(text: str, path: Path) -> ModelManifest:
+    """Validate the text of the manifest file ``path``.
+
+    Raises:
+        ModelError: not JSON, not a jungle model manifest, a newer manifest version, or a field
+            missing, of the wrong type or inconsistent.
+    """
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"model manifest {path} is not valid JSON ({exc}). {_REMAKE}") from None
+    if not isinstance(raw, dict) or not {"model_id", "members"} <= raw.keys():
+        raise ModelError(f"{path} is not a jungle model manifest (it has no model_id and members). "
+                         "Pass the folder `jungle stack` saved (models/<id>/ of a workspace).")
+    version = raw.get("manifest_version", 1)
+    if isinstance(version, int) and version > MANIFEST_VERSION:
+        raise ModelError(f"model manifest {path} has version {version}, newer than this jungle reads "
+                         f"({MANIFEST_VERSION}). Upgrade jungle to use this model.")
+    try:
+        return ModelManifest.model_validate({**raw, "manifest_version": version})
+    except ValidationError as exc:
+        raise ModelError(f"model manifest {path} is not valid: {_problems(exc)}. {_REMAKE}") from None
+
+
+def read_manifest(path: Path) -> ModelManifest:
+    """Read and validate the manifest file ``path`` (see :func:`parse_manifest`)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"cannot read model manifest {path} ({exc}). {_REMAKE}") from None
+    return parse_manifest(text, Path(path))
