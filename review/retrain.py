@@ -72,8 +72,8 @@ class RetrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     folds: int = Field(5, ge=2)
-    C: float = Field(0.5, gt=0)
-    components: int = Field(64, ge=1)
+    C: float = Field(0.1, gt=0)
+    components: int = Field(128, ge=1)
     max_iter: int = Field(300, ge=10)
     seed: int = 0
 
@@ -130,7 +130,7 @@ def review_model_id(model_id: str) -> str:
     return f"review-{model_id}"
 
 
-def prepare(X: np.ndarray, components: int = 64, seed: int = 0) -> np.ndarray:
+def prepare(X: np.ndarray, components: int = 128, seed: int = 0) -> np.ndarray:
     """Median-filled, standardised features; the first ``components`` principal components when wider."""
     X = np.asarray(X, dtype=np.float64)
     with np.errstate(all="ignore"):

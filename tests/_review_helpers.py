@@ -1,0 +1,50 @@
+"""A review workspace: the shared stacked workspace, copied, with some clips pointing at real media.
+
+The stacked workspace (``_stack_helpers.stacked_workspace``) records videos at ``/data/cam/...``,
+paths that do not exist: to the review page those clips have vanished. Here the first unlabelled
+clips are pointed at real files of ``../shared/media`` (read in place, never copied), alternately
+an H.264 MP4 the browser plays and an AVI it cannot (shown as a strip of frames), with the
+metadata ingest's probe reads from them. The last unlabelled clip stays missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+from _stack_helpers import StackWorkspace, stacked_workspace
+from jungle.ingest.probe import probe_video
+from jungle.store.db import connect
+from jungle.store.workspace import Workspace
+
+PLAYABLE = "camera_trap/chimp_waterhole_320x180.mp4"
+NOT_PLAYABLE = "camera_trap/zamba_test_clips/data/raw/lope/Theo_codification_gorilla videos/2015/T37.0314.1632/EK000059.AVI"
+
+
+@dataclass
+class ReviewWorkspace:
+    workspace: Workspace
+    stacked: StackWorkspace
+    model_id: str
+    playable: list[str]       # video ids now pointing at the MP4
+    frames: list[str]         # video ids now pointing at the AVI
+    missing: str              # an unlabelled clip whose file does not exist
+
+
+def review_workspace(tmp_path_factory, tmp_path, media, real_clips: int = 28) -> ReviewWorkspace:
+    """A copy of the stacked workspace with ``real_clips`` unlabelled clips on real media."""
+    sw, result = stacked_workspace(tmp_path_factory)
+    root = tmp_path / "ws"
+    shutil.copytree(sw.workspace.root, root)
+    ws = Workspace.resolve(root)
+    playable, frames = [], []
+    with connect(ws) as con:
+        for k, video_id in enumerate(sw.unlabelled[:real_clips]):
+            path = media / (PLAYABLE if k % 2 == 0 else NOT_PLAYABLE)
+            probe = probe_video(path)
+            con.execute("UPDATE videos SET path = ?, container = ?, video_codec = ?, pix_fmt = ?, width = ?, "
+                        "height = ?, fps = ?, duration = ? WHERE video_id = ?",
+                        [str(path), probe.container, probe.video_codec, probe.pix_fmt, probe.width, probe.height,
+                         probe.fps, probe.duration, video_id])
+            (playable if k % 2 == 0 else frames).append(video_id)
+    return ReviewWorkspace(ws, sw, result.model_id, playable, frames, sw.unlabelled[-1])

@@ -1,0 +1,162 @@
+"""Review label writes (labels + label_events, undo), the fast re-fit, and `jungle review` options."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from _review_helpers import review_workspace
+from jungle.cli import app
+from jungle.meta.metrics import competition_log_loss
+from jungle.review.labels_store import NothingToUndo, UnknownClasses, UnknownVideo, set_labels, undo_last
+from jungle.review.retrain import NotEnoughLabels, RetrainConfig, fit_predict, prepare, retrain
+from jungle.store.db import connect
+
+runner = CliRunner()
+
+
+def _labels(ws, video_id):
+    with connect(ws, read_only=True) as con:
+        return con.execute("SELECT class, value, source FROM labels WHERE video_id = ? ORDER BY class",
+                           [video_id]).fetchall()
+
+
+def test_blank_workspace_gets_the_label_events_table(workspace):
+    with connect(workspace) as con:
+        names = [r[0] for r in con.execute("SELECT name FROM schema_version ORDER BY version").fetchall()]
+        columns = [r[0] for r in con.execute("DESCRIBE label_events").fetchall()]
+    assert names[-1] == "m003_label_events"
+    assert columns == ["event_id", "changed_at", "video_id", "action", "classes", "source", "previous",
+                       "previous_source", "session", "undoes"]
+
+
+def test_set_then_undo_restores_the_imported_labels(tmp_path_factory, tmp_path, media):
+    rw = review_workspace(tmp_path_factory, tmp_path, media, real_clips=0)
+    ws, clip = rw.workspace, rw.stacked.labelled[0]
+    imported = _labels(ws, clip)
+    assert {r[2] for r in imported} == {"test"}
+
+    set_labels(ws, clip, ["elephant"], session="s1")
+    assert _labels(ws, clip) == [("blank", 0, "review"), ("chimpanzee", 0, "review"), ("duiker", 0, "review"),
+                                 ("elephant", 1, "review")]
+    set_labels(ws, clip, ["elephant", "duiker", "elephant"], session="s1")      # repeats collapse
+    assert [r[0] for r in _labels(ws, clip) if r[1]] == ["duiker", "elephant"]
+    with pytest.raises(NothingToUndo):
+        undo_last(ws, "another-session")                                        # one run's undo is its own
+
+    assert undo_last(ws, "s1").after.classes == ("elephant",)
+    change = undo_last(ws, "s1")
+    assert change.after.source == "test" and _labels(ws, clip) == imported
+    with pytest.raises(NothingToUndo, match="^nothing to undo: this review session has made no label change "
+                                            "that is not undone$"):
+        undo_last(ws, "s1")
+
+    new = rw.stacked.unlabelled[0]
+    set_labels(ws, new, ["blank"], session="s1")
+    undo_last(ws, "s1")
+    assert _labels(ws, new) == []                                               # unlabelled again: no rows
+    with connect(ws, read_only=True) as con:
+        events = con.execute("SELECT video_id, action, classes, previous, previous_source, undoes FROM label_events "
+                             "ORDER BY event_id").fetchall()
+    assert [(e[1], e[2], e[3]) for e in events] == [
+        ("set", ["elephant"], [imported_class(imported)]), ("set", ["duiker", "elephant"], ["elephant"]),
+        ("undo", ["elephant"], ["duiker", "elephant"]), ("undo", [imported_class(imported)], ["elephant"]),
+        ("set", ["blank"], None), ("undo", None, ["blank"]),
+    ]
+    assert [e[5] for e in events] == [None, None, 2, 1, None, 5]
+
+
+def imported_class(rows) -> str:
+    return next(r[0] for r in rows if r[1] == 1)
+
+
+def test_unknown_class_or_video_writes_nothing(tmp_path_factory, tmp_path, media):
+    rw = review_workspace(tmp_path_factory, tmp_path, media, real_clips=0)
+    clip = rw.stacked.unlabelled[0]
+    with pytest.raises(UnknownClasses, match=rf"^unknown class\(es\) 'leopard' for video {clip}. Known classes: "
+                                             r"blank, chimpanzee, duiker, elephant.$"):
+        set_labels(rw.workspace, clip, ["blank", "leopard"])
+    with pytest.raises(UnknownVideo, match=r"^no video with id 'nope' in the workspace"):
+        set_labels(rw.workspace, "nope", ["blank"])
+    with connect(rw.workspace, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM label_events").fetchone()[0] == 0
+    assert _labels(rw.workspace, clip) == []
+
+
+def test_fit_predict_learns_single_and_multi_label_data():
+    rng = np.random.default_rng(0)
+    n, C = 300, 4
+    hidden = rng.integers(0, C, n)
+    Y = np.eye(C, dtype=np.int8)[hidden]
+    X = np.concatenate([2.0 * Y + rng.normal(size=(n, C)), rng.normal(size=(n, 100))], axis=1)
+    assert prepare(X, components=16).shape == (n, 16)             # wide sets: principal components
+    Z = prepare(X)
+    labelled = np.arange(n) < 200
+    prior = competition_log_loss(Y[labelled], np.tile(Y[labelled].mean(axis=0), (200, 1)))
+    single = fit_predict(Z, Y, labelled)
+    assert single.mode == "multiclass" and single.oof_log_loss < 0.8 * prior
+    assert np.allclose(single.P.sum(axis=1), 1.0)
+    assert (single.P[~labelled].argmax(axis=1) == hidden[~labelled]).mean() > 0.6   # unlabelled: predicted
+    Y2 = Y.copy()
+    Y2[np.arange(0, n, 3), (hidden[::3] + 1) % C] = 1                                 # a third get a 2nd class
+    multi = fit_predict(prepare(np.concatenate([2.0 * Y2 + rng.normal(size=(n, C))], axis=1)), Y2, labelled)
+    assert multi.mode == "binary" and multi.oof_log_loss < 0.8 * competition_log_loss(
+        Y2[labelled], np.tile(Y2[labelled].mean(axis=0), (200, 1)))
+    with pytest.raises(NotEnoughLabels, match="^only 3 labelled clip"):
+        fit_predict(Z, Y, np.arange(n) < 3, RetrainConfig(folds=5))
+
+
+def test_retrain_writes_review_predictions_and_reports_before_and_after(tmp_path_factory, tmp_path, media):
+    rw = review_workspace(tmp_path_factory, tmp_path, media, real_clips=0)
+    ws, new = rw.workspace, rw.stacked.unlabelled[:6]
+    for clip in new:
+        set_labels(ws, clip, ["blank"], session="s")
+    first = retrain(ws)
+    n_lab, n_all = len(rw.stacked.labelled), len(rw.stacked.labelled) + len(rw.stacked.unlabelled)
+    assert (first.before.labelled, first.after.labelled) == (n_lab, n_lab + 6)
+    assert first.after.counts["blank"] - first.before.counts["blank"] == 6
+    Y = rw.stacked.Y
+    prior = competition_log_loss(Y, np.tile(Y.mean(axis=0), (len(Y), 1)))
+    assert first.before.oof_log_loss < prior                  # the re-fit learns from the features
+    assert first.seconds < 60
+    with connect(ws, read_only=True) as con:
+        kinds = dict(con.execute("SELECT kind, count(DISTINCT video_id) FROM predictions WHERE model_id = ? "
+                                 "GROUP BY kind", [f"review-{rw.model_id}"]).fetchall())
+    assert kinds == {"oof": n_lab + 6, "predict": n_all - n_lab - 6}
+
+    second = retrain(ws)                                      # "before" is now the previous re-fit
+    assert second.before.oof_log_loss == pytest.approx(first.after.oof_log_loss)
+    history = json.loads((ws.root / "review" / f"retrain-{rw.model_id}.json").read_text())
+    assert [h["labelled"] for h in history] == [n_lab + 6, n_lab + 6]
+
+
+def test_cli_retrain_prints_counts_before_and_after(tmp_path_factory, tmp_path, media):
+    rw = review_workspace(tmp_path_factory, tmp_path, media, real_clips=0)
+    set_labels(rw.workspace, rw.stacked.unlabelled[0], ["elephant"], session="s")
+    out = runner.invoke(app, ["review", "--retrain", "-w", str(rw.workspace.root), "-f", "csv"])
+    assert out.exit_code == 0, out.output
+    rows = list(csv.reader(io.StringIO(out.stdout)))
+    counts = {c: int(rw.stacked.Y[:, k].sum()) for k, c in enumerate(rw.stacked.classes)}
+    assert rows[0] == ["class", "labelled_before", "labelled_after"]
+    assert rows[1:5] == [[c, str(n), str(n + (c == "elephant"))] for c, n in counts.items()]
+    assert rows[5] == ["(clips labelled)", "240", "241"]
+    assert rows[6][0] == "(OOF log loss)" and 0 < float(rows[6][1]) < 1.4 and 0 < float(rows[6][2]) < 1.4
+    assert f"probabilities in predictions (model_id review-{rw.model_id})" in out.stderr
+
+
+def test_cli_refuses_another_host_without_the_flag(tmp_path_factory, tmp_path, media):
+    rw = review_workspace(tmp_path_factory, tmp_path, media, real_clips=0)
+    out = runner.invoke(app, ["review", "--host", "0.0.0.0", "--no-browser", "-w", str(rw.workspace.root)])
+    assert out.exit_code == 1
+    assert out.output == ("Error: --host 0.0.0.0 would let other machines reach the review page; pass "
+                          "--allow-remote as well to mean it, or leave --host out to listen on 127.0.0.1 only\n")
+
+
+def test_review_help():
+    out = runner.invoke(app, ["review", "--help"])
+    assert out.exit_code == 0 and "Review clips in a local web page" in out.output and "--retrain" in out.output
