@@ -105,7 +105,8 @@ AllowMissingOpt = Annotated[bool, typer.Option(
 ReplaceLabelsOpt = Annotated[bool, typer.Option(
     "--replace-labels", help="Delete every existing label first (needed to change the class list).")]
 GroupByOpt = Annotated[Optional[str], typer.Option(
-    help="Keep each group's videos in one fold: 'site' (the video's folder), or 'none'.")]
+    help="Keep each group's videos in one fold: 'site' (the video's folder), or 'none'. Without --folds, "
+         "ingest picks 'site' when the labelled clips come from at least 10 sites (2 per fold).")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the fold assignment.")]
 SchemeOpt = Annotated[str, typer.Option(help="Name of the fold scheme.")]
 
@@ -120,6 +121,22 @@ def _folds_config(k: int, group_by: Optional[str], seed: int, scheme: str):
     from .ingest.folds import FoldsConfig
 
     return FoldsConfig(k=k, group_by=None if group_by in (None, "none") else group_by, seed=seed, scheme=scheme)
+
+
+def _auto_folds(group_by: Optional[str], seed: int, scheme: str):
+    """The scheme a labels import makes when the workspace has none (``group_by`` None: decided by the sites)."""
+    from .ingest.folds import AutoFolds
+
+    return AutoFolds(group_by="auto" if group_by is None else None if group_by == "none" else group_by,
+                     seed=seed, scheme=scheme)
+
+
+def _render_folds(summary, notes: list[str], fmt: Format) -> None:
+    """The fold table (when a scheme was made) and the notes on it (stderr)."""
+    if summary is not None:
+        _render_section("Folds", summary.rows(), fmt)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
 
 
 def _render_section(title: str, table: tuple, fmt: Format) -> None:
@@ -138,7 +155,9 @@ def ingest(
     allow_missing: AllowMissingOpt = False,
     replace_labels: ReplaceLabelsOpt = False,
     folds: Annotated[Optional[int], typer.Option(
-        help="Also split the labelled videos into K stratified cross-validation folds.")] = None,
+        help="Split the labelled videos into K stratified cross-validation folds. Without it, --labels makes "
+             "the 'default' scheme when the workspace has none: 5 folds (fewer with fewer than 5 clips), "
+             "grouped by site when there are enough sites.")] = None,
     group_by: GroupByOpt = None,
     seed: SeedOpt = 0,
     scheme: SchemeOpt = "default",
@@ -166,7 +185,8 @@ def ingest(
     try:
         config = IngestConfig(workers=workers, stats=stats, stats_frames=stats_frames, batch_rows=batch)
         labels_config = _labels_config(labels, classes, allow_missing, replace_labels) if labels else None
-        folds_config = _folds_config(folds, group_by, seed, scheme) if folds else None
+        folds_config = (_folds_config(folds, group_by, seed, scheme) if folds
+                        else _auto_folds(group_by, seed, scheme) if labels else None)
     except (ValueError, LabelsError, FoldsError) as exc:
         _fail(str(exc))
     if labels is None and (classes or allow_missing or replace_labels):
@@ -179,8 +199,7 @@ def ingest(
     _render_section("Videos", summary.rows(), fmt)
     if summary.labels is not None:
         _render_section("Labels", summary.labels.rows(), fmt)
-    if summary.folds is not None:
-        _render_section("Folds", summary.folds.rows(), fmt)
+    _render_folds(summary.folds, summary.fold_notes, fmt)
     for warning in summary.warnings:
         typer.echo(f"warning: {warning}", err=True)
     if summary.failures:
@@ -202,16 +221,23 @@ def labels(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Import labels for ingested videos (validated: unknown classes, duplicates, non-0/1 values, unknown videos)."""
+    """Import labels for ingested videos (validated: unknown classes, duplicates, non-0/1 values, unknown videos).
+
+    A workspace without a 'default' fold scheme then gets one (5 stratified folds, by site when
+    there are enough sites); `jungle folds` makes another.
+    """
+    from .ingest.folds import AutoFolds, ensure_default_folds
     from .ingest.labels import LabelsError, import_labels
     from .store.db import WorkspaceLocked
 
     ws = _existing_workspace(workspace)
     try:
         summary = import_labels(ws, _labels_config(file, classes, allow_missing, replace))
+        folds_made, notes = ensure_default_folds(ws, AutoFolds())
     except (LabelsError, WorkspaceLocked) as exc:
         _fail(str(exc))
-    _echo(render_rows(*summary.rows(), fmt))
+    _render_section("Labels", summary.rows(), fmt)
+    _render_folds(folds_made, notes, fmt)
 
 
 @app.command()

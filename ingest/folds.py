@@ -10,6 +10,14 @@ the folds at the end. Units without any positive label fill the folds by size.
 :func:`make_folds` applies it to the labelled videos of a workspace (status 'ok') and stores
 the result: one row in ``fold_schemes`` (scheme, k, group_by, seed, created_at) and one row per
 video in ``folds`` (scheme, video_id, fold 0..k-1), replacing an earlier scheme of the same name.
+
+:func:`ensure_default_folds` is what a labels import runs when no folds were asked for: a
+labelled workspace without a ``'default'`` scheme gets one, recorded like any other. Its settings
+(:func:`auto_folds_config`): 5 folds, seeded; grouped by site when the labelled clips come from at
+least 2 sites per fold (10 sites), because with fewer each fold would be one or two cameras and
+the classes could not be balanced; fewer folds when there are fewer than 5 labelled clips (no
+scheme below 2), each change said in a note. An existing scheme is never changed by it: when
+labelled clips are missing from it, the note says how to remake it.
 """
 
 from __future__ import annotations
@@ -21,13 +29,18 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..store.db import connect
+from ..store.db import connect, transaction
 from ..store.workspace import Workspace
 
-__all__ = ["FoldsError", "FoldsConfig", "FoldsSummary", "GROUP_BY", "stratified_folds", "make_folds"]
+__all__ = ["FoldsError", "FoldsConfig", "FoldsSummary", "AutoFolds", "GROUP_BY", "AUTO_K", "SITES_PER_FOLD",
+           "stratified_folds", "make_folds", "auto_folds_config", "ensure_default_folds"]
 
 #: What folds can be grouped by: a column of ``videos``.
 GROUP_BY = ("site",)
+#: Folds of the scheme a labels import makes by itself.
+AUTO_K = 5
+#: Sites per fold the automatic scheme needs before it groups by site.
+SITES_PER_FOLD = 2
 
 
 class FoldsError(InputError):
@@ -57,6 +70,27 @@ class FoldsConfig:
             raise FoldsError(f"cannot group folds by {self.group_by!r}; choose one of: {', '.join(GROUP_BY)}")
         if not self.scheme:
             raise FoldsError("the fold scheme needs a name")
+
+
+@dataclass(frozen=True)
+class AutoFolds:
+    """The scheme a labels import makes when none was asked for (see :func:`auto_folds_config`).
+
+    Attributes:
+        seed: random seed of the tie-breaks.
+        scheme: the scheme's name; made only when the workspace has no scheme of that name.
+        group_by: ``'auto'`` (by site when there are enough sites), ``'site'`` or None (never).
+        k: folds wanted; fewer when there are fewer labelled clips (or sites, grouped).
+    """
+
+    seed: int = 0
+    scheme: str = "default"
+    group_by: str | None = "auto"
+    k: int = AUTO_K
+
+    def __post_init__(self):
+        if self.group_by not in (None, "auto", *GROUP_BY):
+            raise FoldsError(f"cannot group folds by {self.group_by!r}; choose one of: auto, {', '.join(GROUP_BY)}")
 
 
 @dataclass
@@ -166,35 +200,25 @@ def _labelled_videos(con) -> tuple[list[str], list, np.ndarray]:
     return ids, sites, matrix
 
 
-def make_folds(workspace: Workspace, config: FoldsConfig) -> FoldsSummary:
-    """Assign the labelled videos (status 'ok') of ``workspace`` to folds and store the scheme.
+def _group_of(sites: Sequence) -> list[str]:
+    return [site if site is not None else "" for site in sites]
 
-    Raises:
-        FoldsError: no labelled videos, or fewer videos / sites than folds.
-    """
+
+def _store_folds(con, config: FoldsConfig, ids: list[str], sites: list, matrix: np.ndarray) -> FoldsSummary:
+    """Assign ``ids`` to folds as ``config`` says and replace the scheme's rows, in one transaction."""
     import pyarrow as pa
 
-    with connect(workspace) as con:
-        ids, sites, matrix = _labelled_videos(con)
-        if not ids:
-            raise FoldsError("no labelled videos with status 'ok' to split into folds. "
-                             "Import labels first (jungle ingest DIR --labels FILE, or jungle labels FILE).")
-        groups = [site if site is not None else "" for site in sites] if config.group_by == "site" else None
-        folds = stratified_folds(matrix, config.k, groups=groups, seed=config.seed)
-        batch = pa.table({"scheme": [config.scheme] * len(ids), "video_id": ids,  # noqa: F841 (read by DuckDB)
-                          "fold": folds.astype(np.int32)})
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.execute("DELETE FROM folds WHERE scheme = ?", [config.scheme])
-            con.execute("DELETE FROM fold_schemes WHERE scheme = ?", [config.scheme])
-            con.execute("INSERT INTO fold_schemes VALUES (?, ?, ?, ?, ?)",
-                        [config.scheme, config.k, config.group_by, config.seed,
-                         datetime.now(timezone.utc).replace(tzinfo=None)])
-            con.execute("INSERT INTO folds (scheme, video_id, fold) SELECT scheme, video_id, fold FROM batch")
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+    groups = _group_of(sites) if config.group_by == "site" else None
+    folds = stratified_folds(matrix, config.k, groups=groups, seed=config.seed)
+    batch = pa.table({"scheme": [config.scheme] * len(ids), "video_id": ids,  # noqa: F841 (read by DuckDB)
+                      "fold": folds.astype(np.int32)})
+    with transaction(con):
+        con.execute("DELETE FROM folds WHERE scheme = ?", [config.scheme])
+        con.execute("DELETE FROM fold_schemes WHERE scheme = ?", [config.scheme])
+        con.execute("INSERT INTO fold_schemes VALUES (?, ?, ?, ?, ?)",
+                    [config.scheme, config.k, config.group_by, config.seed,
+                     datetime.now(timezone.utc).replace(tzinfo=None)])
+        con.execute("INSERT INTO folds (scheme, video_id, fold) SELECT scheme, video_id, fold FROM batch")
     unit = np.asarray(groups, dtype=object) if groups is not None else np.asarray(ids, dtype=object)
     return FoldsSummary(
         scheme=config.scheme, k=config.k, group_by=config.group_by, seed=config.seed,
@@ -202,3 +226,90 @@ def make_folds(workspace: Workspace, config: FoldsConfig) -> FoldsSummary:
         fold_groups=[len(set(unit[folds == f])) for f in range(config.k)],
         fold_positives=[int(matrix[folds == f].sum()) for f in range(config.k)],
     )
+
+
+def make_folds(workspace: Workspace, config: FoldsConfig) -> FoldsSummary:
+    """Assign the labelled videos (status 'ok') of ``workspace`` to folds and store the scheme.
+
+    Raises:
+        FoldsError: no labelled videos, or fewer videos / sites than folds.
+    """
+    with connect(workspace) as con:
+        ids, sites, matrix = _labelled_videos(con)
+        if not ids:
+            raise FoldsError("no labelled videos with status 'ok' to split into folds. "
+                             "Import labels first (jungle ingest DIR --labels FILE, or jungle labels FILE).")
+        return _store_folds(con, config, ids, sites, matrix)
+
+
+def _folds_command(k: int, group_by: str | None, seed: int, scheme: str) -> str:
+    """The `jungle folds` command line that makes a scheme with these settings."""
+    return (f"jungle folds {k}" + (f" --group-by {group_by}" if group_by else "") + f" --seed {seed}"
+            + (f" --scheme {scheme}" if scheme != "default" else ""))
+
+
+def auto_folds_config(request: AutoFolds, videos: int, sites: int) -> tuple[FoldsConfig | None, list[str]]:
+    """The settings of an automatic scheme over ``videos`` labelled clips from ``sites`` sites.
+
+    ``request.k`` folds; grouped by site (``group_by='auto'``) when there are at least
+    :data:`SITES_PER_FOLD` sites per fold; fewer folds when there are fewer units (clips, or
+    sites when grouped) than folds; no scheme below 2 units.
+
+    Returns:
+        (the config, or None when no scheme can be made; notes that say what differs from
+        ``request.k`` folds and why).
+    """
+    notes: list[str] = []
+    group_by = request.group_by
+    if group_by == "auto":
+        wanted = SITES_PER_FOLD * request.k
+        group_by = "site" if sites >= wanted else None
+        if group_by is None and sites > 1:
+            notes.append(f"not grouped by site: the labelled clips come from {sites} sites, and grouping "
+                         f"needs {wanted} ({SITES_PER_FOLD} per fold); "
+                         f"`{_folds_command(min(request.k, sites), 'site', request.seed, request.scheme)}` "
+                         "groups them anyway")
+    units, unit_name = (sites, "sites") if group_by == "site" else (videos, "labelled clips")
+    if units < 2:
+        notes.append(f"no fold scheme made: {units} {unit_name} with status 'ok' (cross-validation needs at "
+                     f"least 2). Label more clips, then run `{_folds_command(request.k, group_by, request.seed, request.scheme)}`")
+        return None, notes
+    k = min(request.k, units)
+    if k < request.k:
+        notes.append(f"{k} folds, not {request.k}: there are only {units} {unit_name}")
+    return FoldsConfig(k=k, group_by=group_by, seed=request.seed, scheme=request.scheme), notes
+
+
+def _scheme_settings(con, scheme: str) -> tuple | None:
+    return con.execute("SELECT k, group_by, seed FROM fold_schemes WHERE scheme = ?", [scheme]).fetchone()
+
+
+def ensure_default_folds(workspace: Workspace, request: AutoFolds = AutoFolds()) -> tuple[FoldsSummary | None, list[str]]:
+    """Make the scheme ``request.scheme`` automatically when the workspace lacks it (see the module docstring).
+
+    Returns:
+        (the scheme made, or None when it existed or cannot be made; notes for the user: how the
+        scheme was made, why it differs from ``request.k`` folds, or which labelled clips an
+        existing scheme lacks and how to remake it). Too few clips or sites is a note, not an error.
+    """
+    with connect(workspace) as con:
+        ids, sites, matrix = _labelled_videos(con)
+        existing = _scheme_settings(con, request.scheme)
+        if existing is not None:
+            in_scheme = {r[0] for r in con.execute("SELECT video_id FROM folds WHERE scheme = ?",
+                                                   [request.scheme]).fetchall()}
+            outside = sum(1 for vid in ids if vid not in in_scheme)
+            if not outside:
+                return None, []
+            k, group_by, seed = existing
+            return None, [f"the {request.scheme!r} fold scheme was made before and lacks {outside} of the "
+                          f"{len(ids)} labelled clips; it was left as it is. Remake it to include them: "
+                          f"`{_folds_command(k, group_by, seed, request.scheme)}`"]
+        config, notes = auto_folds_config(request, len(ids), len(set(_group_of(sites))))
+        if config is None:
+            return None, notes
+        summary = _store_folds(con, config, ids, sites, matrix)
+    grouping = f"grouped by site ({len(set(_group_of(sites)))} sites)" if config.group_by else "not grouped"
+    made = (f"made the {config.scheme!r} fold scheme by itself: {config.k} stratified folds of the {len(ids)} "
+            f"labelled clips, {grouping}, seed {config.seed}; `jungle folds` makes another")
+    return summary, [made, *notes]

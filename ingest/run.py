@@ -102,7 +102,9 @@ class IngestSummary:
         seconds: wall time.
         failures: (path, error) of the rows written with status 'error'.
         warnings: things worth telling that are not rows (an unreadable folder, ...).
-        labels, folds: summaries of the labels import and fold assignment, when asked for.
+        labels, folds: summaries of the labels import and fold assignment, when asked for (or made
+            automatically).
+        fold_notes: what the automatic fold scheme did and why (fewer folds, not grouped, kept).
         error: why the labels or folds request failed (the videos are written regardless).
     """
 
@@ -119,6 +121,7 @@ class IngestSummary:
     warnings: list[str] = field(default_factory=list)
     labels: object | None = None
     folds: object | None = None
+    fold_notes: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -410,7 +413,9 @@ def ingest(workspace: Workspace, source: str | os.PathLike, config: IngestConfig
         source: a folder (walked recursively) or a CSV/text list of paths.
         config: how to probe.
         labels: a :class:`~jungle.ingest.labels.LabelsConfig` to import after the videos, or None.
-        folds: a :class:`~jungle.ingest.folds.FoldsConfig` to assign after the labels, or None.
+        folds: a :class:`~jungle.ingest.folds.FoldsConfig` to assign after the labels; an
+            :class:`~jungle.ingest.folds.AutoFolds` (the default when ``labels`` is given) makes
+            the 'default' scheme when the workspace has none; None: no folds.
         progress: progress bar on stderr.
 
     Returns:
@@ -420,14 +425,18 @@ def ingest(workspace: Workspace, source: str | os.PathLike, config: IngestConfig
     Raises:
         FileNotFoundError, ValueError: ``source`` is missing or not a folder or list.
     """
-    from .folds import FoldsError, make_folds
+    from .folds import AutoFolds, FoldsError, ensure_default_folds, make_folds
     from .labels import LabelsError, import_labels
 
     summary = ingest_videos(workspace, discover(source), config, progress=progress)
+    if labels is not None and folds is None:
+        folds = AutoFolds()
     try:
         if labels is not None:
             summary.labels = import_labels(workspace, labels)
-        if folds is not None:
+        if isinstance(folds, AutoFolds):
+            summary.folds, summary.fold_notes = ensure_default_folds(workspace, folds)
+        elif folds is not None:
             summary.folds = make_folds(workspace, folds)
     except (LabelsError, FoldsError) as exc:
         summary.error = str(exc)

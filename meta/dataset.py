@@ -205,8 +205,8 @@ def load_training_data(workspace: Workspace, refs, fold_scheme: str = "default")
     if no_fold:
         raise LookupError(
             f"{no_fold} labelled video(s) have no fold in scheme {fold_scheme!r} (schemes present: "
-            f"{', '.join(schemes) or 'none'}). Assign folds first (`jungle ingest ... --labels` makes "
-            "the 'default' scheme), or pass --fold-scheme."
+            f"{', '.join(schemes) or 'none'}). Make the scheme (again) to include them: `jungle folds 5 "
+            f"--scheme {fold_scheme}` (--group-by site keeps each site in one fold), or pass --fold-scheme."
         )
     wide = wide.sort("video_id")
     Y = np.stack([wide[c].fill_null(0).to_numpy() if c in wide.columns else np.zeros(wide.height)

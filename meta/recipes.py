@@ -5,7 +5,9 @@ filled with the embedding feature set's name, ``lite0`` by default) and its leve
 Several models in one recipe are blended with weights fitted on out-of-fold predictions. When a
 needed set is missing, :func:`resolve_recipe` asks the pipeline to build it
 (``jungle.pipeline.ensure_feature_sets``) where that stage exists, and otherwise says exactly
-what is missing.
+what is missing. ``all`` stacks every video-level set in the workspace; it first builds the
+default pipeline's sets (:data:`DEFAULT_SETS`) that are missing, so right after ingest it stacks
+those rather than whatever happens to exist.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from ..store.db import connect
 from ..store.workspace import Workspace
 from .dataset import FeatureRef, MissingFeatureSets
 
-__all__ = ["Recipe", "RECIPES", "EVERYTHING", "get_recipe", "recipe_sets", "resolve_recipe"]
+__all__ = ["Recipe", "RECIPES", "EVERYTHING", "DEFAULT_SETS", "get_recipe", "recipe_sets", "resolve_recipe"]
 
 EVERYTHING = "*"
 """A member made of every complete video-level feature set in the workspace."""
+
+DEFAULT_SETS = ("meta", "hist_{encoder}", "minmax_{encoder}", "attn_{encoder}")
+"""The video-level sets the default pipeline makes (``jungle aggregate`` with its default kinds; the
+minmax kind also makes ``minmax_stages_{encoder}`` and attention ``attnvec_{encoder}`` when it can)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,8 @@ class Recipe:
         name: the name users type (``--recipe NAME``).
         description: what it reproduces.
         members: the feature sets of each level-2 model (``"*"``: every video-level set).
+        builds: sets built first when missing (and building is allowed), but not required: what
+            a ``"*"`` member should at least hold.
         label_mode: ``auto`` | ``multiclass`` | ``binary``.
         clip: ``fitted`` (per-class limits fitted on OOF), ``fixed`` (``clip_value``) or ``none``.
         clip_value: the fixed limit.
@@ -39,6 +47,7 @@ class Recipe:
     name: str
     description: str
     members: tuple[tuple[str, ...], ...]
+    builds: tuple[str, ...] = ()
     label_mode: str = "auto"
     clip: str = "fitted"
     clip_value: float = 1e-4
@@ -59,8 +68,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("third-place", "3rd place: multi-stage (skip) features and attention pooling with metadata, "
            "two models blended, per-class clipping fitted out of fold.",
            (("minmax_stages_{encoder}", "meta"), ("attn_{encoder}", "meta"))),
-    Recipe("all", "Every video-level feature set in the workspace stacked in one model.",
-           ((EVERYTHING,),)),
+    Recipe("all", "Every video-level feature set in the workspace stacked in one model (the default pipeline's "
+           "sets are built first when missing).", ((EVERYTHING,),), builds=DEFAULT_SETS),
 )}
 
 
@@ -80,6 +89,10 @@ def recipe_sets(recipe: Recipe, encoder: str = "lite0") -> list[str]:
     return names
 
 
+def _filled(names: tuple[str, ...], encoder: str) -> list[str]:
+    return [name.format(encoder=encoder) for name in names]
+
+
 def _missing(workspace: Workspace, names: list[str]) -> tuple[list[str], list[str]]:
     """(missing names, every complete video-level set) in the workspace."""
     with connect(workspace, read_only=True) as con:
@@ -95,15 +108,13 @@ def resolve_recipe(workspace: Workspace, recipe: Recipe, encoder: str = "lite0",
         MissingFeatureSets: sets are missing and cannot be built here; the message lists them.
     """
     needed = recipe_sets(recipe, encoder)
-    missing, present = _missing(workspace, needed)
+    wanted = needed + [n for n in _filled(recipe.builds, encoder) if n not in needed]
+    missing, present = _missing(workspace, wanted if build_missing else needed)
     if missing and build_missing:
-        try:
-            from jungle.pipeline import ensure_feature_sets
-        except ImportError:
-            ensure_feature_sets = None
-        if ensure_feature_sets is not None:
-            ensure_feature_sets(workspace, missing)
-            missing, present = _missing(workspace, needed)
+        from jungle.pipeline import ensure_feature_sets
+
+        ensure_feature_sets(workspace, missing)
+        missing, present = _missing(workspace, needed)
     if missing:
         raise MissingFeatureSets(
             missing,

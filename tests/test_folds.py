@@ -8,7 +8,7 @@ import csv
 import numpy as np
 import pytest
 
-from jungle.ingest.folds import FoldsConfig, FoldsError, stratified_folds
+from jungle.ingest.folds import AutoFolds, FoldsConfig, FoldsError, auto_folds_config, stratified_folds
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
 
@@ -101,3 +101,82 @@ def test_folds_without_labels_say_what_to_do(media, tmp_path):
     result = jungle("folds", "3", "-w", ws)
     assert result.exit_code == 1
     assert "no labelled videos with status 'ok'" in result.output and "jungle labels FILE" in result.output
+
+
+# --------------------------------------------------------------------------- the scheme a labels import makes
+def _labelled_corpus(root, clips, n_files: int, per_site: int, classes=("gorilla", "chimpanzee", "blank")):
+    """``n_files`` linked clips in sites of ``per_site`` and a long label file for them (relative keys)."""
+    links = link_corpus(root / "corpus", clips, per_site=per_site, n_files=n_files)
+    labels = root / "labels.csv"
+    with open(labels, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["filepath", "label"])
+        for i, link in enumerate(links):
+            writer.writerow([link.relative_to(root).as_posix(), classes[i % len(classes)]])
+    return root / "corpus", labels
+
+
+def _schemes(ws) -> list[tuple]:
+    with connect(Workspace.resolve(ws), read_only=True) as con:
+        return con.execute("SELECT s.scheme, s.k, s.group_by, s.seed, count(f.video_id) FROM fold_schemes s "
+                           "LEFT JOIN folds f USING (scheme) GROUP BY ALL ORDER BY 1").fetchall()
+
+
+def test_auto_folds_settings_follow_clips_and_sites():
+    def settings(videos, sites, **request):
+        config, notes = auto_folds_config(AutoFolds(**request), videos, sites)
+        return (None if config is None else (config.k, config.group_by)), notes
+
+    assert settings(400, 10) == ((5, "site"), [])
+    assert settings(400, 1) == ((5, None), [])
+    assert settings(400, 9) == ((5, None), [
+        "not grouped by site: the labelled clips come from 9 sites, and grouping needs 10 (2 per fold); "
+        "`jungle folds 5 --group-by site --seed 0` groups them anyway"])
+    assert settings(3, 1) == ((3, None), ["3 folds, not 5: there are only 3 labelled clips"])
+    assert settings(1, 1, seed=4) == (None, [
+        "no fold scheme made: 1 labelled clips with status 'ok' (cross-validation needs at least 2). "
+        "Label more clips, then run `jungle folds 5 --seed 4`"])
+    assert settings(400, 3, group_by="site") == ((3, "site"), ["3 folds, not 5: there are only 3 sites"])
+    assert settings(400, 30, group_by=None) == ((5, None), [])
+    with pytest.raises(FoldsError, match="cannot group folds by 'camera'; choose one of: auto, site"):
+        AutoFolds(group_by="camera")
+
+
+def test_ingest_with_labels_makes_the_default_scheme_by_site(media, tmp_path):
+    corpus, labels = _labelled_corpus(tmp_path, zamba_clips(media), n_files=48, per_site=4)  # 12 sites
+    ws = tmp_path / "ws"
+    result = jungle("ingest", corpus, "-w", ws, "--no-stats", "-q", "--labels", labels,
+                    "--classes", "gorilla,chimpanzee,blank", "-f", "csv")
+    assert result.exit_code == 0, result.output
+    assert _schemes(ws) == [("default", 5, "site", 0, 48)]
+    with connect(Workspace.resolve(ws), read_only=True) as con:
+        assert con.execute("SELECT site FROM folds JOIN videos USING (video_id) GROUP BY site "
+                           "HAVING count(DISTINCT fold) > 1").fetchall() == []
+    assert "scheme,fold,videos,groups,positives" in result.stdout
+    assert ("note: made the 'default' fold scheme by itself: 5 stratified folds of the 48 labelled clips, "
+            "grouped by site (12 sites), seed 0; `jungle folds` makes another\n") in result.output
+
+    more, more_labels = _labelled_corpus(tmp_path / "more", zamba_clips(media)[:4], n_files=4, per_site=4)
+    again = jungle("ingest", more, "-w", ws, "--no-stats", "-q", "--labels", more_labels,
+                   "--classes", "gorilla,chimpanzee,blank")
+    assert again.exit_code == 0, again.output
+    assert _schemes(ws) == [("default", 5, "site", 0, 48)]  # an existing scheme is never changed silently
+    assert ("note: the 'default' fold scheme was made before and lacks 4 of the 52 labelled clips; it was left "
+            "as it is. Remake it to include them: `jungle folds 5 --group-by site --seed 0`") in again.output
+    remade = jungle("folds", "5", "--group-by", "site", "-w", ws)
+    assert remade.exit_code == 0 and _schemes(ws) == [("default", 5, "site", 0, 52)]
+
+
+def test_few_clips_get_fewer_folds_and_labels_command_makes_the_scheme(media, tmp_path):
+    corpus, labels = _labelled_corpus(tmp_path, zamba_clips(media), n_files=3, per_site=3)
+    ws = tmp_path / "ws"
+    assert jungle("ingest", corpus, "-w", ws, "--no-stats", "-q").exit_code == 0
+    assert _schemes(ws) == []  # no labels, no folds
+    result = jungle("labels", labels, "-w", ws, "--classes", "gorilla,chimpanzee,blank", "-f", "csv")
+    assert result.exit_code == 0, result.output
+    assert _schemes(ws) == [("default", 3, None, 0, 3)]
+    assert "note: 3 folds, not 5: there are only 3 labelled clips\n" in result.output
+    assert result.stdout.splitlines()[-4:] == ["scheme,fold,videos,groups,positives", "default,0,1,1,1",
+                                               "default,1,1,1,1", "default,2,1,1,1"]
+    relabel = jungle("labels", labels, "-w", ws, "--classes", "gorilla,chimpanzee,blank", "-f", "csv")
+    assert relabel.exit_code == 0 and "note:" not in relabel.output  # the scheme covers every clip: kept

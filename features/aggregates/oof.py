@@ -113,8 +113,9 @@ def load_fold_plan(con, scheme: str = "default") -> FoldPlan:
         "SELECT l.video_id, l.class, l.value, f.fold FROM labels l JOIN folds f "
         "ON f.video_id = l.video_id AND f.scheme = ? ORDER BY l.video_id", [scheme]).fetchall()
     if not rows:
-        raise LookupError(f"no labelled video has a fold in scheme {scheme!r}. Import labels with "
-                          "`jungle ingest DIR --labels FILE`, which assigns folds.")
+        raise LookupError(f"no labelled video has a fold in scheme {scheme!r} (it was made before the labels "
+                          f"changed). Remake it: `jungle folds 5 --scheme {scheme}` (--group-by site keeps each "
+                          "site in one fold).")
     fold_values = sorted({r[3] for r in rows})
     fold_index = {f: i for i, f in enumerate(fold_values)}
     position = {c: i for i, c in enumerate(classes)}
