@@ -99,9 +99,11 @@ class Projection:
                 do not fit together.
         """
         try:
+            if not zipfile.is_zipfile(path):
+                raise zipfile.BadZipFile("not an .npz archive")
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-        except ValueError as exc:  # numpy refuses object arrays / pickled files without allow_pickle
+        except ValueError as exc:  # numpy refuses object arrays without allow_pickle
             if "allow_pickle" not in str(exc):
                 raise ModelError(f"projection file {path} is damaged ({exc}). {_REMAKE}") from None
             raise ModelError(
