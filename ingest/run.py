@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable, Iterator, Sequence
 
-from ..store.db import connect
+from ..runtime import available_cores
+from ..errors import EnvironmentProblem, Interrupted
+from ..interrupts import ignore_interrupts
+from ..store.db import connect, transaction
 from ..store.workspace import Workspace
 from .discover import Candidate, Discovery, discover
 
@@ -84,7 +87,7 @@ class IngestConfig:
 
     @property
     def worker_count(self) -> int:
-        return (os.cpu_count() or 1) if self.workers is None else self.workers
+        return available_cores() if self.workers is None else self.workers
 
 
 @dataclass
@@ -215,8 +218,11 @@ def _process_chunk(candidates: Sequence[Candidate], **options) -> list[dict]:
 
 def _worker_init(lifeline) -> None:
     """Exit when the parent process dies (even by SIGKILL): it holds the only writing end of
-    ``lifeline``, so end-of-file there means it is gone and nobody will collect our results."""
+    ``lifeline``, so end-of-file there means it is gone and nobody will collect our results.
+    Ignore Ctrl-C: the parent handles it (stops the pool, keeps the written batches)."""
     import threading
+
+    ignore_interrupts()
 
     def watch() -> None:
         try:
@@ -266,8 +272,8 @@ def _check_pool_starts() -> None:
         try:
             pool.submit(_noop).result()
         except BrokenProcessPool as exc:
-            raise RuntimeError("jungle ingest cannot start worker processes; run it with --workers 0 "
-                               "to probe in the main process") from exc
+            raise EnvironmentProblem("jungle ingest cannot start worker processes; run it with --workers 0 "
+                                     "to probe in the main process") from exc
 
 
 def _run_isolated(chunk: list[Candidate], options: dict) -> Iterator[list[dict]]:
@@ -342,14 +348,9 @@ def _write_batch(workspace: Workspace, rows: list[dict]) -> None:
     batch = pa.table(columns)  # noqa: F841  (read by DuckDB through the local variable)
     select = ", ".join(f"CAST({name} AS {_DUCKDB_TYPES.get(name, 'VARCHAR')}) AS {name}" for name in VIDEO_COLUMNS)
     with connect(workspace) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute("DELETE FROM videos WHERE video_id IN (SELECT video_id FROM batch)")
             con.execute(f"INSERT INTO videos BY NAME SELECT {select} FROM batch")
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
 
 
 def _batches(results: Iterable[list[dict]], config: IngestConfig) -> Iterator[list[dict]]:
@@ -387,8 +388,9 @@ def ingest_videos(workspace: Workspace, discovery: Discovery, config: IngestConf
     summary.changed = len(todo) - summary.new - summary.retried
     bar = tqdm(total=len(todo), unit="video", desc="ingest", file=sys.stderr, disable=None if progress else True,
                dynamic_ncols=True)
+    batches = _batches(_process_all(todo, config), config)
     try:
-        for rows in _batches(_process_all(todo, config), config):
+        for rows in batches:
             _write_batch(workspace, rows)
             for row in rows:
                 if row["status"] == "ok":
@@ -397,6 +399,10 @@ def ingest_videos(workspace: Workspace, discovery: Discovery, config: IngestConf
                     summary.failed += 1
                     summary.failures.append((row["path"], row["error"]))
             bar.update(len(rows))
+    except KeyboardInterrupt:
+        batches.close()  # stops the worker pool
+        raise Interrupted(f"interrupted after {summary.written} of {len(todo)} videos (every written batch is "
+                          "kept); run the same command to resume.") from None
     finally:
         bar.close()
     summary.failures.sort()
@@ -424,6 +430,8 @@ def ingest(workspace: Workspace, source: str | os.PathLike, config: IngestConfig
 
     Raises:
         FileNotFoundError, ValueError: ``source`` is missing or not a folder or list.
+        Interrupted: Ctrl-C; every written batch is kept and the same command resumes.
+        DiskFull, WorkspaceNotWritable: the workspace cannot be written (see :mod:`jungle.store.failures`).
     """
     from .folds import AutoFolds, FoldsError, ensure_default_folds, make_folds
     from .labels import LabelsError, import_labels

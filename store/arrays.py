@@ -11,10 +11,12 @@ processes write one chunk). The group's attributes hold the configuration that m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Mapping
 
 import numpy as np
 
+from .failures import storage_errors
 from .registry import FeatureSet
 from .workspace import Workspace
 
@@ -44,11 +46,21 @@ def create_group(
     block: int = 64,
     attrs: dict | None = None,
 ):
-    """Create (or reopen, when it exists with the same arrays) the Zarr group of ``fs``."""
+    """Create (or reopen, when it exists with the same arrays) the Zarr group of ``fs``.
+
+    Raises:
+        DiskFull, WorkspaceNotWritable: the group cannot be written (see :mod:`jungle.store.failures`).
+    """
+    path = _group_path(workspace, fs)
+    with storage_errors(workspace.root, path):
+        return _create_group(path, fs, n_rows, n_frames, arrays, block, attrs)
+
+
+def _create_group(path, fs: FeatureSet, n_rows: int, n_frames: int, arrays: Mapping[str, ArraySpec], block: int,
+                  attrs: dict | None):
     import zarr
     from zarr.codecs import BloscCodec
 
-    path = _group_path(workspace, fs)
     group = zarr.open_group(str(path), mode="a")
     group.attrs.update({"feature_set": fs.name, "version": fs.version, "config": fs.config,
                         "block": block, "n_frames": n_frames, **(attrs or {})})
@@ -79,18 +91,32 @@ def open_group(workspace: Workspace, fs: FeatureSet, mode: str = "r"):
     return zarr.open_group(str(path), mode=mode)
 
 
+def _location(group) -> str:
+    """The folder of a Zarr group on disk (or its store path), for messages."""
+    root = getattr(group.store, "root", None)
+    return str(Path(root) / group.path) if root is not None else str(group.store_path)
+
+
 def ensure_rows(group, n_rows: int) -> None:
     """Grow every array of the group to at least ``n_rows`` rows (new videos appended at the end)."""
-    for _, array in group.arrays():
-        if array.shape[0] < n_rows:
-            array.resize((n_rows, *array.shape[1:]))
+    with storage_errors(path=_location(group)):
+        for _, array in group.arrays():
+            if array.shape[0] < n_rows:
+                array.resize((n_rows, *array.shape[1:]))
 
 
 def write_rows(group, start: int, data: Mapping[str, np.ndarray]) -> None:
-    """Write rows ``start:start+len`` of each named array. Callers write whole blocks per writer."""
-    for name, values in data.items():
-        array = group[name]
-        array[start:start + len(values)] = values.astype(array.dtype, copy=False)
+    """Write rows ``start:start+len`` of each named array. Callers write whole blocks per writer.
+
+    Zarr writes each chunk to a new file and renames it, so a failed write leaves the old chunk.
+
+    Raises:
+        DiskFull, WorkspaceNotWritable: the chunks cannot be written (see :mod:`jungle.store.failures`).
+    """
+    with storage_errors(path=_location(group)):
+        for name, values in data.items():
+            array = group[name]
+            array[start:start + len(values)] = values.astype(array.dtype, copy=False)
 
 
 def read_rows(group, name: str, rows: slice | np.ndarray | None = None) -> np.ndarray:

@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jungle.store import arrays, registry
-from jungle.store.db import connect
+from jungle.store.db import connect, transaction
 from jungle.store.registry import FeatureSet
 from jungle.store.views import register_views
 from jungle.store.workspace import Workspace
@@ -286,18 +286,13 @@ class _Run:
                              "n_valid": [n for _, n in written.values()]},
                             schema={"video_id": pl.String, "row": pl.Int32, "n_valid": pl.Int32})
         with connect(self.ws) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 con.execute("DELETE FROM feature_rows WHERE name = ? AND version = ?", [fs.name, fs.version])
                 con.register("written_rows", rows)
                 con.execute("INSERT INTO feature_rows (name, version, video_id, row, status, n_valid) "
                             "SELECT ?, ?, video_id, row, 'done', n_valid FROM written_rows", [fs.name, fs.version])
                 con.unregister("written_rows")
                 done = registry.mark_complete(con, fs, rows.height)
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
         return done
 
     def stats(self, source: FrameRows) -> FeatureSet:

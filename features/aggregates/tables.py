@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ...store.failures import storage_errors
+
 __all__ = ["VideoTableWriter"]
 
 
@@ -55,10 +57,18 @@ class VideoTableWriter:
         self._pending: Future | None = None
 
     def write(self, video_ids: Sequence[str], values: np.ndarray) -> None:
-        """Append rows: ``values`` (len(video_ids), len(columns))."""
+        """Append rows: ``values`` (len(video_ids), len(columns)).
+
+        Raises:
+            DiskFull, WorkspaceNotWritable: the file cannot be written (see :mod:`jungle.store.failures`).
+        """
         values = np.asarray(values, dtype=np.float32)
         if values.shape != (len(video_ids), len(self.columns)):
             raise ValueError(f"expected {(len(video_ids), len(self.columns))} values, got {values.shape}")
+        with storage_errors(path=self.tmp):
+            self._append(video_ids, values)
+
+    def _append(self, video_ids: Sequence[str], values: np.ndarray) -> None:
         done = 0
         while done < len(values):
             if self._buffer is None:
@@ -105,7 +115,15 @@ class VideoTableWriter:
         self.rows += len(ids)
 
     def close(self) -> int:
-        """Finish the file (an empty table when no rows came) and move it into place; return the row count."""
+        """Finish the file (an empty table when no rows came) and move it into place; return the row count.
+
+        Raises:
+            DiskFull, WorkspaceNotWritable: the file cannot be written (see :mod:`jungle.store.failures`).
+        """
+        with storage_errors(path=self.tmp):
+            return self._finish()
+
+    def _finish(self) -> int:
         try:
             self._flush()
             self._wait()
@@ -128,7 +146,10 @@ class VideoTableWriter:
         except Exception:  # the failure being handled matters more than this one
             pass
         if self._writer is not None:
-            self._writer.close()
+            try:
+                self._writer.close()
+            except OSError:  # e.g. the full disk that made the run fail: the file is dropped anyway
+                pass
         self._pool.shutdown(wait=True)
         self.tmp.unlink(missing_ok=True)
 

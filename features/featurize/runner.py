@@ -40,7 +40,9 @@ from typing import Callable, Iterable, Iterator, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ...errors import BusyError
+from ...errors import BusyError, InputError, Interrupted, NotFoundError
+from ...interrupts import children_ignore_interrupts, ignore_interrupts
+from ...store.failures import storage_errors
 from ..models.encoders import EncoderConfig
 from ..video.sampling import Sampling, parse_sampling, sample_frames
 from ...runtime import available_cores
@@ -126,9 +128,9 @@ class Shard:
         try:
             index, count = (int(p) for p in text.split("/"))
         except ValueError:
-            raise ValueError(f"shard {text!r} is not I/N, e.g. 3/8 (the 3rd of 8 shards)") from None
+            raise InputError(f"shard {text!r} is not I/N, e.g. 3/8 (the 3rd of 8 shards)") from None
         if not 1 <= index <= count:
-            raise ValueError(f"shard {text!r}: I must be between 1 and N")
+            raise InputError(f"shard {text!r}: I must be between 1 and N")
         return cls(index, count)
 
     def owns(self, block_number: int) -> bool:
@@ -254,9 +256,10 @@ def _start_worker(parent: int, niceness: int) -> None:
     killed run must not leave decoders behind). A sampling that runs a model in the worker
     (``detector:N``) gets one torch thread per worker, so that workers do not oversubscribe the cores
     (set through ``OMP_NUM_THREADS``, which torch reads when imported: a worker that only decodes
-    never pays for importing torch)."""
+    never pays for importing torch). Ctrl-C is the parent's to handle: workers ignore it."""
     import threading
 
+    ignore_interrupts()
     os.environ["OMP_NUM_THREADS"] = "1"
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
@@ -298,10 +301,12 @@ class DecodePool:
             workers = 0  # a daemon process (e.g. a Dask worker) may not start children: decode here
         self.workers, self.niceness = workers, niceness
         self.prefetch = prefetch or max(4, 2 * workers)
-        self._pool = _pool(workers, niceness) if workers else None
-        if self._pool:
-            for _ in range(workers):
-                self._pool.submit(_ready)
+        self._pool = None
+        if workers:
+            with children_ignore_interrupts():  # each submit starts a worker; Ctrl-C is the parent's
+                self._pool = _pool(workers, niceness)
+                for _ in range(workers):
+                    self._pool.submit(_ready)
 
     def __enter__(self) -> "DecodePool":
         return self
@@ -371,8 +376,12 @@ def _write_marker(folder: Path, start: int, rows: dict[int, tuple[str, str | Non
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{start:012d}.json"
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({str(r): list(v) for r, v in sorted(rows.items())}))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps({str(r): list(v) for r, v in sorted(rows.items())}))
+        tmp.replace(path)
+    except BaseException:  # a full disk, Ctrl-C: no half-written file is left beside the markers
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # ----------------------------------------------------------------------------- registry and rows (DB)
@@ -451,16 +460,15 @@ def plan(workspace, specs: list[ModelSpec], sampling: Sampling, block: int = 64)
     in one short DuckDB transaction; return what the workers need.
 
     Raises:
-        ValueError: the workspace has no readable video.
+        NotFoundError: the workspace has no readable video.
     """
     from jungle.store import arrays, registry
-    from jungle.store.db import connect
+    from jungle.store.db import connect, transaction
 
     frame_size = decode_size(specs)
     planned: list[PlannedSet] = []
     with connect(workspace) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             for spec in specs:
                 config = _set_config(spec, sampling, frame_size)
                 fs, created = registry.register(con, spec.set_name, "frames", config, [],
@@ -481,7 +489,7 @@ def plan(workspace, specs: list[ModelSpec], sampling: Sampling, block: int = 64)
                                         [fs.name, fs.version]).fetchall())
                 n_rows = max(rows.values(), default=-1) + 1
                 if not n_rows:
-                    raise ValueError(f"the workspace {workspace.root} has no readable videos to featurize. "
+                    raise NotFoundError(f"the workspace {workspace.root} has no readable videos to featurize. "
                                      "Run `jungle ingest DIR` first (see `jungle status`).")
                 array_specs = {name: arrays.ArraySpec(shape, dtype) for name, (shape, dtype) in spec.outputs.items()}
                 array_specs.update(valid=arrays.ArraySpec((), "bool", False),
@@ -497,10 +505,6 @@ def plan(workspace, specs: list[ModelSpec], sampling: Sampling, block: int = 64)
                                                    "model": spec.description})
                 arrays.ensure_rows(group, n_rows)
                 planned.append(PlannedSet(fs, created, rows, n_rows, int(group.attrs["block"])))
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         paths = dict(con.execute("SELECT video_id, path FROM videos").fetchall())
     return FeaturizePlan(tuple(planned), paths)
 
@@ -528,7 +532,7 @@ def reconcile(workspace, fs) -> tuple[int, int, int]:
     import polars as pl
 
     from jungle.store import registry
-    from jungle.store.db import connect
+    from jungle.store.db import connect, transaction
 
     markers = _read_markers(progress_dir(workspace, fs))
     frame = pl.DataFrame({
@@ -536,8 +540,7 @@ def reconcile(workspace, fs) -> tuple[int, int, int]:
         "error": [v[1] for v in markers.values()], "n_valid": [v[2] for v in markers.values()],
     }, schema={"row": pl.Int32, "status": pl.Utf8, "error": pl.Utf8, "n_valid": pl.Int32})
     with connect(workspace) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.register("markers", frame)
             con.execute(
                 "UPDATE feature_rows SET status = m.status, error = m.error, n_valid = m.n_valid FROM markers m "
@@ -550,10 +553,6 @@ def reconcile(workspace, fs) -> tuple[int, int, int]:
             total = sum(counts.values())
             if counts.get("pending", 0) == 0 and total:
                 registry.mark_complete(con, fs, total)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
     return counts.get("done", 0), counts.get("error", 0), counts.get("pending", 0)
 
 
@@ -623,7 +622,7 @@ def _plan_work(states: list[_SetState], shard: Shard | None):
     if shard is not None and len(states) > 1:
         for state in states[1:]:
             if any(state.rows.get(v) != r for v, r in primary.rows.items()):
-                raise ValueError(
+                raise InputError(
                     f"shards need every feature set to share row numbers, but {state.fs.ref} and "
                     f"{primary.fs.ref} differ. Run these encoders in separate `jungle featurize --shard` runs.")
     by_video: dict[str, list[tuple[int, int]]] = {}
@@ -739,6 +738,11 @@ def run_models(
     ``work``: the run's plan made by a coordinator with :func:`plan` (None: plan here, in
     DuckDB). ``record``: fold the markers into DuckDB at the end (False: leave that to the
     coordinator; the summary's sets are then not marked complete).
+
+    Raises:
+        Interrupted: Ctrl-C; the decode workers are stopped, finished blocks are kept.
+        DiskFull, WorkspaceNotWritable: a write failed (see :mod:`jungle.store.failures`); finished
+            blocks are kept, and the same run resumes once there is room.
     """
     from tqdm import tqdm
 
@@ -762,16 +766,11 @@ def run_models(
         own_pool = pool is None
         pool = pool or DecodePool(workers if videos else 0)
         try:
-            previous_block = None
-            for video, decoded in zip(videos, pool.decoded_in_order(tasks)):
-                block_number = primary.rows.get(video.video_id, video.targets[0][1]) // primary.block
-                if block_number != previous_block:  # batches never span blocks: a resumed block computes the same
-                    batcher.flush()
-                    previous_block = block_number
-                video.decoded = decoded
-                summary.decode_seconds += decoded.seconds
-                batcher.add(video)
-            batcher.flush()
+            with storage_errors(workspace.root):
+                _pass(videos, pool.decoded_in_order(tasks), primary, batcher, summary)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted after {summary.videos} of {len(videos)} videos (finished blocks are "
+                              "kept); run the same command to resume.") from None
         finally:
             bar.close()
             if own_pool:
@@ -781,6 +780,21 @@ def run_models(
                 summary.sets[position].complete = reconcile(workspace, state.fs)[2] == 0
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _pass(videos: list[_Video], decoded: Iterator[DecodedVideo], primary: _SetState, batcher: _Batcher,
+          summary: FeaturizeSummary) -> None:
+    """Feed each decoded video to the models; a block's batches end with the block."""
+    previous_block = None
+    for video, frames in zip(videos, decoded):
+        block_number = primary.rows.get(video.video_id, video.targets[0][1]) // primary.block
+        if block_number != previous_block:  # batches never span blocks: a resumed block computes the same
+            batcher.flush()
+            previous_block = block_number
+        video.decoded = frames
+        summary.decode_seconds += frames.seconds
+        batcher.add(video)
+    batcher.flush()
 
 
 class FeaturizeBusy(BusyError):
@@ -806,8 +820,9 @@ def _claim(workspace, sets: list, shard: Shard | None) -> Iterator[None]:
     try:
         for fs, (name, mode) in ((fs, n) for fs in sets for n in names):
             folder = progress_dir(workspace, fs)
-            folder.mkdir(parents=True, exist_ok=True)
-            handle = open(folder / name, "a+")
+            with storage_errors(workspace.root):
+                folder.mkdir(parents=True, exist_ok=True)
+                handle = open(folder / name, "a+")
             handles.append(handle)
             try:
                 fcntl.flock(handle, mode | fcntl.LOCK_NB)

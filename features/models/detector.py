@@ -33,6 +33,7 @@ from typing import ClassVar, Literal, Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...errors import InputError
 from ...store.arrays import ArraySpec
 from ...store.registry import config_key
 from ..video.sampling import Fps, Sampling, positive_int, register_sampling, spread_indices
@@ -92,7 +93,7 @@ class DetectorConfig(BaseModel):
         ``megadetector-lite,input=640x384``.
 
         Raises:
-            ValueError: unknown option or bad value (pydantic's ValidationError for an unknown weights name).
+            InputError: unknown option or bad value (pydantic's ValidationError for an unknown weights name).
         """
         weights, *options = [part.strip() for part in text.split(",")]
         settings: dict = {"weights": weights}
@@ -103,7 +104,7 @@ class DetectorConfig(BaseModel):
             elif key == "crop" and value.isdigit():
                 settings["crop_bottom"] = int(value)
             else:
-                raise ValueError(f"detector option {option!r} is not input=WxH or crop=PIXELS "
+                raise InputError(f"detector option {option!r} is not input=WxH or crop=PIXELS "
                                  f"(e.g. megadetector-lite,input=640x384,crop=50)")
         return cls(**settings)
 
@@ -210,7 +211,7 @@ class Detector:
         """
         import torch
 
-        from .weights import get_spec, verify_weights, weights_path
+        from .weights import get_spec, load_weights_file, verify_weights, weights_path
         from .yolox import build_yolox_tiny, fuse_conv_bn
 
         config = config or DetectorConfig()
@@ -219,7 +220,7 @@ class Detector:
             path = weights_path(config.weights, weights_dir)
         else:
             path = verify_weights(config.weights, weights_file)
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = load_weights_file(path)
         model = build_yolox_tiny(_DETECTOR_CLASSES[config.weights])
         model.load_state_dict(checkpoint.get("model", checkpoint), strict=True)
         model.eval()
@@ -488,7 +489,7 @@ def _parse_input_size(text: str) -> dict[str, int]:
     except ValueError:
         size = None
     if size is None or min(size) < 32 or size[0] % 32 or size[1] % 32:
-        raise ValueError(f"input=WxH needs two multiples of 32 such as 640x384, not {text!r}")
+        raise InputError(f"input=WxH needs two multiples of 32 such as 640x384, not {text!r}")
     return {"input_width": size[0], "input_height": size[1]}
 
 

@@ -137,13 +137,11 @@ def _state_dict_sha256(state_dict) -> str:
 
 
 def _read_checkpoint(path: Path) -> dict:
-    import torch
+    from .weights import load_weights_file  # weights imports this module: import when called
 
+    checkpoint = load_weights_file(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+        return checkpoint
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]

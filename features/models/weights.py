@@ -46,6 +46,7 @@ __all__ = [
     "verify_weights",
     "fetch_weights",
     "weights_status",
+    "load_weights_file",
 ]
 
 WEIGHTS_DIR_ENV = "JUNGLE_WEIGHTS_DIR"
@@ -301,6 +302,51 @@ def _status(spec: WeightsSpec, folder: Path, verify: bool = True) -> WeightsStat
         source = None
     status = "ok" if digest == spec.sha256 else "wrong hash"
     return WeightsStatus(spec.name, status, path, digest, path.stat().st_size, source, spec.description)
+
+
+def _damage_remedy(path: Path) -> str:
+    """How to replace a damaged weights file: fetch it again when it is a registered one."""
+    for spec in WEIGHTS.values():
+        if path.name == spec.filename:
+            return (f'Run "jungle weights fetch {spec.name}" to replace it with a verified copy '
+                    f"(or delete {path} and fetch it again).")
+    return "Replace it with a good copy (download or export it again), or pass another file with --weights FILE."
+
+
+def _load_failure(exc: BaseException) -> str:
+    """Why a weights file did not load, in words (never torch's advice to load it unsafely)."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError):
+        return ("it is not a file of plain tensors: damaged, not a PyTorch file, or a pickle that would run code "
+                "(jungle never loads those)")
+    if isinstance(exc, (OSError, EOFError)):
+        return f"it is truncated or unreadable ({exc})"
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def load_weights_file(path: str | os.PathLike):
+    """The tensors of a ``.safetensors`` or PyTorch (``.pth``/``.pt``/``.bin``) file, never running code
+    from it (``torch.load(weights_only=True)``).
+
+    Raises:
+        WeightsError: the file is truncated, damaged or not a weights file; the message names it
+            and says how to replace it.
+    """
+    import pickle
+
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, SafetensorError) as exc:
+        raise WeightsError(f"cannot load the weights file {path}: {_load_failure(exc)}. "
+                           f"{_damage_remedy(path)}") from exc
 
 
 def weights_status(directory: str | os.PathLike | None = None) -> list[WeightsStatus]:
