@@ -1,4 +1,5 @@
-"""The frame-level classifier: out-of-fold guarantee, predictions written as a frame-level set."""
+"""The frame-level classifier: out-of-fold guarantee (every training mode, pseudo-labels too),
+multiple-instance training, predictions written as a frame-level set."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from torch import nn
 
 from _aggregate_helpers import CLASSES, fill_invalid, flip_label, make_labelled_workspace
 from jungle.features.aggregates.aggregate import AggregateConfig, aggregate
-from jungle.features.aggregates.frame_head import FrameHeadConfig, fit_frame_head, predict_frames
+from jungle.features.aggregates.frame_head import (FrameHeadConfig, fit_frame_head, predict_frames, predict_videos,
+                                                   pseudo_targets)
 from jungle.features.aggregates.inputs import iter_frame_blocks, load_frame_rows
 from jungle.features.aggregates.oof import Batch, FoldEnsemble, load_fold_plan, training_mask
 from jungle.store import arrays, registry
 from jungle.store.db import connect
 
-HEAD = FrameHeadConfig(hidden=8, epochs=6, batch_size=32, lr=1e-2)
+HEAD = FrameHeadConfig(hidden=8, epochs=6, batch_size=4, lr=1e-2)
 
 
 def _probs(ws, name="frameprobs_lite0", version=None):
@@ -95,7 +97,7 @@ def test_frame_probabilities_are_written_row_aligned_with_lineage(head_ws):
     source, labels = fs.inputs
     assert (source["name"], source["version"], source["rows"]) == ("lite0", 1, len(done))
     assert labels["name"] == "labels" and labels["fold_scheme"] == "default" and len(labels["folds"]) == 32
-    assert fs.config["hidden"] == 8 and fs.config["unlabelled"] == "full"
+    assert fs.config["hidden"] == 8 and fs.config["unlabelled"] == "full" and fs.config["training"] == "mil-lse"
 
 
 def test_out_of_fold_frame_predictions_carry_the_signal(head_ws):
@@ -106,13 +108,12 @@ def test_out_of_fold_frame_predictions_carry_the_signal(head_ws):
     assert _auc(video_scores, data.labels[labelled]) > 0.8
 
 
-def test_a_video_label_never_reaches_its_own_prediction(head_ws):
+def _assert_out_of_fold(ws, data, head):
     """Flip one video's label: its OOF frame predictions stay bit-identical; others' change."""
-    ws, data = head_ws
     before_fs, before, _ = _probs(ws)
     target = 5                                                        # fold 1
     flip_label(data, target)
-    results = aggregate(ws, AggregateConfig(kinds=("frame-head",), frame_head=HEAD))
+    results = aggregate(ws, AggregateConfig(kinds=("frame-head",), frame_head=head))
     after_fs = results[0]
     assert after_fs.ref in results.computed and after_fs.version == before_fs.version + 1   # changed input
     _, after, _ = _probs(ws, version=after_fs.version)
@@ -124,6 +125,87 @@ def test_a_video_label_never_reaches_its_own_prediction(head_ws):
     assert not np.array_equal(after[other_folds], before[other_folds])
     unlabelled = [i for i in np.flatnonzero(data.done) if data.folds[i] == -1]
     assert not np.array_equal(after[unlabelled], before[unlabelled])  # the full model did see it
+
+
+def test_a_video_label_never_reaches_its_own_prediction(head_ws):
+    ws, data = head_ws
+    _assert_out_of_fold(ws, data, HEAD)
+
+
+@pytest.mark.parametrize("training,pseudo", [("inherit", None), ("mil-attention", None), ("mil-noisy-or", 0.6)])
+def test_out_of_fold_holds_for_every_training_and_pseudo_labels(tmp_path, training, pseudo):
+    from jungle.store.workspace import Workspace
+
+    torch.set_num_threads(1)
+    ws = Workspace.resolve(tmp_path / "ws")
+    data = make_labelled_workspace(ws, n_videos=40, n_frames=8, dims=16, block=8)
+    head = HEAD.model_copy(update={"training": training, "pseudo_threshold": pseudo})
+    first = aggregate(ws, AggregateConfig(kinds=("frame-head",), frame_head=head))[0]
+    assert first.config["training"] == training and first.config["pseudo_threshold"] == pseudo
+    if pseudo is not None:                                          # pseudo-labels were really used
+        with connect(ws) as con:
+            source, plan = load_frame_rows(con, data.fs), load_fold_plan(con)
+        ensemble = fit_frame_head(ws, source, plan, head.model_copy(update={"pseudo_threshold": None}))
+        unlabelled = [v for v in source.video_ids if v not in plan.folds]
+        block = next(iter_frame_blocks(ws, [source], video_ids=unlabelled))
+        keep = block.valid.any(axis=1)
+        found = pseudo_targets(ensemble, [(block.video_ids[keep], block.values[keep], block.valid[keep])], pseudo)
+        assert len(found) >= 3
+        for targets in found.values():                              # per copy: 0/1 targets or NaN (unused)
+            assert targets.shape == (plan.k + 1, len(CLASSES))
+            assert all(np.isnan(row).all() or set(np.unique(row)) <= {0.0, 1.0} for row in targets)
+    _assert_out_of_fold(ws, data, head)
+
+
+def _animal_in_few_frames(data, visible: int = 2, seed: int = 1) -> np.ndarray:
+    """Rewrite the stored embeddings: every frame is background (the blank centre) except ``visible``
+    frames of each animal video, which show its class. Returns (V, F) bool: frame shows the animal."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 2.0, (len(CLASSES), data.embedding.shape[-1])).astype(np.float32)
+    animal = data.labels[:, 1:].argmax(axis=1) + 1
+    has_animal = data.labels[:, 1:].any(axis=1)
+    shows = np.zeros(data.valid.shape, dtype=bool)
+    values = centres[0] + rng.normal(0, 1, data.embedding.shape).astype(np.float32)
+    for i in np.flatnonzero(has_animal):
+        frames = np.flatnonzero(data.valid[i])[:visible]
+        shows[i, frames] = True
+        values[i, frames] = centres[animal[i]] + rng.normal(0, 1, (len(frames), values.shape[-1]))
+    values = np.where(data.valid[..., None], values, data.embedding.astype(np.float32)).astype(np.float16)
+    arrays.open_group(data.workspace, data.fs, mode="a")["embedding"][:] = values
+    return shows
+
+
+def test_multiple_instance_training_says_which_frames_show_the_animal(tmp_path):
+    """Animals on screen in 2 frames of 8: MIL frame probabilities are high on those frames and low on
+    the empty ones; inherited labels teach the empty frames the species too."""
+    from jungle.store.workspace import Workspace
+
+    torch.set_num_threads(1)
+    ws = Workspace.resolve(tmp_path / "ws")
+    data = make_labelled_workspace(ws, n_videos=64, n_frames=8, dims=16, block=16, n_unlabelled=8)
+    shows = _animal_in_few_frames(data)
+    with connect(ws) as con:
+        source, plan = load_frame_rows(con, data.fs), load_fold_plan(con)
+    gaps = {}
+    for training in ("mil-lse", "mil-noisy-or", "inherit"):
+        ensemble = fit_frame_head(ws, source, plan, HEAD.model_copy(update={"training": training, "batch_size": 8}))
+        blocks = list(iter_frame_blocks(ws, [source]))
+        probs = np.concatenate([predict_frames(ensemble, plan, b) for b in blocks])
+        rows = np.concatenate([b.rows for b in blocks])
+        animal_videos = [r for r in rows if data.labels[r, 1:].any() and data.labelled[r]]
+        on = [probs[np.flatnonzero(rows == r)[0]][shows[r]][:, data.labels[r, 1:].argmax() + 1].mean()
+              for r in animal_videos]
+        off = [probs[np.flatnonzero(rows == r)[0]][data.valid[r] & ~shows[r]][:, data.labels[r, 1:].argmax() + 1]
+               .mean() for r in animal_videos if (data.valid[r] & ~shows[r]).any()]
+        gaps[training] = (float(np.mean(on)), float(np.mean(off)))
+        videos = np.concatenate([predict_videos(ensemble, plan, b) for b in blocks])
+        assert videos.shape == (len(rows), len(CLASSES)) and ((videos >= 0) & (videos <= 1)).all()
+    inherit_on, inherit_off = gaps["inherit"]
+    for training in ("mil-lse", "mil-noisy-or"):
+        on, off = gaps[training]
+        assert off < 0.75 * inherit_off, gaps                     # empty frames no longer taught the species
+        assert on / off > 1.3 * inherit_on / inherit_off, gaps    # frames told apart better
+    assert gaps["mil-lse"][0] > 0.5, gaps
 
 
 def test_garbage_in_padded_frames_changes_no_prediction(head_ws):
@@ -154,9 +236,9 @@ def test_unlabelled_videos_from_the_fold_mean_when_asked(head_ws):
     ensemble = fit_frame_head(ws, source, plan, config)
     block = next(iter_frame_blocks(ws, [source], video_ids=[data.video_ids[i] for i in (1, 33)]))
     probs = predict_frames(ensemble, plan, block)
-    x = torch.as_tensor(block.values.astype(np.float32))
+    x, valid_t = torch.as_tensor(block.values.astype(np.float32)), torch.as_tensor(block.valid)
     with torch.no_grad():
-        each = [torch.sigmoid(m(x)).numpy() for m in ensemble.models_]
+        each = [m.outputs(x, valid_t)["probs"].numpy() for m in ensemble.models_]
     valid = block.valid
     np.testing.assert_allclose(probs[0][valid[0]], each[plan.folds[data.video_ids[1]]][0][valid[0]], rtol=1e-6)
     np.testing.assert_allclose(probs[1][valid[1]], np.mean(each[:4], axis=0)[1][valid[1]], rtol=1e-5)

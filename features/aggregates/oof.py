@@ -143,11 +143,16 @@ def training_mask(folds: np.ndarray, model: int, k: int) -> np.ndarray:
 
 @dataclass
 class Batch:
-    """One training batch: model inputs (first axis = rows), targets (rows, C), fold of each row."""
+    """One training batch: model inputs (first axis = rows), targets (rows, C), fold of each row.
+
+    ``pseudo`` (optional, (k + 1, rows, C)): per-copy targets of rows that copy trains on although
+    they carry no label of their own (pseudo-labels); NaN where the copy does not use the row.
+    """
 
     inputs: tuple
     targets: np.ndarray
     folds: np.ndarray
+    pseudo: np.ndarray | None = None
 
 
 def shuffled_batches(arrays: dict[str, np.ndarray], batch_size: int, rng: np.random.Generator) -> Iterable[dict]:
@@ -211,8 +216,10 @@ class FoldEnsemble:
     Args:
         build: ``build(prior) -> torch.nn.Module``; ``prior`` is the (C,) positive rate of that copy's
             own training rows (to initialise the output bias). The module's ``forward(*inputs)``
-            returns logits (rows, C); an optional ``outputs(*inputs) -> dict`` gives named outputs
-            for :meth:`predict` (default ``{"probs": sigmoid(logits)}``).
+            returns logits (rows, C); an optional ``loss(*inputs, targets)`` replaces the default
+            binary cross-entropy of those logits (e.g. frame-level losses of video rows); an
+            optional ``outputs(*inputs) -> dict`` gives named outputs for :meth:`predict` (default
+            ``{"probs": sigmoid(logits)}``).
         k: number of folds.
         epochs, lr, weight_decay: AdamW training settings.
         seed: seeds model initialisation and dropout.
@@ -244,28 +251,55 @@ class FoldEnsemble:
             self.models_.append(self.build(np.clip(prior, 1e-4, 1 - 1e-4)))
         optimisers = [torch.optim.AdamW(m.parameters(), lr=self.lr, weight_decay=self.weight_decay)
                       for m in self.models_]
-        loss_fn = torch.nn.BCEWithLogitsLoss()
-        torch.manual_seed(self.seed)
+        # every copy draws its dropout from its own random stream, so how many rows another copy
+        # trains on (which may depend on labels, e.g. with pseudo-labels) never shifts this one's
+        rng_states = [torch.Generator().manual_seed(self.seed + 1000 * m).get_state()
+                      for m in range(self.k + 1)]
+        outer_state = torch.get_rng_state()
         for model in self.models_:
             model.train()
         for epoch in range(self.epochs):
             for batch in epoch_batches(epoch):
                 targets = torch.as_tensor(batch.targets, dtype=torch.float32)
                 for model_index, (model, optimiser) in enumerate(zip(self.models_, optimisers)):
-                    use = training_mask(batch.folds, model_index, self.k)
+                    use, copy_targets = self._copy_rows(batch, targets, model_index)
                     if not use.any():
                         continue
                     pick = torch.as_tensor(np.flatnonzero(use))
-                    logits = model(*(t[pick] for t in batch.inputs))
-                    loss = loss_fn(logits, targets[pick])
+                    torch.set_rng_state(rng_states[model_index])
+                    loss = self._loss(model, tuple(t[pick] for t in batch.inputs), copy_targets[pick])
                     optimiser.zero_grad(set_to_none=True)
                     loss.backward()
                     optimiser.step()
+                    rng_states[model_index] = torch.get_rng_state()
                 if progress:
                     progress()
+        torch.set_rng_state(outer_state)
         for model in self.models_:
             model.eval()
         return self
+
+    def _copy_rows(self, batch: Batch, targets, model_index: int):
+        """(rows copy ``model_index`` trains on, its targets): its labelled rows plus its pseudo rows."""
+        import torch
+
+        use = training_mask(batch.folds, model_index, self.k)
+        if batch.pseudo is None:
+            return use, targets
+        pseudo = batch.pseudo[model_index]
+        extra = ~np.isnan(pseudo).any(axis=1) & ~use
+        if not extra.any():
+            return use, targets
+        mixed = torch.where(torch.as_tensor(extra)[:, None], torch.as_tensor(np.nan_to_num(pseudo)).float(), targets)
+        return use | extra, mixed
+
+    @staticmethod
+    def _loss(model, inputs: tuple, targets):
+        import torch
+
+        if hasattr(model, "loss"):
+            return model.loss(*inputs, targets)
+        return torch.nn.functional.binary_cross_entropy_with_logits(model(*inputs), targets)
 
     def predict(self, inputs: tuple, folds: np.ndarray) -> dict[str, np.ndarray]:
         """Named outputs for rows with ``folds`` (-1: not labelled), each from the right copy.
