@@ -271,8 +271,9 @@ def auto_folds_config(request: AutoFolds, videos: int, sites: int) -> tuple[Fold
                          "groups them anyway")
     units, unit_name = (sites, "sites") if group_by == "site" else (videos, "labelled clips")
     if units < 2:
+        command = _folds_command(request.k, group_by, request.seed, request.scheme)
         notes.append(f"no fold scheme made: {units} {unit_name} with status 'ok' (cross-validation needs at "
-                     f"least 2). Label more clips, then run `{_folds_command(request.k, group_by, request.seed, request.scheme)}`")
+                     f"least 2). Label more clips, then run `{command}`")
         return None, notes
     k = min(request.k, units)
     if k < request.k:
@@ -284,7 +285,8 @@ def _scheme_settings(con, scheme: str) -> tuple | None:
     return con.execute("SELECT k, group_by, seed FROM fold_schemes WHERE scheme = ?", [scheme]).fetchone()
 
 
-def ensure_default_folds(workspace: Workspace, request: AutoFolds = AutoFolds()) -> tuple[FoldsSummary | None, list[str]]:
+def ensure_default_folds(workspace: Workspace,
+                         request: AutoFolds = AutoFolds()) -> tuple[FoldsSummary | None, list[str]]:
     """Make the scheme ``request.scheme`` automatically when the workspace lacks it (see the module docstring).
 
     Returns:
