@@ -189,10 +189,6 @@ class ModelManifest(_Record):
             raise ValueError("a feature set has no config_key")
         return self
 
-    def feature_set(self, name: str) -> FeatureSetRecord:
-        """The record of the feature set ``name``."""
-        return next(s for s in self.feature_sets if s.name == name)
-
     def to_json(self) -> str:
         """The manifest as written to ``manifest.json``."""
         return self.model_dump_json(indent=2)
