@@ -102,13 +102,9 @@ def sql(
 
     Writes, ATTACH, COPY, EXPORT, SET, INSTALL/LOAD and files outside the workspace's tables/ are refused.
     """
-    from .errors import JungleError
     from .store.query import run_query
 
-    try:
-        columns, rows = run_query(_workspace(workspace), query)
-    except JungleError as exc:  # refused, failed (syntax, unknown table), missing or locked workspace
-        _fail(str(exc), exc.exit_code)
+    columns, rows = run_query(_workspace(workspace), query)  # refusals and failures are jungle errors
     _echo(render_rows(columns, rows, fmt))
 
 
@@ -722,22 +718,21 @@ def report_command(
 def dashboard_command(
     storage: Annotated[Optional[str], typer.Option(
         help="Study storage URL (default: the workspace's optuna.db).", show_default=False)] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(
+        help="Address to listen on. Other than loopback needs --allow-remote.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (1-65535).")] = 8080,
+    allow_remote: Annotated[bool, typer.Option(
+        "--allow-remote", help="Allow a --host other machines can reach: the dashboard has no login, "
+                               "so anyone who reaches the port can change and delete studies.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Start optuna-dashboard on the workspace's Optuna studies (Ctrl-C stops it)."""
-    from .meta.dashboard import DashboardError, dashboard_storage, dashboard_url, list_studies, serve
+    """Start optuna-dashboard on the workspace's Optuna studies, on 127.0.0.1 (Ctrl-C stops it)."""
+    from .meta.dashboard import plan_dashboard, serve
 
-    try:
-        url = dashboard_storage(_workspace(workspace), storage)
-        studies = list_studies(url)
-    except DashboardError as exc:
-        _fail(str(exc))
-    noun = "study" if len(studies) == 1 else "studies"
-    typer.echo(f"optuna-dashboard on {dashboard_url(host, port)} for {len(studies)} {noun} "
-               f"({', '.join(studies) or 'none yet'}); Ctrl-C stops it.", err=True)
-    serve(url, host=host, port=port)
+    plan = plan_dashboard(_workspace(workspace), storage, host=host, port=port, allow_remote=allow_remote)
+    for line in plan.messages():
+        typer.echo(line, err=True)
+    serve(plan.storage, host=plan.host, port=plan.port)
 
 
 # --------------------------------------------------------------------------- weights: fetch, list
