@@ -290,6 +290,8 @@ def _handler(server: ReviewServer):
             if parts.path.startswith("/static/") and parts.path[len("/static/"):] in _STATIC:
                 name = parts.path[len("/static/"):]
                 return self._send(HTTPStatus.OK, _static_text(name).encode(), _STATIC[name])
+            if parts.path == "/favicon.ico":
+                return self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
             if parts.path == "/api/info":
                 return self._json(session.info())
             if parts.path == "/api/queue":

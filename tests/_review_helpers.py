@@ -2,7 +2,8 @@
 
 The stacked workspace (``_stack_helpers.stacked_workspace``) records videos at ``/data/cam/...``,
 paths that do not exist: to the review page those clips have vanished. Here the first unlabelled
-clips are pointed at real files of ``../shared/media`` (read in place, never copied), alternately
+clips are pointed at real files of ``../shared/media`` (through symbolic links in the test's
+temporary folder, one per clip since ``videos.path`` is unique; never copied), alternately
 an H.264 MP4 the browser plays and an AVI it cannot (shown as a strip of frames), with the
 metadata ingest's probe reads from them. The last unlabelled clip stays missing.
 """
@@ -38,9 +39,13 @@ def review_workspace(tmp_path_factory, tmp_path, media, real_clips: int = 28) ->
     shutil.copytree(sw.workspace.root, root)
     ws = Workspace.resolve(root)
     playable, frames = [], []
+    links = tmp_path / "media"
+    links.mkdir()
     with connect(ws) as con:
         for k, video_id in enumerate(sw.unlabelled[:real_clips]):
-            path = media / (PLAYABLE if k % 2 == 0 else NOT_PLAYABLE)
+            source = media / (PLAYABLE if k % 2 == 0 else NOT_PLAYABLE)
+            path = links / f"{video_id}{source.suffix}"
+            path.symlink_to(source)
             probe = probe_video(path)
             con.execute("UPDATE videos SET path = ?, container = ?, video_codec = ?, pix_fmt = ?, width = ?, "
                         "height = ?, fps = ?, duration = ? WHERE video_id = ?",

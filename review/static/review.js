@@ -28,6 +28,14 @@ async function guarded(work) {
   try { await work(); } catch (error) { say(error.message, true); }
 }
 
+// Key presses can come faster than the server answers: run them one after another, in order,
+// so each change starts from the state the previous one left.
+let pending = Promise.resolve();
+function enqueue(work) {
+  pending = pending.then(() => guarded(work));
+  return pending;
+}
+
 function element(tag, text, className) {
   const node = document.createElement(tag);
   if (text !== undefined) node.textContent = text;
@@ -67,7 +75,7 @@ function renderQueue() {
     item.appendChild(entry.labels ? element("span", labelText(entry), "lab")
                                   : element("span", `${entry.top[0][0]} ${entry.top[0][1].toFixed(2)}`, "pred"));
     if (index === state.pos) item.className = "current";
-    item.addEventListener("click", () => guarded(() => show(index)));
+    item.addEventListener("click", () => enqueue(() => show(index)));
     list.appendChild(item);
   });
 }
@@ -146,7 +154,7 @@ function renderLabels(clip) {
   clip.top.forEach(([name, p], k) => {
     const item = element("li", `${k + 1}  ${name}  ${p.toFixed(3)}`);
     if (clip.labels && clip.labels.includes(name)) item.className = "on";
-    item.addEventListener("click", () => guarded(() => setLabels([name], true)));
+    item.addEventListener("click", () => enqueue(() => setLabels([name], true)));
     top.appendChild(item);
   });
   const labels = $("labels");
@@ -254,7 +262,7 @@ function onTypeahead(event) {
     const name = found[state.suggestion];
     if (!name) { say(`no class matches "${$("typeahead").value}"`, true); return; }
     $("typeahead").value = ""; state.suggestion = 0; renderSuggestions(); $("typeahead").blur();
-    guarded(() => (event.shiftKey ? toggle(name) : setLabels([name], true)));
+    enqueue(() => (event.shiftKey ? toggle(name) : setLabels([name], true)));
   } else if (event.key === "Escape") {
     $("typeahead").value = ""; renderSuggestions(); $("typeahead").blur();
   }
@@ -266,22 +274,22 @@ function onKey(event) {
   const digit = /^(Digit|Numpad)([1-9])$/.exec(event.code);
   if (digit) {
     const pick = state.clip.top[Number(digit[2]) - 1];
-    if (pick) guarded(() => (event.shiftKey ? toggle(pick[0]) : setLabels([pick[0]], true)));
+    if (pick) enqueue(() => (event.shiftKey ? toggle(pick[0]) : setLabels([pick[0]], true)));
   } else if (event.key === "b") {
-    if (state.classes.includes("blank")) guarded(() => setLabels(["blank"], true));
+    if (state.classes.includes("blank")) enqueue(() => setLabels(["blank"], true));
     else say('this workspace has no class "blank"', true);
   } else if (event.key === "/") {
     $("typeahead").focus();
   } else if (event.key === "x") {
-    guarded(() => write({ video_id: state.clip.video_id, clear: true }, false));
+    enqueue(() => write({ video_id: state.clip.video_id, clear: true }, false));
   } else if (["j", "n", "ArrowRight", "ArrowDown"].includes(event.key)) {
-    guarded(() => show(state.pos + 1));
+    enqueue(() => show(state.pos + 1));
   } else if (["k", "p", "ArrowLeft", "ArrowUp"].includes(event.key)) {
-    guarded(() => show(state.pos - 1));
+    enqueue(() => show(state.pos - 1));
   } else if (event.key === "u" || (event.ctrlKey && event.key === "z")) {
-    guarded(undo);
+    enqueue(undo);
   } else if (event.key === "R") {
-    guarded(retrain);
+    enqueue(retrain);
   } else {
     return;
   }
@@ -297,7 +305,7 @@ async function start() {
   for (const name of ["order", "class", "site", "labelled", "min_p", "max_p"]) {
     $(name).addEventListener("change", () => guarded(loadQueue));
   }
-  $("retrain").addEventListener("click", () => guarded(retrain));
+  $("retrain").addEventListener("click", () => enqueue(retrain));
   $("typeahead").addEventListener("input", () => { state.suggestion = 0; renderSuggestions(); });
   $("typeahead").addEventListener("keydown", onTypeahead);
   document.addEventListener("keydown", onKey);
