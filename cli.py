@@ -735,6 +735,49 @@ def dashboard_command(
     serve(plan.storage, host=plan.host, port=plan.port)
 
 
+@app.command("review")
+def review_command(
+    model: Annotated[str, typer.Option(help="Saved model whose predictions and feature sets to use.")] = "latest",
+    host: Annotated[str, typer.Option(
+        help="Address to listen on. Other than loopback needs --allow-remote.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8765,
+    allow_remote: Annotated[bool, typer.Option(
+        "--allow-remote", help="Allow a --host other machines can reach (they can see the clips).")] = False,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
+    retrain: Annotated[bool, typer.Option(
+        "--retrain", help="Re-fit once on the current labels, print before/after, and exit.")] = False,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Review clips in a local web page: a queue ranked by the model, keyboard labelling, retrain."""
+    from .errors import JungleError
+
+    try:
+        if retrain:
+            from .review.retrain import retrain as refit
+
+            result = refit(_existing_workspace(workspace), model)
+            _echo(render_rows(*result.rows(), fmt))
+            typer.echo(f"re-fitted in {result.seconds:.1f} s; probabilities in predictions "
+                       f"(model_id {result.review_model_id})", err=True)
+            return
+        from .review.server import open_review
+
+        server, warnings = open_review(_existing_workspace(workspace), model, host, port, allow_remote)
+    except JungleError as exc:  # no model, refused host, port taken, too few labels
+        _fail(str(exc), exc.exit_code)
+    for line in warnings + server.messages():
+        typer.echo(line, err=True)
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        typer.echo("review stopped; every label is saved.", err=True)
+
+
 # --------------------------------------------------------------------------- weights: fetch, list
 WeightsDirOpt = Annotated[
     Optional[Path],
