@@ -24,7 +24,7 @@ from ..store.registry import code_version
 from ..store.workspace import Workspace
 from .blend import ClipLimits, blend, fit_blend_weights, fit_clip_limits, fixed_clip_limits
 from .dataset import StackData, load_training_data, parse_refs
-from .level2 import Level2Classifier, auto_max_bin, resolve_label_mode
+from .level2 import Level2Classifier, auto_max_bin, oof_rare_blend, rare_score_columns, resolve_label_mode
 from .manifest import (ClipRecord, FeatureSetRecord, MemberEntry, ModelManifest, SetVersion, StudyRecord,
                        member_file, projection_file)
 from .metrics import Evaluation, competition_log_loss, evaluate
@@ -54,6 +54,8 @@ class StackConfig(BaseModel):
             :mod:`jungle.meta.projection`.
         pca_min_columns: the narrowest set that ``pca`` projects.
         tune: the Optuna search.
+        rare_positives: classes with at most this many positives blend the trees with a calibrated
+            level-1 probability, weight chosen out of fold (0: off; see :mod:`jungle.meta.level2`).
         build_missing: let a recipe build missing feature sets where the pipeline can.
     """
 
@@ -70,6 +72,7 @@ class StackConfig(BaseModel):
     pca: int | None = Field(None, ge=1)
     pca_min_columns: int = Field(1024, ge=2)
     tune: TuneConfig = TuneConfig()
+    rare_positives: int = Field(10, ge=0)
     build_missing: bool = True
 
     @model_validator(mode="after")
@@ -184,6 +187,14 @@ def _project(cfg: StackConfig, data: StackData) -> tuple[np.ndarray, Projection 
     return projection.transform(data.X), projection
 
 
+def _rare_params(cfg: StackConfig, data: StackData, projection: Projection | None) -> dict:
+    """Level-2 settings of the rare-class calibration: which column holds each class's level-1 probability."""
+    columns = rare_score_columns(projection.output_columns if projection else data.columns, data.classes)
+    if not cfg.rare_positives or set(columns.split(",")) == {"-1"}:
+        return {"rare_positives": 0, "rare_columns": ""}
+    return {"rare_positives": cfg.rare_positives, "rare_columns": columns}
+
+
 def _clip_limits(kind: str, value: float, P: np.ndarray, Y: np.ndarray) -> ClipLimits:
     if kind == "fitted":
         return fit_clip_limits(P, Y)
@@ -222,9 +233,13 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
         tuned = tuner(X, data.Y, data.folds, mode, cfg.tune, storage, study, base=base,
                       scratch=workspace.root / "tmp")
         model = classifier(**{**tuned.params, "label_mode": mode, "n_estimators": tuned.rounds,
-                              "n_jobs": cfg.tune.nthread or default_threads(X.size)})
-        oof = oof_predict(model, X, data.Y, data.folds)
-        models.append(model.fit(X, data.Y))
+                              "n_jobs": cfg.tune.nthread or default_threads(X.size),
+                              **_rare_params(cfg, data, projection)})
+        oof, rare_weight = oof_rare_blend(model, X, data.Y, fold_pairs(data.folds), competition_log_loss)
+        if model.rare_positives:
+            say(f"member {index}: rare classes (<= {model.rare_positives} positives) blend a calibrated level-1 "
+                f"probability with weight {rare_weight} (chosen out of fold)")
+        models.append(model.set_params(rare_weight=rare_weight).fit(X, data.Y))
         projections.append(projection)
         oofs.append(oof)
         member_loss = competition_log_loss(data.Y, oof)
