@@ -242,3 +242,50 @@ def test_unlabelled_videos_from_the_fold_mean_when_asked(head_ws):
     valid = block.valid
     np.testing.assert_allclose(probs[0][valid[0]], each[plan.folds[data.video_ids[1]]][0][valid[0]], rtol=1e-6)
     np.testing.assert_allclose(probs[1][valid[1]], np.mean(each[:4], axis=0)[1][valid[1]], rtol=1e-5)
+
+
+def _write_detector_set(data, stamps: np.ndarray, scores: np.ndarray, name: str = "megadetector_lite"):
+    """A real frame-level detector set (``score``/``valid``/``timestamps``) over every video of ``data``."""
+    n_videos, n_frames = scores.shape
+    with connect(data.workspace) as con:
+        fs, _ = registry.register(con, name, "frames", {"helper": "detector", "frames": "fps:4"}, [],
+                                  encoder="megadetector-lite", sampling="fps:4", dims=1)
+        group = arrays.create_group(data.workspace, fs, n_videos, n_frames,
+                                    {"score": arrays.ArraySpec((), "float32", 0.0),
+                                     "valid": arrays.ArraySpec((), "bool", False),
+                                     "timestamps": arrays.ArraySpec((), "float32", float("nan"))}, block=8)
+        for lo, hi in arrays.block_ranges(n_videos, 8):
+            arrays.write_rows(group, lo, {"score": scores[lo:hi], "valid": np.ones((hi - lo, n_frames), bool),
+                                          "timestamps": np.tile(stamps, (hi - lo, 1))})
+        con.executemany("INSERT INTO feature_rows (name, version, video_id, row, status, error, n_valid) "
+                        "VALUES (?, ?, ?, ?, 'done', NULL, ?)",
+                        [[fs.name, fs.version, v, i, n_frames] for i, v in enumerate(data.video_ids)])
+        return registry.mark_complete(con, fs, n_videos)
+
+
+def test_detector_scores_become_an_extra_input_of_each_frame(tmp_path):
+    """The detector samples its own frames (every 0.25 s): each embedding frame (every 0.5 s) gets the
+    score nearest in time; the frame head reads D + 1 inputs and records the detector set in lineage."""
+    from jungle.features.aggregates.frame_head import detector_scores, frame_blocks
+    from jungle.store.workspace import Workspace
+
+    torch.set_num_threads(1)
+    ws = Workspace.resolve(tmp_path / "ws")
+    data = make_labelled_workspace(ws, n_videos=24, n_frames=8, dims=16, block=8, n_unlabelled=4)
+    stamps = np.arange(16, dtype=np.float32) * 0.25
+    scores = np.random.default_rng(0).random((24, 16)).astype(np.float32)
+    det = _write_detector_set(data, stamps, scores)
+    head = HEAD.model_copy(update={"detector": "megadetector_lite"})
+    with connect(ws) as con:
+        source, det_rows, plan = load_frame_rows(con, data.fs), load_frame_rows(con, det), load_fold_plan(con)
+    found = detector_scores(ws, det_rows)
+    block = next(frame_blocks(ws, source, head, found))
+    assert block.values.shape[-1] == 17
+    for i, row in enumerate(block.rows):
+        frames = np.flatnonzero(data.valid[row])
+        np.testing.assert_array_equal(block.values[i, frames, -1], scores[row, frames * 2])   # 0.5 s = 2 x 0.25 s
+    ensemble = fit_frame_head(ws, source, plan, head, detector=det_rows)
+    assert ensemble.models_[0].mean.shape == (17,)
+    made = aggregate(ws, AggregateConfig(kinds=("frame-head",), frame_head=head))[0]
+    assert made.config["detector"] == "megadetector_lite"
+    assert [i["name"] for i in made.inputs] == ["lite0", "labels", "megadetector_lite"]

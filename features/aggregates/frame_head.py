@@ -20,6 +20,10 @@ labelled data (``unlabelled='full'``, the default; ``'fold_mean'`` averages the 
 instead). Embeddings are standardised per dimension with the mean and std of all valid frames
 (no labels involved).
 
+Detector-aware frames (``detector``): with a MegadetectorLite frame-level set (``jungle detect``),
+every frame gets the score of the detector frame nearest in time as one more input of the head
+(the detector samples its own frames; videos it has not seen get 0).
+
 Pseudo-labels (``pseudo_threshold``): a first round trains the copies; each copy then labels
 the unlabelled videos it is confident about (pooled video probability >= the threshold: those
 classes positive, the rest negative) and a second round trains every copy on its labelled rows
@@ -50,7 +54,7 @@ from .inputs import FrameBlock, FrameRows, iter_frame_blocks
 from .oof import Batch, FoldEnsemble, FoldPlan, ShuffleBuffer, TrainingConfig
 
 __all__ = ["FrameHeadConfig", "FrameHead", "TRAININGS", "fit_frame_head", "predict_frames", "predict_videos",
-           "pseudo_targets", "write_frame_probs"]
+           "pseudo_targets", "write_frame_probs", "detector_scores", "frame_blocks"]
 
 Training = Literal["mil-lse", "mil-noisy-or", "mil-attention", "inherit"]
 TRAININGS: tuple[str, ...] = ("mil-lse", "mil-noisy-or", "mil-attention", "inherit")
@@ -68,6 +72,8 @@ class FrameHeadConfig(TrainingConfig):
             they are read from Zarr once, not every epoch).
         pseudo_threshold: add unlabelled videos whose pooled probability of some class reaches
             this value to a second training round (None: no pseudo-labels).
+        detector: a frame-level detector set (e.g. ``megadetector_lite``) whose nearest frame's
+            score becomes an extra input of every frame (None: embeddings only).
     """
 
     training: Training = "mil-lse"
@@ -78,6 +84,7 @@ class FrameHeadConfig(TrainingConfig):
     lr: float = Field(2e-3, gt=0)
     buffer_frames: int = Field(131072, ge=1)
     pseudo_threshold: float | None = Field(None, gt=0.5, lt=1)
+    detector: str | None = None
 
 
 class FrameHead(nn.Module):
@@ -161,6 +168,46 @@ class FrameHead(nn.Module):
         return {"probs": torch.sigmoid(logits) * valid[..., None], "video": torch.sigmoid(self._pool(h, logits, valid))}
 
 
+def detector_scores(workspace: Workspace, detector: FrameRows) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """video_id -> (timestamps, scores) of the valid frames of a detector frame-level set."""
+    found = {}
+    for block in iter_frame_blocks(workspace, [detector], "score", extras=("timestamps",)):
+        scores = block.values.reshape(block.valid.shape)
+        for i, video_id in enumerate(block.video_ids):
+            keep = block.valid[i]
+            found[str(video_id)] = (block.extras["timestamps"][i][keep].astype(np.float64),
+                                    scores[i][keep].astype(np.float32))
+    return found
+
+
+def _nearest_scores(block: FrameBlock, scores: dict) -> np.ndarray:
+    """(B, F, 1): each frame slot's nearest-in-time detector score (0 where the video has none)."""
+    out = np.zeros((*block.valid.shape, 1), dtype=np.float32)
+    times = block.extras["timestamps"]
+    for i, video_id in enumerate(block.video_ids):
+        stamps, values = scores.get(str(video_id), ((), ()))
+        if len(stamps):
+            gaps = np.abs(np.nan_to_num(times[i], nan=-1e9)[:, None] - stamps[None, :])
+            out[i, :, 0] = values[gaps.argmin(axis=1)]
+    return out
+
+
+def frame_blocks(workspace: Workspace, source: FrameRows, config: FrameHeadConfig,
+                 scores: dict | None = None, extras: tuple = (), **options):
+    """Blocks of the head's inputs: the embeddings, plus the detector score of each frame when ``scores``."""
+    if scores is not None and "timestamps" not in extras:
+        extras = (*extras, "timestamps")
+    for block in iter_frame_blocks(workspace, [source], config.embedding, extras=extras, **options):
+        if scores is not None:
+            values = np.concatenate([block.values.astype(np.float32), _nearest_scores(block, scores)], axis=-1)
+            block = FrameBlock(block.video_ids, block.rows, values, block.valid, block.extras)
+        yield block
+
+
+def _scores(workspace: Workspace, detector: FrameRows | None) -> dict | None:
+    return detector_scores(workspace, detector) if detector is not None else None
+
+
 def _tensors(values: np.ndarray, valid: np.ndarray) -> tuple:
     return torch.from_numpy(np.ascontiguousarray(values)).float(), torch.as_tensor(valid)
 
@@ -174,27 +221,25 @@ def _bags(block: FrameBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def fit_frame_head(workspace: Workspace, source: FrameRows, plan: FoldPlan, config: FrameHeadConfig,
-                   progress: Callable[[], None] | None = None) -> FoldEnsemble:
+                   progress: Callable[[], None] | None = None, detector: FrameRows | None = None) -> FoldEnsemble:
     """Train the ``k + 1`` frame heads on the labelled videos of ``source`` (see the module docstring).
 
-    With ``config.pseudo_threshold``, a second round adds each copy's own pseudo-labelled videos.
+    With ``config.pseudo_threshold``, a second round adds each copy's own pseudo-labelled videos;
+    with ``detector`` (the set ``config.detector`` names), its scores are an extra input.
     """
     labelled = [v for v in source.video_ids if v in plan.folds]
     if not labelled:
         raise LookupError(f"no labelled video of scheme {plan.scheme!r} has frames in {source.fs.ref}; "
                           "featurize the labelled videos first.")
-    mean, std = frame_moments((b.values, b.valid) for b in iter_frame_blocks(workspace, [source], config.embedding))
-    first = _fit(workspace, source, plan, config, mean, std, labelled, None, progress)
+    scores = _scores(workspace, detector)
+    mean, std = frame_moments((b.values, b.valid) for b in frame_blocks(workspace, source, config, scores))
+    first = _fit(workspace, source, plan, config, mean, std, labelled, None, scores, progress)
     if config.pseudo_threshold is None:
         return first
     unlabelled = [v for v in source.video_ids if v not in plan.folds]
-    pseudo = pseudo_targets(first, _read_bags(workspace, source, config, unlabelled), config.pseudo_threshold)
-    return _fit(workspace, source, plan, config, mean, std, labelled + list(pseudo), pseudo, progress)
-
-
-def _read_bags(workspace: Workspace, source: FrameRows, config: FrameHeadConfig, video_ids: list[str]):
-    for block in iter_frame_blocks(workspace, [source], config.embedding, video_ids=video_ids):
-        yield _bags(block)
+    bags = (_bags(b) for b in frame_blocks(workspace, source, config, scores, video_ids=unlabelled))
+    pseudo = pseudo_targets(first, bags, config.pseudo_threshold)
+    return _fit(workspace, source, plan, config, mean, std, labelled + list(pseudo), pseudo, scores, progress)
 
 
 def pseudo_targets(ensemble: FoldEnsemble, bags, threshold: float) -> dict[str, np.ndarray]:
@@ -219,12 +264,12 @@ def pseudo_targets(ensemble: FoldEnsemble, bags, threshold: float) -> dict[str, 
 
 
 def _fit(workspace: Workspace, source: FrameRows, plan: FoldPlan, config: FrameHeadConfig, mean, std,
-         videos: list[str], pseudo: dict[str, np.ndarray] | None, progress) -> FoldEnsemble:
+         videos: list[str], pseudo: dict[str, np.ndarray] | None, scores: dict | None, progress) -> FoldEnsemble:
     n_classes, copies = len(plan.classes), plan.k + 1
     n_frames = int(arrays.open_group(workspace, source.fs)["valid"].shape[1])
 
     def read(rng: np.random.Generator):
-        for block in iter_frame_blocks(workspace, [source], config.embedding, video_ids=videos, shuffle=rng):
+        for block in frame_blocks(workspace, source, config, scores, video_ids=videos, shuffle=rng):
             video_ids, x, valid = _bags(block)
             folds, targets = plan.targets(video_ids)
             rows = {"x": x, "valid": valid, "y": targets, "fold": folds}
@@ -275,7 +320,8 @@ def _predict(ensemble: FoldEnsemble, plan: FoldPlan, block: FrameBlock) -> dict[
 
 def write_frame_probs(workspace: Workspace, source: FrameRows, target: FeatureSet, ensemble: FoldEnsemble,
                       plan: FoldPlan, config: FrameHeadConfig,
-                      progress: Callable[[int], None] | None = None) -> dict[str, tuple[int, int]]:
+                      progress: Callable[[int], None] | None = None,
+                      detector: FrameRows | None = None) -> dict[str, tuple[int, int]]:
     """Predict every valid frame of ``source`` and write the frame-level set ``target``.
 
     ``target`` gets the same rows as ``source``; invalid slots hold probability 0 and
@@ -297,7 +343,7 @@ def write_frame_probs(workspace: Workspace, source: FrameRows, target: FeatureSe
          "frame_index": arrays.ArraySpec((), "int32", -1)},
         block=chunk, attrs={"classes": list(plan.classes), "source": source.fs.ref})
     written: dict[str, tuple[int, int]] = {}
-    for block in iter_frame_blocks(workspace, [source], config.embedding, extras=extras):
+    for block in frame_blocks(workspace, source, config, _scores(workspace, detector), extras=tuple(extras)):
         start = int(block.rows[0]) // chunk * chunk
         stop = min((int(block.rows[-1]) // chunk + 1) * chunk, n_rows)
         local = block.rows - start
