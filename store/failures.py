@@ -81,10 +81,10 @@ def storage_error(exc: BaseException, root: str | os.PathLike | None = None,
         return DiskFull(f"{what} while writing {path}: {remedy} and run the same command again "
                         "(nothing finished is lost).")
     where = f"the workspace {root}" if root is not None else path
+    how = "remount it read-write" if number == errno.EROFS else f"`chmod -R u+w {root or path}`"
     return WorkspaceNotWritable(
-        f"{where} is not writable ({_NOT_WRITABLE[number]}: {path}): make it writable "
-        f"(e.g. `chmod -R u+w {root or path}`) or use another workspace (--workspace DIR), "
-        "then run the same command again.")
+        f"{where} is not writable ({_NOT_WRITABLE[number]}: {path}): make it writable ({how}) or use "
+        "another workspace (--workspace DIR), then run the same command again.")
 
 
 @contextmanager
