@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from .demo.config import DemoConfig
+from .demo.run import DemoRunConfig
 from .render import Format, render_rows
 
 #: What Ctrl-C prints when the command had nothing more specific to say.
@@ -84,6 +85,19 @@ def _existing_workspace(path: Optional[Path]):
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _config(cls, **values):
+    """``cls(**values)``, with a validation failure as one InputError line naming each bad option."""
+    from pydantic import ValidationError
+
+    from .errors import InputError
+
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise InputError("; ".join(f"{'.'.join(map(str, e['loc'])) or cls.__name__}: {e['msg']}"
+                                   for e in exc.errors())) from None
 
 
 def _echo(text: str) -> None:
@@ -521,15 +535,15 @@ def demo_make(
 
     Writes train/CAMERA/*.mp4 and test/CAMERA/*.mp4 (one folder per camera), train_labels.csv, submission_format.csv (the test clips), test_labels.csv (their answers), clips.csv (the generator's ground truth) and demo.json. The same settings give the same files. Prints the clips per class.
     """  # noqa: E501
-    import os
     import sys
 
     from .demo.generate import DemoError, make_demo
+    from .runtime import available_cores
 
     try:
         config = DemoConfig(seed=seed, n_train=n_train, n_test=n_test, duration=duration, fps=fps, scale=scale,
                             n_cameras=cameras, min_per_class=min_per_class)
-        manifest = make_demo(directory, config, workers=workers or os.cpu_count() or 1, overwrite=overwrite,
+        manifest = make_demo(directory, config, workers=workers or available_cores(), overwrite=overwrite,
                              progress=not quiet and sys.stderr.isatty())
     except (ValueError, DemoError) as exc:
         _fail(str(exc))
@@ -544,36 +558,36 @@ def demo_make(
 
 
 # --------------------------------------------------------------------------- demo run: the main job
+_DEMO_RUN = DemoRunConfig(directory=Path("demo-data"))
+
+
 @demo_app.command("run")
 def demo_run(
     directory: Annotated[Path, typer.Option("--data", help="Where the demo collection is (made if missing).")]
     = Path("demo-data"),
     workspace: WorkspaceOpt = None,
-    n_train: Annotated[int, typer.Option("--n-train", help="Labelled clips of a new collection.")] = 400,
-    n_test: Annotated[int, typer.Option("--n-test", help="Unlabelled test clips of a new collection.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the collection, folds and tuning.")] = 0,
-    frames: Annotated[str, typer.Option(help="Frame sampling of the encoder.")] = "uniform:8",
-    trials: Annotated[int, typer.Option(help="Optuna trials per level-2 model.")] = 5,
+    n_train: Annotated[int, typer.Option("--n-train", help="Labelled clips of a new collection.")] = _DEMO_RUN.n_train,
+    n_test: Annotated[int, typer.Option("--n-test", help="Unlabelled test clips of a new collection.")]
+    = _DEMO_RUN.n_test,
+    seed: Annotated[int, typer.Option(help="Seed of the collection, folds and tuning.")] = _DEMO_RUN.seed,
+    frames: Annotated[str, typer.Option(help="Frame sampling of the encoder.")] = _DEMO_RUN.frames,
+    trials: Annotated[int, typer.Option(help="Optuna trials per level-2 model.")] = _DEMO_RUN.trials,
     pca: Annotated[int, typer.Option(
         help="Principal components kept of each feature set of 1,024+ columns before XGBoost (0: keep every "
-             "column; the wide recipes then take ~10 min each on 2 cores).")] = 64,
-    recipes: Annotated[str, typer.Option(help="Recipes to compare, comma-separated.")] =
-    "metadata-only,min-max,first-place,third-place,all",
+             "column; the wide recipes then take ~10 min each on 2 cores).")] = _DEMO_RUN.pca,
+    recipes: Annotated[str, typer.Option(help="Recipes to compare, comma-separated.")] = ",".join(_DEMO_RUN.recipes),
     out: Annotated[Optional[Path], typer.Option(
         help="Submission CSV [default: WORKSPACE/submission.csv].", show_default=False)] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Run the whole pipeline on the demo collection: ingest, featurize, aggregate, stack every
     recipe, predict the test clips, write the submission and the report, print the recipe table."""
-    from .pipeline import DemoRunConfig, run_demo
+    from .demo.run import run_demo
 
     config = DemoRunConfig(directory=directory, n_train=n_train, n_test=n_test, seed=seed, frames=frames,
                            trials=trials, pca=pca or None, recipes=tuple(r.strip() for r in recipes.split(",") if r.strip()),
                            submission=out)
-    try:
-        result = run_demo(_workspace(workspace), config, log=lambda line: typer.echo(line, err=True))
-    except (LookupError, ValueError, RuntimeError) as exc:
-        _fail(_message(exc))
+    result = run_demo(_workspace(workspace), config, log=lambda line: typer.echo(line, err=True))
     _echo(render_rows(*result.rows(), fmt))
     if fmt == Format.table:
         test = f"; test-clip log loss {result.test_log_loss:.4f}" if result.test_log_loss is not None else ""
@@ -635,44 +649,22 @@ def stack_command(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Tune, cross-validate and save the XGBoost meta-model over video-level feature sets."""
-    from pydantic import ValidationError
-
-    from .meta.dataset import MissingFeatureSets
-    from .meta.stack import StackConfig, stack
+    from .meta.stack import StackConfig
     from .meta.tuning import TuneConfig
-    from .store.db import WorkspaceMissing
+    from .pipeline import stack_recipe
 
     if not features and not recipe:
         _fail("give the feature sets (--features meta,hist_lite0) or a recipe (--recipe first-place).")
-    try:
-        config = StackConfig(
-            members=tuple(tuple(f.split(",")) for f in features or ()), recipe=recipe, encoder=encoder,
-            build_missing=build, pca=pca, pca_min_columns=pca_min_columns,
-            label_mode=label_mode, clip=clip, clip_value=clip_value, fold_scheme=fold_scheme,
-            tune=TuneConfig(trials=trials, storage=storage, study_name=study, seed=seed, jobs=jobs, prune=prune,
-                            max_rounds=max_rounds, early_stopping_rounds=early_stopping, nthread=threads),
-        )
-    except (ValidationError, KeyError) as exc:
-        _fail(_message(exc) if isinstance(exc, KeyError) else
-              "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    config = _config(
+        StackConfig,
+        members=tuple(tuple(f.split(",")) for f in features or ()), recipe=recipe, encoder=encoder,
+        pca=pca, pca_min_columns=pca_min_columns,
+        label_mode=label_mode, clip=clip, clip_value=clip_value, fold_scheme=fold_scheme,
+        tune=_config(TuneConfig, trials=trials, storage=storage, study_name=study, seed=seed, jobs=jobs,
+                     prune=prune, max_rounds=max_rounds, early_stopping_rounds=early_stopping, nthread=threads),
+    )
     log = None if quiet else (lambda line: typer.echo(line, err=True))
-    try:
-        if dask:
-            from functools import partial
-
-            from .features.featurize.distributed import DaskUnavailable
-            from .meta.distributed import DaskLevel2Classifier, client_for, tune_on_dask
-
-            try:
-                with client_for(dask) as client:
-                    result = stack(_workspace(workspace), config, log=log, classifier=DaskLevel2Classifier,
-                                   tuner=partial(tune_on_dask, client=client))
-            except DaskUnavailable as exc:
-                _fail(str(exc))
-        else:
-            result = stack(_workspace(workspace), config, log=log)
-    except (MissingFeatureSets, LookupError, ValueError, WorkspaceMissing) as exc:
-        _fail(_message(exc))
+    result = stack_recipe(_workspace(workspace), config, build_missing=build, dask=dask, log=log)
     _echo(render_rows(*result.rows(), fmt))
 
 

@@ -3,23 +3,25 @@
 A recipe names the video-level feature sets each of its level-2 models needs (``{encoder}`` is
 filled with the embedding feature set's name, ``lite0`` by default) and its level-2 settings.
 Several models in one recipe are blended with weights fitted on out-of-fold predictions. When a
-needed set is missing, :func:`resolve_recipe` asks the pipeline to build it
-(``jungle.pipeline.ensure_feature_sets``) where that stage exists, and otherwise says exactly
-what is missing. ``all`` stacks every video-level set in the workspace; it first builds the
-default pipeline's sets (:data:`DEFAULT_SETS`) that are missing, so right after ingest it stacks
-those rather than whatever happens to exist.
+needed set is missing, :func:`resolve_recipe` says exactly what is missing; the pipeline
+(:func:`jungle.pipeline.stack_recipe`, what ``jungle stack`` runs) builds the sets of
+:func:`recipe_build_sets` first. ``all`` stacks every video-level set in the workspace; it lists
+the default pipeline's sets (:data:`DEFAULT_SETS`) as ones to build first, so right after ingest
+it stacks those rather than whatever happens to exist.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import NotFoundError
 from ..store import registry
 from ..store.db import connect
 from ..store.workspace import Workspace
 from .dataset import FeatureRef, MissingFeatureSets
 
-__all__ = ["Recipe", "RECIPES", "EVERYTHING", "DEFAULT_SETS", "get_recipe", "recipe_sets", "resolve_recipe"]
+__all__ = ["Recipe", "RECIPES", "EVERYTHING", "DEFAULT_SETS", "get_recipe", "recipe_sets", "recipe_build_sets",
+           "missing_sets", "resolve_recipe"]
 
 EVERYTHING = "*"
 """A member made of every complete video-level feature set in the workspace."""
@@ -78,7 +80,7 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise KeyError(f'no recipe "{name}". Recipes: {", ".join(RECIPES)}.') from None
+        raise NotFoundError(f'no recipe "{name}". Recipes: {", ".join(RECIPES)}.') from None
 
 
 def recipe_sets(recipe: Recipe, encoder: str = "lite0") -> list[str]:
@@ -93,34 +95,40 @@ def _filled(names: tuple[str, ...], encoder: str) -> list[str]:
     return [name.format(encoder=encoder) for name in names]
 
 
-def _missing(workspace: Workspace, names: list[str]) -> tuple[list[str], list[str]]:
-    """(missing names, every complete video-level set) in the workspace."""
+def recipe_build_sets(recipe: Recipe, encoder: str = "lite0") -> list[str]:
+    """The sets to have before stacking ``recipe``: the ones it needs, then the ones it builds first."""
+    needed = recipe_sets(recipe, encoder)
+    return needed + [n for n in _filled(recipe.builds, encoder) if n not in needed]
+
+
+def _complete_video_sets(workspace: Workspace) -> list[str]:
     with connect(workspace, read_only=True) as con:
-        present = sorted({s.name for s in registry.list_sets(con, "video") if s.status == "complete"})
-    return [n for n in names if n not in present], present
+        return sorted({s.name for s in registry.list_sets(con, "video") if s.status == "complete"})
 
 
-def resolve_recipe(workspace: Workspace, recipe: Recipe, encoder: str = "lite0",
-                   build_missing: bool = True) -> tuple[tuple[FeatureRef, ...], ...]:
-    """The feature references of every member of ``recipe``, building missing sets when possible.
+def missing_sets(workspace: Workspace, names: list[str]) -> list[str]:
+    """The ones of ``names`` that have no complete video-level set in the workspace."""
+    present = _complete_video_sets(workspace)
+    return [n for n in names if n not in present]
+
+
+def resolve_recipe(workspace: Workspace, recipe: Recipe, encoder: str = "lite0") -> tuple[tuple[FeatureRef, ...], ...]:
+    """The feature references of every member of ``recipe``, from the sets the workspace has.
+
+    Building missing sets is the pipeline's job (:func:`jungle.pipeline.stack_recipe`), not this one's.
 
     Raises:
-        MissingFeatureSets: sets are missing and cannot be built here; the message lists them.
+        MissingFeatureSets: sets the recipe needs are missing; the message lists them and what to do.
     """
     needed = recipe_sets(recipe, encoder)
-    wanted = needed + [n for n in _filled(recipe.builds, encoder) if n not in needed]
-    missing, present = _missing(workspace, wanted if build_missing else needed)
-    if missing and build_missing:
-        from jungle.pipeline import ensure_feature_sets
-
-        ensure_feature_sets(workspace, missing)
-        missing, present = _missing(workspace, needed)
+    present = _complete_video_sets(workspace)
+    missing = [n for n in needed if n not in present]
     if missing:
         raise MissingFeatureSets(
             missing,
             f'recipe "{recipe.name}" needs feature set(s) {", ".join(missing)}, which the workspace lacks '
-            f'(it has: {", ".join(present) or "none"}). Build them with `jungle featurize` and '
-            "`jungle aggregate`, then run the recipe again.",
+            f'(it has: {", ".join(present) or "none"}). Run `jungle stack --recipe {recipe.name}` without '
+            "--no-build to build them, or build them with `jungle featurize` and `jungle aggregate`.",
         )
     members = []
     for member in recipe.member_names(encoder):

@@ -56,7 +56,6 @@ class StackConfig(BaseModel):
         tune: the Optuna search.
         rare_positives: classes with at most this many positives blend the trees with a calibrated
             level-1 probability, weight chosen out of fold (0: off; see :mod:`jungle.meta.level2`).
-        build_missing: let a recipe build missing feature sets where the pipeline can.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -73,7 +72,6 @@ class StackConfig(BaseModel):
     pca_min_columns: int = Field(1024, ge=2)
     tune: TuneConfig = TuneConfig()
     rare_positives: int = Field(10, ge=0)
-    build_missing: bool = True
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -161,7 +159,7 @@ def write_predictions(con, model_id: str, kind: str, video_ids, classes, P: np.n
 def _members(workspace: Workspace, cfg: StackConfig):
     if cfg.recipe:
         recipe = get_recipe(cfg.recipe)
-        refs = resolve_recipe(workspace, recipe, cfg.encoder, cfg.build_missing)
+        refs = resolve_recipe(workspace, recipe, cfg.encoder)
         return refs, cfg.label_mode or recipe.label_mode, cfg.clip or recipe.clip, \
             (recipe.clip_value if cfg.clip is None else cfg.clip_value)
     return tuple(parse_refs(m) for m in cfg.members), cfg.label_mode or "auto", cfg.clip or "fitted", cfg.clip_value

@@ -122,8 +122,8 @@ def test_recipe_names_what_is_missing(tmp_path):
     assert out.exit_code == 1
     assert out.output == (
         'Error: recipe "third-place" needs feature set(s) minmax_stages_lite0, attn_lite0, which the workspace '
-        "lacks (it has: hist_lite0, meta). Build them with `jungle featurize` and `jungle aggregate`, then run "
-        "the recipe again.\n")
+        "lacks (it has: hist_lite0, meta). Run `jungle stack --recipe third-place` without --no-build to build "
+        "them, or build them with `jungle featurize` and `jungle aggregate`.\n")
     unknown = runner.invoke(app, ["stack", "--recipe", "fourth-place", "-w", str(sw.workspace.root)])
     assert unknown.exit_code == 1
     assert unknown.output == ('Error: no recipe "fourth-place". Recipes: metadata-only, min-max, first-place, '
@@ -137,7 +137,7 @@ def test_recipe_metadata_only_and_all(tmp_path):
     sw = make_stack_workspace(tmp_path / "ws")
     fast = TuneConfig(trials=0, **FAST)
     meta_only = stack(sw.workspace, StackConfig(recipe="metadata-only", tune=fast))
-    everything = stack(sw.workspace, StackConfig(recipe="all", build_missing=False, tune=fast))  # no videos to featurize
+    everything = stack(sw.workspace, StackConfig(recipe="all", tune=fast))  # stack() builds nothing: it stacks what exists
     assert [n for n, _ in meta_only.members[0].features] == ["meta"]
     assert [n for n, _ in everything.members[0].features] == ["hist_lite0", "meta"]
     assert everything.log_loss < meta_only.log_loss

@@ -50,13 +50,46 @@ from .metadata import MetadataConfig, metadata_features, videos_fingerprint_quer
 from .oof import load_fold_plan
 from .tables import VideoTableWriter
 
-__all__ = ["KINDS", "StatsConfig", "PoolingConfig", "AggregateConfig", "AggregateResults", "aggregate",
+__all__ = ["KINDS", "KIND_SETS", "set_name", "kinds_making", "StatsConfig", "PoolingConfig", "AggregateConfig", "AggregateResults", "aggregate",
            "write_prob_stats", "write_pooled"]
 
 Kind = Literal["meta", "frame-head", "stats", "minmax", "attention"]
 KINDS: tuple[str, ...] = ("meta", "frame-head", "stats", "minmax", "attention")
 #: The kinds that read frame-level embedding sets (``config.sources``); ``meta`` reads ``videos`` only.
 FRAME_KINDS = frozenset(KINDS) - {"meta"}
+#: The feature sets each kind makes, as names over its source (``{source}``: the frame-level set's
+#: name, or the sources' names joined by ``_`` for attention). The one place these names are spelled.
+KIND_SETS: dict[str, tuple[str, ...]] = {
+    "meta": ("meta",),
+    "frame-head": ("frameprobs_{source}",),
+    "stats": ("hist_{source}",),
+    "minmax": ("minmax_{source}", "minmax_stages_{source}"),
+    "attention": ("attn_{source}", "attnvec_{source}"),
+}
+#: Kinds a kind reads the output of (they are built with it).
+KIND_NEEDS: dict[str, tuple[str, ...]] = {"stats": ("frame-head",)}
+
+
+def set_name(kind: str, source: str = "", index: int = 0) -> str:
+    """The name of the ``index``-th feature set ``kind`` makes over ``source``."""
+    return KIND_SETS[kind][index].format(source=source)
+
+
+def kinds_making(name: str) -> tuple[str | None, tuple[str, ...]] | None:
+    """(source, kinds to run) that make the feature set ``name`` (source None for ``meta``), or None
+    when no kind makes it. The longest matching prefix wins (``minmax_stages_x`` is not ``minmax_``)."""
+    if name == "meta":
+        return None, ("meta",)
+    matches = []
+    for kind, templates in KIND_SETS.items():
+        for template in templates:
+            prefix = template.split("{source}")[0]
+            if template.endswith("{source}") and name.startswith(prefix) and len(name) > len(prefix):
+                matches.append((len(prefix), kind, name[len(prefix):]))
+    if not matches:
+        return None
+    _, kind, source = max(matches)
+    return source, KIND_NEEDS.get(kind, ()) + (kind,)
 
 
 class StatsConfig(BaseModel):
@@ -263,15 +296,19 @@ class _Run:
         head = self.config.frame_head
         params = {"kind": "frame-head", **head.model_dump()}
         inputs = [source.lineage(), {"name": "labels", **plan.lineage}]
-        fs, fresh = self._register(f"frameprobs_{source.fs.name}", "frames", params, inputs,
+        detector = self._source(head.detector) if head.detector else None   # detector scores as an input
+        if detector is not None:
+            inputs.append(detector.lineage())
+        fs, fresh = self._register(set_name("frame-head", source.fs.name), "frames", params, inputs,
                                    fold_scheme=plan.scheme, dims=len(plan.classes), sampling=source.fs.sampling,
                                    encoder=source.fs.encoder)
         if not fresh:
             started = time.perf_counter()
             with self._bar(None, f"frame head {source.fs.name}", "batch") as update:
-                ensemble = fit_frame_head(self.ws, source, plan, head, progress=lambda: update(1))
+                ensemble = fit_frame_head(self.ws, source, plan, head, progress=lambda: update(1), detector=detector)
             with self._bar(len(source), f"frame probs {source.fs.name}") as update:
-                written = write_frame_probs(self.ws, source, fs, ensemble, plan, head, progress=update)
+                written = write_frame_probs(self.ws, source, fs, ensemble, plan, head, progress=update,
+                                            detector=detector)
             fs = self._finish_frames(fs, written)
             self._record(fs, started)
         else:
@@ -305,15 +342,15 @@ class _Run:
             with self._bar(len(probs), f"stats {probs.fs.name}") as update:
                 write_prob_stats(self.ws, probs, writer, self.config.stats, self.config.videos_per_block, update)
 
-        return self._video_set(f"hist_{source.fs.name}", params, [probs.lineage()], columns, fill,
+        return self._video_set(set_name("stats", source.fs.name), params, [probs.lineage()], columns, fill,
                                fold_scheme=probs.fs.fold_scheme, encoder=source.fs.encoder,
                                sampling=source.fs.sampling)
 
     def minmax(self, source: FrameRows) -> list[FeatureSet]:
         group = arrays.open_group(self.ws, source.fs)
         made = []
-        for array, name, stage_dims in (("embedding", f"minmax_{source.fs.name}", None),
-                                        ("stages", f"minmax_stages_{source.fs.name}", source.fs.stage_dims)):
+        for array, name, stage_dims in (("embedding", set_name("minmax", source.fs.name), None),
+                                        ("stages", set_name("minmax", source.fs.name, 1), source.fs.stage_dims)):
             if array not in group or (array == "stages" and not self.config.pooling.stages):
                 continue
             pools = self.config.pooling.pools
@@ -341,11 +378,11 @@ class _Run:
         params = {"kind": "attention", **config.model_dump()}
         extra = {"fold_scheme": plan.scheme, "encoder": sources[0].fs.encoder, "sampling": sources[0].fs.sampling}
         prob_columns = [class_slug(c) for c in plan.classes]
-        probs_fs, probs_fresh = self._register(f"attn_{tag}", "video", params, inputs, dims=len(prob_columns),
+        probs_fs, probs_fresh = self._register(set_name("attention", tag), "video", params, inputs, dims=len(prob_columns),
                                                **extra)
         group_dims = _dims(self.ws, sources, config.embedding)
         vector_columns = [f"v{j:04d}" for j in range(group_dims)]
-        vector_fs, vector_fresh = self._register(f"attnvec_{tag}", "video", params, inputs,
+        vector_fs, vector_fresh = self._register(set_name("attention", tag, 1), "video", params, inputs,
                                                  dims=len(vector_columns), **extra)
         if probs_fresh and vector_fresh:
             return [self._record(probs_fs, None), self._record(vector_fs, None)]
