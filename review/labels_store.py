@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 from ..errors import InputError, NotFoundError
-from ..store.db import connect
+from ..store.db import connect, transaction
 from ..store.workspace import Workspace
 
 __all__ = [
@@ -112,13 +112,8 @@ def _record(con, video_id: str, action: str, before: LabelState, after: LabelSta
 
 def _transaction(workspace: Workspace, work):
     with connect(workspace) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             result = work(con)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     return result
 
 

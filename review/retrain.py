@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InputError, NotFoundError
 from ..meta.metrics import competition_log_loss, is_single_label
-from ..store.db import connect
+from ..store.db import connect, transaction
 from ..store.workspace import Workspace
 
 __all__ = [
@@ -313,14 +313,9 @@ def write_review_predictions(con, review_id: str, video_ids, classes, P: np.ndar
         "class": np.tile(np.asarray(classes, dtype=object), n).tolist(),
         "probability": np.asarray(P, dtype=np.float64).ravel(), "created_at": [now] * (n * c),
     })
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM predictions WHERE model_id = ?", [review_id])
         con.execute("INSERT INTO predictions SELECT * FROM frame")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return n * c
 
 
