@@ -329,6 +329,11 @@ def featurize(
     block: Annotated[int, typer.Option(help="Videos per Zarr chunk (unit of resume and sharding).")] = 64,
     device: Annotated[str, typer.Option(help="cpu, or cuda (mixed precision, channels-last).")] = "cpu",
     threads: Annotated[Optional[int], typer.Option(help="Torch threads (default: all cores).")] = None,
+    backend: Annotated[Optional[str], typer.Option(
+        help="Who runs the encoders on the CPU: openvino, onnxruntime or torch (default: the fastest installed one "
+             "that matches PyTorch's embeddings; torch with --device cuda).", show_default=False)] = None,
+    precision: Annotated[str, typer.Option(
+        help="fp32, or int8 (OpenVINO/ONNX Runtime, calibrated on ~256 frames of your own videos).")] = "fp32",
     detector: Annotated[Optional[str], typer.Option(
         help="Also run this detector as its own pass: per-frame detections plus the video-level set "
              "det_megadetector_lite. megadetector-lite[,input=640x384][,crop=50] (input: network size, "
@@ -374,7 +379,8 @@ def featurize(
                                           pretrained=pretrained, input_size=input_size, alias=name,
                                           stages=_parse_stages(stages)))
         config = FeaturizeConfig(encoders=tuple(encoders), frames=frames, batch_size=batch_size, workers=workers,
-                                 block=block, device=device, torch_threads=threads)
+                                 block=block, device=device, torch_threads=threads, backend=backend,
+                                 precision=precision)
     except ValidationError as exc:
         _fail(_first_error(exc))
     chosen = Shard.parse(shard) if shard else None
@@ -420,13 +426,8 @@ def _first_error(exc: Exception) -> str:
 def features_list(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -> None:
     """List every feature set version: kind, status, rows, encoder, sampling, dims."""
     from .store.catalog import list_feature_sets
-    from .store.db import WorkspaceMissing
 
-    try:
-        columns, rows = list_feature_sets(_workspace(workspace))
-    except WorkspaceMissing as exc:
-        _fail(str(exc))
-    _echo(render_rows(columns, rows, fmt))
+    _echo(render_rows(*list_feature_sets(_workspace(workspace)), fmt))
 
 
 @features_app.command("show")
@@ -437,14 +438,10 @@ def features_show(
 ) -> None:
     """Describe a feature set: shape, inputs, how it was made, rows missing."""
     from .store.catalog import describe_feature_set
-    from .store.db import WorkspaceMissing
+    from .store.registry import FeatureRef
 
-    base, _, version = name.partition("@")
-    try:
-        columns, rows = describe_feature_set(_workspace(workspace), base, int(version) if version else None)
-    except (WorkspaceMissing, KeyError, ValueError) as exc:
-        _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
-    _echo(render_rows(columns, rows, fmt))
+    ref = FeatureRef.parse(name)
+    _echo(render_rows(*describe_feature_set(_workspace(workspace), ref.name, ref.version), fmt))
 
 
 # --------------------------------------------------------------------------- aggregate

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -61,6 +61,7 @@ __all__ = [
     "FeaturizeSummary",
     "featurize",
     "run_models",
+    "load_models",
     "reconcile",
     "progress_dir",
     "decode_video",
@@ -86,6 +87,9 @@ class FeaturizeConfig(BaseModel):
         decode_threads: threads per decoding video (``read_frames``' ``threads``; 0: all cores, with the
             stretches after different keyframes decoded side by side; None: 1 per worker process when
             there are workers, which then decode videos side by side, else 0).
+        backend: who runs the encoders' forward pass (:mod:`jungle.features.models.backends`): None picks
+            the fastest installed CPU backend that passes its check against PyTorch (PyTorch on a GPU).
+        precision: "fp32", or "int8" (OpenVINO/ONNX Runtime, calibrated on the workspace's own frames).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -97,6 +101,8 @@ class FeaturizeConfig(BaseModel):
     device: str = "cpu"
     torch_threads: int | None = Field(default=None, ge=1)
     decode_threads: int | None = Field(default=None, ge=0)
+    backend: Literal["torch", "openvino", "onnxruntime"] | None = None
+    precision: Literal["fp32", "int8"] = "fp32"
 
     @field_validator("frames")
     @classmethod
@@ -845,6 +851,27 @@ def default_workers(device: str = "cpu", cores: int | None = None) -> int:
     return max(1, cores - 1) if device.startswith("cuda") else max(1, cores // 2)
 
 
+def load_models(workspace, config: FeaturizeConfig, work: FeaturizePlan | None = None) -> list[FrameModel]:
+    """The configured encoders, each on its backend (see :mod:`jungle.features.models.backends`).
+
+    A coordinator's plan (``work``) fixes the backend and precision each set was registered with:
+    the workers then compute what the plan's lineage says.
+    """
+    from ..models.backends import calibration_frames, choose_backend, load_fastest
+    from ..models.encoders import load_encoder
+
+    models = []
+    for position, encoder_config in enumerate(config.encoders):
+        backend, precision = config.backend, config.precision
+        if work is not None:
+            planned = work.sets[position].fs.config.get("model", {})
+            backend, precision = planned.get("backend", "torch"), ("int8" if planned.get("precision") == "int8" else "fp32")
+        encoder = load_encoder(encoder_config, device=config.device)
+        calibration = calibration_frames(workspace, encoder.input_size) if precision == "int8" else None
+        models.append(load_fastest(encoder, choose_backend(backend, config.device), precision, calibration=calibration))
+    return models
+
+
 def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | str | None = None,
               progress: bool = True, work: FeaturizePlan | None = None, record: bool = True) -> FeaturizeSummary:
     """Featurize every ingested video of ``workspace`` with ``config`` (the pipeline's entry point).
@@ -865,8 +892,6 @@ def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | s
     """
     import torch
 
-    from ..models.encoders import load_encoder
-
     config = config or FeaturizeConfig()
     if isinstance(shard, str):
         shard = Shard.parse(shard)
@@ -877,7 +902,7 @@ def featurize(workspace, config: FeaturizeConfig | None = None, shard: Shard | s
     workers = default_workers(config.device) if config.workers is None else config.workers
     decode_threads = config.decode_threads if config.decode_threads is not None else (1 if workers else 0)
     with DecodePool(workers) as pool:  # workers start (and import) while the models load
-        models = [load_encoder(encoder, device=config.device) for encoder in config.encoders]
+        models = load_models(workspace, config, work)
         batch_size = config.batch_size or (256 if config.device.startswith("cuda") else 32)
         return run_models(workspace, models, config.sampling, shard=shard, batch_size=batch_size,
                           block=config.block, decode_threads=decode_threads, progress=progress, pool=pool,
