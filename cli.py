@@ -426,13 +426,8 @@ def _first_error(exc: Exception) -> str:
 def features_list(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -> None:
     """List every feature set version: kind, status, rows, encoder, sampling, dims."""
     from .store.catalog import list_feature_sets
-    from .store.db import WorkspaceMissing
 
-    try:
-        columns, rows = list_feature_sets(_workspace(workspace))
-    except WorkspaceMissing as exc:
-        _fail(str(exc))
-    _echo(render_rows(columns, rows, fmt))
+    _echo(render_rows(*list_feature_sets(_workspace(workspace)), fmt))
 
 
 @features_app.command("show")
@@ -443,14 +438,10 @@ def features_show(
 ) -> None:
     """Describe a feature set: shape, inputs, how it was made, rows missing."""
     from .store.catalog import describe_feature_set
-    from .store.db import WorkspaceMissing
+    from .store.registry import FeatureRef
 
-    base, _, version = name.partition("@")
-    try:
-        columns, rows = describe_feature_set(_workspace(workspace), base, int(version) if version else None)
-    except (WorkspaceMissing, KeyError, ValueError) as exc:
-        _fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
-    _echo(render_rows(columns, rows, fmt))
+    ref = FeatureRef.parse(name)
+    _echo(render_rows(*describe_feature_set(_workspace(workspace), ref.name, ref.version), fmt))
 
 
 # --------------------------------------------------------------------------- aggregate

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import NotFoundError
 from ..store import registry
+from ..store.registry import FeatureRef
 from ..store.db import connect
 from ..store.workspace import Workspace
 
@@ -38,26 +39,6 @@ class MissingFeatureSets(NotFoundError):
         self.missing = missing
 
 
-@dataclass(frozen=True)
-class FeatureRef:
-    """A feature set named by ``name`` and optionally pinned to ``version``."""
-
-    name: str
-    version: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> "FeatureRef":
-        name, _, version = text.strip().partition("@")
-        if not name:
-            raise ValueError(f"empty feature set name in {text!r}")
-        if version and not version.isdigit():
-            raise ValueError(f"feature set {text!r}: the version after '@' must be a number")
-        return cls(name, int(version) if version else None)
-
-    def __str__(self) -> str:
-        return self.name if self.version is None else f"{self.name}@{self.version}"
-
-
 def parse_refs(text_or_list) -> tuple[FeatureRef, ...]:
     """``"meta,hist_lite0@2"`` (or a list of such names) as feature references."""
     items = text_or_list.split(",") if isinstance(text_or_list, str) else list(text_or_list)
@@ -75,7 +56,7 @@ def resolve_sets(con, refs) -> list[registry.FeatureSet]:
     for ref in refs:
         try:
             found.append(registry.get(con, ref.name, ref.version))
-        except KeyError:
+        except registry.UnknownFeatureSet:
             missing.append(str(ref))
     if missing:
         known = sorted({s.ref for s in registry.list_sets(con, "video") if s.status == "complete"})

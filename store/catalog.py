@@ -57,13 +57,13 @@ def describe_feature_set(workspace, name: str, version: int | None = None) -> tu
         version: a version (default: the latest, complete or not).
 
     Raises:
-        KeyError: no such feature set (the message lists the known ones).
+        UnknownFeatureSet: no such feature set (the message lists the known ones).
     """
     with connect(workspace, read_only=True) as con:
         if version is None:
             fs = registry.latest(con, name, complete_only=False)
             if fs is None:
-                registry.get(con, name)  # raises the KeyError that lists the known names
+                registry.get(con, name)  # raises UnknownFeatureSet, listing the known names
         else:
             fs = registry.get(con, name, version)
         counts, missing = {}, None

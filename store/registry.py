@@ -21,10 +21,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError, NotFoundError
 from .workspace import Workspace
 
 __all__ = [
     "FeatureSet",
+    "FeatureRef",
+    "UnknownFeatureSet",
     "code_version",
     "config_key",
     "register",
@@ -74,6 +77,34 @@ _COLUMNS = [
     "created_at", "encoder", "weights_sha256", "sampling", "input_size", "dims", "stage_dims",
     "fold_scheme", "code_version",
 ]
+
+
+class UnknownFeatureSet(NotFoundError, KeyError):
+    """No feature set of that name, or not that version (a ``KeyError`` for older callers)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """A feature set named by ``name`` and optionally pinned to ``version`` (``NAME@VERSION``)."""
+
+    name: str
+    version: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "FeatureRef":
+        """``"hist_lite0"`` or ``"hist_lite0@2"``; an InputError says what is wrong with anything else."""
+        name, _, version = text.strip().partition("@")
+        if not name:
+            raise InputError(f"empty feature set name in {text!r}")
+        if version and not version.isdigit():
+            raise InputError(f"feature set {text!r}: the version after '@' must be a number")
+        return cls(name, int(version) if version else None)
+
+    def __str__(self) -> str:
+        return self.name if self.version is None else f"{self.name}@{self.version}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -143,14 +174,14 @@ def get(con, name: str, version: int | None = None) -> FeatureSet:
         found = latest(con, name)
         if found is None:
             known = ", ".join(sorted({s.name for s in list_sets(con)})) or "none yet"
-            raise KeyError(
+            raise UnknownFeatureSet(
                 f'feature set "{name}" has no complete version. Known feature sets: {known}. '
                 'Run "jungle features list" to see them all.'
             )
         return found
     rows = _select(con, "WHERE name = ? AND version = ?", [name, version])
     if not rows:
-        raise KeyError(f'feature set "{name}" has no version {version}. Run "jungle features show {name}".')
+        raise UnknownFeatureSet(f'feature set "{name}" has no version {version}. Run "jungle features show {name}".')
     return rows[0]
 
 
