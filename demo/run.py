@@ -88,21 +88,11 @@ def prior_log_loss(workspace: Workspace, fold_scheme: str = "default") -> float:
 
     from ..meta.metrics import competition_log_loss
     from ..store.db import connect
+    from ..store.labels import read_labelled
 
     with connect(workspace, read_only=True) as con:
-        rows = con.execute(
-            "SELECT l.video_id, c.position, l.value, f.fold FROM labels l JOIN classes c USING (class) "
-            "JOIN folds f ON f.video_id = l.video_id AND f.scheme = ? ORDER BY l.video_id, c.position",
-            [fold_scheme],
-        ).fetchall()
-        n_classes = con.execute("SELECT count(*) FROM classes").fetchone()[0]
-    videos = sorted({r[0] for r in rows})
-    index = {v: i for i, v in enumerate(videos)}
-    Y = np.zeros((len(videos), n_classes))
-    folds = np.zeros(len(videos), dtype=int)
-    for video_id, position, value, fold in rows:
-        Y[index[video_id], position] = value
-        folds[index[video_id]] = fold
+        labelled = read_labelled(con, fold_scheme)
+    Y, folds = labelled.Y, labelled.folds
     P = np.zeros_like(Y)
     for fold in np.unique(folds):
         inside = folds == fold

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import NotFoundError
 from ..store import registry
+from ..store.labels import read_classes, read_labelled
 from ..store.registry import FeatureRef
 from ..store.db import connect
 from ..store.workspace import Workspace
@@ -76,12 +77,8 @@ def resolve_sets(con, refs) -> list[registry.FeatureSet]:
 
 
 def load_classes(con) -> tuple[str, ...]:
-    """The configured class order (table ``classes``)."""
-    rows = con.execute("SELECT class FROM classes ORDER BY position").fetchall()
-    if not rows:
-        raise LookupError("the workspace has no classes configured. Import labels first: "
-                          "`jungle ingest DIR --labels train_labels.csv`.")
-    return tuple(r[0] for r in rows)
+    """The configured class order (table ``classes``); see :func:`jungle.store.labels.read_classes`."""
+    return read_classes(con)
 
 
 def column_set(column: str) -> str:
@@ -161,42 +158,16 @@ def load_training_data(workspace: Workspace, refs, fold_scheme: str = "default")
 
     Raises:
         MissingFeatureSets: a named set does not exist.
-        LookupError: no labels, classes or folds.
+        LabelsMissing, LabelsInconsistent, FoldsMissing: see :mod:`jungle.store.labels`.
     """
-    import polars as pl
-
     with connect(workspace, read_only=True) as con:
         sets = resolve_sets(con, refs)
-        classes = load_classes(con)
-        rows = con.execute(
-            "SELECT l.video_id, l.class, l.value, f.fold FROM labels l "
-            "LEFT JOIN folds f ON f.video_id = l.video_id AND f.scheme = ? ORDER BY l.video_id",
-            [fold_scheme],
-        ).fetchall()
-        schemes = [r[0] for r in con.execute("SELECT DISTINCT scheme FROM folds ORDER BY 1").fetchall()]
-    labels = pl.DataFrame(rows, schema={"video_id": pl.String, "class": pl.String, "value": pl.Int8,
-                                        "fold": pl.Int64}, orient="row")
-    if labels.height == 0:
-        raise LookupError("the workspace has no labels. Import them: `jungle ingest DIR --labels train_labels.csv`.")
-    wide = labels.pivot(on="class", index=["video_id", "fold"], values="value", aggregate_function="max")
-    unknown = [c for c in wide.columns if c not in ("video_id", "fold") and c not in classes]
-    if unknown:
-        raise LookupError(f"labels name classes missing from the class list: {', '.join(unknown[:5])}")
-    no_fold = wide.filter(pl.col("fold").is_null()).height
-    if no_fold:
-        raise LookupError(
-            f"{no_fold} labelled video(s) have no fold in scheme {fold_scheme!r} (schemes present: "
-            f"{', '.join(schemes) or 'none'}). Make the scheme (again) to include them: `jungle folds 5 "
-            f"--scheme {fold_scheme}` (--group-by site keeps each site in one fold), or pass --fold-scheme."
-        )
-    wide = wide.sort("video_id")
-    Y = np.stack([wide[c].fill_null(0).to_numpy() if c in wide.columns else np.zeros(wide.height)
-                  for c in classes], axis=1).astype(np.float32)
-    video_ids = wide["video_id"].to_numpy().astype(str)
+        labelled = read_labelled(con, fold_scheme)
+    Y, video_ids, classes = labelled.Y, labelled.video_ids, labelled.classes
     X, columns, dropped = feature_matrix(workspace, sets, video_ids)
     missing = {name: int(np.isnan(X[:, cols]).all(axis=1).sum()) for name, cols in set_columns(columns).items()}
     return StackData(
-        video_ids=video_ids, X=X, Y=Y, folds=wide["fold"].to_numpy().astype(np.int64),
+        video_ids=video_ids, X=X, Y=Y, folds=labelled.folds,
         classes=classes, columns=columns, sets=[(fs.name, fs.version) for fs in sets],
         dropped_columns=dropped, missing_rows=missing,
     )

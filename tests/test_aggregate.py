@@ -122,9 +122,9 @@ def test_errors_say_what_to_do(built, tmp_path):
     assert result.exit_code == 1 and result.output.startswith("Error: kinds.1: Input should be 'meta', 'frame-head'")
     result = _invoke(ws, "aggregate", "--kind", "frame-head", "--fold-scheme", "by-site", "--quiet")
     assert result.exit_code == 1
-    assert result.output == ("Error: fold scheme 'by-site' has no folds (schemes present: default). Assign folds "
-                             "first (`jungle ingest DIR --labels FILE` makes the 'default' scheme), or pass "
-                             "--fold-scheme.\n")
+    assert result.output == ("Error: fold scheme 'by-site' has no folds (schemes present: default). Make it: "
+                             "`jungle folds 5 --scheme by-site` (--group-by site keeps each site in one fold), "
+                             "or pass --fold-scheme.\n")
     from jungle.store.workspace import Workspace
 
     missing = Workspace.resolve(tmp_path / "nowhere")

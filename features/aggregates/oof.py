@@ -22,7 +22,8 @@ from typing import Callable, Iterable, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from jungle.store.registry import config_key
+from ...store.labels import read_labelled
+from ...store.registry import config_key
 
 __all__ = ["FoldPlan", "load_fold_plan", "training_mask", "FoldEnsemble", "Batch", "shuffled_batches",
            "ShuffleBuffer", "TrainingConfig"]
@@ -92,47 +93,26 @@ class FoldPlan:
 
 
 def load_fold_plan(con, scheme: str = "default") -> FoldPlan:
-    """Read classes, labels and the fold scheme ``scheme`` from the workspace.
+    """Read classes, labels and the fold scheme ``scheme`` from the workspace
+    (:func:`jungle.store.labels.read_labelled`: the same rules as every other stage).
 
     Raises:
-        LookupError: no classes, no labels, or no such fold scheme (the message says what to run).
+        LabelsMissing, LabelsInconsistent, FoldsMissing: see :mod:`jungle.store.labels`.
     """
     from .inputs import fingerprint
 
-    classes = tuple(r[0] for r in con.execute("SELECT class FROM classes ORDER BY position").fetchall())
-    if not classes:
-        raise LookupError("the workspace has no classes configured. Import labels first: "
-                          "`jungle ingest DIR --labels train_labels.csv`.")
-    schemes = [r[0] for r in con.execute("SELECT DISTINCT scheme FROM folds ORDER BY 1").fetchall()]
-    if scheme not in schemes:
-        raise LookupError(
-            f"fold scheme {scheme!r} has no folds (schemes present: {', '.join(schemes) or 'none'}). "
-            "Assign folds first (`jungle ingest DIR --labels FILE` makes the 'default' scheme), "
-            "or pass --fold-scheme.")
-    rows = con.execute(
-        "SELECT l.video_id, l.class, l.value, f.fold FROM labels l JOIN folds f "
-        "ON f.video_id = l.video_id AND f.scheme = ? ORDER BY l.video_id", [scheme]).fetchall()
-    if not rows:
-        raise LookupError(f"no labelled video has a fold in scheme {scheme!r} (it was made before the labels "
-                          f"changed). Remake it: `jungle folds 5 --scheme {scheme}` (--group-by site keeps each "
-                          "site in one fold).")
-    fold_values = sorted({r[3] for r in rows})
+    labelled = read_labelled(con, scheme)
+    fold_values = sorted(set(labelled.folds.tolist()))
     fold_index = {f: i for i, f in enumerate(fold_values)}
-    position = {c: i for i, c in enumerate(classes)}
-    labels: dict[str, np.ndarray] = {}
-    folds: dict[str, int] = {}
-    for video_id, cls, value, fold in rows:
-        if cls not in position:
-            continue
-        labels.setdefault(video_id, np.zeros(len(classes), dtype=np.float32))[position[cls]] = float(value)
-        folds[video_id] = fold_index[fold]
+    folds = {v: fold_index[int(f)] for v, f in zip(labelled.video_ids.tolist(), labelled.folds)}
+    labels = dict(zip(labelled.video_ids.tolist(), labelled.Y))
     lineage = {
         "fold_scheme": scheme,
         "folds": fingerprint(con, "SELECT video_id, fold FROM folds WHERE scheme = ?", [scheme]),
         "labels": fingerprint(con, "SELECT video_id, class, value FROM labels"),
-        "classes": list(classes),
+        "classes": list(labelled.classes),
     }
-    return FoldPlan(scheme, len(fold_values), classes, folds, labels, lineage)
+    return FoldPlan(scheme, len(fold_values), labelled.classes, folds, labels, lineage)
 
 
 def training_mask(folds: np.ndarray, model: int, k: int) -> np.ndarray:
