@@ -1,0 +1,162 @@
+"""Benchmark of the inference backends against PyTorch on the CPU, in one process, on real frames.
+
+Prints, for lite0 (or ``--encoder``) on the CPU:
+
+1. encoder-only frames/s of PyTorch and of each installed backend and precision (fp32; int8 with
+   ``--int8``, calibrated on the real camera-trap clips of ``../shared/media``), measured in
+   interleaved rounds (each round times every backend once, so that a change of the machine's load
+   hits them alike) and reported as the median of the per-round ratios to PyTorch;
+2. the cosine similarity of each backend's embeddings to PyTorch's on the same real frames
+   (smallest and mean over frames);
+3. with ``--end-to-end``: ``jungle featurize`` frames/s on the four real clips of
+   ``bench/featurize.py`` (``--copies`` each) per backend, in fresh workspaces, against PyTorch.
+
+The machine's load average is printed first and last: on a shared machine, absolute numbers
+move, ratios much less.
+
+Usage: ``python bench/backends.py [--encoder lite0] [--batch 32] [--rounds 3] [--seconds 3] [--int8] [--end-to-end] [--copies 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+MEDIA = REPO.parent / "shared" / "media"
+sys.path.insert(0, str(REPO / "bench"))
+from featurize import CLIPS, _add_videos, _collection  # noqa: E402  (the four real clips and their workspace)
+
+
+def _rate(encode, frames: np.ndarray, batch: int, seconds: float) -> float:
+    """Frames per second of ``encode`` over the real frames in batches, for about ``seconds``."""
+    encode(frames[:batch])  # warm-up
+    done, start, offset = 0, time.perf_counter(), 0
+    while time.perf_counter() - start < seconds or done < 2 * batch:
+        chunk = frames[offset:offset + batch]
+        if len(chunk) < batch:
+            offset, chunk = 0, frames[:batch]
+        encode(chunk)
+        done, offset = done + len(chunk), offset + batch
+    return done / (time.perf_counter() - start)
+
+
+def _cosines(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    a, b = reference.astype(np.float64), other.astype(np.float64)
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return float(cosine.min()), float(cosine.mean())
+
+
+def _real_frames(size: int, per_clip: int = 32) -> np.ndarray:
+    from jungle.features.featurize.runner import decode_video
+    from jungle.features.video.sampling import parse_sampling
+
+    sampling = parse_sampling(f"uniform:{per_clip}")
+    return np.concatenate([decode_video(str(MEDIA / clip), sampling, (size, size)).images for clip in CLIPS])
+
+
+def _calibration(size: int, folder: Path):
+    """int8 calibration frames drawn from a workspace of the real camera-trap clips (not the measured ones)."""
+    from jungle.features.models.backends import calibration_frames
+    from jungle.store.workspace import Workspace
+
+    clips = sorted(p for p in (MEDIA / "camera_trap").rglob("*") if p.suffix.lower() in (".mp4", ".avi", ".asf"))
+    workspace = Workspace.resolve(folder / "calibration-ws")
+    _add_videos(workspace, clips)
+    return calibration_frames(workspace, size)
+
+
+def _end_to_end(args, names: list[str], folder: Path) -> dict[str, float]:
+    """featurize frames/s per backend on fresh workspaces of the four real clips (interleaved order)."""
+    from jungle.features.featurize.runner import FeaturizeConfig, featurize
+    from jungle.features.models.encoders import EncoderConfig
+    from jungle.store.workspace import Workspace
+
+    paths = _collection(folder / "videos", [MEDIA / clip for clip in CLIPS], args.copies)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for round_number in range(args.e2e_rounds):
+        for name in names:
+            backend, _, precision = name.partition(":")
+            workspace = Workspace.resolve(folder / f"ws-{name.replace(':', '-')}-{round_number}")
+            _add_videos(workspace, paths)
+            config = FeaturizeConfig(encoders=(EncoderConfig(name=args.encoder),), batch_size=args.batch,
+                                     backend=backend, precision=precision or "fp32")
+            summary = featurize(workspace, config, progress=False)
+            rates[name].append(summary.frames_per_second)
+            print(f"  end to end {name:18s} round {round_number + 1}: {summary.frames_per_second:6.1f} frames/s "
+                  f"({summary.frames} frames, {summary.seconds:.1f} s incl. loading)", flush=True)
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--encoder", default="lite0")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per backend per round")
+    parser.add_argument("--int8", action="store_true", help="also int8 (quantisation takes ~0.5 min per backend)")
+    parser.add_argument("--end-to-end", action="store_true", help="also featurize the four real clips per backend")
+    parser.add_argument("--copies", type=int, default=2, help="copies of each clip end to end")
+    parser.add_argument("--e2e-rounds", type=int, default=1)
+    args = parser.parse_args()
+
+    import torch
+
+    from jungle.features.models.backends import accelerate, backend_version, installed_backends
+    from jungle.features.models.encoders import EncoderConfig, load_encoder
+    from jungle.runtime import available_cores
+
+    threads = available_cores()
+    torch.set_num_threads(threads)
+    print(f"load average at start {os.getloadavg()}; {threads} threads; encoder {args.encoder}, batch {args.batch}; "
+          + ", ".join(f"{name} {backend_version(name)}" for name in installed_backends()), flush=True)
+    with tempfile.TemporaryDirectory(prefix="jungle-bench-backends-") as tmp:
+        os.environ.setdefault("JUNGLE_WEIGHTS_DIR", str(Path(tmp) / "weights"))  # exports timed from scratch
+        encoder = load_encoder(EncoderConfig(name=args.encoder))
+        frames = _real_frames(encoder.input_size)
+        models = {"torch": encoder}
+        calibration = _calibration(encoder.input_size, Path(tmp)) if args.int8 else None
+        for name in installed_backends():
+            for precision in ("fp32", "int8") if args.int8 else ("fp32",):
+                if name == "torch":
+                    continue
+                start = time.perf_counter()
+                models[f"{name}:{precision}"] = accelerate(encoder, name, precision, calibration=calibration,
+                                                           tolerance=0.0)
+                print(f"  prepared {name}:{precision} in {time.perf_counter() - start:.1f} s "
+                      f"(export{', quantisation' if precision == 'int8' else ''}, load, verification)", flush=True)
+        reference = encoder.encode(frames)["embedding"]
+        ratios: dict[str, list[float]] = {name: [] for name in models}
+        rates: dict[str, list[float]] = {name: [] for name in models}
+        for _ in range(args.rounds):
+            base = _rate(encoder.encode, frames, args.batch, args.seconds)
+            for name, model in models.items():
+                rate = base if name == "torch" else _rate(model.encode, frames, args.batch, args.seconds)
+                rates[name].append(rate)
+                ratios[name].append(rate / base)
+        print(f"\n{len(frames)} real frames of {len(CLIPS)} clips at {encoder.input_size}px; median of "
+              f"{args.rounds} interleaved rounds\n| backend | frames/s | x PyTorch | cosine to PyTorch (min / mean) |\n"
+              "| --- | --- | --- | --- |")
+        for name, model in models.items():
+            low, mean = _cosines(reference, model.encode(frames)["embedding"]) if name != "torch" else (1.0, 1.0)
+            print(f"| {name} | {statistics.median(rates[name]):.1f} | {statistics.median(ratios[name]):.2f} | "
+                  f"{low:.5f} / {mean:.5f} |", flush=True)
+        if args.end_to_end:
+            names = ["torch", *(n for n in models if n != "torch")]
+            e2e = _end_to_end(args, names, Path(tmp))
+            print(f"\nend to end, {args.copies} x {len(CLIPS)} real clips, uniform:32\n| backend | frames/s | x PyTorch |\n"
+                  "| --- | --- | --- |")
+            for name, rate in e2e.items():
+                print(f"| {name} | {rate:.1f} | {rate / e2e['torch']:.2f} |")
+    print(f"load average at end {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
