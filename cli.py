@@ -721,7 +721,10 @@ def dashboard_command(
     plan = plan_dashboard(_workspace(workspace), storage, host=host, port=port, allow_remote=allow_remote)
     for line in plan.messages():
         typer.echo(line, err=True)
-    serve(plan.storage, host=plan.host, port=plan.port)
+    try:
+        serve(plan.storage, host=plan.host, port=plan.port)
+    except KeyboardInterrupt:  # Ctrl-C is how it stops: not an error
+        typer.echo("dashboard stopped.", err=True)
 
 
 @app.command("review")
