@@ -218,25 +218,16 @@ def ingest(
 
     Re-runs skip unchanged files, add new and changed ones and never duplicate a row.
     """
-    from .ingest.folds import FoldsError
-    from .ingest.labels import LabelsError
     from .ingest.run import IngestConfig, ingest as run_ingest
-    from .store.db import WorkspaceLocked
 
-    try:
-        config = IngestConfig(workers=workers, stats=stats, stats_frames=stats_frames, batch_rows=batch)
-        labels_config = _labels_config(labels, classes, allow_missing, replace_labels) if labels else None
-        folds_config = (_folds_config(folds, group_by, seed, scheme) if folds
-                        else _auto_folds(group_by, seed, scheme) if labels else None)
-    except (ValueError, LabelsError, FoldsError) as exc:
-        _fail(str(exc))
+    config = IngestConfig(workers=workers, stats=stats, stats_frames=stats_frames, batch_rows=batch)
+    labels_config = _labels_config(labels, classes, allow_missing, replace_labels) if labels else None
+    folds_config = (_folds_config(folds, group_by, seed, scheme) if folds
+                    else _auto_folds(group_by, seed, scheme) if labels else None)
     if labels is None and (classes or allow_missing or replace_labels):
         _fail("--classes, --allow-missing and --replace-labels apply to --labels FILE; give the label file too.")
-    ws = _workspace(workspace)
-    try:
-        summary = run_ingest(ws, source, config, labels=labels_config, folds=folds_config, progress=not quiet)
-    except (FileNotFoundError, ValueError, WorkspaceLocked) as exc:
-        _fail(str(exc))
+    summary = run_ingest(_workspace(workspace), source, config, labels=labels_config, folds=folds_config,
+                         progress=not quiet)
     _render_section("Videos", summary.rows(), fmt)
     if summary.labels is not None:
         _render_section("Labels", summary.labels.rows(), fmt)
@@ -268,15 +259,11 @@ def labels(
     there are enough sites); `jungle folds` makes another.
     """
     from .ingest.folds import AutoFolds, ensure_default_folds
-    from .ingest.labels import LabelsError, import_labels
-    from .store.db import WorkspaceLocked
+    from .ingest.labels import import_labels
 
     ws = _existing_workspace(workspace)
-    try:
-        summary = import_labels(ws, _labels_config(file, classes, allow_missing, replace))
-        folds_made, notes = ensure_default_folds(ws, AutoFolds())
-    except (LabelsError, WorkspaceLocked) as exc:
-        _fail(str(exc))
+    summary = import_labels(ws, _labels_config(file, classes, allow_missing, replace))
+    folds_made, notes = ensure_default_folds(ws, AutoFolds())
     _render_section("Labels", summary.rows(), fmt)
     _render_folds(folds_made, notes, fmt)
 
@@ -291,15 +278,9 @@ def folds(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Split the labelled videos into K multi-label stratified folds (optionally keeping each site in one fold)."""
-    from .ingest.folds import FoldsError, make_folds
-    from .store.db import WorkspaceLocked
+    from .ingest.folds import make_folds
 
-    ws = _existing_workspace(workspace)
-    try:
-        summary = make_folds(ws, _folds_config(k, group_by, seed, scheme))
-    except (FoldsError, WorkspaceLocked) as exc:
-        _fail(str(exc))
-    _echo(render_rows(*summary.rows(), fmt))
+    _echo(render_rows(*make_folds(_existing_workspace(workspace), _folds_config(k, group_by, seed, scheme)).rows(), fmt))
 
 
 # --------------------------------------------------------------------------- features: featurize, features list/show

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
+from ..errors import InputError
+
 __all__ = [
     "VIDEO_EXTENSIONS",
     "LIST_EXTENSIONS",
@@ -209,7 +211,7 @@ def _read_list_paths(list_file: Path) -> tuple[list[str], list[str]]:
     header = {name.strip().lower(): name for name in reader.fieldnames or []}
     column = next((header[c] for c in _PATH_COLUMNS if c in header), None)
     if column is None:
-        raise ValueError(f"{list_file}: no path column; expected one of {', '.join(_PATH_COLUMNS)} "
+        raise InputError(f"{list_file}: no path column; expected one of {', '.join(_PATH_COLUMNS)} "
                          f"in the header, found {', '.join(header) or 'nothing'}")
     paths, warnings = [], []
     for row in reader:
@@ -251,10 +253,10 @@ def discover(source: str | os.PathLike) -> Discovery:
     if source.is_dir():
         return walk_directory(source)
     if not source.exists():
-        raise FileNotFoundError(f"{source} does not exist. Give a folder of videos or a CSV/text list of paths")
+        raise InputError(f"{source} does not exist. Give a folder of videos or a CSV/text list of paths")
     if source.suffix.lower() in LIST_EXTENSIONS:
         return read_path_list(source)
     if is_video_name(source.name):
         return Discovery(str(source.absolute().parent), (_candidate(str(source), str(source.absolute().parent)),))
-    raise ValueError(f"{source} is neither a folder nor a list of paths ({', '.join(LIST_EXTENSIONS)}). "
+    raise InputError(f"{source} is neither a folder nor a list of paths ({', '.join(LIST_EXTENSIONS)}). "
                      "Give a folder of videos or a CSV/text list of paths")

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
+from pydantic import model_validator
 
+from ..config import JungleConfig
 from ..errors import InputError
 from ..store.db import connect, transaction
 from ..store.workspace import Workspace
@@ -47,8 +49,7 @@ class FoldsError(InputError):
     """Folds cannot be made as asked; the message says why and what to do."""
 
 
-@dataclass(frozen=True)
-class FoldsConfig:
+class FoldsConfig(JungleConfig):
     """A fold scheme.
 
     Attributes:
@@ -58,22 +59,25 @@ class FoldsConfig:
         scheme: the scheme's name in ``fold_schemes``.
     """
 
+    error: ClassVar[type[InputError]] = FoldsError
+
     k: int = 5
     group_by: str | None = None
     seed: int = 0
     scheme: str = "default"
 
-    def __post_init__(self):
+    @model_validator(mode="after")
+    def _valid(self):
         if self.k < 2:
             raise FoldsError(f"k must be at least 2 folds, not {self.k}")
         if self.group_by is not None and self.group_by not in GROUP_BY:
             raise FoldsError(f"cannot group folds by {self.group_by!r}; choose one of: {', '.join(GROUP_BY)}")
         if not self.scheme:
             raise FoldsError("the fold scheme needs a name")
+        return self
 
 
-@dataclass(frozen=True)
-class AutoFolds:
+class AutoFolds(JungleConfig):
     """The scheme a labels import makes when none was asked for (see :func:`auto_folds_config`).
 
     Attributes:
@@ -83,14 +87,18 @@ class AutoFolds:
         k: folds wanted; fewer when there are fewer labelled clips (or sites, grouped).
     """
 
+    error: ClassVar[type[InputError]] = FoldsError
+
     seed: int = 0
     scheme: str = "default"
     group_by: str | None = "auto"
     k: int = AUTO_K
 
-    def __post_init__(self):
+    @model_validator(mode="after")
+    def _valid(self):
         if self.group_by not in (None, "auto", *GROUP_BY):
             raise FoldsError(f"cannot group folds by {self.group_by!r}; choose one of: auto, {', '.join(GROUP_BY)}")
+        return self
 
 
 @dataclass

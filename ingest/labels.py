@@ -38,12 +38,14 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
+from pydantic import model_validator
 
-from ..errors import InputError
 from ..classes import PRIMATRIX_CLASSES
+from ..config import JungleConfig
+from ..errors import InputError
 from ..store.db import connect, transaction
 from ..store.workspace import Workspace
 
@@ -69,8 +71,7 @@ class LabelsError(InputError):
     """The label file (or the request) is invalid; the message lists every problem and what to do."""
 
 
-@dataclass(frozen=True)
-class LabelsConfig:
+class LabelsConfig(JungleConfig):
     """A labels import.
 
     Attributes:
@@ -80,17 +81,21 @@ class LabelsConfig:
         replace: delete every existing label first (needed to change the class list).
     """
 
+    error: ClassVar[type[InputError]] = LabelsError
+
     path: str
     classes: tuple[str, ...] = PRIMATRIX_CLASSES
     allow_missing: bool = False
     replace: bool = False
 
-    def __post_init__(self):
+    @model_validator(mode="after")
+    def _valid(self):
         if not self.classes:
             raise LabelsError("the class list is empty")
         duplicated = sorted({c for c in self.classes if self.classes.count(c) > 1})
         if duplicated:
             raise LabelsError(f"the class list names {', '.join(map(repr, duplicated))} more than once")
+        return self
 
 
 @dataclass(frozen=True)

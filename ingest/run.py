@@ -30,14 +30,21 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-from ..runtime import available_cores
+from pydantic import Field
+
+from ..config import JungleConfig
 from ..errors import EnvironmentProblem, Interrupted
 from ..interrupts import ignore_interrupts
+from ..runtime import available_cores
 from ..store.db import connect, transaction
 from ..store.workspace import Workspace
 from .discover import Candidate, Discovery, discover
+
+if TYPE_CHECKING:
+    from .folds import AutoFolds, FoldsConfig, FoldsSummary
+    from .labels import LabelsConfig, LabelsSummary
 
 __all__ = ["IngestConfig", "IngestSummary", "VIDEO_COLUMNS", "ingest", "ingest_videos", "process_candidate"]
 
@@ -57,8 +64,7 @@ _DUCKDB_TYPES = {
 }
 
 
-@dataclass(frozen=True)
-class IngestConfig:
+class IngestConfig(JungleConfig):
     """How to ingest.
 
     Attributes:
@@ -71,19 +77,13 @@ class IngestConfig:
         batch_seconds: longest time between database writes.
     """
 
-    workers: int | None = None
+    workers: int | None = Field(None, ge=0)
     stats: bool = True
-    stats_frames: int = 8
-    stats_width: int = 160
-    chunk: int = 16
-    batch_rows: int = 512
-    batch_seconds: float = 2.0
-
-    def __post_init__(self):
-        if self.workers is not None and self.workers < 0:
-            raise ValueError(f"workers must be >= 0, not {self.workers}")
-        if self.stats_frames < 1 or self.stats_width < 2 or self.chunk < 1 or self.batch_rows < 1:
-            raise ValueError("stats_frames, chunk and batch_rows must be >= 1 and stats_width >= 2")
+    stats_frames: int = Field(8, ge=1)
+    stats_width: int = Field(160, ge=2)
+    chunk: int = Field(16, ge=1)
+    batch_rows: int = Field(512, ge=1)
+    batch_seconds: float = Field(2.0, gt=0)
 
     @property
     def worker_count(self) -> int:
@@ -122,8 +122,8 @@ class IngestSummary:
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    labels: object | None = None
-    folds: object | None = None
+    labels: LabelsSummary | None = None
+    folds: FoldsSummary | None = None
     fold_notes: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -411,7 +411,8 @@ def ingest_videos(workspace: Workspace, discovery: Discovery, config: IngestConf
 
 
 def ingest(workspace: Workspace, source: str | os.PathLike, config: IngestConfig = IngestConfig(),
-           labels=None, folds=None, progress: bool = True) -> IngestSummary:
+           labels: LabelsConfig | None = None, folds: FoldsConfig | AutoFolds | None = None,
+           progress: bool = True) -> IngestSummary:
     """``jungle ingest``: record the videos of ``source``, then optionally import labels and make folds.
 
     Args:

@@ -163,7 +163,7 @@ def test_class_list_parsing_and_config_errors(tmp_path):
     assert parse_classes("a, b ,c") == ("a", "b", "c")
     assert parse_classes(None) == PRIMATRIX_CLASSES
     with pytest.raises(LabelsError, match="more than once"):
-        LabelsConfig("labels.csv", ("a", "a"))
+        LabelsConfig(path="labels.csv", classes=("a", "a"))
     no_key = _write_wide(tmp_path / "nokey.csv", ["video", "bird"], [["a.mp4", "1"]])
     with pytest.raises(LabelsError, match="no filename/filepath column"):
         read_label_file(no_key)
