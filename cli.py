@@ -515,16 +515,13 @@ def demo_make(
     """  # noqa: E501
     import sys
 
-    from .demo.generate import DemoError, make_demo
+    from .demo.generate import make_demo
     from .runtime import available_cores
 
-    try:
-        config = DemoConfig(seed=seed, n_train=n_train, n_test=n_test, duration=duration, fps=fps, scale=scale,
-                            n_cameras=cameras, min_per_class=min_per_class)
-        manifest = make_demo(directory, config, workers=workers or available_cores(), overwrite=overwrite,
-                             progress=not quiet and sys.stderr.isatty())
-    except (ValueError, DemoError) as exc:
-        _fail(str(exc))
+    config = DemoConfig(seed=seed, n_train=n_train, n_test=n_test, duration=duration, fps=fps, scale=scale,
+                        n_cameras=cameras, min_per_class=min_per_class)
+    manifest = make_demo(directory, config, workers=workers or available_cores(), overwrite=overwrite,
+                         progress=not quiet and sys.stderr.isatty())
     if fmt == Format.table:
         clips = len(manifest.train_clips) + len(manifest.test_clips)
         done = (f"Made {manifest.written} clips in {manifest.seconds:.1f} s" if manifest.written
@@ -583,10 +580,6 @@ def demo_default(ctx: typer.Context) -> None:
 
 
 # --------------------------------------------------------------------------- meta: stack, predict, report, dashboard
-def _message(exc: Exception) -> str:
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-
-
 @app.command("stack")
 def stack_command(
     features: Annotated[Optional[list[str]], typer.Option(
@@ -655,15 +648,11 @@ def predict_command(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Predict videos with a saved model: the predictions table and the submission CSV."""
-    from .meta.predict import ModelMismatch, predict
-    from .store.db import WorkspaceMissing
+    from .meta.predict import predict
 
     if videos not in ("unlabelled", "labelled", "all"):
         _fail(f"--videos must be unlabelled, labelled or all, not {videos!r}.")
-    try:
-        result = predict(_workspace(workspace), model=model, out=out, videos=videos)
-    except (ModelMismatch, FileNotFoundError, LookupError, ValueError, WorkspaceMissing) as exc:
-        _fail(_message(exc))
+    result = predict(_workspace(workspace), model=model, out=out, videos=videos)
     row = (result.model_id, result.videos, len(result.classes), result.out or "", result.rows_written)
     _echo(render_rows(["model", "videos", "classes", "submission", "rows_written"], [row], fmt))
 
@@ -677,11 +666,7 @@ def report_command(
     """Write an HTML report of a saved model: metrics, per-class plots, calibration, importance, Optuna history."""
     from .meta.report import write_report
 
-    try:
-        path = write_report(_workspace(workspace), model=model, out=out)
-    except (FileNotFoundError, LookupError) as exc:
-        _fail(_message(exc))
-    typer.echo(str(path))
+    typer.echo(str(write_report(_workspace(workspace), model=model, out=out)))
 
 
 @app.command("dashboard")
@@ -723,22 +708,17 @@ def review_command(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Review clips in a local web page: a queue ranked by the model, keyboard labelling, retrain."""
-    from .errors import JungleError
+    if retrain:
+        from .review.retrain import retrain as refit
 
-    try:
-        if retrain:
-            from .review.retrain import retrain as refit
+        result = refit(_existing_workspace(workspace), model)
+        _echo(render_rows(*result.rows(), fmt))
+        typer.echo(f"re-fitted in {result.seconds:.1f} s; probabilities in predictions "
+                   f"(model_id {result.review_model_id})", err=True)
+        return
+    from .review.server import open_review
 
-            result = refit(_existing_workspace(workspace), model)
-            _echo(render_rows(*result.rows(), fmt))
-            typer.echo(f"re-fitted in {result.seconds:.1f} s; probabilities in predictions "
-                       f"(model_id {result.review_model_id})", err=True)
-            return
-        from .review.server import open_review
-
-        server, warnings = open_review(_existing_workspace(workspace), model, host, port, allow_remote)
-    except JungleError as exc:  # no model, refused host, port taken, too few labels
-        _fail(str(exc), exc.exit_code)
+    server, warnings = open_review(_existing_workspace(workspace), model, host, port, allow_remote)
     for line in warnings + server.messages():
         typer.echo(line, err=True)
     if not no_browser:
@@ -801,17 +781,6 @@ OnlyPredictedOpt = Annotated[bool, typer.Option(
     "--only-predicted", help="Leave out videos without predictions (or labels) instead of refusing.")]
 
 
-def _export(run, *args) -> None:
-    """Run one export library call; print jungle's errors as one line."""
-    from .errors import JungleError
-
-    try:
-        result = run(*args)
-    except JungleError as exc:
-        _fail(str(exc), exc.exit_code)
-    return result
-
-
 @export_app.command("camtrap-dp")
 def export_camtrap_dp_command(
     out_dir: Annotated[Path, typer.Argument(help="Folder of the package (datapackage.json + 3 CSVs).")],
@@ -850,7 +819,7 @@ def export_camtrap_dp_command(
             metadata=metadata and str(metadata), **({"title": title} if title else {}))
     except ValidationError as exc:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
-    _echo(render_rows(*_export(export_camtrap_dp, _workspace(workspace), out_dir, config).rows(), fmt))
+    _echo(render_rows(*export_camtrap_dp(_workspace(workspace), out_dir, config).rows(), fmt))
 
 
 @export_app.command("megadetector-json")
@@ -867,7 +836,7 @@ def export_megadetector_command(
     from .export.megadetector import MegadetectorConfig, export_megadetector
 
     config = MegadetectorConfig(model=model, detections=detections, min_conf=min_conf, only_predicted=only_predicted)
-    _echo(render_rows(*_export(export_megadetector, _workspace(workspace), out, config).rows(), fmt))
+    _echo(render_rows(*export_megadetector(_workspace(workspace), out, config).rows(), fmt))
 
 
 @export_app.command("csv")
@@ -882,7 +851,7 @@ def export_csv_command(
     from .export.table import TableConfig, export_table
 
     config = TableConfig(model=model, only_predicted=only_predicted)
-    _echo(render_rows(*_export(export_table, _workspace(workspace), out, config).rows(), fmt))
+    _echo(render_rows(*export_table(_workspace(workspace), out, config).rows(), fmt))
 
 
 def main() -> None:

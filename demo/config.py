@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 from ..classes import PRIMATRIX_CLASSES
+from ..errors import InputError
 
 __all__ = ["DemoConfig", "PRIMATRIX_FREQUENCIES", "REAL_RESOLUTIONS"]
 
@@ -101,11 +102,11 @@ class DemoConfig:
         if any(weight <= 0 for _, weight in self.frequencies):
             problems.append("frequencies must be positive")
         if problems:
-            raise ValueError("Invalid demo configuration: " + "; ".join(problems) + ".")
+            raise InputError("Invalid demo configuration: " + "; ".join(problems) + ".")
         species = len(names) - 1
         needed = self.min_per_class * species
         if needed > self.n_train:
-            raise ValueError(
+            raise InputError(
                 f"Invalid demo configuration: n_train={self.n_train} is too small for min_per_class="
                 f"{self.min_per_class} over {species} species (needs at least {needed} clips, and "
                 f"about {round(needed / (1 - self.blank_share))} to keep the blank share); raise "
@@ -134,7 +135,7 @@ class DemoConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"Unknown demo configuration keys {unknown}; known keys are {sorted(known)}.")
+            raise InputError(f"Unknown demo configuration keys {unknown}; known keys are {sorted(known)}.")
         data = dict(data)
         if "frequencies" in data:
             data["frequencies"] = tuple((str(name), float(w)) for name, w in data["frequencies"])

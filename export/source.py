@@ -82,16 +82,16 @@ class ExportData:
 
 def resolve_model(workspace: Workspace, model: str) -> tuple[str, Path, list]:
     """(model id, folder, classes) of ``model``; :class:`UnknownModel` when there is none."""
-    import json
 
-    from ..meta.model_io import MANIFEST, model_dir
+    from ..meta.manifest import read_manifest
+    from ..meta.model_io import MANIFEST, ModelNotFound, model_dir
 
     try:
         folder = model_dir(workspace, model)
-    except FileNotFoundError as exc:
+    except ModelNotFound as exc:
         raise UnknownModel(f"{exc} Name a model with --model (an id under models/, or `latest`).") from None
-    manifest = json.loads((folder / MANIFEST).read_text())
-    return manifest["model_id"], folder, list(manifest["classes"])
+    manifest = read_manifest(folder / MANIFEST)
+    return manifest.model_id, folder, list(manifest.classes)
 
 
 def _inside(folder: Path, root: Path) -> bool:

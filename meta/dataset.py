@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import NotFoundError
+from ..errors import InputError, ModelError, NotFoundError
 from ..store import registry
 from ..store.labels import read_classes, read_labelled
 from ..store.registry import FeatureRef
@@ -69,7 +69,7 @@ def resolve_sets(con, refs) -> list[registry.FeatureSet]:
         )
     for fs in found:
         if fs.kind != "video":
-            raise ValueError(
+            raise InputError(
                 f"feature set {fs.ref} is frame-level; the meta-model stacks video-level sets. "
                 f"Aggregate it first (e.g. `jungle aggregate` makes hist_{fs.name} and minmax_{fs.name})."
             )
@@ -127,7 +127,7 @@ def feature_matrix(workspace: Workspace, sets, video_ids, columns: list[str] | N
     if columns is not None:
         absent = [c for c in columns if c not in names]
         if absent:
-            raise ValueError(
+            raise ModelError(
                 f"the feature sets lack {len(absent)} column(s) the model was trained on "
                 f"(first: {', '.join(absent[:5])}); the sets changed since the model was saved. "
                 "Re-run `jungle stack`."

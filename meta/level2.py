@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from ..errors import InputError
 from .metrics import competition_log_loss, is_single_label
 
 __all__ = ["Level2Classifier", "resolve_label_mode", "training_matrix", "mcll_metric", "auto_max_bin", "LABEL_MODES",
@@ -43,13 +44,13 @@ LABEL_MODES = ("auto", "multiclass", "binary")
 def resolve_label_mode(label_mode: str, Y: np.ndarray) -> str:
     """``multiclass`` or ``binary`` for labels ``Y`` (videos x classes) under ``label_mode``."""
     if label_mode not in LABEL_MODES:
-        raise ValueError(f"label_mode must be one of {', '.join(LABEL_MODES)}, not {label_mode!r}")
+        raise InputError(f"label_mode must be one of {', '.join(LABEL_MODES)}, not {label_mode!r}")
     single = is_single_label(Y)
     if label_mode == "auto":
         return "multiclass" if single else "binary"
     if label_mode == "multiclass" and not single:
         bad = int((np.asarray(Y).sum(axis=1) != 1).sum())
-        raise ValueError(
+        raise InputError(
             f"label_mode 'multiclass' needs exactly one label per video, but {bad} video(s) have "
             "none or several. Use label_mode 'binary' (one model per class) or 'auto'."
         )

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, NotFoundError
 from ..store.workspace import Workspace
 from .blend import ClipLimits, blend
 from .level2 import Level2Classifier
 from .manifest import FeatureSetRecord, MemberEntry, ModelManifest, read_manifest
 from .projection import Projection
 
-__all__ = ["MANIFEST", "LATEST", "LoadedModel", "new_model_id", "model_dir", "save_model", "load_model"]
+__all__ = ["MANIFEST", "LATEST", "LoadedModel", "ModelNotFound", "new_model_id", "model_dir", "save_model", "load_model"]
 
 MANIFEST = "manifest.json"
 LATEST = "latest"
@@ -49,12 +49,16 @@ def new_model_id(workspace: Workspace, key: str) -> str:
     return candidate
 
 
+class ModelNotFound(NotFoundError):
+    """No saved model of that name (or no model at all) in the workspace."""
+
+
 def model_dir(workspace: Workspace, model: str = "latest") -> Path:
     """The folder of ``model``: ``latest``, a model id under ``models/``, or a path to a model folder."""
     if model == LATEST:
         alias = workspace.models_dir / LATEST
         if not alias.exists():
-            raise FileNotFoundError(
+            raise ModelNotFound(
                 f"no saved model in {workspace.models_dir}. Run `jungle stack --features ...` "
                 "(or `jungle stack --recipe NAME`) first."
             )
@@ -64,7 +68,7 @@ def model_dir(workspace: Workspace, model: str = "latest") -> Path:
             return folder
     known = sorted(p.name for p in workspace.models_dir.glob("*") if (p / MANIFEST).exists()) \
         if workspace.models_dir.exists() else []
-    raise FileNotFoundError(
+    raise ModelNotFound(
         f'no saved model "{model}" in {workspace.models_dir}. Saved models: {", ".join(known) or "none"}.'
     )
 
@@ -174,7 +178,7 @@ def load_model(workspace: Workspace, model: str = "latest") -> LoadedModel:
     ``.npz`` arrays loaded without pickle.
 
     Raises:
-        FileNotFoundError: no such model.
+        ModelNotFound: no such model.
         ModelError: the manifest or a file of the folder is invalid, damaged or inconsistent.
     """
     folder = model_dir(workspace, model)

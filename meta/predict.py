@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, NotFoundError
 from ..store import registry
 from ..store.db import connect
 from ..store.workspace import Workspace
@@ -143,7 +143,7 @@ def predict(workspace: Workspace, model: str = "latest", out: Path | None = None
         video_ids, filenames = _candidates(workspace, con, list(sets.values()), videos)
     if not video_ids:
         hint = " Pass --videos all to predict labelled videos too." if videos == "unlabelled" else ""
-        raise LookupError(f"no {videos} video has features from {', '.join(sets)} in {workspace.root}.{hint}")
+        raise NotFoundError(f"no {videos} video has features from {', '.join(sets)} in {workspace.root}.{hint}")
     matrices = [
         feature_matrix(workspace, [sets[f.name] for f in entry.features], video_ids, entry.columns)[0]
         for entry in loaded.manifest.members

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import InputError, NotFoundError
+from ..errors import InputError
 from ..meta.metrics import competition_log_loss, is_single_label
 from ..store.db import connect, transaction
 from ..store.workspace import Workspace
@@ -245,10 +245,7 @@ def load_features(workspace: Workspace, model: str = "latest"):
     from ..meta.predict import check_versions
     from ..store import registry
 
-    try:
-        loaded = load_model(workspace, model)
-    except FileNotFoundError as exc:
-        raise NotFoundError(str(exc)) from None
+    loaded = load_model(workspace, model)
     with connect(workspace) as con:
         sets = {fs.name: fs for fs in check_versions(con, loaded)}
         featured = pl.concat([registry.read_video_table(workspace, fs).select(pl.col("video_id").cast(pl.String))
