@@ -34,24 +34,24 @@ from typing import Callable, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jungle.store import arrays, registry
-from jungle.store.db import connect, transaction
-from jungle.store.registry import FeatureSet
-from jungle.store.views import register_views
-from jungle.store.workspace import Workspace
-
+from ...runtime import torch_threads
+from ...store import arrays, registry
+from ...store.db import connect, transaction
+from ...store.registry import FeatureSet
+from ...store.rows import fingerprint, replace_done_rows
+from ...store.views import register_views
+from ...store.workspace import Workspace
 from .attention import AttentionConfig, fit_attention, meta_inputs, predict_attention
 from .frame_head import FrameHeadConfig, fit_frame_head, write_frame_probs
-from ...runtime import torch_threads
 from .frame_stats import (EMBEDDING_POOLS, PROB_STATS, class_slug, pool_columns, pool_embeddings,
                           prob_stat_columns, prob_stats)
-from .inputs import FrameRows, fingerprint, iter_frame_blocks, load_frame_rows
+from .inputs import FrameRows, iter_frame_blocks, load_frame_rows
 from .metadata import MetadataConfig, metadata_features, videos_fingerprint_query
 from .oof import load_fold_plan
 from .tables import VideoTableWriter
 
-__all__ = ["KINDS", "KIND_SETS", "set_name", "kinds_making", "StatsConfig", "PoolingConfig", "AggregateConfig", "AggregateResults", "aggregate",
-           "write_prob_stats", "write_pooled"]
+__all__ = ["KINDS", "KIND_SETS", "set_name", "kinds_making", "StatsConfig", "PoolingConfig", "AggregateConfig",
+           "AggregateResults", "aggregate", "write_prob_stats", "write_pooled"]
 
 Kind = Literal["meta", "frame-head", "stats", "minmax", "attention"]
 KINDS: tuple[str, ...] = ("meta", "frame-head", "stats", "minmax", "attention")
@@ -324,13 +324,7 @@ class _Run:
                             schema={"video_id": pl.String, "row": pl.Int32, "n_valid": pl.Int32})
         with connect(self.ws) as con:
             with transaction(con):
-                con.execute("DELETE FROM feature_rows WHERE name = ? AND version = ?", [fs.name, fs.version])
-                con.register("written_rows", rows)
-                con.execute("INSERT INTO feature_rows (name, version, video_id, row, status, n_valid) "
-                            "SELECT ?, ?, video_id, row, 'done', n_valid FROM written_rows", [fs.name, fs.version])
-                con.unregister("written_rows")
-                done = registry.mark_complete(con, fs, rows.height)
-        return done
+                return replace_done_rows(con, fs, rows)
 
     def stats(self, source: FrameRows) -> FeatureSet:
         probs = self.frame_head(source)

@@ -20,25 +20,15 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from jungle.store import arrays
-from jungle.store.registry import FeatureSet
-from jungle.store.workspace import Workspace
+from ...store import arrays
+from ...store.registry import FeatureSet
+from ...store.rows import done_rows
+from ...store.workspace import Workspace
 
-__all__ = ["FrameRows", "FrameBlock", "load_frame_rows", "iter_frame_blocks", "fingerprint", "prefetched"]
+__all__ = ["FrameRows", "FrameBlock", "load_frame_rows", "iter_frame_blocks", "prefetched"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def fingerprint(con, query: str, params: list | None = None) -> str:
-    """An md5 of every row ``query`` returns (order-independent of how DuckDB scans).
-
-    The query's first column orders the rows, so it should be a key (``video_id``).
-    """
-    row = con.execute(
-        f"SELECT md5(coalesce(string_agg(CAST(q AS VARCHAR), '|' ORDER BY CAST(q AS VARCHAR)), '')) "
-        f"FROM ({query}) q", params or []).fetchone()
-    return row[0]
 
 
 @dataclass(frozen=True)
@@ -70,13 +60,10 @@ def load_frame_rows(con, fs: FeatureSet) -> FrameRows:
     """The done rows (with at least one valid frame, when recorded) of the frame-level set ``fs``."""
     if fs.kind != "frames":
         raise ValueError(f"feature set {fs.ref} is video-level; aggregates read frame-level sets")
-    query = ("SELECT video_id, row, n_valid FROM feature_rows WHERE name = ? AND version = ? "
-             "AND status = 'done' AND coalesce(n_valid, 1) > 0")
-    params = [fs.name, fs.version]
-    found = con.execute(query + " ORDER BY row", params).fetchall()
+    found, rows_fingerprint = done_rows(con, fs)
     video_ids = np.array([r[0] for r in found], dtype=object)
     rows = np.array([r[1] for r in found], dtype=np.int64)
-    return FrameRows(fs, video_ids, rows, fingerprint(con, query, params))
+    return FrameRows(fs, video_ids, rows, rows_fingerprint)
 
 
 @dataclass

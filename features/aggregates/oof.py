@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...store.labels import read_labelled
 from ...store.registry import config_key
+from ...store.rows import fingerprint
 
 __all__ = ["FoldPlan", "load_fold_plan", "training_mask", "FoldEnsemble", "Batch", "shuffled_batches",
            "ShuffleBuffer", "TrainingConfig"]
@@ -99,8 +100,6 @@ def load_fold_plan(con, scheme: str = "default") -> FoldPlan:
     Raises:
         LabelsMissing, LabelsInconsistent, FoldsMissing: see :mod:`jungle.store.labels`.
     """
-    from .inputs import fingerprint
-
     labelled = read_labelled(con, scheme)
     fold_values = sorted(set(labelled.folds.tolist()))
     fold_index = {f: i for i, f in enumerate(fold_values)}
