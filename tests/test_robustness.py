@@ -5,6 +5,7 @@ systems, the real CLI."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -107,6 +108,24 @@ def test_status_gives_up_after_the_lock_timeout_with_one_line(small_workspace):
         "process open it at a time): wait for that process to finish, or set JUNGLE_LOCK_TIMEOUT to wait longer, "
         "then run the same command again.",
     ]
+
+
+def test_ctrl_c_while_waiting_prints_one_line_and_exits_130(small_workspace):
+    """Any command stopped by Ctrl-C where it has nothing more specific to say (here: waiting for the
+    database) prints one line, not a KeyboardInterrupt traceback."""
+    holder = _hold(small_workspace.db_path, 60)
+    try:
+        status = subprocess.Popen([sys.executable, "-m", "jungle.cli", "status", "-w", str(small_workspace.root)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "JUNGLE_LOCK_TIMEOUT": "60"})
+        assert status.stderr.readline() == f"waiting for {small_workspace.db_path} (held by another jungle process) ...\n"
+        status.send_signal(signal.SIGINT)
+        _, rest = status.communicate(timeout=30)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert status.returncode == 130
+    assert rest == "Error: interrupted (Ctrl-C) before the command finished.\n"
 
 
 # ----------------------------------------------------------------------------- a read-only workspace
