@@ -169,12 +169,16 @@ def demo_rows(args) -> list[tuple]:
 
 
 def _render(rows: list[tuple]) -> str:
-    def cell(value):
-        return "-" if value is None else f"{value:.4f}" if isinstance(value, float) and value < 100 else \
-            f"{value:.0f}" if isinstance(value, float) else str(value)
+    """A Markdown table: metrics to 4 decimals, seconds whole."""
+    def cell(value, column: str) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, str):
+            return value
+        return f"{value:.0f}" if column == "seconds" else f"{value:.4f}"
 
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(v, c) for v, c in zip(row, COLUMNS)) + " |" for row in rows]
     return "\n".join(lines)
 
 
