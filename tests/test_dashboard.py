@@ -41,6 +41,16 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _stop(server: subprocess.Popen) -> None:
+    """Terminate a server process, killing it if it does not stop within 10 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def test_dashboard_page_lists_the_study_in_a_real_browser(tmp_path_factory, tmp_path):
     browser = _chromium()
     if browser is None:
@@ -68,12 +78,7 @@ def test_dashboard_page_lists_the_study_in_a_real_browser(tmp_path_factory, tmp_
                 break
         assert study in dom, dom[-2000:]
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop(server)
     assert f"optuna-dashboard on http://127.0.0.1:{port}/dashboard for 1 study ({study})" in server.stderr.read()
 
 

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from test_dashboard import _free_port, _wait_for_port
+from test_dashboard import _free_port, _stop, _wait_for_port
 from jungle.meta.dashboard import PortUnavailable, is_loopback, serve
 from jungle.store.workspace import Workspace
 
@@ -50,12 +50,7 @@ def _serve_briefly(ws: Workspace, port: int, *args: str) -> str:
     try:
         _wait_for_port(port, server)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop(server)
     return server.stderr.read()
 
 
