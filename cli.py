@@ -609,7 +609,9 @@ def stack_command(
              "components (fitted on the features, not the labels) before XGBoost: much faster on wide "
              "embedding sets.", show_default=False)] = None,
     pca_min_columns: Annotated[int, typer.Option(help="The narrowest feature set --pca projects.")] = 1024,
-    encoder: Annotated[str, typer.Option(help="Embedding feature set that recipes build on.")] = "lite0",
+    encoder: Annotated[str, typer.Option(
+        help="Embedding feature set(s) that recipes build on: lite0, or several, e.g. lite0,lite1 (the packaged "
+             "lite0/lite1/lite2 are featurized when missing).")] = "lite0",
     build: Annotated[bool, typer.Option("--build/--no-build",
                                         help="Let a recipe featurize and aggregate the sets it lacks.")] = True,
     dask: Annotated[Optional[str], typer.Option(

@@ -15,8 +15,8 @@ from typing import Callable
 from .errors import InputError, NotFoundError
 from .store.workspace import Workspace
 
-__all__ = ["DEFAULT_SOURCE", "SetPlan", "plan_feature_sets", "ensure_feature_sets", "featurize_default",
-           "stack_recipe"]
+__all__ = ["DEFAULT_SOURCE", "SetPlan", "plan_feature_sets", "ensure_feature_sets", "packaged_encoders",
+           "featurize_default", "stack_recipe"]
 
 #: The frame-level set the pipeline featurizes by itself (the packaged offline encoder).
 DEFAULT_SOURCE = "lite0"
@@ -78,25 +78,34 @@ def ensure_feature_sets(workspace: Workspace, names: list[str], frames: str = "u
     made = []
     for plan in plan_feature_sets(list(names)):
         if plan.source is not None and not _has_complete(workspace, plan.source):
-            if plan.source != DEFAULT_SOURCE:
+            if plan.source not in packaged_encoders():
                 raise NotFoundError(
                     f'frame-level feature set "{plan.source}" does not exist; featurize it first, e.g. '
                     f"`jungle featurize --encoder ... --name {plan.source}`."
                 )
-            say(f"featurize: {DEFAULT_SOURCE} ({frames}, with stage features)")
-            featurize_default(workspace, frames)
+            say(f"featurize: {plan.source} ({frames}, with stage features)")
+            featurize_default(workspace, frames, encoder=plan.source)
         sources = (plan.source,) if plan.source else (DEFAULT_SOURCE,)
         say(f"aggregate: {', '.join(plan.kinds)}" + (f" over {plan.source}" if plan.source else ""))
         made.extend(aggregate(workspace, AggregateConfig(sources=sources, kinds=plan.kinds)))
     return made
 
 
-def featurize_default(workspace: Workspace, frames: str, progress: bool = True):
-    """Featurize every ingested video with the offline default encoder and its stage features."""
+def packaged_encoders() -> set[str]:
+    """Encoders whose weights ship in an installed package (offline): the pipeline featurizes these
+    by itself when a recipe needs their sets (``lite0``, ``lite1``, ``lite2``)."""
+    from .features.models.encoders import ENCODERS
+
+    return {alias for alias, spec in ENCODERS.items() if spec.default_weights is not None}
+
+
+def featurize_default(workspace: Workspace, frames: str, progress: bool = True, encoder: str = DEFAULT_SOURCE):
+    """Featurize every ingested video with a packaged offline encoder (default ``lite0``) and its
+    stage features."""
     from .features.featurize.runner import FeaturizeConfig, featurize
     from .features.models.encoders import EncoderConfig
 
-    config = FeaturizeConfig(encoders=(EncoderConfig(stages="all"),), frames=frames)
+    config = FeaturizeConfig(encoders=(EncoderConfig(name=encoder, stages="all"),), frames=frames)
     return featurize(workspace, config, progress=progress)
 
 

@@ -20,7 +20,8 @@ from ..store.db import connect
 from ..store.workspace import Workspace
 from .dataset import FeatureRef, MissingFeatureSets
 
-__all__ = ["Recipe", "RECIPES", "EVERYTHING", "DEFAULT_SETS", "get_recipe", "recipe_sets", "recipe_build_sets",
+__all__ = ["Recipe", "RECIPES", "EVERYTHING", "DEFAULT_SETS", "get_recipe", "encoder_names", "recipe_sets",
+           "recipe_build_sets",
            "missing_sets", "resolve_recipe"]
 
 EVERYTHING = "*"
@@ -55,8 +56,9 @@ class Recipe:
     clip_value: float = 1e-4
 
     def member_names(self, encoder: str) -> tuple[tuple[str, ...], ...]:
-        """The members with ``{encoder}`` filled in."""
-        return tuple(tuple(name.format(encoder=encoder) for name in member) for member in self.members)
+        """The members with ``{encoder}`` filled in: ``encoder`` may name several frame-level sets
+        (``"lite0,lite1"``, the 3rd place's several encoders), each name then standing once per encoder."""
+        return tuple(tuple(_filled(member, encoder)) for member in self.members)
 
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -91,8 +93,17 @@ def recipe_sets(recipe: Recipe, encoder: str = "lite0") -> list[str]:
     return names
 
 
+def encoder_names(encoder: str) -> list[str]:
+    """The frame-level sets named by ``encoder`` (comma-separated), in order, without repeats."""
+    return list(dict.fromkeys(e.strip() for e in encoder.split(",") if e.strip()))
+
+
 def _filled(names: tuple[str, ...], encoder: str) -> list[str]:
-    return [name.format(encoder=encoder) for name in names]
+    filled: list[str] = []
+    for name in names:
+        each = [name.format(encoder=e) for e in encoder_names(encoder)] if "{encoder}" in name else [name]
+        filled.extend(n for n in each if n not in filled)
+    return filled
 
 
 def recipe_build_sets(recipe: Recipe, encoder: str = "lite0") -> list[str]:

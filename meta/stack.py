@@ -43,7 +43,8 @@ class StackConfig(BaseModel):
         members: feature sets of each level-2 model (``name`` or ``name@version``); several
             members are blended. Exactly one of ``members`` and ``recipe``.
         recipe: a named recipe (see :mod:`jungle.meta.recipes`).
-        encoder: the embedding feature set name recipes fill into ``{encoder}``.
+        encoder: the embedding feature set(s) recipes fill into ``{encoder}`` (``lite0``, or ``lite0,lite1``
+            for several encoders: each set a recipe names per encoder is then stacked once per encoder).
         label_mode: ``auto`` | ``multiclass`` | ``binary`` (None: the recipe's, else ``auto``).
         clip: ``fitted`` | ``fixed`` | ``none`` (None: the recipe's, else ``fitted``).
         clip_value: the limit of ``fixed`` clipping.

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from _stack_helpers import FAST, make_stack_workspace, stacked_workspace
 from jungle.cli import app
+from jungle.errors import InputError
 from jungle.meta.metrics import competition_log_loss
 from jungle.meta.stack import StackConfig, stack
 from jungle.meta.tuning import TuneConfig
@@ -148,3 +149,21 @@ def test_stack_help_lists_its_options():
     assert out.exit_code == 0
     for option in ("--features", "--recipe", "--trials", "--storage", "--seed", "--jobs", "--no-prune"):
         assert option in out.output
+
+
+def test_recipes_take_several_encoders_and_the_pipeline_plans_their_sets():
+    from jungle.meta.recipes import get_recipe, recipe_build_sets
+    from jungle.pipeline import SetPlan, packaged_encoders, plan_feature_sets
+
+    third = get_recipe("third-place")
+    assert third.member_names("lite0,lite1") == (("minmax_stages_lite0", "minmax_stages_lite1", "meta"),
+                                                 ("attn_lite0", "attn_lite1", "meta"))
+    assert third.member_names("lite0") == (("minmax_stages_lite0", "meta"), ("attn_lite0", "meta"))
+    wanted = recipe_build_sets(get_recipe("all"), "lite0, lite1,lite0")
+    assert wanted == ["meta", "hist_lite0", "hist_lite1", "minmax_lite0", "minmax_lite1", "attn_lite0", "attn_lite1"]
+    assert plan_feature_sets(wanted) == [
+        SetPlan(None, ("meta",)), SetPlan("lite0", ("frame-head", "stats", "minmax", "attention")),
+        SetPlan("lite1", ("frame-head", "stats", "minmax", "attention"))]
+    assert {"lite0", "lite1", "lite2"} <= packaged_encoders()
+    with pytest.raises(InputError, match='no pipeline stage makes feature set "umap_lite0"'):
+        plan_feature_sets(["umap_lite0"])
