@@ -16,7 +16,6 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from _stack_helpers import stacked_workspace
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
 
@@ -24,8 +23,6 @@ STANDARDS = Path(__file__).resolve().parent.parent.parent / "shared" / "standard
 OFFICIAL = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/"
 SITES = ("cam_a", "cam_b", "cam_c")
 START = datetime(2026, 3, 1, 6, 0, 0)
-
-_BUILT: dict = {}
 
 
 def _place_videos(ws: Workspace) -> None:
@@ -42,18 +39,17 @@ def _place_videos(ws: Workspace) -> None:
                         [site, relpath, when, video_id])
 
 
-def export_workspace(tmp_path_factory):
-    """(StackWorkspace, model id, Workspace): a predicted workspace with sites and times (built once; do
-    not change it: copy it with :func:`copy_workspace`)."""
-    if "ws" not in _BUILT:
-        from jungle.meta.predict import predict
+def build_export_workspace(stacked, root: Path):
+    """(StackWorkspace, model id, Workspace): a copy of the stacked workspace at ``root`` with sites and
+    times, every video predicted. The session fixture ``exported`` (conftest.py) builds it once; do not
+    change it: copy it with :func:`copy_workspace`."""
+    from jungle.meta.predict import predict
 
-        sw, result = stacked_workspace(tmp_path_factory)
-        ws = copy_workspace(sw.workspace, tmp_path_factory.mktemp("export") / "ws")
-        _place_videos(ws)
-        predict(ws, videos="all")
-        _BUILT["ws"] = (sw, result.model_id, ws)
-    return _BUILT["ws"]
+    sw, result = stacked
+    ws = copy_workspace(sw.workspace, root)
+    _place_videos(ws)
+    predict(ws, videos="all")
+    return sw, result.model_id, ws
 
 
 def copy_workspace(ws: Workspace, root: Path) -> Workspace:

@@ -1,6 +1,6 @@
 """A review workspace: the shared stacked workspace, copied, with some clips pointing at real media.
 
-The stacked workspace (``_stack_helpers.stacked_workspace``) records videos at ``/data/cam/...``,
+The stacked workspace (the session fixture ``stacked``) records videos at ``/data/cam/...``,
 paths that do not exist: to the review page those clips have vanished. Here the first unlabelled
 clips are pointed at real files of ``../shared/media`` (through symbolic links in the test's
 temporary folder, one per clip since ``videos.path`` is unique; never copied), alternately
@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from _stack_helpers import StackWorkspace, stacked_workspace
+from _stack_helpers import StackWorkspace
 from jungle.ingest.probe import probe_video
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
@@ -32,9 +32,9 @@ class ReviewWorkspace:
     missing: str              # an unlabelled clip whose file does not exist
 
 
-def review_workspace(tmp_path_factory, tmp_path, media, real_clips: int = 28) -> ReviewWorkspace:
+def review_workspace(stacked, tmp_path, media, real_clips: int = 28) -> ReviewWorkspace:
     """A copy of the stacked workspace with ``real_clips`` unlabelled clips on real media."""
-    sw, result = stacked_workspace(tmp_path_factory)
+    sw, result = stacked
     root = tmp_path / "ws"
     shutil.copytree(sw.workspace.root, root)
     ws = Workspace.resolve(root)

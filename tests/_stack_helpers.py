@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
@@ -97,20 +99,15 @@ def make_stack_workspace(root, n_labelled: int = 240, n_unlabelled: int = 30, cl
 FAST = dict(max_rounds=60, early_stopping_rounds=5, nthread=1, prune_startup_trials=1, prune_interval=2)
 """Tuning settings small enough for tests: few rounds, one thread (the machine is shared)."""
 
-_STACKED: dict = {}
+def build_stacked_workspace(root: Path, trials: int = 4) -> tuple[StackWorkspace, object]:
+    """A workspace at ``root`` with one saved stack (meta + hist_lite0, ``trials`` trials).
 
-
-def stacked_workspace(tmp_path_factory, trials: int = 4):
-    """A workspace with one saved stack (meta + hist_lite0, ``trials`` trials), built once per session.
-
-    Tests must not change it; copy it (``shutil.copytree``) to change anything.
+    The session fixture ``stacked`` (conftest.py) builds it once per test session; tests must not
+    change that one: copy it (``shutil.copytree``) to change anything.
     """
-    if trials not in _STACKED:
-        from jungle.meta.stack import StackConfig, stack
-        from jungle.meta.tuning import TuneConfig
+    from jungle.meta.stack import StackConfig, stack
+    from jungle.meta.tuning import TuneConfig
 
-        sw = make_stack_workspace(tmp_path_factory.mktemp("stacked") / "ws")
-        result = stack(sw.workspace, StackConfig(members=(("meta", "hist_lite0"),),
-                                                 tune=TuneConfig(trials=trials, **FAST)))
-        _STACKED[trials] = (sw, result)
-    return _STACKED[trials]
+    sw = make_stack_workspace(root)
+    result = stack(sw.workspace, StackConfig(members=(("meta", "hist_lite0"),), tune=TuneConfig(trials=trials, **FAST)))
+    return sw, result

@@ -30,3 +30,21 @@ def workspace(tmp_path):
     from jungle.store.workspace import Workspace
 
     return Workspace.resolve(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def stacked(tmp_path_factory):
+    """(StackWorkspace, StackResult): a synthetic workspace with one saved stack, built once per
+    session (tests/_stack_helpers.py). Do not change it: copy it to change anything."""
+    from _stack_helpers import build_stacked_workspace
+
+    return build_stacked_workspace(tmp_path_factory.mktemp("stacked") / "ws")
+
+
+@pytest.fixture(scope="session")
+def predicted(stacked, tmp_path_factory):
+    """(StackWorkspace, model id, Workspace): the stacked workspace with sites, recording times and
+    every video predicted, built once per session (tests/_export_helpers.py). Copy it to change it."""
+    from _export_helpers import build_export_workspace
+
+    return build_export_workspace(stacked, tmp_path_factory.mktemp("export") / "ws")

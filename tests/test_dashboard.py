@@ -11,7 +11,6 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from _stack_helpers import stacked_workspace
 from jungle.cli import app
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -51,13 +50,13 @@ def _stop(server: subprocess.Popen) -> None:
         server.wait()
 
 
-def test_dashboard_page_lists_the_study_in_a_real_browser(tmp_path_factory, tmp_path):
+def test_dashboard_page_lists_the_study_in_a_real_browser(stacked, tmp_path):
     browser = _chromium()
     if browser is None:
         reason = "no chromium binary: install Debian's browser with `apt-get install -y chromium`"
         print(reason)
         pytest.skip(reason)
-    sw, result = stacked_workspace(tmp_path_factory)
+    sw, result = stacked
     study = result.members[0].tuning.study_name
     port = _free_port()
     server = subprocess.Popen(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from _export_helpers import (SITES, copy_workspace, errors_of, export_workspace, read_json, validate_package,
+from _export_helpers import (SITES, copy_workspace, errors_of, read_json, validate_package,
                              write_deployments)
 from jungle.cli import app
 from jungle.export.events import group_events
@@ -47,9 +47,9 @@ def _predictions(ws, model_id: str) -> dict[str, dict[str, float]]:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(predicted, tmp_path_factory):
     """(StackWorkspace, model id, workspace, package folder, deployments CSV)."""
-    sw, model_id, ws = export_workspace(tmp_path_factory)
+    sw, model_id, ws = predicted
     folder = tmp_path_factory.mktemp("package")
     deployments = write_deployments(folder / "deployments-in.csv")
     result = _export(ws, folder / "pkg", deployments=deployments)

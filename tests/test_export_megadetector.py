@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from _export_helpers import copy_workspace, export_workspace
+from _export_helpers import copy_workspace
 from jungle.cli import app
 from jungle.export.megadetector import square_box
 from jungle.store import arrays, registry
@@ -101,8 +101,8 @@ def _write_detections(ws, video_ids: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def detected(tmp_path_factory):
-    sw, model_id, ws = export_workspace(tmp_path_factory)
+def detected(predicted, tmp_path_factory):
+    sw, model_id, ws = predicted
     ws = copy_workspace(ws, tmp_path_factory.mktemp("md") / "ws")
     with connect(ws, read_only=True) as con:
         ids = [r[0] for r in con.execute("SELECT video_id FROM videos ORDER BY path").fetchall()]

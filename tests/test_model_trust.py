@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from _stack_helpers import FAST, make_stack_workspace, stacked_workspace
+from _stack_helpers import FAST, make_stack_workspace
 from jungle.cli import app
 from jungle.errors import ModelError
 from jungle.meta.model_io import load_model
@@ -128,8 +128,8 @@ def _set_member(key, value):
     (lambda m: m["feature_sets"][0].pop("config_key"), "manifest: a feature set has no config_key"),
     (lambda m: m["blend_weights"].append(1.0), "manifest: 2 blend weights for 1 members"),
 ])
-def test_an_invalid_manifest_names_the_file_and_the_problem(tmp_path_factory, tmp_path, change, problem):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_an_invalid_manifest_names_the_file_and_the_problem(stacked, tmp_path, change, problem):
+    sw, result = stacked
     received = _received(sw.workspace.models_dir / result.model_id, tmp_path)
     _edit_manifest(received, change)
     with pytest.raises(ModelError) as caught:
@@ -156,8 +156,8 @@ def test_a_file_that_is_not_a_jungle_manifest_says_so(workspace, tmp_path, text,
     assert str(caught.value) == message.format(path=folder / "manifest.json")
 
 
-def test_report_on_a_broken_manifest_prints_one_line(tmp_path_factory, tmp_path):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_report_on_a_broken_manifest_prints_one_line(stacked, tmp_path):
+    sw, result = stacked
     received = _received(sw.workspace.models_dir / result.model_id, tmp_path)
     _edit_manifest(received, _drop("members"))
     done = _cli("report", "--model", received, "-w", sw.workspace.root)
@@ -166,8 +166,8 @@ def test_report_on_a_broken_manifest_prints_one_line(tmp_path_factory, tmp_path)
                            "and members). Pass the folder `jungle stack` saved (models/<id>/ of a workspace).\n")
 
 
-def test_a_manifest_written_before_fingerprints_still_predicts(tmp_path_factory, tmp_path):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_a_manifest_written_before_fingerprints_still_predicts(stacked, tmp_path):
+    sw, result = stacked
     received = _received(sw.workspace.models_dir / result.model_id, tmp_path)
 
     def version_1(manifest):
@@ -180,8 +180,8 @@ def test_a_manifest_written_before_fingerprints_still_predicts(tmp_path_factory,
     assert np.array_equal(predict(sw.workspace, model=str(received)).probabilities, expected)
 
 
-def test_predict_refuses_sets_of_the_same_version_made_with_another_configuration(tmp_path_factory, tmp_path):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_predict_refuses_sets_of_the_same_version_made_with_another_configuration(stacked, tmp_path):
+    sw, result = stacked
     folder = sw.workspace.models_dir / result.model_id
     manifest = json.loads((folder / "manifest.json").read_text())
     keys = {s["name"]: s["config_key"] for s in manifest["feature_sets"]}
@@ -214,8 +214,8 @@ def _config_key(workspace, name):
         return registry.get(con, name).config_key
 
 
-def test_report_of_a_received_folder_opens_no_storage_it_names(tmp_path_factory, tmp_path):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_report_of_a_received_folder_opens_no_storage_it_names(stacked, tmp_path):
+    sw, result = stacked
     received = _received(sw.workspace.models_dir / result.model_id, tmp_path)
     elsewhere = tmp_path / "elsewhere" / "optuna.db"
     _edit_manifest(received, lambda m: m["members"][0]["study"].__setitem__("storage", f"sqlite:///{elsewhere}"))

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 from typer.testing import CliRunner
 
-from _stack_helpers import stacked_workspace, write_set
+from _stack_helpers import write_set
 from jungle.cli import app
 from jungle.meta.blend import ClipLimits, blend
 from jungle.meta.dataset import feature_matrix, load_training_data, parse_refs
@@ -22,8 +22,8 @@ from jungle.store.db import connect
 runner = CliRunner()
 
 
-def test_saved_model_predicts_exactly_what_a_fresh_fit_predicts(tmp_path_factory, tmp_path):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_saved_model_predicts_exactly_what_a_fresh_fit_predicts(stacked, tmp_path):
+    sw, result = stacked
     ws = sw.workspace
     predicted = predict(ws, model="latest", out=tmp_path / "submission.csv")
     assert predicted.model_id == result.model_id and predicted.videos == len(sw.unlabelled)
@@ -52,8 +52,8 @@ def test_saved_model_predicts_exactly_what_a_fresh_fit_predicts(tmp_path_factory
     assert np.all((values > 0) & (values < 1))
 
 
-def test_predictions_table_is_reachable_from_sql(tmp_path_factory):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_predictions_table_is_reachable_from_sql(stacked):
+    sw, result = stacked
     predict(sw.workspace, videos="all")
     query = ("SELECT kind, count(DISTINCT video_id) AS videos, count(DISTINCT class) AS classes FROM predictions "
              f"WHERE model_id = '{result.model_id}' GROUP BY kind ORDER BY kind")
@@ -63,8 +63,8 @@ def test_predictions_table_is_reachable_from_sql(tmp_path_factory):
     assert out.output == f"kind,videos,classes\noof,{len(sw.labelled)},4\npredict,{n},4\n"
 
 
-def test_predict_refuses_a_feature_set_version_the_model_was_not_trained_on(tmp_path_factory, tmp_path):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_predict_refuses_a_feature_set_version_the_model_was_not_trained_on(stacked, tmp_path):
+    sw, result = stacked
     root = tmp_path / "ws"
     shutil.copytree(sw.workspace.root, root)
     ws = type(sw.workspace).resolve(root)
@@ -84,7 +84,7 @@ def _current(ws, name):
         return registry.get(con, name)
 
 
-def test_predict_without_a_model_or_videos_says_what_to_do(tmp_path_factory, tmp_path):
+def test_predict_without_a_model_or_videos_says_what_to_do(stacked, tmp_path):
     from jungle.store.workspace import Workspace
 
     empty = Workspace.resolve(tmp_path / "empty")
@@ -94,13 +94,13 @@ def test_predict_without_a_model_or_videos_says_what_to_do(tmp_path_factory, tmp
     assert out.exit_code == 1
     assert out.output == (f"Error: no saved model in {empty.models_dir}. Run `jungle stack --features ...` "
                           "(or `jungle stack --recipe NAME`) first.\n")
-    sw, _ = stacked_workspace(tmp_path_factory)
+    sw, _ = stacked
     bad = runner.invoke(app, ["predict", "--videos", "some", "-w", str(sw.workspace.root)])
     assert bad.exit_code == 1 and "--videos must be unlabelled, labelled or all" in bad.output
 
 
-def test_cli_predict_writes_submission(tmp_path_factory, tmp_path):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_cli_predict_writes_submission(stacked, tmp_path):
+    sw, result = stacked
     out = runner.invoke(app, ["predict", "--model", result.model_id, "--out", str(tmp_path / "sub.csv"),
                               "-w", str(sw.workspace.root), "-f", "csv"])
     assert out.exit_code == 0, out.output

@@ -7,7 +7,6 @@ import re
 
 from typer.testing import CliRunner
 
-from _stack_helpers import stacked_workspace
 from jungle.cli import app
 from jungle.meta.model_io import load_model
 from jungle.meta.report import feature_set_importance
@@ -15,8 +14,8 @@ from jungle.meta.report import feature_set_importance
 runner = CliRunner()
 
 
-def test_report_embeds_every_plot(tmp_path_factory, tmp_path):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_report_embeds_every_plot(stacked, tmp_path):
+    sw, result = stacked
     out = runner.invoke(app, ["report", "--out", str(tmp_path / "r.html"), "-w", str(sw.workspace.root)])
     assert out.exit_code == 0, out.output
     assert out.output == f"{tmp_path / 'r.html'}\n"
@@ -34,16 +33,16 @@ def test_report_embeds_every_plot(tmp_path_factory, tmp_path):
     assert f"{result.log_loss:.5f}" in page
 
 
-def test_feature_set_importance_follows_the_signal(tmp_path_factory):
-    sw, _ = stacked_workspace(tmp_path_factory)
+def test_feature_set_importance_follows_the_signal(stacked):
+    sw, _ = stacked
     shares = feature_set_importance(load_model(sw.workspace))
     assert set(shares) == {"meta", "hist_lite0"}
     assert abs(sum(shares.values()) - 1) < 1e-9
     assert shares["hist_lite0"] > shares["meta"]  # the helper gives hist_lite0 twice meta's signal
 
 
-def test_report_default_path_and_missing_model(tmp_path_factory, tmp_path):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_report_default_path_and_missing_model(stacked, tmp_path):
+    sw, result = stacked
     out = runner.invoke(app, ["report", "-w", str(sw.workspace.root)])
     assert out.exit_code == 0, out.output
     assert out.output == f"{sw.workspace.reports_dir / (result.model_id + '.html')}\n"

@@ -27,11 +27,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-b
 
 
 @pytest.fixture()
-def server(tmp_path_factory, tmp_path, media):
+def server(stacked, tmp_path, media):
     """(review workspace, page URL, server process): `jungle review --port 0 --no-browser` running."""
     if not os.path.exists(CHROMIUM):
         pytest.skip("no /usr/bin/chromium: install Debian's browser with `apt-get install -y chromium`")
-    rw = review_workspace(tmp_path_factory, tmp_path, media)
+    rw = review_workspace(stacked, tmp_path, media)
     process = subprocess.Popen([sys.executable, "-m", "jungle.cli", "review", "--port", "0", "--no-browser",
                                 "-w", str(rw.workspace.root)], stderr=subprocess.PIPE, text=True)
     try:

@@ -35,8 +35,8 @@ def test_blank_workspace_gets_the_label_events_table(workspace):
                        "previous_source", "session", "undoes"]
 
 
-def test_set_then_undo_restores_the_imported_labels(tmp_path_factory, tmp_path, media):
-    rw = review_workspace(tmp_path_factory, tmp_path, media, real_clips=0)
+def test_set_then_undo_restores_the_imported_labels(stacked, tmp_path, media):
+    rw = review_workspace(stacked, tmp_path, media, real_clips=0)
     ws, clip = rw.workspace, rw.stacked.labelled[0]
     imported = _labels(ws, clip)
     assert {r[2] for r in imported} == {"test"}
@@ -75,8 +75,8 @@ def imported_class(rows) -> str:
     return next(r[0] for r in rows if r[1] == 1)
 
 
-def test_unknown_class_or_video_writes_nothing(tmp_path_factory, tmp_path, media):
-    rw = review_workspace(tmp_path_factory, tmp_path, media, real_clips=0)
+def test_unknown_class_or_video_writes_nothing(stacked, tmp_path, media):
+    rw = review_workspace(stacked, tmp_path, media, real_clips=0)
     clip = rw.stacked.unlabelled[0]
     with pytest.raises(UnknownClasses, match=rf"^unknown class\(es\) 'leopard' for video {clip}. Known classes: "
                                              r"blank, chimpanzee, duiker, elephant.$"):
@@ -111,8 +111,8 @@ def test_fit_predict_learns_single_and_multi_label_data():
         fit_predict(Z, Y, np.arange(n) < 3, RetrainConfig(folds=5))
 
 
-def test_retrain_writes_review_predictions_and_reports_before_and_after(tmp_path_factory, tmp_path, media):
-    rw = review_workspace(tmp_path_factory, tmp_path, media, real_clips=0)
+def test_retrain_writes_review_predictions_and_reports_before_and_after(stacked, tmp_path, media):
+    rw = review_workspace(stacked, tmp_path, media, real_clips=0)
     ws, new = rw.workspace, rw.stacked.unlabelled[:6]
     for clip in new:
         set_labels(ws, clip, ["blank"], session="s")
@@ -135,8 +135,8 @@ def test_retrain_writes_review_predictions_and_reports_before_and_after(tmp_path
     assert [h["labelled"] for h in history] == [n_lab + 6, n_lab + 6]
 
 
-def test_cli_retrain_prints_counts_before_and_after(tmp_path_factory, tmp_path, media):
-    rw = review_workspace(tmp_path_factory, tmp_path, media, real_clips=0)
+def test_cli_retrain_prints_counts_before_and_after(stacked, tmp_path, media):
+    rw = review_workspace(stacked, tmp_path, media, real_clips=0)
     set_labels(rw.workspace, rw.stacked.unlabelled[0], ["elephant"], session="s")
     out = runner.invoke(app, ["review", "--retrain", "-w", str(rw.workspace.root), "-f", "csv"])
     assert out.exit_code == 0, out.output
@@ -149,8 +149,8 @@ def test_cli_retrain_prints_counts_before_and_after(tmp_path_factory, tmp_path, 
     assert f"probabilities in predictions (model_id review-{rw.model_id})" in out.stderr
 
 
-def test_cli_refuses_another_host_without_the_flag(tmp_path_factory, tmp_path, media):
-    rw = review_workspace(tmp_path_factory, tmp_path, media, real_clips=0)
+def test_cli_refuses_another_host_without_the_flag(stacked, tmp_path, media):
+    rw = review_workspace(stacked, tmp_path, media, real_clips=0)
     out = runner.invoke(app, ["review", "--host", "0.0.0.0", "--no-browser", "-w", str(rw.workspace.root)])
     assert out.exit_code == 1
     assert out.output == ("Error: --host 0.0.0.0 would let other machines reach the review page; pass "

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from _stack_helpers import FAST, make_stack_workspace, stacked_workspace
+from _stack_helpers import FAST, make_stack_workspace
 from jungle.cli import app
 from jungle.errors import InputError
 from jungle.meta.metrics import competition_log_loss
@@ -24,8 +24,8 @@ def _prior_log_loss(Y: np.ndarray) -> float:
     return competition_log_loss(Y, np.tile(Y.mean(axis=0), (len(Y), 1)))
 
 
-def test_stack_learns_saves_and_keeps_its_study_in_the_rdb_file(tmp_path_factory):
-    sw, result = stacked_workspace(tmp_path_factory)
+def test_stack_learns_saves_and_keeps_its_study_in_the_rdb_file(stacked):
+    sw, result = stacked
     ws = sw.workspace
     assert result.label_mode == "multiclass" and result.videos == len(sw.labelled)
     assert result.log_loss < 0.8 * _prior_log_loss(sw.Y)
