@@ -3,6 +3,7 @@ incremental re-runs, list input, extensions in any case."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from fractions import Fraction
@@ -38,6 +39,13 @@ def ingested(media, tmp_path_factory):
 def _fps(stream: dict) -> float:
     rate = Fraction(stream["avg_frame_rate"]) if stream["avg_frame_rate"] != "0/0" else Fraction(stream["r_frame_rate"])
     return float(rate)
+
+
+def _counts(result) -> tuple[int, ...]:
+    """(found, new, changed, retried, unchanged, ok, error) of a `jungle ingest -f json` run."""
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    return tuple(row[k] for k in ("found", "new", "changed", "retried", "unchanged", "ok", "error"))
 
 
 def test_every_clip_matches_ffprobe(ingested, media):
@@ -142,23 +150,22 @@ def test_rerun_skips_unchanged_and_picks_up_new_and_changed(media, tmp_path):
     for clip in clips[:3]:
         shutil.copy(clip, corpus / "a" / clip.name)
     ws = tmp_path / "ws"
-    first = jungle("ingest", corpus, "-w", ws, "--no-stats", "-f", "csv", "--workers", "0")
-    assert first.exit_code == 0, first.output
-    assert first.stdout.splitlines()[1].startswith("3,3,0,0,0,3,0,")
+    first = jungle("ingest", corpus, "-w", ws, "--no-stats", "-f", "json", "--workers", "0")
+    assert _counts(first) == (3, 3, 0, 0, 0, 3, 0)
     before = video_rows(Workspace.resolve(ws))
-    again = jungle("ingest", corpus, "-w", ws, "--no-stats", "-f", "csv")
-    assert again.stdout.splitlines()[1].startswith("3,0,0,0,3,0,0,")
+    again = jungle("ingest", corpus, "-w", ws, "--no-stats", "-f", "json")
+    assert _counts(again) == (3, 0, 0, 0, 3, 0, 0)
     assert video_rows(Workspace.resolve(ws)) == before  # untouched, ingested_at included
     changed = corpus / "a" / clips[0].name
     shutil.copy(clips[5], changed)  # new content under an old name: size and mtime change
     shutil.copy(clips[4], corpus / "a" / "new clip.AVI")
-    third = jungle("ingest", corpus, "-w", ws, "--no-stats", "-f", "csv")
-    assert third.stdout.splitlines()[1].startswith("4,1,1,0,2,2,0,")
+    third = jungle("ingest", corpus, "-w", ws, "--no-stats", "-f", "json")
+    assert _counts(third) == (4, 1, 1, 0, 2, 2, 0)
     after = video_rows(Workspace.resolve(ws))
     assert len(after) == 4 and after[str(changed)]["bytes"] == clips[5].stat().st_size
     assert after[str(changed)]["video_id"] == before[str(changed)]["video_id"]
-    with_stats = jungle("ingest", corpus, "-w", ws, "-f", "csv")  # statistics asked for now: all 4 redone
-    assert with_stats.stdout.splitlines()[1].startswith("4,0,4,0,0,4,0,")
+    with_stats = jungle("ingest", corpus, "-w", ws, "-f", "json")  # statistics asked for now: all 4 redone
+    assert _counts(with_stats) == (4, 0, 4, 0, 0, 4, 0)
     assert all(r["stats_frames"] for r in video_rows(Workspace.resolve(ws)).values())
     count = jungle("sql", "SELECT count(*) AS n, count(DISTINCT path) AS p FROM videos", "-w", ws, "-f", "csv")
     assert count.stdout == "n,p\n4,4\n"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -121,7 +122,9 @@ def test_status_lists_failures_and_rerun_retries_without_duplicates(bad_corpus):
     for name, reason in EXPECTED.items():
         assert str(root / name) in failed and reason in failed
     errors = len(EXPECTED) + (1 if permission_works else 0)
-    again = jungle("ingest", root, "-w", ws.root, "-f", "csv", "-q")
+    again = jungle("ingest", root, "-w", ws.root, "-f", "json", "-q")
     assert again.exit_code == 0, again.output
-    assert again.stdout.splitlines()[1].startswith(f"13,0,0,{errors},{13 - errors},0,{errors},")
+    (counts,) = json.loads(again.stdout)
+    assert [counts[k] for k in ("found", "new", "changed", "retried", "unchanged", "ok", "error")] == \
+        [13, 0, 0, errors, 13 - errors, 0, errors]
     assert len(video_rows(ws)) == 13

@@ -3,6 +3,7 @@ uninterrupted run, and leaves no worker process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -76,10 +77,10 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted_run(media, tmp_path):
     assert 0 < partial < N_FILES, f"the kill did not land mid-run ({partial} of {N_FILES} rows written)"
     print(f"killed after {partial} of {N_FILES} rows were written")
 
-    resumed = jungle("ingest", tmp_path / "corpus", "-w", killed.root, "--workers", "2", "-f", "csv", "-q")
+    resumed = jungle("ingest", tmp_path / "corpus", "-w", killed.root, "--workers", "2", "-f", "json", "-q")
     assert resumed.exit_code == 0, resumed.output
-    found, new, changed, retried, unchanged = resumed.stdout.splitlines()[1].split(",")[:5]
-    assert (int(found), int(new), int(unchanged)) == (N_FILES, N_FILES - partial, partial)
+    (counts,) = json.loads(resumed.stdout)
+    assert (counts["found"], counts["new"], counts["unchanged"]) == (N_FILES, N_FILES - partial, partial)
 
     full = Workspace.resolve(tmp_path / "full")
     uninterrupted = jungle("ingest", tmp_path / "corpus", "-w", full.root, "--workers", "2", "-q")
