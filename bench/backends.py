@@ -96,7 +96,7 @@ def _end_to_end(args, names: list[str], folder: Path) -> dict[str, float]:
                 continue
             rates[name].append(summary.frames_per_second)
             print(f"  end to end {name:18s} round {round_number + 1}: {summary.frames_per_second:6.1f} frames/s "
-                  f"({summary.frames} frames, {summary.seconds:.1f} s incl. loading)", flush=True)
+                  f"({summary.frames} frames in {summary.seconds:.1f} s, after loading)", flush=True)
     return {name: statistics.median(values) for name, values in rates.items() if values}
 
 
