@@ -20,7 +20,6 @@ left out. The configuration, thresholds and model go to ``jungle-export.json`` i
 from __future__ import annotations
 
 import csv
-import math
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath

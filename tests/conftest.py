@@ -48,3 +48,11 @@ def predicted(stacked, tmp_path_factory):
     from _export_helpers import build_export_workspace
 
     return build_export_workspace(stacked, tmp_path_factory.mktemp("export") / "ws")
+
+
+@pytest.fixture(scope="session")
+def megadetector_file():
+    """Path of the verified MegadetectorLite weights (``yolox_tiny_640_20220528.pth``), fetched once."""
+    from _detector_helpers import fetch_or_skip
+
+    return fetch_or_skip()

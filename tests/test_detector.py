@@ -20,7 +20,6 @@ from jungle.features.video.decode import index_video, read_frames
 from jungle.features.models.weights import WeightsError
 from jungle.features.models.yolox import build_yolox_tiny, fuse_conv_bn
 
-from _detector_helpers import megadetector_file  # noqa: F401  (fixture)
 
 CAT = "camera_trap/ACP0006s6f-small-cat.mp4"
 CHIMP = "camera_trap/chimp_waterhole_320x180.mp4"

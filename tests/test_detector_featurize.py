@@ -21,7 +21,6 @@ from jungle.store import registry
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
 
-from _detector_helpers import megadetector_file  # noqa: F401  (fixture)
 from _features_helpers import add_videos
 
 CHIMP = "camera_trap/chimp_waterhole_320x180.mp4"     # 320x180: chimpanzees in every frame

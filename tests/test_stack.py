@@ -68,8 +68,10 @@ def test_same_seed_same_study_same_probabilities(tmp_path):
     second_ws, second = _run(tmp_path / "b")
     assert first.members[0].tuning.params == second.members[0].tuning.params
     assert first.log_loss == second.log_loss
-    read = lambda sw, r: pl.read_parquet(sw.workspace.models_dir / r.model_id / "oof.parquet")["probability"]
-    assert read(first_ws, first).to_list() == read(second_ws, second).to_list()
+    def oof(sw, r):
+        return pl.read_parquet(sw.workspace.models_dir / r.model_id / "oof.parquet")["probability"].to_list()
+
+    assert oof(first_ws, first) == oof(second_ws, second)
     # Re-running the same configuration resumes the study: it already holds its 2 trials.
     again = stack(first_ws.workspace, StackConfig(members=(("meta", "hist_lite0"),),
                                                   tune=TuneConfig(trials=2, seed=7, **FAST)))

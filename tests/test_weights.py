@@ -14,7 +14,6 @@ from jungle.features.models.weights import (
     WEIGHTS, WeightsError, default_weights_dir, fetch_weights, verify_weights, weights_path, weights_status,
 )
 
-from _detector_helpers import megadetector_file  # noqa: F401  (fixture)
 
 SPEC = WEIGHTS["megadetector-lite"]
 HINT = ('Run "jungle weights fetch megadetector-lite" (pip downloads the zamba==2.7.2 wheel from PyPI, '
