@@ -100,6 +100,42 @@ def _end_to_end(args, names: list[str], folder: Path) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rates.items() if values}
 
 
+def _recipe_log_loss(args, names: list[str], folder: Path) -> dict[str, float]:
+    """OOF log loss of the ``all`` recipe on the demo collection (the demo's own settings: uniform:8
+    with stages, 5 trials, 64 principal components) with lite0 featurized by each backend."""
+    from jungle.demo.config import DemoConfig
+    from jungle.demo.generate import make_demo
+    from jungle.demo.run import DemoRunConfig
+    from jungle.features.featurize.runner import FeaturizeConfig, featurize
+    from jungle.features.models.encoders import EncoderConfig
+    from jungle.ingest.folds import FoldsConfig
+    from jungle.ingest.labels import LabelsConfig
+    from jungle.ingest.run import IngestConfig, ingest
+    from jungle.meta.stack import StackConfig, stack
+    from jungle.meta.tuning import TuneConfig
+    from jungle.pipeline import DEFAULT_SOURCE, ensure_feature_sets
+    from jungle.store.workspace import Workspace
+
+    demo = DemoRunConfig(directory=Path(args.demo))
+    manifest = make_demo(demo.directory, DemoConfig(seed=demo.seed, n_train=demo.n_train, n_test=demo.n_test), workers=2)
+    losses = {}
+    for name in names:
+        backend, _, precision = name.partition(":")
+        workspace = Workspace.resolve(folder / f"demo-{name.replace(':', '-')}")
+        ingest(workspace, manifest.directory / "train", IngestConfig(), labels=LabelsConfig(path=str(manifest.train_labels)),
+               folds=FoldsConfig(k=demo.folds, seed=demo.seed))
+        start = time.perf_counter()
+        featurize(workspace, FeaturizeConfig(encoders=(EncoderConfig(stages="all"),), frames=demo.frames,
+                                             backend=backend, precision=precision or "fp32"), progress=False)
+        featurized = time.perf_counter() - start
+        ensure_feature_sets(workspace, ["meta", f"hist_{DEFAULT_SOURCE}", f"minmax_{DEFAULT_SOURCE}",
+                                        f"minmax_stages_{DEFAULT_SOURCE}", f"attn_{DEFAULT_SOURCE}"], frames=demo.frames)
+        tune = TuneConfig(trials=demo.trials, seed=demo.seed, max_rounds=demo.max_rounds, early_stopping_rounds=20)
+        losses[name] = stack(workspace, StackConfig(recipe="all", tune=tune, pca=demo.pca)).log_loss
+        print(f"  demo `all` recipe {name:18s} OOF log loss {losses[name]:.4f} (featurize {featurized:.0f} s)", flush=True)
+    return losses
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoder", default="lite0")
@@ -110,6 +146,8 @@ def main() -> None:
     parser.add_argument("--end-to-end", action="store_true", help="also featurize the four real clips per backend")
     parser.add_argument("--copies", type=int, default=2, help="copies of each clip end to end")
     parser.add_argument("--e2e-rounds", type=int, default=1)
+    parser.add_argument("--demo", default=None, help="demo collection folder (made if missing): also the `all` "
+                                                     "recipe's OOF log loss per backend (minutes per backend)")
     args = parser.parse_args()
 
     import torch
@@ -153,14 +191,20 @@ def main() -> None:
             low, mean = _cosines(reference, model.encode(frames)["embedding"]) if name != "torch" else (1.0, 1.0)
             print(f"| {name} | {statistics.median(rates[name]):.1f} | {statistics.median(ratios[name]):.2f} | "
                   f"{low:.5f} / {mean:.5f} |", flush=True)
+        variants = list(models)
+        del models, encoder  # no idle runtime threads left beside the runs below
         if args.end_to_end:
-            names = ["torch", *(n for n in models if n != "torch")]
-            del models, encoder  # no idle runtime threads left beside the runs
-            e2e = _end_to_end(args, names, Path(tmp))
+            e2e = _end_to_end(args, variants, Path(tmp))
             print(f"\nend to end, {args.copies} x {len(CLIPS)} real clips, uniform:32\n| backend | frames/s | x PyTorch |\n"
                   "| --- | --- | --- |")
             for name, rate in e2e.items():
                 print(f"| {name} | {rate:.1f} | {rate / e2e['torch']:.2f} |")
+        if args.demo:
+            names = [n for n in variants if n in ("torch", "openvino:fp32", "openvino:int8")]
+            losses = _recipe_log_loss(args, names, Path(tmp))
+            print("\n| backend | `all` OOF log loss | vs PyTorch |\n| --- | --- | --- |")
+            for name, loss in losses.items():
+                print(f"| {name} | {loss:.4f} | {100 * (loss / losses['torch'] - 1):+.1f}% |")
     print(f"load average at end {os.getloadavg()}")
 
 
