@@ -14,7 +14,7 @@ import zarr
 from typer.testing import CliRunner
 
 from jungle.cli import app
-from jungle.features.featurize.runner import FeaturizeConfig, featurize
+from jungle.features.featurize.runner import FeaturizeConfig, decode_video, featurize
 from jungle.features.models import backends
 from jungle.features.models.backends import (
     BackendError, BackendMismatch, accelerate, choose_backend, embedding_cosine, export_dir, installed_backends,
@@ -22,7 +22,6 @@ from jungle.features.models.backends import (
 )
 from jungle.features.models.encoders import EncoderConfig, load_encoder
 from jungle.features.video.sampling import parse_sampling
-from jungle.features.featurize.runner import decode_video
 from jungle.store import registry
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
