@@ -7,12 +7,12 @@ with fixed options: ``generate.X264_OPTIONS``) the same video bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 
 from ..classes import PRIMATRIX_CLASSES
 from ..errors import InputError
+from ..hashing import text_sha256
 
 __all__ = ["DemoConfig", "PRIMATRIX_FREQUENCIES", "REAL_RESOLUTIONS"]
 
@@ -144,4 +144,4 @@ class DemoConfig:
     def key(self) -> str:
         """A short stable hash of the configuration."""
         text = json.dumps(self.to_dict(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return text_sha256(text)[:12]

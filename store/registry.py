@@ -12,7 +12,6 @@ Nothing is ever overwritten silently.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, NotFoundError
+from ..hashing import config_key
 from .workspace import Workspace
 
 __all__ = [
@@ -134,12 +134,6 @@ def source_commit(root: Path) -> str | None:
     if out.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != root.resolve():
         return None
     return lines[1]
-
-
-def config_key(config: dict, inputs: list | None = None) -> str:
-    """A short stable hash of a configuration and the versions of its inputs."""
-    payload = json.dumps({"config": config, "inputs": inputs or []}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
 def sql_name(name: str) -> str:

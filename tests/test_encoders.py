@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from jungle.features.models.encoders import (
-    ENCODERS, EncoderConfig, EncoderError, file_sha256, load_encoder, packaged_lite0_weights,
+    ENCODERS, EncoderConfig, EncoderError, load_encoder, packaged_lite0_weights,
     packaged_lite1_weights, packaged_lite2_weights,
 )
+from jungle.hashing import file_sha256
 
 torch.set_num_threads(2)
 GORILLA = 366  # ImageNet class indices

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from jungle.store.registry import config_key
+from ...hashing import config_key
 
 __all__ = ["MetadataConfig", "metadata_query", "metadata_features", "videos_fingerprint_query",
            "NEIGHBOUR_COLUMNS"]

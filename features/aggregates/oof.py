@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...store.labels import read_labelled
-from ...store.registry import config_key
+from ...hashing import config_key
 from ...store.rows import fingerprint
 
 __all__ = ["FoldPlan", "load_fold_plan", "training_mask", "FoldEnsemble", "Batch", "shuffled_batches",

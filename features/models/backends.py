@@ -37,8 +37,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ...errors import ModelError
-from ...store.registry import config_key
-from .encoders import Encoder, file_sha256
+from ...hashing import config_key, file_sha256
+from .encoders import Encoder
 
 __all__ = [
     "BackendSpec",

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import InputError
 from ...store.arrays import ArraySpec
-from ...store.registry import config_key
+from ...hashing import config_key
 from ..video.sampling import Fps, Sampling, positive_int, register_sampling, spread_indices
 from ..video.decode import VideoIndex, index_video, read_frames
 

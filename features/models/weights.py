@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ...errors import ModelError
-from .encoders import file_sha256
+from ...hashing import file_sha256
 
 __all__ = [
     "WeightsSpec",

@@ -31,7 +31,7 @@ from typing import Callable, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...store.registry import config_key
+from ...hashing import config_key
 from .decode import Frames, VideoIndex, index_video, iter_frames, read_frames
 
 __all__ = [
