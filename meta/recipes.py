@@ -66,8 +66,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            (("meta",),)),
     Recipe("min-max", "3rd place's pooled embeddings: per-dimension mean, min, max and max-min over frames.",
            (("minmax_{encoder}",),)),
-    Recipe("first-place", "1st place: frame classifier, statistics and 10-bin histograms over 32 frames, "
-           "metadata, XGBoost softprob, probabilities clipped at 1e-4.",
+    Recipe("first-place", "1st place: frame classifier (trained multiple-instance: its frame probabilities say "
+           "where the animal is), statistics and 10-bin histograms over 32 frames, metadata, XGBoost softprob, "
+           "probabilities clipped at 1e-4.",
            (("hist_{encoder}", "meta"),), clip="fixed", clip_value=1e-4),
     Recipe("third-place", "3rd place: multi-stage (skip) features and attention pooling with metadata, "
            "two models blended, per-class clipping fitted out of fold.",
