@@ -141,11 +141,12 @@ def _task_config(config: FeaturizeConfig) -> FeaturizeConfig:
     return config.model_copy(update=update)
 
 
-def model_specs(config: FeaturizeConfig) -> list[ModelSpec]:
-    """One Dask task: load ``config``'s encoders here (on ``config.device``) and describe them."""
-    from ..models.encoders import load_encoder
+def model_specs(config: FeaturizeConfig, workspace=None) -> list[ModelSpec]:
+    """One Dask task: load ``config``'s encoders here (on ``config.device``, on their backend: the lineage
+    the plan records and the shard tasks follow) and describe them. ``workspace``: int8 calibration frames."""
+    from .runner import load_models
 
-    return [ModelSpec.of(load_encoder(encoder, device=config.device)) for encoder in config.encoders]
+    return [ModelSpec.of(model) for model in load_models(workspace, config)]
 
 
 def featurize_shard(workspace, config: FeaturizeConfig, shard: str, work: FeaturizePlan | None = None) -> FeaturizeSummary:
@@ -233,7 +234,7 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
         summary = DaskFeaturizeSummary([], address=address if isinstance(address, str) else client.scheduler.address,
                                        workers=len(workers), threads=threads, shards=count)
         run = f"{os.getpid()}-{time.time_ns()}"
-        loading = client.submit(model_specs, config, retries=retries, pure=False, key=f"load-encoders-{run}")
+        loading = client.submit(model_specs, config, workspace, retries=retries, pure=False, key=f"load-encoders-{run}")
         try:
             specs = loading.result()
         except Exception as exc:
