@@ -16,7 +16,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["ignore_interrupts", "children_ignore_interrupts"]
+__all__ = ["ignore_interrupts", "children_ignore_interrupts", "deferred_interrupts"]
 
 
 def ignore_interrupts() -> None:
@@ -40,3 +40,30 @@ def children_ignore_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold Ctrl-C back while the block runs; it is delivered (as ``KeyboardInterrupt``) when the
+    block ends. For starting worker processes: a Ctrl-C in the middle of a start leaves a
+    half-started worker the pool does not know of, which fails loudly once the parent is gone.
+
+    Two things are needed: this process's SIGINT handler only records the signal meanwhile (any
+    thread may receive it, e.g. one of DuckDB's, so blocking the signal in this thread alone is not
+    enough), and the signal is blocked in this thread, so that processes it starts (exec'd fork
+    servers, spawned workers) inherit it blocked and cannot die of it while they import. Outside the
+    main thread the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt

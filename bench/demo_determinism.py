@@ -52,8 +52,7 @@ def main() -> None:
     import jungle.demo.generate as generate
     from jungle.demo.config import DemoConfig
 
-    if args.mbtree:
-        generate.X264_OPTIONS = {**generate.X264_OPTIONS, "x264-params": "mbtree=1"}
+    x264 = {**generate.X264_OPTIONS, "x264-params": "mbtree=1"} if args.mbtree else generate.X264_OPTIONS
     config = DemoConfig(**TINY)
     stop = mp.Event()
     load = None if args.no_load else mp.Process(target=_busy, args=(stop,), daemon=True)
@@ -64,7 +63,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(args.rounds):
-                manifest = generate.make_demo(Path(tmp) / f"round{i}", config, workers=1 + i % 2)
+                manifest = generate.make_demo(Path(tmp) / f"round{i}", config, workers=1 + i % 2, x264=x264)
                 for name, digest in _digests(manifest).items():
                     versions[name].add(digest)
     finally:
@@ -73,7 +72,7 @@ def main() -> None:
             load.join()
     varied = sorted(name for name, seen in versions.items() if len(seen) > 1)
     print(f"{args.rounds} rounds (workers 1 and 2), {'no load' if args.no_load else 'one core busy'}, "
-          f"x264 {generate.X264_OPTIONS}, {time.perf_counter() - started:.0f} s")
+          f"x264 {x264}, {time.perf_counter() - started:.0f} s")
     print(f"files: {len(versions)}; with more than one version: {len(varied)}"
           + "".join(f"\n  {name}: {len(versions[name])} versions" for name in varied))
 

@@ -25,15 +25,16 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 
-from ..errors import JungleError
 from ..classes import PRIMATRIX_CLASSES
+from ..errors import JungleError
+from ..runtime import WorkerPool
 from .config import DemoConfig
 from .plan import ClipPlan, CollectionPlan, plan_collection
 from .scenes import CameraScene, CameraSpec, ClipScript, build_scene, render_frames, script_clip
@@ -116,11 +117,12 @@ class DemoManifest:
 X264_OPTIONS = {"preset": "fast", "threads": "1", "x264-params": "mbtree=0"}
 
 
-def write_clip(path: Path, frames: Iterable[np.ndarray], width: int, height: int, fps: int, crf: int) -> int:
+def write_clip(path: Path, frames: Iterable[np.ndarray], width: int, height: int, fps: int, crf: int,
+               x264: Mapping[str, str] | None = None) -> int:
     """Encode ``frames`` (RGB (H, W, 3) or grayscale (H, W) uint8) as H.264 MP4 with PyAV.
 
-    x264 runs with :data:`X264_OPTIONS` (single-threaded, no MB-tree), so the same frames give
-    the same bytes in every process. Grayscale frames are written with neutral chroma, so they
+    x264 runs with ``x264`` (default :data:`X264_OPTIONS`: single-threaded, no MB-tree), so the
+    same frames give the same bytes in every process. Grayscale frames are written with neutral chroma, so they
     decode with R = G = B. The file appears at ``path`` only once complete.
 
     Returns:
@@ -134,7 +136,7 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], width: int, height: int
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.gop_size = 10 * fps
-        stream.options = {"crf": str(crf), **X264_OPTIONS}
+        stream.options = {"crf": str(crf), **(X264_OPTIONS if x264 is None else x264)}
         for image in frames:
             if image.ndim == 2:  # limited-range luma (as swscale maps gray), neutral chroma
                 luma = (16 + (image.astype(np.uint16) * 219 + 127) // 255).astype(np.uint8)
@@ -153,7 +155,8 @@ def clip_script(scene: CameraScene, clip: ClipPlan, fps: int) -> ClipScript:
     return script_clip(scene, clip.species, clip.night, clip.frames, fps, np.random.default_rng(clip.seed))
 
 
-def _make_clips(directory: str, clips: list[ClipPlan], crf: int, fps: int) -> list[dict]:
+def _make_clips(directory: str, clips: list[ClipPlan], crf: int, fps: int,
+                x264: Mapping[str, str] | None = None) -> list[dict]:
     """Make the clips of one camera that are not on disk yet; describe them all (worker task)."""
     scene = build_scene(clips[0].camera)
     out = []
@@ -163,7 +166,8 @@ def _make_clips(directory: str, clips: list[ClipPlan], crf: int, fps: int) -> li
         written = not path.exists()
         if written:
             path.parent.mkdir(parents=True, exist_ok=True)
-            size = write_clip(path, render_frames(scene, script), clip.camera.width, clip.camera.height, fps, crf)
+            size = write_clip(path, render_frames(scene, script), clip.camera.width, clip.camera.height, fps, crf,
+                              x264)
         else:
             size = path.stat().st_size
         os.utime(path, (clip.recorded_at, clip.recorded_at))
@@ -282,7 +286,8 @@ def _prepare(directory: Path, config: DemoConfig, overwrite: bool) -> None:
 
 
 def make_demo(directory: str | os.PathLike, config: DemoConfig | None = None, *, workers: int = 1,
-              overwrite: bool = False, progress: bool = False) -> DemoManifest:
+              overwrite: bool = False, progress: bool = False,
+              x264: Mapping[str, str] | None = None) -> DemoManifest:
     """Make (or complete) the demo collection described by ``config`` in ``directory``.
 
     Idempotent: a complete collection with the same configuration is left as it is; an
@@ -295,6 +300,8 @@ def make_demo(directory: str | os.PathLike, config: DemoConfig | None = None, *,
         workers: Processes drawing and encoding clips (the result does not depend on it).
         overwrite: Replace a collection made with another configuration.
         progress: Show a progress bar on stderr.
+        x264: x264 options instead of :data:`X264_OPTIONS` (for benchmarks of what makes the bytes
+            repeat; the default does).
 
     Returns:
         The collection's manifest.
@@ -321,11 +328,12 @@ def make_demo(directory: str | os.PathLike, config: DemoConfig | None = None, *,
     with bar:
         if workers <= 1:
             for task in tasks:
-                described.extend(_make_clips(str(directory), task, config.crf, config.fps))
+                described.extend(_make_clips(str(directory), task, config.crf, config.fps, x264))
                 bar.update(len(task))
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(_make_clips, str(directory), task, config.crf, config.fps) for task in tasks]
+            with WorkerPool(workers) as pool:
+                futures = [pool.submit(_make_clips, str(directory), task, config.crf, config.fps, x264)
+                           for task in tasks]
                 for future in as_completed(futures):
                     result = future.result()
                     described.extend(result)

@@ -6,7 +6,7 @@ How a run goes:
 2. The parent reads ``(path, bytes, mtime)`` of what the workspace already holds and keeps only
    new and changed files (and, when statistics are wanted, rows that lack them). Unchanged files
    are skipped, so a re-run costs one ``stat`` per file.
-3. Worker processes (:class:`concurrent.futures.ProcessPoolExecutor`) probe the container
+3. Worker processes (:class:`jungle.runtime.WorkerPool`) probe the container
    headers (:mod:`~jungle.ingest.probe`) and, unless ``stats=False``, decode a few sampled frames
    through :func:`jungle.features.video.decode.read_frames` for the camera statistics
    (:mod:`~jungle.ingest.camera`). A worker never raises: a bad file becomes an error row.
@@ -21,13 +21,11 @@ one file at a time in a fresh pool, and the file that kills a worker again gets 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
@@ -36,8 +34,7 @@ from pydantic import Field
 
 from ..config import JungleConfig
 from ..errors import EnvironmentProblem, Interrupted
-from ..interrupts import ignore_interrupts
-from ..runtime import available_cores
+from ..runtime import WorkerPool, available_cores
 from ..store.db import connect, transaction
 from ..store.workspace import Workspace
 from .discover import Candidate, Discovery, discover
@@ -216,46 +213,14 @@ def _process_chunk(candidates: Sequence[Candidate], **options) -> list[dict]:
     return [process_candidate(c, **options) for c in candidates]
 
 
-def _worker_init(lifeline) -> None:
-    """Exit when the parent process dies (even by SIGKILL): it holds the only writing end of
-    ``lifeline``, so end-of-file there means it is gone and nobody will collect our results.
-    Ignore Ctrl-C: the parent handles it (stops the pool, keeps the written batches)."""
-    import threading
-
-    ignore_interrupts()
-
-    def watch() -> None:
-        try:
-            lifeline.recv()
-        except (EOFError, OSError):
-            pass
-        os._exit(1)
-
-    threading.Thread(target=watch, name="jungle-lifeline", daemon=True).start()
+#: Modules ingest workers need, imported once in the fork server.
+_PRELOAD = ("jungle.ingest.run", "jungle.ingest.probe", "jungle.features.video.decode", "av")
 
 
-# --------------------------------------------------------------------------- the pool (parent side)
-def _context():
-    """``forkserver`` where there is one (clean workers, modules imported once), else ``spawn``."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["jungle.ingest.run", "jungle.ingest.probe", "jungle.features.video.decode", "av"])
-    return context
-
-
-@contextmanager
-def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """A process pool whose workers die with this process (see :func:`_worker_init`)."""
-    context = _context()
-    reader, writer = context.Pipe(duplex=False)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(reader,))
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        writer.close()
-        reader.close()
+def _pool(workers: int) -> WorkerPool:
+    """Ingest's worker processes (see :class:`jungle.runtime.WorkerPool`: they ignore Ctrl-C and die
+    with this process)."""
+    return WorkerPool(workers, preload=_PRELOAD)
 
 
 def _chunks(items: Sequence[Candidate], size: int) -> list[list[Candidate]]:

@@ -25,7 +25,7 @@ from optuna_integration.xgboost import XGBoostPruningCallback
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import NotFoundError
-from ..runtime import available_cores, quiet_optuna
+from ..runtime import WorkerPool, available_cores, quiet_optuna
 from .level2 import Level2Classifier, mcll_metric, training_matrix
 
 __all__ = [
@@ -291,17 +291,13 @@ def tune(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, mode: str, cfg: TuneCo
     if cfg.jobs == 1:
         run_trials(X, Y, folds, mode, base, cfg, study_name, storage, cfg.seed)
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         if scratch is not None:
             scratch.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=scratch, prefix="tune-") as tmp:
             np.save(Path(tmp) / "X.npy", np.ascontiguousarray(X, dtype=np.float32))
             np.save(Path(tmp) / "Y.npy", np.asarray(Y, dtype=np.float32))
             np.save(Path(tmp) / "folds.npy", np.asarray(folds))
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(cfg.jobs, mp_context=context) as pool:
+            with WorkerPool(cfg.jobs, single_threaded=False) as pool:  # each runs XGBoost on its nthread
                 futures = [pool.submit(_worker, tmp, mode, base, cfg.model_dump_json(), study_name, storage,
                                        cfg.seed + worker) for worker in range(cfg.jobs)]
                 for future in futures:

@@ -90,12 +90,22 @@ def storage_error(exc: BaseException, root: str | os.PathLike | None = None,
 @contextmanager
 def storage_errors(root: str | os.PathLike | None = None, path: str | os.PathLike | None = None) -> Iterator[None]:
     """Run the block; a full disk or an unwritable file there raises :class:`DiskFull` or
-    :class:`WorkspaceNotWritable` (from the original error), anything else passes unchanged.
+    :class:`WorkspaceNotWritable` (from the original error), a query DuckDB ended on Ctrl-C raises
+    ``KeyboardInterrupt``, anything else passes unchanged.
     ``root`` and ``path`` are as in :func:`storage_error`."""
     try:
         yield
     except Exception as exc:
+        if _interrupted_query(exc):  # DuckDB ends a query on Ctrl-C with its own error: it is a Ctrl-C
+            raise KeyboardInterrupt from None
         error = storage_error(exc, root, path)
         if error is None:
             raise
         raise error from exc
+
+
+def _interrupted_query(exc: Exception) -> bool:
+    import duckdb
+
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and str(exc) == "Query interrupted")

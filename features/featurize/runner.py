@@ -30,7 +30,6 @@ import os
 import sys
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,11 +40,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ...errors import BusyError, InputError, Interrupted, NotFoundError
-from ...interrupts import children_ignore_interrupts, ignore_interrupts
 from ...store.failures import storage_errors
 from ..models.encoders import EncoderConfig
 from ..video.sampling import Sampling, parse_sampling, sample_frames
-from ...runtime import available_cores
+from ...runtime import WorkerPool, available_cores
 from ..video.decode import VideoReadError, read_frames
 
 __all__ = [
@@ -257,38 +255,15 @@ def _decode_task(task: tuple) -> DecodedVideo:
     return decode_video(*task)
 
 
-def _start_worker(parent: int, niceness: int) -> None:
-    """Worker initializer: yield the CPU to the forward pass, and leave when the parent dies (a
-    killed run must not leave decoders behind). A sampling that runs a model in the worker
-    (``detector:N``) gets one torch thread per worker, so that workers do not oversubscribe the cores
-    (set through ``OMP_NUM_THREADS``, which torch reads when imported: a worker that only decodes
-    never pays for importing torch). Ctrl-C is the parent's to handle: workers ignore it."""
-    import threading
-
-    ignore_interrupts()
-    os.environ["OMP_NUM_THREADS"] = "1"
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
-    if niceness:
-        os.nice(niceness)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()
+#: Modules decode workers need, imported once in the fork server.
+_PRELOAD = ("jungle.features.featurize.runner", "jungle.features.video.decode", "av", "numpy")
 
 
-def _ready() -> bool:
-    return True
-
-
-def _pool(workers: int, niceness: int) -> ProcessPoolExecutor:
-    import multiprocessing
-
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(os.getpid(), niceness))
+def _pool(workers: int, niceness: int) -> WorkerPool:
+    """Decode workers (:class:`jungle.runtime.WorkerPool`: they ignore Ctrl-C, die with this process
+    and run one torch thread each, so that a sampling that runs a model in them, ``detector:N``,
+    does not oversubscribe the cores)."""
+    return WorkerPool(workers, preload=_PRELOAD, niceness=niceness)
 
 
 class DecodePool:
@@ -307,12 +282,7 @@ class DecodePool:
             workers = 0  # a daemon process (e.g. a Dask worker) may not start children: decode here
         self.workers, self.niceness = workers, niceness
         self.prefetch = prefetch or max(4, 2 * workers)
-        self._pool = None
-        if workers:
-            with children_ignore_interrupts():  # each submit starts a worker; Ctrl-C is the parent's
-                self._pool = _pool(workers, niceness)
-                for _ in range(workers):
-                    self._pool.submit(_ready)
+        self._pool = _pool(workers, niceness) if workers else None
 
     def __enter__(self) -> "DecodePool":
         return self
@@ -322,7 +292,7 @@ class DecodePool:
 
     def close(self) -> None:
         if self._pool:
-            self._pool.shutdown(cancel_futures=True)
+            self._pool.close()
             self._pool = None
 
     def decoded_in_order(self, tasks: Iterable[tuple]) -> Iterator[DecodedVideo]:
@@ -347,7 +317,7 @@ class DecodePool:
             try:
                 result = future.result()
             except BrokenProcessPool:
-                self._pool.shutdown(cancel_futures=True)
+                self._pool.close()
                 with _pool(1, self.niceness) as alone:
                     try:
                         result = alone.submit(_decode_task, task).result()
