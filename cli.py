@@ -280,7 +280,8 @@ def folds(
     """Split the labelled videos into K multi-label stratified folds (optionally keeping each site in one fold)."""
     from .ingest.folds import make_folds
 
-    _echo(render_rows(*make_folds(_existing_workspace(workspace), _folds_config(k, group_by, seed, scheme)).rows(), fmt))
+    made = make_folds(_existing_workspace(workspace), _folds_config(k, group_by, seed, scheme))
+    _echo(render_rows(*made.rows(), fmt))
 
 
 # --------------------------------------------------------------------------- features: featurize, features list/show
@@ -299,12 +300,15 @@ def featurize(
     ] = "uniform:32",
     stages: Annotated[Optional[str], typer.Option(
         help="Also store the pooled output of each stage ('skip' features): 'all' or positions like 1,2,3,4.")] = None,
-    input_size: Annotated[Optional[int], typer.Option(help="Square input size in pixels (default: the weights' own).")] = None,
+    input_size: Annotated[Optional[int], typer.Option(
+        help="Square input size in pixels (default: the weights' own).")] = None,
     name: Annotated[Optional[str], typer.Option(
         help="Feature-set name for the (single) encoder (default: its alias, e.g. lite0).")] = None,
     shard: Annotated[Optional[str], typer.Option(
         help="Process only shard I of N (e.g. 3/8); run the other shards as separate processes.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Decode worker processes (0: decode in this process; default: one per 2 cores; with --device cuda all cores but one).")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        help="Decode worker processes (0: decode in this process; default: one per 2 cores; "
+             "with --device cuda all cores but one).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(
         help="Frames per forward pass (default: 32 on the CPU, 256 with --device cuda).", show_default=False)] = None,
     block: Annotated[int, typer.Option(help="Videos per Zarr chunk (unit of resume and sharding).")] = 64,
@@ -333,7 +337,8 @@ def featurize(
     from .features.featurize.detect import DetectConfig, detect
     from .features.models.detector import DetectorConfig
     from .features.models.encoders import EncoderConfig
-    from .features.featurize.runner import FeaturizeConfig, Shard, featurize as run_featurize
+    from .features.featurize.config import FeaturizeConfig, Shard
+    from .features.featurize.runner import featurize as run_featurize
 
     ws = _existing_workspace(workspace)
     try:
@@ -376,8 +381,9 @@ def featurize(
     columns, rows = summary.rows()
     _echo(render_rows(columns, rows, fmt))
     if fmt == Format.table:
+        shard_note = f", shard {summary.shard}" if summary.shard else ""
         typer.echo(f"{summary.videos} videos, {summary.frames} frames in {summary.seconds:.1f} s "
-                   f"({summary.frames_per_second:.1f} frames/s)" + (f", shard {summary.shard}" if summary.shard else ""))
+                   f"({summary.frames_per_second:.1f} frames/s){shard_note}")
         for path, error in summary.failures:
             typer.echo(f"failed: {path}: {error}", err=True)
 
@@ -437,7 +443,8 @@ def aggregate_command(
     fold_scheme: Annotated[str, typer.Option(help="Fold scheme of the out-of-fold models.")] = "default",
     head_hidden: Annotated[Optional[int], typer.Option(help="Frame head hidden units, 0 for linear (default 256).",
                                                        show_default=False)] = None,
-    head_epochs: Annotated[Optional[int], typer.Option(help="Frame head epochs (default 8).", show_default=False)] = None,
+    head_epochs: Annotated[Optional[int], typer.Option(help="Frame head epochs (default 8).",
+                                                       show_default=False)] = None,
     attention_epochs: Annotated[Optional[int], typer.Option(help="Attention epochs (default 10).",
                                                             show_default=False)] = None,
     gru: Annotated[bool, typer.Option("--gru", help="GRU variant of attention pooling.")] = False,
@@ -559,9 +566,9 @@ def demo_run(
     recipe, predict the test clips, write the submission and the report, print the recipe table."""
     from .demo.run import run_demo
 
+    chosen_recipes = tuple(r.strip() for r in recipes.split(",") if r.strip())
     config = DemoRunConfig(directory=directory, n_train=n_train, n_test=n_test, seed=seed, frames=frames,
-                           trials=trials, pca=pca or None, recipes=tuple(r.strip() for r in recipes.split(",") if r.strip()),
-                           submission=out)
+                           trials=trials, pca=pca or None, recipes=chosen_recipes, submission=out)
     result = run_demo(_workspace(workspace), config, log=lambda line: typer.echo(line, err=True))
     _echo(render_rows(*result.rows(), fmt))
     if fmt == Format.table:
@@ -796,12 +803,17 @@ def export_camtrap_dp_command(
         help="Fit each class's threshold on the out-of-fold predictions for this precision.")] = None,
     event_gap: Annotated[float, typer.Option(help="Seconds between clips that still make one event.")] = 60.0,
     event_probability: Annotated[str, typer.Option(help="Event probability from its clips: max | noisy-or.")] = "max",
-    taxonomy: Annotated[Optional[Path], typer.Option(help="Class taxonomy CSV (default: the Pri-matrix classes).")] = None,
-    media_base: Annotated[Optional[str], typer.Option(help="Prefix of each filePath (a URL or relative folder).")] = None,
-    contributor: Annotated[Optional[list[str]], typer.Option(help='"Name <email>"; repeat; the first is the contact.')] = None,
+    taxonomy: Annotated[Optional[Path], typer.Option(
+        help="Class taxonomy CSV (default: the Pri-matrix classes).")] = None,
+    media_base: Annotated[Optional[str], typer.Option(
+        help="Prefix of each filePath (a URL or relative folder).")] = None,
+    contributor: Annotated[Optional[list[str]], typer.Option(
+        help='"Name <email>"; repeat; the first is the contact.')] = None,
     title: Annotated[Optional[str], typer.Option(help="Package and project title.")] = None,
-    metadata: Annotated[Optional[Path], typer.Option(help="JSON merged into datapackage.json (licenses, project, ...).")] = None,
-    created: Annotated[Optional[str], typer.Option(help="Pin the package's `created` (ISO 8601) for identical output.")] = None,
+    metadata: Annotated[Optional[Path], typer.Option(
+        help="JSON merged into datapackage.json (licenses, project, ...).")] = None,
+    created: Annotated[Optional[str], typer.Option(
+        help="Pin the package's `created` (ISO 8601) for identical output.")] = None,
     only_predicted: OnlyPredictedOpt = False,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
@@ -817,8 +829,9 @@ def export_camtrap_dp_command(
             model=model, thresholds=ThresholdConfig(threshold=threshold, target_precision=target_precision),
             event_gap_s=event_gap, event_rule=event_probability, taxonomy=taxonomy and str(taxonomy),
             deployments=deployments and str(deployments), drop_sites_without_coordinates=drop_sites_without_coordinates,
-            only_predicted=only_predicted, media_base=media_base, created=created, contributors=tuple(contributor or ()),
-            metadata=metadata and str(metadata), **({"title": title} if title else {}))
+            only_predicted=only_predicted, media_base=media_base, created=created,
+            contributors=tuple(contributor or ()), metadata=metadata and str(metadata),
+            **({"title": title} if title else {}))
     except ValidationError as exc:
         _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     _echo(render_rows(*export_camtrap_dp(_workspace(workspace), out_dir, config).rows(), fmt))

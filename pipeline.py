@@ -102,7 +102,8 @@ def packaged_encoders() -> set[str]:
 def featurize_default(workspace: Workspace, frames: str, progress: bool = True, encoder: str = DEFAULT_SOURCE):
     """Featurize every ingested video with a packaged offline encoder (default ``lite0``) and its
     stage features."""
-    from .features.featurize.runner import FeaturizeConfig, featurize
+    from .features.featurize.config import FeaturizeConfig
+    from .features.featurize.runner import featurize
     from .features.models.encoders import EncoderConfig
 
     config = FeaturizeConfig(encoders=(EncoderConfig(name=encoder, stages="all"),), frames=frames)

@@ -14,7 +14,8 @@ Prints, for lite0 (or ``--encoder``) on the CPU:
 The machine's load average is printed first and last: on a shared machine, absolute numbers
 move, ratios much less.
 
-Usage: ``python bench/backends.py [--encoder lite0] [--batch 32] [--rounds 3] [--seconds 3] [--int8] [--end-to-end] [--copies 2]``
+Usage: ``python bench/backends.py [--encoder lite0] [--batch 32] [--rounds 3] [--seconds 3] [--int8]
+[--end-to-end] [--copies 2]``
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _cosines(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
 
 
 def _real_frames(size: int, per_clip: int = 32) -> np.ndarray:
-    from jungle.features.featurize.runner import decode_video
+    from jungle.features.featurize.decode_pool import decode_video
     from jungle.features.video.sampling import parse_sampling
 
     sampling = parse_sampling(f"uniform:{per_clip}")
@@ -75,7 +76,8 @@ def _calibration(size: int, folder: Path):
 
 def _end_to_end(args, names: list[str], folder: Path) -> dict[str, float]:
     """featurize frames/s per backend on fresh workspaces of the four real clips (interleaved order)."""
-    from jungle.features.featurize.runner import FeaturizeConfig, featurize
+    from jungle.features.featurize.config import FeaturizeConfig
+    from jungle.features.featurize.runner import featurize
     from jungle.features.models.backends import BackendMismatch
     from jungle.features.models.encoders import EncoderConfig
     from jungle.store.workspace import Workspace
@@ -106,7 +108,8 @@ def _recipe_log_loss(args, names: list[str], folder: Path) -> dict[str, float]:
     from jungle.demo.config import DemoConfig
     from jungle.demo.generate import make_demo
     from jungle.demo.run import DemoRunConfig
-    from jungle.features.featurize.runner import FeaturizeConfig, featurize
+    from jungle.features.featurize.config import FeaturizeConfig
+    from jungle.features.featurize.runner import featurize
     from jungle.features.models.encoders import EncoderConfig
     from jungle.ingest.folds import FoldsConfig
     from jungle.ingest.labels import LabelsConfig
@@ -117,22 +120,25 @@ def _recipe_log_loss(args, names: list[str], folder: Path) -> dict[str, float]:
     from jungle.store.workspace import Workspace
 
     demo = DemoRunConfig(directory=Path(args.demo))
-    manifest = make_demo(demo.directory, DemoConfig(seed=demo.seed, n_train=demo.n_train, n_test=demo.n_test), workers=2)
+    demo_config = DemoConfig(seed=demo.seed, n_train=demo.n_train, n_test=demo.n_test)
+    manifest = make_demo(demo.directory, demo_config, workers=2)
     losses = {}
     for name in names:
         backend, _, precision = name.partition(":")
         workspace = Workspace.resolve(folder / f"demo-{name.replace(':', '-')}")
-        ingest(workspace, manifest.directory / "train", IngestConfig(), labels=LabelsConfig(path=str(manifest.train_labels)),
-               folds=FoldsConfig(k=demo.folds, seed=demo.seed))
+        ingest(workspace, manifest.directory / "train", IngestConfig(),
+               labels=LabelsConfig(path=str(manifest.train_labels)), folds=FoldsConfig(k=demo.folds, seed=demo.seed))
         start = time.perf_counter()
         featurize(workspace, FeaturizeConfig(encoders=(EncoderConfig(stages="all"),), frames=demo.frames,
                                              backend=backend, precision=precision or "fp32"), progress=False)
         featurized = time.perf_counter() - start
         ensure_feature_sets(workspace, ["meta", f"hist_{DEFAULT_SOURCE}", f"minmax_{DEFAULT_SOURCE}",
-                                        f"minmax_stages_{DEFAULT_SOURCE}", f"attn_{DEFAULT_SOURCE}"], frames=demo.frames)
+                                        f"minmax_stages_{DEFAULT_SOURCE}", f"attn_{DEFAULT_SOURCE}"],
+                            frames=demo.frames)
         tune = TuneConfig(trials=demo.trials, seed=demo.seed, max_rounds=demo.max_rounds, early_stopping_rounds=20)
         losses[name] = stack(workspace, StackConfig(recipe="all", tune=tune, pca=demo.pca)).log_loss
-        print(f"  demo `all` recipe {name:18s} OOF log loss {losses[name]:.4f} (featurize {featurized:.0f} s)", flush=True)
+        print(f"  demo `all` recipe {name:18s} OOF log loss {losses[name]:.4f} (featurize {featurized:.0f} s)",
+              flush=True)
     return losses
 
 
@@ -195,8 +201,8 @@ def main() -> None:
         del models, encoder  # no idle runtime threads left beside the runs below
         if args.end_to_end:
             e2e = _end_to_end(args, variants, Path(tmp))
-            print(f"\nend to end, {args.copies} x {len(CLIPS)} real clips, uniform:32\n| backend | frames/s | x PyTorch |\n"
-                  "| --- | --- | --- |")
+            print(f"\nend to end, {args.copies} x {len(CLIPS)} real clips, uniform:32\n"
+                  "| backend | frames/s | x PyTorch |\n| --- | --- | --- |")
             for name, rate in e2e.items():
                 print(f"| {name} | {rate:.1f} | {rate / e2e['torch']:.2f} |")
         if args.demo:

@@ -119,7 +119,9 @@ def main() -> None:
     import torch
 
     from jungle.features.models.encoders import EncoderConfig, load_encoder
-    from jungle.features.featurize.runner import FeaturizeConfig, decode_video, featurize
+    from jungle.features.featurize.config import FeaturizeConfig
+    from jungle.features.featurize.decode_pool import decode_video
+    from jungle.features.featurize.runner import featurize
     from jungle.store.workspace import Workspace
 
     threads = os.cpu_count() or 1
@@ -199,8 +201,8 @@ def main() -> None:
         print(f"  MP4 clips only (the Pri-matrix format is H.264 MP4): "
               f"{sum(theirs[n] for n in mp4) / sum(ours[n] for n in mp4):.2f}x")
     for name in ours:
-        print(f"  {name:40s} jungle {ours[name] / args.copies:6.3f} s/video   zamba-style {theirs[name] / args.copies:6.3f} "
-              f"s/video   {theirs[name] / ours[name]:5.2f}x")
+        print(f"  {name:40s} jungle {ours[name] / args.copies:6.3f} s/video   "
+              f"zamba-style {theirs[name] / args.copies:6.3f} s/video   {theirs[name] / ours[name]:5.2f}x")
     sys.stdout.flush()
 
 

@@ -77,7 +77,8 @@ def _prior_scores(train_labels: Path, test_labels: Path) -> dict[str, float]:
 def _pipeline(workspace, collection: Path, encoders: list[str], frames: str, folds: int, seed: int,
               timings: dict) -> None:
     """Ingest, featurize every encoder and aggregate the first encoder's sets."""
-    from jungle.features.featurize.runner import FeaturizeConfig, featurize
+    from jungle.features.featurize.config import FeaturizeConfig
+    from jungle.features.featurize.runner import featurize
     from jungle.features.models.encoders import EncoderConfig
     from jungle.ingest.folds import FoldsConfig
     from jungle.ingest.labels import LabelsConfig
@@ -85,8 +86,8 @@ def _pipeline(workspace, collection: Path, encoders: list[str], frames: str, fol
     from jungle.pipeline import ensure_feature_sets
 
     started = time.monotonic()
-    ingest(workspace, collection / "train", IngestConfig(), labels=LabelsConfig(path=str(collection / "train_labels.csv")),
-           folds=FoldsConfig(k=folds, seed=seed))
+    ingest(workspace, collection / "train", IngestConfig(),
+           labels=LabelsConfig(path=str(collection / "train_labels.csv")), folds=FoldsConfig(k=folds, seed=seed))
     ingest(workspace, collection / "test", IngestConfig())
     timings["ingest"] = time.monotonic() - started
     started = time.monotonic()
@@ -125,7 +126,8 @@ def run_benchmark(args) -> list[tuple]:
     timings: dict[str, float] = {"collection": time.monotonic() - started}
     encoders = args.encoders.split(",")
     _pipeline(workspace, collection, encoders, args.frames, args.folds, args.seed, timings)
-    rows = [("class prior", *_prior_scores(collection / "train_labels.csv", collection / "test_labels.csv").values(), 0.0)]
+    prior = _prior_scores(collection / "train_labels.csv", collection / "test_labels.csv")
+    rows = [("class prior", *prior.values(), 0.0)]
     for recipe in RECIPES:
         began = time.monotonic()
         scores = _stack_and_score(workspace, recipe, encoders[0], args.trials, args.seed,

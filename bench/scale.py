@@ -189,7 +189,7 @@ def single_core_costs(encoder_name: str) -> tuple[float, float, float]:
     import torch
 
     from jungle.features.models.encoders import EncoderConfig, load_encoder
-    from jungle.features.featurize.runner import decode_video
+    from jungle.features.featurize.decode_pool import decode_video
     from jungle.features.video.sampling import parse_sampling
 
     torch.set_num_threads(1)
@@ -260,7 +260,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from jungle.features.models.encoders import EncoderConfig
-    from jungle.features.featurize.runner import FeaturizeConfig
+    from jungle.features.featurize.config import FeaturizeConfig
 
     print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start")
     config = FeaturizeConfig(encoders=(EncoderConfig(name=args.encoder),), frames=args.frames, block=2,

@@ -11,7 +11,8 @@ from __future__ import annotations
 from . import registry
 from .registry import FeatureSet
 
-__all__ = ["fingerprint", "assign_rows", "done_rows", "record_statuses", "replace_done_rows", "status_counts"]
+__all__ = ["fingerprint", "assign_rows", "done_rows", "record_statuses", "replace_done_rows", "status_counts",
+           "video_paths"]
 
 _DONE_ROWS = ("SELECT video_id, row, n_valid FROM feature_rows WHERE name = ? AND version = ? "
               "AND status = 'done' AND coalesce(n_valid, 1) > 0")
@@ -89,3 +90,8 @@ def replace_done_rows(con, fs: FeatureSet, written) -> FeatureSet:
     finally:
         con.unregister("written_rows")
     return registry.mark_complete(con, fs, written.height)
+
+
+def video_paths(con) -> dict[str, str]:
+    """video_id -> path of every video in the workspace."""
+    return dict(con.execute("SELECT video_id, path FROM videos").fetchall())

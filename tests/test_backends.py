@@ -14,7 +14,9 @@ import zarr
 from typer.testing import CliRunner
 
 from jungle.cli import app
-from jungle.features.featurize.runner import FeaturizeConfig, decode_video, featurize
+from jungle.features.featurize.config import FeaturizeConfig
+from jungle.features.featurize.decode_pool import decode_video
+from jungle.features.featurize.runner import featurize
 from jungle.features.models import backends
 from jungle.features.models.backends import (
     BackendError, BackendMismatch, accelerate, choose_backend, embedding_cosine, export_dir, installed_backends,
@@ -119,7 +121,8 @@ def test_an_unmeetable_tolerance_is_refused_and_the_automatic_choice_falls_back(
     notes = []
     chosen = load_fastest(tiny, choose_backend(None), cache=tmp_path, tolerance=1.01, notify=notes.append)
     assert chosen is tiny  # PyTorch itself
-    assert len(notes) == 2 and notes[0].startswith("note: openvino") and notes[0].endswith("Falling back to onnxruntime.")
+    assert len(notes) == 2
+    assert notes[0].startswith("note: openvino") and notes[0].endswith("Falling back to onnxruntime.")
     assert notes[1].endswith("Falling back to torch.")
     assert load_fastest(tiny, choose_backend(None), cache=tmp_path).backend == "openvino"
 
@@ -174,6 +177,7 @@ def test_cli_takes_backend_and_precision(tmp_path, media):
             "--frames", "uniform:4", "-q", "-f", "csv"]
     done = runner.invoke(app, [*args, "--backend", "onnxruntime"])
     assert done.exit_code == 0, done.output
-    assert done.output.startswith("feature_set,version,rows,processed,errors,frames,status\nresnet10t,1,3,3,0,12,complete")
+    assert done.output.startswith("feature_set,version,rows,processed,errors,frames,status\n"
+                                  "resnet10t,1,3,3,0,12,complete")
     bad = runner.invoke(app, [*args, "--backend", "tensorrt"])
     assert bad.exit_code != 0 and "backend" in bad.output

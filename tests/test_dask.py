@@ -17,7 +17,9 @@ from jungle.features.featurize.distributed import (
     DaskUnavailable, ShardsFailed, _failure_detail, client_for, featurize_on_dask, featurize_shard, model_specs,
 )
 from jungle.features.models.encoders import EncoderConfig
-from jungle.features.featurize.runner import FeaturizeConfig, Shard, featurize, plan, reconcile
+from jungle.features.featurize.config import FeaturizeConfig, Shard
+from jungle.features.featurize.plan import plan, reconcile
+from jungle.features.featurize.runner import featurize
 from jungle.meta.distributed import DaskLevel2Classifier, tune_on_dask
 from jungle.meta.level2 import Level2Classifier
 from jungle.meta.stack import oof_predict

@@ -16,7 +16,7 @@ import zarr
 from typer.testing import CliRunner
 
 from jungle.cli import app
-from jungle.features.featurize.runner import decode_size
+from jungle.features.featurize.frame_model import decode_size
 from jungle.store import registry
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
@@ -25,8 +25,8 @@ from _features_helpers import add_videos
 
 CHIMP = "camera_trap/chimp_waterhole_320x180.mp4"     # 320x180: chimpanzees in every frame
 FOLIAGE = "other_video/opencv_tree_foliage_hand.avi"   # 320x240: foliage, a hand only at the end
-DETECT = ["featurize", "--detector", "megadetector-lite,input=640x384", "--detector-frames", "fps:0.5", "--workers", "0",
-          "--threads", "2", "-q"]
+DETECT = ["featurize", "--detector", "megadetector-lite,input=640x384", "--detector-frames", "fps:0.5",
+          "--workers", "0", "--threads", "2", "-q"]
 
 
 def _invoke(workspace, *args):
@@ -110,19 +110,19 @@ def test_missing_weights_fail_once_with_how_to_fetch(tmp_path, media, monkeypatc
 def test_bad_detector_options_are_refused(tmp_path, media):
     workspace = Workspace.resolve(tmp_path / "ws")
     add_videos(workspace, [media / CHIMP])
-    for extra, expected in ((["--detector", "yolo9000"], "megadetector-lite"),
-                            (["--detector", "megadetector-lite", "--detector-frames", "detector:4"], "without a model")):
+    refusals = ((["--detector", "yolo9000"], "megadetector-lite"),
+                (["--detector", "megadetector-lite", "--detector-frames", "detector:4"], "without a model"))
+    for extra, expected in refusals:
         result = _invoke(workspace, "featurize", *extra, "-q")
         assert result.exit_code == 1 and expected in result.output, result.output
 
 
 def test_detector_models_get_native_frames_and_sampling_knows_detector():
-    class Square:
-        input_size = 224
+    class Square:  # the FrameModel attributes decode_size reads
+        input_size, frame_size, native_frames = 224, None, False
 
     class Native:
-        native_frames = True
-        input_size = 640
+        input_size, frame_size, native_frames = 640, None, True
 
     assert decode_size([Square()]) == (224, 224)
     assert decode_size([Square(), Native()]) is None

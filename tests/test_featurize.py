@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 
 from jungle.cli import app
 from jungle.features.models.encoders import EncoderConfig, load_encoder
-from jungle.features.featurize.runner import FeaturizeBusy, FeaturizeConfig, featurize, progress_dir
+from jungle.features.featurize.config import FeaturizeConfig
+from jungle.features.featurize.markers import FeaturizeBusy, progress_dir
+from jungle.features.featurize.runner import featurize
 from jungle.features.video.sampling import Uniform, sample_frames
 from jungle.store import registry
 from jungle.store.db import connect
@@ -81,8 +83,10 @@ def test_cli_featurizes_real_clips_and_records_failures(tmp_path, media, referen
     assert "failed: " + str(tmp_path / "bad" / "empty.mp4") in result.output
     rows = _rows(workspace)
     assert rows["empty.mp4"][1:3] == ("error", 0)
-    assert rows["empty.mp4"][3] == f"cannot read video {tmp_path / 'bad' / 'empty.mp4'}: the file is empty (0 bytes). " \
-        "Check that the file is a complete video (e.g. `ffprobe FILE`); re-copy or re-export it, or remove it from the collection."
+    assert rows["empty.mp4"][3] == (
+        f"cannot read video {tmp_path / 'bad' / 'empty.mp4'}: the file is empty (0 bytes). "
+        "Check that the file is a complete video (e.g. `ffprobe FILE`); re-copy or re-export it, "
+        "or remove it from the collection.")
     assert "FFmpeg cannot open it" in rows["notes.avi"][3]
     assert {k: v[2] for k, v in rows.items() if v[1] == "done"} == {
         "ACP0006s6f-small-cat.mp4": 8, "chimp_waterhole_320x180.mp4": 8, "PICT0074.ASF": 8, "f4636736.avi": 8,
@@ -185,7 +189,8 @@ def test_help_and_bad_options(tmp_path, media):
     workspace = _collection(tmp_path / "ws", media, broken=False)
     bad = runner.invoke(app, ["featurize", "-w", str(workspace.root), "--frames", "uniform:zero"])
     assert bad.exit_code == 1
-    assert bad.output == "Error: frames: bad frame sampling 'uniform:zero': uniform:N frame count must be a whole number, not 'zero'\n"
+    assert bad.output == ("Error: frames: bad frame sampling 'uniform:zero': "
+                          "uniform:N frame count must be a whole number, not 'zero'\n")
     shard = runner.invoke(app, ["featurize", "-w", str(workspace.root), "--shard", "0/2"])
     assert shard.output == "Error: shard '0/2': I must be between 1 and N\n"
     empty = Workspace.resolve(tmp_path / "empty")
@@ -222,7 +227,8 @@ def _cli_run_past_its_first_block(workspace):
     process = subprocess.Popen(_cli(workspace, "--block", "1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     progress = workspace.root / "features.zarr/resnet10t/v1.progress"
     deadline = time.monotonic() + 60
-    while not (progress.exists() and any(progress.glob("*.json"))) and process.poll() is None and time.monotonic() < deadline:
+    while (not (progress.exists() and any(progress.glob("*.json")))
+           and process.poll() is None and time.monotonic() < deadline):
         time.sleep(0.01)
     return process, progress
 
@@ -241,7 +247,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, media, reference):
     ours, theirs = _arrays(workspace), _arrays(reference[0])
     for key in ARRAYS:
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
-    assert _rows(workspace) == {k: (v[0], v[1], v[2], v[3].replace(str(reference[0].root.parent), str(workspace.root.parent)) if v[3] else None)
+    theirs_root, ours_root = str(reference[0].root.parent), str(workspace.root.parent)
+    assert _rows(workspace) == {k: (v[0], v[1], v[2], v[3].replace(theirs_root, ours_root) if v[3] else None)
                                 for k, v in _rows(reference[0]).items()}
 
 
@@ -260,7 +267,8 @@ def test_two_shard_processes_fill_disjoint_blocks_and_complete_the_set(tmp_path,
     with connect(workspace, read_only=True) as con:
         fs = registry.latest(con, "resnet10t", complete_only=False)
     assert (fs.status, fs.row_count) == ("complete", 9)
-    assert sorted(p.name for p in progress_dir(workspace, fs).glob("*.json")) == [f"{s:012d}.json" for s in (0, 2, 4, 6, 8)]
+    kept = sorted(p.name for p in progress_dir(workspace, fs).glob("*.json"))
+    assert kept == [f"{s:012d}.json" for s in (0, 2, 4, 6, 8)]
     ours, theirs = _arrays(workspace), _arrays(reference[0])
     for key in ARRAYS:
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
@@ -293,7 +301,7 @@ def test_a_second_run_of_the_same_blocks_stops_instead_of_writing_them_twice(tmp
 
 
 def test_decode_workers_default_to_the_cores_the_forward_pass_leaves():
-    from jungle.features.featurize.runner import default_workers
+    from jungle.features.featurize.config import default_workers
 
     assert [default_workers("cpu", cores) for cores in (1, 2, 16)] == [1, 1, 8]  # the CPU also encodes
     assert [default_workers("cuda", cores) for cores in (1, 2, 16)] == [1, 1, 15]  # the GPU encodes

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jungle.cli import app
-from jungle.features.featurize.runner import progress_dir
+from jungle.features.featurize.markers import progress_dir
 from jungle.store import registry
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..models.detector import DETECTION_LEVELS, DetectorConfig, DetectorModel, aggregate_detections, load_detector
-from .runner import DecodePool, FeaturizeSummary, Shard, default_workers, run_models
+from .config import default_workers, Shard
+from .decode_pool import DecodePool
+from .runner import FeaturizeSummary, run_models
 from ..video.sampling import parse_sampling
 
 __all__ = ["DetectConfig", "DetectSummary", "detect", "write_detection_table", "detection_table_name"]
@@ -99,8 +101,8 @@ def write_detection_table(workspace, frame_set, threshold: float = 0.25,
     """
     import polars as pl
 
-    from jungle.store import registry
-    from jungle.store.db import connect
+    from ...store import registry
+    from ...store.db import connect
 
     from ..aggregates.inputs import iter_frame_blocks, load_frame_rows
 
@@ -155,8 +157,8 @@ def detect(workspace, config: DetectConfig | None = None, shard: Shard | str | N
                          progress=progress, pool=pool)
     summary = DetectSummary(run)
     if run.sets[0].complete:
-        from jungle.store import registry
-        from jungle.store.db import connect
+        from ...store import registry
+        from ...store.db import connect
 
         with connect(workspace, read_only=True) as con:
             frame_set = registry.get(con, run.sets[0].name, run.sets[0].version)

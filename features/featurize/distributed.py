@@ -36,7 +36,10 @@ from typing import Iterator
 
 from ...errors import EnvironmentProblem, JungleError
 from ...runtime import available_cores
-from .runner import FeaturizeConfig, FeaturizePlan, FeaturizeSummary, ModelSpec, SetSummary, Shard
+from .config import FeaturizeConfig, Shard
+from .frame_model import ModelSpec
+from .plan import FeaturizePlan
+from .runner import FeaturizeSummary, SetSummary
 
 __all__ = ["DaskUnavailable", "ShardsFailed", "DaskFeaturizeSummary", "client_for", "worker_threads",
            "featurize_on_dask", "featurize_shard", "model_specs", "shard_count"]
@@ -162,7 +165,7 @@ def featurize_shard(workspace, config: FeaturizeConfig, shard: str, work: Featur
 
 
 def _count_videos(workspace) -> int:
-    from jungle.store.db import connect
+    from ...store.db import connect
 
     with connect(workspace, read_only=True) as con:
         return con.execute("SELECT count(*) FROM videos WHERE status = 'ok'").fetchone()[0]
@@ -187,7 +190,7 @@ def _merge(work: FeaturizePlan, results: list[FeaturizeSummary], into: DaskFeatu
 
 def _reconcile_sets(workspace, work: FeaturizePlan, sets: list[SetSummary]) -> None:
     """Fold every set's markers into DuckDB from this (the client) process; mark what is complete."""
-    from .runner import reconcile
+    from .plan import reconcile
 
     for planned, part in zip(work.sets, sets, strict=True):
         done, errors, pending = reconcile(workspace, planned.fs)
@@ -222,7 +225,7 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
     from distributed import as_completed
     from tqdm import tqdm
 
-    from .runner import plan
+    from .plan import plan
 
     config = config or FeaturizeConfig()
     started = time.perf_counter()

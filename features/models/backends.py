@@ -31,7 +31,7 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -302,9 +302,15 @@ class BackendEncoder:
     run: Callable[[np.ndarray], list[np.ndarray]] = field(repr=False)
     calibration: Calibration | None = None
 
+    native_frames: ClassVar[bool] = False
+
     @property
     def input_size(self) -> int:
         return self.torch_encoder.input_size
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.torch_encoder.frame_size
 
     @property
     def set_name(self) -> str:

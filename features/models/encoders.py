@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -255,6 +255,13 @@ class Encoder:
     stage_dims: tuple[int, ...] = ()
     device: str = "cpu"
     _norm: tuple = field(default=(), repr=False)
+
+    #: the runner's :class:`~jungle.features.featurize.frame_model.FrameModel`: square frames, resized here
+    native_frames: ClassVar[bool] = False
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return (self.input_size, self.input_size)
 
     @property
     def amp(self) -> bool:
