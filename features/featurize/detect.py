@@ -15,16 +15,16 @@ versions.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ...runtime import available_cores, torch_threads
 from ..models.detector import DETECTION_LEVELS, DetectorConfig, DetectorModel, aggregate_detections, load_detector
-from .config import default_workers, Shard
+from ..video.sampling import parse_sampling
+from .config import Shard, default_workers
 from .decode_pool import DecodePool
 from .runner import FeaturizeSummary, run_models
-from ..video.sampling import parse_sampling
 
 __all__ = ["DetectConfig", "DetectSummary", "detect", "write_detection_table", "detection_table_name"]
 
@@ -143,15 +143,12 @@ def detect(workspace, config: DetectConfig | None = None, shard: Shard | str | N
     Raises:
         WeightsError: the detector's weights are missing or damaged (the message says how to fetch them).
     """
-    import torch
-
     config = config or DetectConfig()
     if isinstance(shard, str):
         shard = Shard.parse(shard)
-    torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
     workers = default_workers() if config.workers is None else config.workers
     model = DetectorModel(load_detector(config.detector), name=config.name)  # checks the weights first
-    with DecodePool(workers) as pool:
+    with torch_threads(config.torch_threads or available_cores()), DecodePool(workers) as pool:
         run = run_models(workspace, [model], parse_sampling(config.frames), shard=shard,
                          batch_size=config.batch_size, block=config.block, decode_threads=1 if workers else 0,
                          progress=progress, pool=pool)
