@@ -113,7 +113,8 @@ def plot(path: str, curves: dict[str, tuple[list[int], list[float]]], title: str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workspace", required=True, help="a workspace with labels and a saved model (e.g. the demo's)")
+    parser.add_argument("--workspace", required=True,
+                        help="a workspace with labels and a saved model (e.g. the demo's)")
     parser.add_argument("--model", default="latest")
     parser.add_argument("--start", type=int, default=20, help="random labels to start from")
     parser.add_argument("--k", type=int, default=20, help="labels per round")

@@ -52,7 +52,8 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="local weights file")
     parser.add_argument("--batches", default="32,128,256", help="batch sizes on the device")
     parser.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads of the device runs (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of the device runs (default: all cores)")
     args = parser.parse_args()
 
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)

@@ -14,8 +14,9 @@ Layout of a collection directory::
 
 Ingest ``train/`` and ``test/`` separately: ``site`` in the ``videos`` table (the clip's folder
 relative to the ingested directory) is then the camera, the same name in both splits, and folds
-grouped by site work unchanged. (Ingesting the whole directory gives sites ``train/cam01``, ...) Clips are written to a temporary name and renamed when complete,
-so an interrupted run resumes: clips already there are kept, the rest are made.
+grouped by site work unchanged. (Ingesting the whole directory gives sites ``train/cam01``, ...)
+Clips are written to a temporary name and renamed when complete, so an interrupted run resumes:
+clips already there are kept, the rest are made.
 """
 
 from __future__ import annotations

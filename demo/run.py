@@ -163,7 +163,8 @@ def run_demo(workspace: Workspace, config: DemoRunConfig, log: Callable[[str], N
     for recipe in config.recipes:
         started = time.monotonic()
         say(f"== stack --recipe {recipe}")
-        tune = TuneConfig(trials=config.trials, seed=config.seed, max_rounds=config.max_rounds, early_stopping_rounds=20)
+        tune = TuneConfig(trials=config.trials, seed=config.seed, max_rounds=config.max_rounds,
+                          early_stopping_rounds=20)
         result = stack(workspace, StackConfig(recipe=recipe, tune=tune, pca=config.pca),
                        log=say)
         features = " + ".join(",".join(n for n, _ in m.features) for m in result.members)

@@ -87,7 +87,8 @@ def create_event_views(con, gap_s: float) -> None:
                max(p.probability) AS max_probability, 1 - product(1 - p.probability) AS noisy_or_probability
         FROM predictions p JOIN events e USING (video_id)
         GROUP BY p.model_id, p.kind, e.event_id, p.class""")
-    note = f"clips of a site grouped while each starts within {gap_s:g} s of the end of the previous clip (jungle export)"
+    note = (f"clips of a site grouped while each starts within {gap_s:g} s of the end of the previous clip "
+            "(jungle export)")
     con.execute(f"COMMENT ON VIEW events IS '{note}'")
 
 

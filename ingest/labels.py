@@ -153,7 +153,8 @@ class _Problems:
             return
         lines = [f"the label file {self.path} has problems; no labels were imported:"]
         for kind, examples in self.kinds.items():
-            shown = "; ".join(examples[:_SHOWN]) + (f"; and {len(examples) - _SHOWN} more" if len(examples) > _SHOWN else "")
+            more = f"; and {len(examples) - _SHOWN} more" if len(examples) > _SHOWN else ""
+            shown = "; ".join(examples[:_SHOWN]) + more
             advice = f". {self.advice[kind]}" if kind in self.advice else ""
             count = f" ({len(examples)})" if len(examples) > 1 else ""
             lines.append(f"  - {kind}{count}: {shown}{advice}")

@@ -32,7 +32,8 @@ from .level2 import Level2Classifier
 from .manifest import FeatureSetRecord, MemberEntry, ModelManifest, read_manifest
 from .projection import Projection
 
-__all__ = ["MANIFEST", "LATEST", "LoadedModel", "ModelNotFound", "new_model_id", "model_dir", "save_model", "load_model"]
+__all__ = ["MANIFEST", "LATEST", "LoadedModel", "ModelNotFound", "new_model_id", "model_dir", "save_model",
+           "load_model"]
 
 MANIFEST = "manifest.json"
 LATEST = "latest"

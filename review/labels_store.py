@@ -103,7 +103,8 @@ def _write_state(con, video_id: str, known: tuple[str, ...], state: LabelState) 
 def _record(con, video_id: str, action: str, before: LabelState, after: LabelState,
             session: str | None, undoes: int | None) -> int:
     return con.execute(
-        "INSERT INTO label_events (changed_at, video_id, action, classes, source, previous, previous_source, session, undoes) "
+        "INSERT INTO label_events "
+        "(changed_at, video_id, action, classes, source, previous, previous_source, session, undoes) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING event_id",
         [_now(), video_id, action, None if after.classes is None else list(after.classes), after.source,
          None if before.classes is None else list(before.classes), before.source, session, undoes],

@@ -169,7 +169,8 @@ def _fit_binary(Z_train, Y_train, Z_test, config: RetrainConfig) -> np.ndarray:
         if y.min() == y.max():
             P[:, c] = 1.0 - _FLOOR if y[0] == 1 else _FLOOR
         else:
-            P[:, c] = LogisticRegression(C=config.C, max_iter=config.max_iter).fit(Z_train, y).predict_proba(Z_test)[:, 1]
+            model = LogisticRegression(C=config.C, max_iter=config.max_iter).fit(Z_train, y)
+            P[:, c] = model.predict_proba(Z_test)[:, 1]
     return np.clip(P, _FLOOR, 1.0 - _FLOOR)
 
 
@@ -358,7 +359,8 @@ def retrain(workspace: Workspace, model: str = "latest", config: RetrainConfig =
     else:
         Y0, labelled0 = before_labels
         enough = labelled0.sum() >= config.folds
-        before = _summary(Y0, labelled0, classes, fit_predict(Z, Y0, labelled0, config).oof_log_loss if enough else None)
+        before_loss = fit_predict(Z, Y0, labelled0, config).oof_log_loss if enough else None
+        before = _summary(Y0, labelled0, classes, before_loss)
     review_id = review_model_id(loaded.model_id)
     with connect(workspace) as con:
         write_review_predictions(con, review_id, video_ids, classes, after_fit.P, labelled)

@@ -59,7 +59,8 @@ from .labels_store import NothingToUndo
 from .retrain import NotEnoughLabels
 from .session import ReviewSession, parse_queue_request
 
-__all__ = ["LOOPBACK", "PortTaken", "ReviewRefused", "ReviewServer", "TOKEN_HEADER", "check_host", "is_loopback", "open_review"]
+__all__ = ["LOOPBACK", "PortTaken", "ReviewRefused", "ReviewServer", "TOKEN_HEADER", "check_host", "is_loopback",
+           "open_review"]
 
 LOOPBACK = "127.0.0.1"
 TOKEN_HEADER = "X-Jungle-Token"

@@ -120,7 +120,8 @@ def parse_queue_request(params: dict[str, str], classes: list[str]) -> QueueRequ
         raise QueueError(f"seed must be a whole number, not {params.get('seed')!r}") from None
     return QueueRequest(order=params.get("order") or "uncertainty",
                         class_index=None if cls is None else classes.index(cls), site=params.get("site") or None,
-                        labelled=_yes_no_all(params.get("labelled")), band=_band(params.get("min_p"), params.get("max_p")),
+                        labelled=_yes_no_all(params.get("labelled")),
+                        band=_band(params.get("min_p"), params.get("max_p")),
                         method=params.get("method") or "entropy", seed=seed)
 
 

@@ -113,7 +113,8 @@ def _check_statement(statement) -> None:
     if kind == "PRAGMA":
         name = tokens[1][1].lower() if len(tokens) > 1 else ""
         if name not in READING_PRAGMAS:
-            raise _refuse(f"PRAGMA {name}", f"only PRAGMAs that report are allowed ({', '.join(sorted(READING_PRAGMAS))})")
+            allowed = ", ".join(sorted(READING_PRAGMAS))
+            raise _refuse(f"PRAGMA {name}", f"only PRAGMAs that report are allowed ({allowed})")
     elif kind == "EXPLAIN":
         _check_statement(_explained(tokens, statement.query))
 
@@ -203,12 +204,14 @@ def run_query(workspace: Workspace, query: str, params: list | None = None) -> t
 _STATUS_QUERIES = {
     "Videos": "SELECT status, count(*) AS videos, sum(bytes) AS bytes FROM videos GROUP BY ALL ORDER BY 1",
     "Failed videos": "SELECT path, error FROM videos WHERE status <> 'ok' ORDER BY path",
-    "Labels": "SELECT count(DISTINCT video_id) AS labelled_videos, count(*) FILTER (WHERE value = 1) AS positives FROM labels",
+    "Labels": "SELECT count(DISTINCT video_id) AS labelled_videos, count(*) FILTER (WHERE value = 1) AS positives "
+              "FROM labels",
     "Fold schemes": "SELECT s.scheme, s.k, s.group_by, count(f.video_id) AS videos FROM fold_schemes s "
                     "LEFT JOIN folds f USING (scheme) GROUP BY ALL ORDER BY 1",
     "Feature sets": "SELECT name, version, kind, status, row_count, encoder, sampling, created_at "
                     "FROM feature_sets ORDER BY name, version",
-    "Featurize failures": "SELECT r.name, r.version, v.path, r.error FROM feature_rows r JOIN videos v USING (video_id) "
+    "Featurize failures": "SELECT r.name, r.version, v.path, r.error "
+                          "FROM feature_rows r JOIN videos v USING (video_id) "
                           "WHERE r.status = 'error' ORDER BY 1, 2, 3",
 }
 

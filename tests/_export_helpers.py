@@ -59,7 +59,8 @@ def copy_workspace(ws: Workspace, root: Path) -> Workspace:
 
 def write_deployments(path: Path, sites=SITES) -> Path:
     lines = ["site,latitude,longitude,cameraModel,coordinateUncertainty"]
-    lines += [f"{site},{-1.5 + i * 0.01:.3f},{11.2 + i * 0.02:.3f},Bushnell-TrophyCam,30" for i, site in enumerate(sites)]
+    lines += [f"{site},{-1.5 + i * 0.01:.3f},{11.2 + i * 0.02:.3f},Bushnell-TrophyCam,30"
+              for i, site in enumerate(sites)]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -19,7 +19,8 @@ from jungle.store.db import connect
 from jungle.store.workspace import Workspace
 
 PLAYABLE = "camera_trap/chimp_waterhole_320x180.mp4"
-NOT_PLAYABLE = "camera_trap/zamba_test_clips/data/raw/lope/Theo_codification_gorilla videos/2015/T37.0314.1632/EK000059.AVI"
+NOT_PLAYABLE = ("camera_trap/zamba_test_clips/data/raw/lope/Theo_codification_gorilla videos/2015/T37.0314.1632/"
+                "EK000059.AVI")
 
 
 @dataclass

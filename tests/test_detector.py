@@ -208,7 +208,8 @@ def test_aggregate_detections_over_valid_frames_only():
     assert out["det_longest_run"].tolist() == [3, 0, 0] and out["det_longest_run_frac"][0] == pytest.approx(0.6)
     assert (out["det_first_s"][0], out["det_last_s"][0], out["det_span_s"][0]) == (0.25, 0.75, 0.5)
     assert np.isnan(out["det_first_s"][1]) and out["det_area_max"][1] == 0.0
-    assert out["det_area_mean"][0] == pytest.approx((0.2 + 0.4 + 0.1) / 3) and out["det_area_max"][0] == pytest.approx(0.4)
+    assert out["det_area_mean"][0] == pytest.approx((0.2 + 0.4 + 0.1) / 3)
+    assert out["det_area_max"][0] == pytest.approx(0.4)
     assert out["det_boxes_max"][0] == 2 and out["det_boxes_mean"][1] == pytest.approx(1 / 6)
     assert np.isnan(out["det_max"][2]) and np.isnan(out["det_frac_over_25"][2])
     assert all(v.dtype == np.float32 and v.shape == (3,) for v in out.values())
@@ -221,7 +222,8 @@ def test_frame_detections_arrays_match_the_store_specs():
     boxes = [np.array([[0.1, 0.2, 0.3, 0.6, 0.7], [0.5, 0.5, 0.6, 0.6, 0.3]], np.float32), np.zeros((0, 5), np.float32)]
     found = FrameDetections.from_boxes(boxes)
     assert found.score.tolist() == pytest.approx([0.7, 0.0]) and found.n_boxes.tolist() == [2, 0]
-    assert found.box_area[0] == pytest.approx(0.2 * 0.4) and (found.box_cx[0], found.box_cy[0]) == pytest.approx((0.2, 0.4))
+    assert found.box_area[0] == pytest.approx(0.2 * 0.4)
+    assert (found.box_cx[0], found.box_cy[0]) == pytest.approx((0.2, 0.4))
     specs = detection_array_specs()
     assert set(found.arrays()) == set(specs)
     assert all(found.arrays()[name].dtype == np.dtype(spec.dtype) for name, spec in specs.items())

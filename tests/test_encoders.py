@@ -105,7 +105,8 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("config, message", [
-    (EncoderConfig(name="no_such_net"), 'encoder "no_such_net" is neither a jungle alias (lite0, lite1, lite2) nor a timm model'),
+    (EncoderConfig(name="no_such_net"),
+     'encoder "no_such_net" is neither a jungle alias (lite0, lite1, lite2) nor a timm model'),
     (EncoderConfig(name="resnet10t", weights="/nonexistent/w.pth"), "weights file /nonexistent/w.pth does not exist"),
     (EncoderConfig(name="resnet10t", stages=(7,)), "stages [7] do not exist: this model has stages 0..4"),
 ])

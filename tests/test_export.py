@@ -38,8 +38,8 @@ def _rows(path: Path) -> list[dict]:
 
 def _predictions(ws, model_id: str) -> dict[str, dict[str, float]]:
     with connect(ws, read_only=True) as con:
-        rows = con.execute("SELECT video_id, class, probability FROM predictions WHERE model_id = ? AND kind = 'predict'",
-                           [model_id]).fetchall()
+        rows = con.execute("SELECT video_id, class, probability FROM predictions "
+                           "WHERE model_id = ? AND kind = 'predict'", [model_id]).fetchall()
     out: dict = {}
     for video_id, label, p in rows:
         out.setdefault(video_id, {})[label] = p

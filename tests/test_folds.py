@@ -80,7 +80,8 @@ def test_ingest_with_grouped_folds_stores_scheme(media, tmp_path):
                     "--classes", ",".join(classes), "--folds", "4", "--group-by", "site", "--seed", "3", "-f", "csv")
     assert result.exit_code == 0, result.output
     with connect(Workspace.resolve(ws), read_only=True) as con:
-        assert con.execute("SELECT scheme, k, group_by, seed FROM fold_schemes").fetchall() == [("default", 4, "site", 3)]
+        schemes = con.execute("SELECT scheme, k, group_by, seed FROM fold_schemes").fetchall()
+        assert schemes == [("default", 4, "site", 3)]
         split = con.execute("SELECT site FROM folds JOIN videos USING (video_id) GROUP BY site "
                             "HAVING count(DISTINCT fold) > 1").fetchall()
         assert split == []

@@ -98,7 +98,8 @@ def test_good_files_with_odd_names_and_truncated_avi_are_ok(bad_corpus):
     assert (good["status"], good["frames"], good["frames_decodable"]) == ("ok", 61, 61)
     cut = rows[str(root / "truncated.avi")]  # header intact, data cut: both counts recorded
     assert cut["status"] == "ok" and cut["frames"] == 61
-    assert cut["frames_decodable"] == int(ffprobe(root / "truncated.avi", count_frames=True)["streams"][0]["nb_read_frames"])
+    probed = ffprobe(root / "truncated.avi", count_frames=True)["streams"][0]
+    assert cut["frames_decodable"] == int(probed["nb_read_frames"])
     assert 0 < cut["frames_decodable"] < cut["frames"]
 
 

@@ -44,7 +44,8 @@ def _write_wide(path, header, rows):
 
 def _labels(ws) -> dict[str, dict[str, int]]:
     with connect(ws, read_only=True) as con:
-        rows = con.execute("SELECT v.filename, l.class, l.value FROM labels l JOIN videos v USING (video_id)").fetchall()
+        rows = con.execute("SELECT v.filename, l.class, l.value "
+                           "FROM labels l JOIN videos v USING (video_id)").fetchall()
     out: dict[str, dict[str, int]] = {}
     for name, cls, value in rows:
         out.setdefault(name, {})[cls] = value
@@ -60,10 +61,12 @@ def test_primatrix_wide_format_with_shuffled_columns(ws, media, tmp_path):
     result = jungle("labels", _write_wide(tmp_path / "train_labels.csv", ["filename"] + columns, rows), "-w", ws.root,
                     "-f", "csv")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[1].endswith(f",wide,19,{sum(map(sum, (t.values() for t in truth.values())))},24,0")
+    positives = sum(map(sum, (t.values() for t in truth.values())))
+    assert result.stdout.splitlines()[1].endswith(f",wide,19,{positives},24,0")
     assert _labels(ws) == truth
     with connect(ws, read_only=True) as con:
-        assert [r[0] for r in con.execute("SELECT class FROM classes ORDER BY position").fetchall()] == list(PRIMATRIX_CLASSES)
+        classes = [r[0] for r in con.execute("SELECT class FROM classes ORDER BY position").fetchall()]
+        assert classes == list(PRIMATRIX_CLASSES)
 
 
 def test_long_format_with_configured_classes_through_ingest(media, tmp_path):
@@ -103,7 +106,8 @@ def test_duplicate_rows_in_both_formats(ws, tmp_path):
     wide = _write_wide(tmp_path / "wide.csv", ["filename"] + list(PRIMATRIX_CLASSES),
                        [["EK000059.AVI"] + ["0"] * 24, ["PICT0021.ASF"] + ["0"] * 24, ["EK000059.AVI"] + ["1"] * 24])
     result = jungle("labels", wide, "-w", ws.root)
-    assert result.exit_code == 1 and "duplicate rows: EK000059.AVI (lines 2 and 4). Keep one row per video." in result.output
+    assert result.exit_code == 1
+    assert "duplicate rows: EK000059.AVI (lines 2 and 4). Keep one row per video." in result.output
     long = _write_wide(tmp_path / "long.csv", ["filepath", "label"],
                        [["EK000059.AVI", "gorilla"], ["EK000059.AVI", "human"], ["EK000059.AVI", "gorilla"]])
     result = jungle("labels", long, "-w", ws.root)
@@ -142,7 +146,8 @@ def test_ambiguous_file_name_needs_a_longer_path(media, tmp_path):
     result = jungle("labels", longer, "-w", ws, "-f", "csv")
     assert result.exit_code == 0, result.output
     with connect(Workspace.resolve(ws), read_only=True) as con:
-        assert con.execute("SELECT v.site FROM labels l JOIN videos v USING (video_id) WHERE value = 1").fetchall() == [("site_b",)]
+        sites = con.execute("SELECT v.site FROM labels l JOIN videos v USING (video_id) WHERE value = 1").fetchall()
+        assert sites == [("site_b",)]
 
 
 def test_changing_the_class_list_needs_replace(ws, media, tmp_path):
@@ -150,7 +155,8 @@ def test_changing_the_class_list_needs_replace(ws, media, tmp_path):
     assert jungle("labels", fixture, "-w", ws.root, "--classes", ZAMBA_CLASSES).exit_code == 0
     other = _write_wide(tmp_path / "other.csv", ["filepath", "label"], [["EK000059.AVI", "gorilla"]])
     refused = jungle("labels", other, "-w", ws.root)
-    assert refused.exit_code == 1 and "the workspace's labels use another class list (antelope_duiker, elephant, gorilla)" in refused.output
+    assert refused.exit_code == 1
+    assert "the workspace's labels use another class list (antelope_duiker, elephant, gorilla)" in refused.output
     replaced = jungle("labels", other, "-w", ws.root, "--replace-labels")
     assert replaced.exit_code == 0, replaced.output
     assert list(_labels(ws)) == ["EK000059.AVI"] and len(_labels(ws)["EK000059.AVI"]) == 24

@@ -92,7 +92,8 @@ def test_label_with_the_keyboard_undo_retrain_in_a_real_browser(server):
             status(f"saved {queue['clips'][0]['filename']}")
             assert _positives(ws, first) == ([top1], {"review"})
             second = current()
-            page_queue = page.evaluate("Array.from(document.querySelectorAll('#queue li')).slice(0, 4).map(li => li.dataset.videoId)")
+            page_queue = page.evaluate("Array.from(document.querySelectorAll('#queue li')).slice(0, 4)"
+                                       ".map(li => li.dataset.videoId)")
             assert second == queue["clips"][1]["video_id"], (page_queue, [c["video_id"] for c in queue["clips"]], first)
 
             # Shift+2, Shift+1: two classes on one clip, staying on it.

@@ -118,7 +118,8 @@ def test_ctrl_c_while_waiting_prints_one_line_and_exits_130(small_workspace):
         status = subprocess.Popen([sys.executable, "-m", "jungle.cli", "status", "-w", str(small_workspace.root)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env={**os.environ, "JUNGLE_LOCK_TIMEOUT": "60"})
-        assert status.stderr.readline() == f"waiting for {small_workspace.db_path} (held by another jungle process) ...\n"
+        waiting = f"waiting for {small_workspace.db_path} (held by another jungle process) ...\n"
+        assert status.stderr.readline() == waiting
         status.send_signal(signal.SIGINT)
         _, rest = status.communicate(timeout=30)
     finally:

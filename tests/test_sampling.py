@@ -39,7 +39,8 @@ def test_winner1_is_the_first_place_frame_list():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("bogus:3", "unknown frame sampling 'bogus:3'. Use one of: detector:…, fps:…, indices:…, motion:…, uniform:…, winner1"),
+    ("bogus:3", "unknown frame sampling 'bogus:3'. "
+                "Use one of: detector:…, fps:…, indices:…, motion:…, uniform:…, winner1"),
     ("uniform:x", "bad frame sampling 'uniform:x': uniform:N frame count must be a whole number, not 'x'"),
     ("uniform:0", "bad frame sampling 'uniform:0': uniform:N frame count must be at least 1, not 0"),
     ("indices:3,3", "frame indices repeat"),

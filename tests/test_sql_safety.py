@@ -42,6 +42,7 @@ def _files(root: Path) -> dict[str, str]:
 def _attacks(site: Path) -> dict[str, tuple[str, str]]:
     """Attack name -> (SQL, the start of the refusal message)."""
     ws, table = site / "ws", site / "ws" / "tables" / "meta" / "v1.parquet"
+    other_table = site / "other" / "tables" / "meta" / "v1.parquet"
     one_statement = "jungle sql runs exactly one statement per call; got"
     return {
         "attach-chain": (f"ATTACH ':memory:' AS m (READ_WRITE); USE m; DETACH jungle; "
@@ -62,7 +63,8 @@ def _attacks(site: Path) -> dict[str, tuple[str, str]]:
                                     "refused the COPY statement: it writes files."),
         "explain-analyze-copy": (f"EXPLAIN ANALYZE COPY (SELECT 'x' AS video_id) TO '{table}' (FORMAT parquet)",
                                  "refused the COPY statement: it writes files."),
-        "export": (f"EXPORT DATABASE '{site / 'outside' / 'export'}'", "refused the EXPORT statement: it writes files."),
+        "export": (f"EXPORT DATABASE '{site / 'outside' / 'export'}'",
+                   "refused the EXPORT statement: it writes files."),
         "install": ("INSTALL httpfs", "refused the LOAD statement: it adds extensions (INSTALL, LOAD)."),
         "load": ("LOAD parquet", "refused the LOAD statement: it adds extensions (INSTALL, LOAD)."),
         "two-selects": ("SELECT 1; SELECT 2", f"{one_statement} 2 statements."),
@@ -74,7 +76,7 @@ def _attacks(site: Path) -> dict[str, tuple[str, str]]:
                         'jungle sql refused to read outside the workspace: Permission Error: Cannot access file '
                         '"/etc/passwd" - file system operations are disabled by configuration. Queries read the '
                         "workspace's database and its tables/ folder, nothing else."),
-        "read-other-workspace-table": (f"SELECT * FROM read_parquet('{site / 'other' / 'tables' / 'meta' / 'v1.parquet'}')",
+        "read-other-workspace-table": (f"SELECT * FROM read_parquet('{other_table}')",
                                        "jungle sql refused to read outside the workspace: Permission Error"),
     }
 
@@ -135,8 +137,10 @@ READS = {
     "DESCRIBE SELECT video_id, codec FROM meta": "column_name,column_type,null,key,default,extra\n"
                                                 "video_id,VARCHAR,YES,,,\ncodec,VARCHAR,YES,,,\n",
     "SELECT name FROM (SHOW TABLES) WHERE name = 'videos'": "name\nvideos\n",
-    "SELECT column_name, count FROM (SUMMARIZE videos) WHERE column_name = 'site'": f"column_name,count\nsite,{N_VIDEOS}\n",
-    "SELECT name, type FROM pragma_table_info('folds') ORDER BY cid": "name,type\nscheme,VARCHAR\nvideo_id,VARCHAR\nfold,INTEGER\n",
+    "SELECT column_name, count FROM (SUMMARIZE videos) WHERE column_name = 'site'":
+        f"column_name,count\nsite,{N_VIDEOS}\n",
+    "SELECT name, type FROM pragma_table_info('folds') ORDER BY cid":
+        "name,type\nscheme,VARCHAR\nvideo_id,VARCHAR\nfold,INTEGER\n",
     "PRAGMA table_info('folds')": None,
     "PRAGMA show_tables": None,
     "PRAGMA database_size": None,

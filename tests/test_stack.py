@@ -140,7 +140,8 @@ def test_recipe_metadata_only_and_all(tmp_path):
     sw = make_stack_workspace(tmp_path / "ws")
     fast = TuneConfig(trials=0, **FAST)
     meta_only = stack(sw.workspace, StackConfig(recipe="metadata-only", tune=fast))
-    everything = stack(sw.workspace, StackConfig(recipe="all", tune=fast))  # stack() builds nothing: it stacks what exists
+    # stack() builds nothing: it stacks what exists
+    everything = stack(sw.workspace, StackConfig(recipe="all", tune=fast))
     assert [n for n, _ in meta_only.members[0].features] == ["meta"]
     assert [n for n, _ in everything.members[0].features] == ["hist_lite0", "meta"]
     assert everything.log_loss < meta_only.log_loss

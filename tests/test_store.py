@@ -55,9 +55,8 @@ def test_video_table_becomes_sql_view_and_sql_is_read_only(workspace):
 def test_frame_group_rows_grow_and_read_back(workspace):
     with connect(workspace) as con:
         fs, _ = registry.register(con, "emb", "frames", {"encoder": "a"})
-    group = arrays.create_group(workspace, fs, n_rows=6, n_frames=3,
-                                arrays={"embedding": arrays.ArraySpec((4,)), "valid": arrays.ArraySpec((), "bool", False)},
-                                block=4)
+    specs = {"embedding": arrays.ArraySpec((4,)), "valid": arrays.ArraySpec((), "bool", False)}
+    group = arrays.create_group(workspace, fs, n_rows=6, n_frames=3, arrays=specs, block=4)
     data = np.arange(4 * 3 * 4, dtype=np.float32).reshape(4, 3, 4)
     arrays.write_rows(group, 4, {"embedding": data[:2]})
     arrays.ensure_rows(group, 9)

@@ -147,7 +147,8 @@ def test_memory_is_bounded_by_the_request_not_the_clip(media):
 
 
 def test_iter_frames_yields_every_frame_one_at_a_time(media):
-    seen = [(i, round(t, 3), im.shape) for i, t, im in iter_frames(media / ZAMBA / "savanna/Grumeti_Tanzania/K38_check3/09190048_Hyena.AVI", (16, 12), fmt="gray")]
+    hyena = media / ZAMBA / "savanna/Grumeti_Tanzania/K38_check3/09190048_Hyena.AVI"
+    seen = [(i, round(t, 3), im.shape) for i, t, im in iter_frames(hyena, (16, 12), fmt="gray")]
     assert [i for i, _, _ in seen] == list(range(15))
     assert seen[0][2] == (12, 16)
 

@@ -113,11 +113,14 @@ def test_cli_fetch_and_list(tmp_path, megadetector_file):
     assert result.stdout == ("name,status,path,sha256,bytes,source\n"
                              f"megadetector-lite,ok,{cache / SPEC.filename},{SPEC.sha256},{SPEC.size},"
                              f"{megadetector_file.resolve()}\n")
-    listed = runner.invoke(app, ["weights", "list", "--format", "csv"], env={"JUNGLE_WEIGHTS_DIR": str(tmp_path / "none")})
+    listed = runner.invoke(app, ["weights", "list", "--format", "csv"],
+                           env={"JUNGLE_WEIGHTS_DIR": str(tmp_path / "none")})
     assert listed.exit_code == 0, listed.output
-    assert listed.stdout.splitlines()[1].startswith(f"megadetector-lite,missing,{tmp_path / 'none' / SPEC.filename},,,,")
+    missing = tmp_path / "none" / SPEC.filename
+    assert listed.stdout.splitlines()[1].startswith(f"megadetector-lite,missing,{missing},,,,")
     bad = _corrupt_copy(megadetector_file, tmp_path / "bad.pth")
-    refused = runner.invoke(app, ["weights", "fetch", "megadetector-lite", "--from", str(bad), "--dir", str(tmp_path / "d")])
+    refused = runner.invoke(app, ["weights", "fetch", "megadetector-lite", "--from", str(bad),
+                                  "--dir", str(tmp_path / "d")])
     assert refused.exit_code == 1
     assert refused.stderr.startswith(f"Error: the {SPEC.filename} taken from {bad} has sha256 ")
     assert refused.stderr.rstrip().endswith(HINT)

@@ -372,8 +372,8 @@ class _Run:
         params = {"kind": "attention", **config.model_dump()}
         extra = {"fold_scheme": plan.scheme, "encoder": sources[0].fs.encoder, "sampling": sources[0].fs.sampling}
         prob_columns = [class_slug(c) for c in plan.classes]
-        probs_fs, probs_fresh = self._register(set_name("attention", tag), "video", params, inputs, dims=len(prob_columns),
-                                               **extra)
+        probs_fs, probs_fresh = self._register(set_name("attention", tag), "video", params, inputs,
+                                               dims=len(prob_columns), **extra)
         group_dims = _dims(self.ws, sources, config.embedding)
         vector_columns = [f"v{j:04d}" for j in range(group_dims)]
         vector_fs, vector_fresh = self._register(set_name("attention", tag, 1), "video", params, inputs,

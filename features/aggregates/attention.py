@@ -36,7 +36,8 @@ __all__ = ["AttentionConfig", "AttentionPooling", "meta_inputs", "fit_attention"
 
 
 class AttentionConfig(TrainingConfig):
-    """How the attention-pooling model is built and trained (see :class:`~jungle.features.aggregates.oof.TrainingConfig`).
+    """How the attention-pooling model is built and trained
+    (see :class:`~jungle.features.aggregates.oof.TrainingConfig`).
 
     Attributes:
         hidden: units of the frame projection (and of the GRU, both directions together).
