@@ -91,13 +91,12 @@ def _config(cls, **values):
     """``cls(**values)``, with a validation failure as one InputError line naming each bad option."""
     from pydantic import ValidationError
 
-    from .errors import InputError
+    from .config import config_error
 
     try:
         return cls(**values)
     except ValidationError as exc:
-        raise InputError("; ".join(f"{'.'.join(map(str, e['loc'])) or cls.__name__}: {e['msg']}"
-                                   for e in exc.errors())) from None
+        raise config_error(exc) from None
 
 
 def _echo(text: str) -> None:
@@ -332,81 +331,41 @@ def featurize(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Sample frames of every ingested video and store per-frame embeddings (resumable, shardable)."""
-    from pydantic import ValidationError
-
-    from .features.featurize.detect import DetectConfig, detect
+    from .features.featurize.config import FeaturizeConfig
+    from .features.featurize.detect import DetectConfig
     from .features.models.detector import DetectorConfig
     from .features.models.encoders import EncoderConfig
-    from .features.featurize.config import FeaturizeConfig, Shard
-    from .features.featurize.runner import featurize as run_featurize
+    from .pipeline import featurize_videos
 
     ws = _existing_workspace(workspace)
-    try:
-        detect_config = None if detector is None else DetectConfig(
-            detector=DetectorConfig.parse(detector), frames=detector_frames, batch_size=batch_size or 32,
-            workers=workers, block=block, torch_threads=threads)
-    except ValidationError as exc:
-        _fail(_first_error(exc))
-    if detect_config is not None:
-        detected = detect(ws, detect_config, shard=shard, progress=not quiet)
-        _echo(render_rows(*detected.rows(), fmt))
-        for path, error in detected.run.failures:
+    detect = None if detector is None else _config(
+        DetectConfig, detector=DetectorConfig.parse(detector), frames=detector_frames, batch_size=batch_size or 32,
+        workers=workers, block=block, torch_threads=threads)
+    config = None
+    if encoder or detect is None:
+        specs = encoder or ["lite0"]
+        if len(specs) > 1 and (weights or name):
+            _fail("--weights and --name apply to a single --encoder; give several encoders as NAME=WEIGHTS_FILE.")
+        encoders = tuple(_config(EncoderConfig.from_spec, spec=spec, weights=str(weights) if weights else None,
+                                 pretrained=pretrained, input_size=input_size, alias=name, stages=stages)
+                         for spec in specs)
+        config = _config(FeaturizeConfig, encoders=encoders, frames=frames, batch_size=batch_size, workers=workers,
+                         block=block, device=device, torch_threads=threads, backend=backend, precision=precision)
+    run = featurize_videos(ws, config, detect, shard=shard, dask=dask, progress=not quiet)
+    if run.detected is not None:
+        _echo(render_rows(*run.detected.rows(), fmt))
+        for path, error in run.detected.run.failures:
             typer.echo(f"failed: {path}: {error}", err=True)
-        if not encoder:
-            return
-    specs = encoder or ["lite0"]
-    if len(specs) > 1 and (weights or name):
-        _fail("--weights and --name apply to a single --encoder; give several encoders as NAME=WEIGHTS_FILE.")
-    try:
-        encoders = []
-        for spec in specs:
-            model, _, file = spec.partition("=")
-            encoders.append(EncoderConfig(name=model, weights=file or (str(weights) if weights else None),
-                                          pretrained=pretrained, input_size=input_size, alias=name,
-                                          stages=_parse_stages(stages)))
-        config = FeaturizeConfig(encoders=tuple(encoders), frames=frames, batch_size=batch_size, workers=workers,
-                                 block=block, device=device, torch_threads=threads, backend=backend,
-                                 precision=precision)
-    except ValidationError as exc:
-        _fail(_first_error(exc))
-    chosen = Shard.parse(shard) if shard else None
-    if dask and chosen:
-        _fail("--dask makes its own shards; leave out --shard.")
-    if dask:
-        from .features.featurize.distributed import featurize_on_dask
-
-        summary = featurize_on_dask(ws, config, dask, progress=not quiet)
-    else:
-        summary = run_featurize(ws, config, shard=chosen, progress=not quiet)
-    columns, rows = summary.rows()
-    _echo(render_rows(columns, rows, fmt))
+    summary = run.featurized
+    if summary is None:
+        return
+    _echo(render_rows(*summary.rows(), fmt))
     if fmt == Format.table:
         shard_note = f", shard {summary.shard}" if summary.shard else ""
         typer.echo(f"{summary.videos} videos, {summary.frames} frames in {summary.seconds:.1f} s "
                    f"({summary.frames_per_second:.1f} frames/s){shard_note}")
         for path, error in summary.failures:
             typer.echo(f"failed: {path}: {error}", err=True)
-
-
-def _parse_stages(text: Optional[str]):
-    from .errors import InputError
-
-    if text is None or text == "all":
-        return text
-    try:
-        return tuple(int(p) for p in text.split(","))
-    except ValueError:
-        raise InputError(f"--stages must be 'all' or stage positions like 1,2,3, not {text!r}") from None
-
-
-def _first_error(exc: Exception) -> str:
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        return f"{where}: {error['msg'].removeprefix('Value error, ')}"
-    return str(exc)
 
 
 @features_app.command("list")
@@ -462,35 +421,18 @@ def aggregate_command(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Build video-level feature sets (meta, hist_*, minmax_*, attn_*): versioned, skipped when up to date."""
-    from pydantic import ValidationError
-
     from .features.aggregates.aggregate import AggregateConfig, aggregate
-    from .store.db import WorkspaceLocked
 
     ws = _workspace(workspace)
     if not ws.exists():
         _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` and `jungle featurize` first, "
               "or pass --workspace.")
-    try:
-        mode = unlabelled.replace("-", "_")
-        head = {k: v for k, v in (("hidden", head_hidden), ("epochs", head_epochs)) if v is not None}
-        attention = {"recurrent": gru, "with_meta": attention_meta, "unlabelled": mode, "seed": seed}
-        if attention_epochs is not None:
-            attention["epochs"] = attention_epochs
-        config = AggregateConfig(
-            sources=source, kinds=kind, fold_scheme=fold_scheme, threads=threads,
-            meta={"neighbours": neighbours}, stats={"bins": bins},
-            frame_head={**head, "unlabelled": mode, "seed": seed}, attention=attention)
-    except (ValidationError, ValueError) as exc:
-        _fail(_first_error(exc))
-    try:
-        results = aggregate(ws, config, progress=not quiet)
-    except KeyError as exc:
-        _fail(str(exc.args[0]))
-    except (LookupError, ValueError, WorkspaceLocked) as exc:
-        _fail(str(exc))
-    columns, rows = results.rows()
-    _echo(render_rows(columns, rows, fmt))
+    config = _config(AggregateConfig.from_options, sources=source, kinds=kind, fold_scheme=fold_scheme,
+                     threads=threads, neighbours=neighbours, bins=bins, head_hidden=head_hidden,
+                     head_epochs=head_epochs, attention_epochs=attention_epochs, recurrent=gru,
+                     attention_meta=attention_meta, unlabelled=unlabelled, seed=seed)
+    results = aggregate(ws, config, progress=not quiet)
+    _echo(render_rows(*results.rows(), fmt))
     if fmt == Format.table:
         typer.echo(f"{len(results.computed)} computed, {len(results) - len(results.computed)} unchanged")
 
@@ -819,21 +761,17 @@ def export_camtrap_dp_command(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Write a Camtrap DP 1.0.2 package: deployments (sites), media (videos), media- and event-level observations."""
-    from pydantic import ValidationError
-
     from .export.camtrap_dp import CamtrapConfig, export_camtrap_dp
     from .export.thresholds import ThresholdConfig
 
-    try:
-        config = CamtrapConfig(
-            model=model, thresholds=ThresholdConfig(threshold=threshold, target_precision=target_precision),
-            event_gap_s=event_gap, event_rule=event_probability, taxonomy=taxonomy and str(taxonomy),
-            deployments=deployments and str(deployments), drop_sites_without_coordinates=drop_sites_without_coordinates,
-            only_predicted=only_predicted, media_base=media_base, created=created,
-            contributors=tuple(contributor or ()), metadata=metadata and str(metadata),
-            **({"title": title} if title else {}))
-    except ValidationError as exc:
-        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    config = _config(
+        CamtrapConfig,
+        model=model, thresholds=_config(ThresholdConfig, threshold=threshold, target_precision=target_precision),
+        event_gap_s=event_gap, event_rule=event_probability, taxonomy=taxonomy and str(taxonomy),
+        deployments=deployments and str(deployments), drop_sites_without_coordinates=drop_sites_without_coordinates,
+        only_predicted=only_predicted, media_base=media_base, created=created,
+        contributors=tuple(contributor or ()), metadata=metadata and str(metadata),
+        **({"title": title} if title else {}))
     _echo(render_rows(*export_camtrap_dp(_workspace(workspace), out_dir, config).rows(), fmt))
 
 

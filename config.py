@@ -24,7 +24,8 @@ def config_error(exc: ValidationError, kind: type[InputError] = InputError) -> J
         original = (problem.get("ctx") or {}).get("error")
         if isinstance(original, JungleError):
             return original
-    return kind("; ".join(f"{'.'.join(map(str, p['loc'])) or exc.title}: {p['msg']}" for p in exc.errors()))
+    return kind("; ".join(f"{'.'.join(map(str, p['loc'])) or exc.title}: {p['msg'].removeprefix('Value error, ')}"
+                          for p in exc.errors()))
 
 
 class JungleConfig(BaseModel):

@@ -16,7 +16,7 @@ from .errors import InputError, NotFoundError
 from .store.workspace import Workspace
 
 __all__ = ["DEFAULT_SOURCE", "SetPlan", "plan_feature_sets", "ensure_feature_sets", "packaged_encoders",
-           "featurize_default", "stack_recipe"]
+           "featurize_default", "FeaturizeRun", "featurize_videos", "stack_recipe"]
 
 #: The frame-level set the pipeline featurizes by itself (the packaged offline encoder).
 DEFAULT_SOURCE = "lite0"
@@ -108,6 +108,45 @@ def featurize_default(workspace: Workspace, frames: str, progress: bool = True, 
 
     config = FeaturizeConfig(encoders=(EncoderConfig(name=encoder, stages="all"),), frames=frames)
     return featurize(workspace, config, progress=progress)
+
+
+@dataclass
+class FeaturizeRun:
+    """What :func:`featurize_videos` did: the detector pass and the encoders' pass (None: not run)."""
+
+    detected: object | None = None
+    featurized: object | None = None
+
+
+def featurize_videos(workspace: Workspace, config=None, detect=None, shard: str | None = None,
+                     dask: str | None = None, progress: bool = True) -> FeaturizeRun:
+    """``jungle featurize``: the detector's pass first (``detect``, a ``DetectConfig``), then the
+    encoders' (``config``, a ``FeaturizeConfig``), here (optionally one ``shard`` "I/N") or on a Dask
+    cluster (``dask``: a scheduler address or ``'local'``, which makes its own shards).
+
+    Raises:
+        InputError: ``dask`` together with ``shard``.
+    """
+    from .features.featurize.config import Shard
+
+    if dask and shard:
+        raise InputError("--dask makes its own shards; leave out --shard.")
+    run = FeaturizeRun()
+    if detect is not None:
+        from .features.featurize.detect import detect as detect_pass
+
+        run.detected = detect_pass(workspace, detect, shard=shard, progress=progress)
+    if config is None:
+        return run
+    if dask:
+        from .features.featurize.distributed import featurize_on_dask
+
+        run.featurized = featurize_on_dask(workspace, config, dask, progress=progress)
+    else:
+        from .features.featurize.runner import featurize
+
+        run.featurized = featurize(workspace, config, shard=Shard.parse(shard) if shard else None, progress=progress)
+    return run
 
 
 def stack_recipe(workspace: Workspace, cfg, build_missing: bool = True, frames: str = "uniform:32",

@@ -34,6 +34,7 @@ from typing import Callable, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ...errors import InputError
 from ...runtime import torch_threads
 from ...store import arrays, registry
 from ...store.db import connect, transaction
@@ -152,8 +153,24 @@ class AggregateConfig(BaseModel):
             value = value.split(",")
         names = tuple(str(v).strip() for v in value if str(v).strip())
         if not names:
-            raise ValueError("give at least one frame-level source set, e.g. lite0")
+            raise InputError("give at least one frame-level source set, e.g. lite0")
         return names
+
+    @classmethod
+    def from_options(cls, *, sources, kinds, fold_scheme: str = "default", threads: int | None = 1,
+                     neighbours: int | None = None, bins: int | None = None, head_hidden: int | None = None,
+                     head_epochs: int | None = None, attention_epochs: int | None = None, recurrent: bool = False,
+                     attention_meta: bool = True, unlabelled: str = "full", seed: int = 0) -> "AggregateConfig":
+        """The configuration from ``jungle aggregate``'s flat options (None: the sub-config's default)."""
+        def given(**values) -> dict:
+            return {k: v for k, v in values.items() if v is not None}
+
+        mode = unlabelled.replace("-", "_")
+        return cls(sources=sources, kinds=kinds, fold_scheme=fold_scheme, threads=threads,
+                   meta=given(neighbours=neighbours), stats=given(bins=bins),
+                   frame_head=given(hidden=head_hidden, epochs=head_epochs, unlabelled=mode, seed=seed),
+                   attention=given(recurrent=recurrent, with_meta=attention_meta, unlabelled=mode, seed=seed,
+                                   epochs=attention_epochs))
 
 
 class AggregateResults(list):
@@ -263,7 +280,7 @@ class _Run:
         with connect(self.ws) as con:
             fs = registry.get(con, name)
             if fs.kind != "frames":
-                raise ValueError(f"feature set {fs.ref} is video-level; --source takes frame-level sets "
+                raise InputError(f"feature set {fs.ref} is video-level; --source takes frame-level sets "
                                  "(embeddings written by `jungle featurize`)")
             return load_frame_rows(con, fs)
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from jungle.store.workspace import Workspace
 
+from ...errors import NotFoundError
 from .frame_stats import frame_moments
 from .inputs import FrameRows, iter_frame_blocks
 from .oof import Batch, FoldEnsemble, FoldPlan, ShuffleBuffer, TrainingConfig
@@ -152,7 +153,7 @@ def fit_attention(workspace: Workspace, sources: Sequence[FrameRows], plan: Fold
     mean, std = frame_moments((b.values, b.valid) for b in blocks())
     labelled = [v for v in sources[0].video_ids if v in plan.folds]
     if not labelled:
-        raise LookupError(f"no labelled video of scheme {plan.scheme!r} has frames in "
+        raise NotFoundError(f"no labelled video of scheme {plan.scheme!r} has frames in "
                           f"{', '.join(s.fs.ref for s in sources)}; featurize the labelled videos first.")
     meta_dims = len(next(iter(meta.values()))) if meta else 0
 

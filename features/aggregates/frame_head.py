@@ -53,6 +53,7 @@ from jungle.store import arrays
 from jungle.store.registry import FeatureSet
 from jungle.store.workspace import Workspace
 
+from ...errors import NotFoundError
 from .frame_stats import frame_moments
 from .inputs import FrameBlock, FrameRows, iter_frame_blocks
 from .oof import Batch, FoldEnsemble, FoldPlan, ShuffleBuffer, TrainingConfig
@@ -233,7 +234,7 @@ def fit_frame_head(workspace: Workspace, source: FrameRows, plan: FoldPlan, conf
     """
     labelled = [v for v in source.video_ids if v in plan.folds]
     if not labelled:
-        raise LookupError(f"no labelled video of scheme {plan.scheme!r} has frames in {source.fs.ref}; "
+        raise NotFoundError(f"no labelled video of scheme {plan.scheme!r} has frames in {source.fs.ref}; "
                           "featurize the labelled videos first.")
     scores = _scores(workspace, detector)
     mean, std = frame_moments((b.values, b.valid) for b in frame_blocks(workspace, source, config, scores))

@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ...errors import InputError
 from ...runtime import torch_threads
 
 __all__ = ["PROB_STATS", "EMBEDDING_POOLS", "class_slug", "prob_stat_columns", "prob_stats",
@@ -55,7 +56,7 @@ def _stat_sql(stat: str) -> str:
     match = _PERCENTILE.match(stat)
     if match:
         return f"quantile_cont(p, {int(match.group(1)) / 100})"
-    raise ValueError(f"unknown frame statistic {stat!r}: use {', '.join(PROB_STATS)} or pNN (a percentile)")
+    raise InputError(f"unknown frame statistic {stat!r}: use {', '.join(PROB_STATS)} or pNN (a percentile)")
 
 
 def prob_stat_columns(classes: Sequence[str], stats: Sequence[str] = PROB_STATS, bins: int = 10) -> list[str]:
@@ -143,7 +144,7 @@ def pool_embeddings(values: np.ndarray, valid: np.ndarray, pools: Sequence[str] 
     """
     unknown = set(pools) - set(EMBEDDING_POOLS)
     if unknown:
-        raise ValueError(f"unknown pooling {sorted(unknown)}: use {', '.join(EMBEDDING_POOLS)}")
+        raise InputError(f"unknown pooling {sorted(unknown)}: use {', '.join(EMBEDDING_POOLS)}")
     n_videos, _, dims = values.shape
     if out is None:
         out = np.empty((n_videos, len(pools) * dims), dtype=np.float32)

@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
+from ...errors import InputError
 from ...store import arrays
 from ...store.registry import FeatureSet
 from ...store.rows import done_rows
@@ -59,7 +60,7 @@ class FrameRows:
 def load_frame_rows(con, fs: FeatureSet) -> FrameRows:
     """The done rows (with at least one valid frame, when recorded) of the frame-level set ``fs``."""
     if fs.kind != "frames":
-        raise ValueError(f"feature set {fs.ref} is video-level; aggregates read frame-level sets")
+        raise InputError(f"feature set {fs.ref} is video-level; aggregates read frame-level sets")
     found, rows_fingerprint = done_rows(con, fs)
     video_ids = np.array([r[0] for r in found], dtype=object)
     rows = np.array([r[1] for r in found], dtype=np.int64)

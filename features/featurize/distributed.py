@@ -152,7 +152,8 @@ def model_specs(config: FeaturizeConfig, workspace=None) -> list[ModelSpec]:
     return [ModelSpec.of(model) for model in load_models(workspace, config)]
 
 
-def featurize_shard(workspace, config: FeaturizeConfig, shard: str, work: FeaturizePlan | None = None) -> FeaturizeSummary:
+def featurize_shard(workspace, config: FeaturizeConfig, shard: str,
+                    work: FeaturizePlan | None = None) -> FeaturizeSummary:
     """One Dask task: featurize the blocks of ``shard`` ("I/N") in this worker, without a progress bar.
 
     With ``work`` (the client's plan for this shard) the task never opens DuckDB and leaves the

@@ -351,7 +351,8 @@ def load_models(workspace, config: FeaturizeConfig, work: FeaturizePlan | None =
         backend, precision = config.backend, config.precision
         if work is not None:
             planned = work.sets[position].fs.config.get("model", {})
-            backend, precision = planned.get("backend", "torch"), ("int8" if planned.get("precision") == "int8" else "fp32")
+            backend = planned.get("backend", "torch")
+            precision = "int8" if planned.get("precision") == "int8" else "fp32"
         encoder = load_encoder(encoder_config, device=config.device)
         calibration = calibration_frames(workspace, encoder.input_size) if precision == "int8" else None
         models.append(load_fastest(encoder, choose_backend(backend, config.device), precision, calibration=calibration))

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ...config import config_error
 from ...errors import InputError
 from ...store.arrays import ArraySpec
 from ...hashing import config_key
@@ -93,7 +94,7 @@ class DetectorConfig(BaseModel):
         ``megadetector-lite,input=640x384``.
 
         Raises:
-            InputError: unknown option or bad value (pydantic's ValidationError for an unknown weights name).
+            InputError: unknown option, bad value or unknown weights name.
         """
         weights, *options = [part.strip() for part in text.split(",")]
         settings: dict = {"weights": weights}
@@ -106,7 +107,10 @@ class DetectorConfig(BaseModel):
             else:
                 raise InputError(f"detector option {option!r} is not input=WxH or crop=PIXELS "
                                  f"(e.g. megadetector-lite,input=640x384,crop=50)")
-        return cls(**settings)
+        try:
+            return cls(**settings)
+        except ValidationError as exc:
+            raise config_error(exc) from None
 
     def lineage(self) -> dict:
         """The settings that change results (not batch size, fusion or memory format)."""
@@ -467,7 +471,8 @@ def aggregate_detections(
         for level in levels:
             over = (valid & (np.nan_to_num(score) >= level)).sum(axis=1)
             columns[f"n_over_{round(level * 100):02d}"] = over
-            columns[f"frac_over_{round(level * 100):02d}"] = np.where(n_valid > 0, over / np.maximum(n_valid, 1), np.nan)
+            share = np.where(n_valid > 0, over / np.maximum(n_valid, 1), np.nan)
+            columns[f"frac_over_{round(level * 100):02d}"] = share
         run = _longest_run(detected)
         columns["longest_run"] = run
         columns["longest_run_frac"] = np.where(n_valid > 0, run / np.maximum(n_valid, 1), np.nan)

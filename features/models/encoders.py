@@ -27,7 +27,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from ...errors import ModelError
+from ...errors import InputError, ModelError
 from ...hashing import config_key, file_sha256
 
 __all__ = [
@@ -83,6 +83,25 @@ class EncoderConfig(BaseModel):
 
     def key(self) -> str:
         return config_key(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_spec(cls, spec: str, **fields) -> "EncoderConfig":
+        """``NAME`` or ``NAME=WEIGHTS_FILE`` (``jungle featurize --encoder``), with the other fields;
+        ``stages`` may be given as the CLI's text (see :func:`parse_stages`)."""
+        name, _, weights = spec.partition("=")
+        if isinstance(fields.get("stages"), str):
+            fields["stages"] = parse_stages(fields["stages"])
+        return cls(name=name, **{**fields, "weights": weights or fields.get("weights")})
+
+
+def parse_stages(text: str | None) -> str | tuple[int, ...] | None:
+    """``--stages``: None, ``"all"`` or stage positions like ``"1,2,3"``."""
+    if text is None or text == "all":
+        return text
+    try:
+        return tuple(int(p) for p in text.split(","))
+    except ValueError:
+        raise InputError(f"--stages must be 'all' or stage positions like 1,2,3, not {text!r}") from None
 
 
 @dataclass(frozen=True)
