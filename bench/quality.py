@@ -146,7 +146,7 @@ def run_benchmark(args) -> list[tuple]:
 
 def demo_rows(args) -> list[tuple]:
     """The demo collection's recipes, out of fold, with the mean AUC from the stored OOF predictions."""
-    from jungle.pipeline import DemoRunConfig, run_demo
+    from jungle.demo.run import DemoRunConfig, run_demo
     from jungle.store.db import connect
     from jungle.store.workspace import Workspace
 
