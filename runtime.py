@@ -13,14 +13,38 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
+from .errors import InputError
 from .interrupts import deferred_interrupts, ignore_interrupts
 
-__all__ = ["available_cores", "WorkerPool", "torch_threads", "quiet_optuna"]
+__all__ = ["available_cores", "is_loopback", "WorkerPool", "torch_threads", "quiet_optuna"]
 
 
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity mask, not the machine's count)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) only ever means this machine: the local servers
+    (dashboard, review page) listen beyond it only when asked. A name counts as loopback when every
+    address it resolves to is a loopback address.
+
+    Raises:
+        InputError: the name does not resolve.
+    """
+    import ipaddress
+    import socket
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # not an address: a name such as localhost
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host} does not resolve ({exc.strerror}); "
+                         "leave --host out to listen on 127.0.0.1.") from None
+    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
 
 
 def _start_worker(lifeline, niceness: int, single_threaded: bool) -> None:

@@ -9,11 +9,11 @@ checked (range, free) before anything starts, so a taken port is one line, not a
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket
 from dataclasses import dataclass
 
 from ..errors import EnvironmentProblem, InputError
+from ..runtime import is_loopback
 from ..store.workspace import Workspace
 
 __all__ = ["DashboardError", "DashboardPlan", "DashboardRefused", "PortUnavailable", "dashboard_storage",
@@ -56,26 +56,6 @@ def list_studies(storage: str) -> list[str]:
 def dashboard_url(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/dashboard"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or a name) only ever means this machine.
-
-    A name counts as loopback when every address it resolves to is a loopback address.
-
-    Raises:
-        DashboardRefused: the name does not resolve.
-    """
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # not an address: a name such as localhost
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise DashboardRefused(f"--host {host} does not resolve ({exc.strerror}); "
-                               "leave --host out to listen on 127.0.0.1.") from None
-    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
 
 
 def remote_warning(host: str, port: int) -> str:

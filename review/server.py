@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import errno
 import hmac
-import ipaddress
 import json
 import mimetypes
 import re
@@ -54,12 +53,13 @@ from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import BusyError, EnvironmentProblem, InputError, JungleError, MediaError, NotFoundError
+from ..runtime import is_loopback
 from ..store.workspace import Workspace
 from .labels_store import NothingToUndo
 from .retrain import NotEnoughLabels
 from .session import ReviewSession, parse_queue_request
 
-__all__ = ["LOOPBACK", "PortTaken", "ReviewRefused", "ReviewServer", "TOKEN_HEADER", "check_host", "is_loopback",
+__all__ = ["LOOPBACK", "PortTaken", "ReviewRefused", "ReviewServer", "TOKEN_HEADER", "check_host",
            "open_review"]
 
 LOOPBACK = "127.0.0.1"
@@ -77,16 +77,6 @@ class ReviewRefused(InputError):
 
 class PortTaken(EnvironmentProblem):
     """The port cannot be listened on."""
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses (and ``localhost``) that only this machine reaches."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_host(host: str, port: int, allow_remote: bool) -> list[str]:
@@ -138,6 +128,7 @@ class ReviewServer:
         self.session = session
         self.token = token or secrets.token_urlsafe(24)
         self.host = host
+        self.loopback = is_loopback(host)  # once: the Host check runs on every request
         try:
             self.httpd = ThreadingHTTPServer((host, port), _handler(self))
         except OSError as exc:
@@ -153,7 +144,7 @@ class ReviewServer:
 
     def allowed_host(self, header: str | None) -> bool:
         """On loopback, the ``Host`` header must name this server (guards against DNS rebinding)."""
-        if not is_loopback(self.host):
+        if not self.loopback:
             return True
         return header in {f"{name}:{self.port}" for name in ("127.0.0.1", "localhost", "[::1]")}
 
@@ -165,7 +156,7 @@ class ReviewServer:
         labelled = self.session.info()["labelled"]
         lines = [f"jungle review on {self.url} for {len(self.session.clips)} clips ({labelled} labelled), "
                  f"{self.session.origin}; Ctrl-C stops it."]
-        if not is_loopback(self.host):
+        if not self.loopback:
             lines.append(f"token for scripts ({TOKEN_HEADER} header): {self.token}")
         return lines
 
