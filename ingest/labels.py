@@ -8,9 +8,10 @@ Two formats are read (the format is recognised from the header):
   (video, positive class); other columns (e.g. ``split``) are ignored. Classes a video has no row
   for are 0.
 
-The file is UTF-8 (a byte-order mark is fine) or UTF-16/UTF-32 with a byte-order mark (as Excel
-writes "Unicode text"); the delimiter is read from the header line: comma, tab or semicolon. Binary
-files, UTF-16 without a byte-order mark and other encodings are refused with what to do. A header
+The file is read, and its keys matched to videos, as every key file is (:mod:`jungle.ingest.keyfile`):
+UTF-8 (a byte-order mark is fine) or UTF-16/UTF-32 with a byte-order mark (as Excel writes "Unicode
+text"); the delimiter is read from the header line: comma, tab or semicolon. Binary files, UTF-16
+without a byte-order mark and other encodings are refused with what to do. A header
 that names a column it reads twice (a class column in the wide format, ``label`` or the key
 column in the long format) is refused: a CSV reader would silently keep one of them.
 
@@ -31,13 +32,10 @@ videos.
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -48,6 +46,9 @@ from ..config import JungleConfig
 from ..errors import InputError
 from ..store.db import connect, transaction
 from ..store.workspace import Workspace
+from .keyfile import (DELIMITERS, KeyFileKind, Problems, decode_text, duplicated_columns, match_keys, read_rows,
+                      sniff_delimiter)
+from .keyfile import key_column as find_key_column
 
 __all__ = [
     "LabelsError",
@@ -63,12 +64,15 @@ __all__ = [
     "import_labels",
 ]
 
-_KEY_COLUMNS = ("filepath", "path", "filename")
 _SHOWN = 5  # examples shown per kind of problem
 
 
 class LabelsError(InputError):
     """The label file (or the request) is invalid; the message lists every problem and what to do."""
+
+
+LABEL_FILE = KeyFileKind(noun="label file", what="labels", header="`filename,bird,blank,...` or `filepath,label`",
+                         error=LabelsError)
 
 
 class LabelsConfig(JungleConfig):
@@ -135,32 +139,6 @@ class LabelsSummary:
         return columns, [(self.path, self.format, self.videos, self.positives, self.classes, len(self.skipped))]
 
 
-class _Problems:
-    """Problems grouped by kind, each with examples (line numbers), rendered as one message."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.kinds: dict[str, list[str]] = defaultdict(list)
-        self.advice: dict[str, str] = {}
-
-    def add(self, kind: str, example: str, advice: str = "") -> None:
-        self.kinds[kind].append(example)
-        if advice:
-            self.advice[kind] = advice
-
-    def raise_if_any(self) -> None:
-        if not self.kinds:
-            return
-        lines = [f"the label file {self.path} has problems; no labels were imported:"]
-        for kind, examples in self.kinds.items():
-            more = f"; and {len(examples) - _SHOWN} more" if len(examples) > _SHOWN else ""
-            shown = "; ".join(examples[:_SHOWN]) + more
-            advice = f". {self.advice[kind]}" if kind in self.advice else ""
-            count = f" ({len(examples)})" if len(examples) > 1 else ""
-            lines.append(f"  - {kind}{count}: {shown}{advice}")
-        raise LabelsError("\n".join(lines))
-
-
 def parse_classes(text: str | os.PathLike | None) -> tuple[str, ...]:
     """A class list from a comma-separated string or a file with one class per line (None: Pri-matrix)."""
     if text is None:
@@ -184,101 +162,13 @@ def _value(text: str) -> int | None:
     return int(number) if number in (0.0, 1.0) else None
 
 
-_BOMS = (  # longest first: the UTF-32 LE mark begins with the UTF-16 LE one
-    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"), (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
-    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
-    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"), (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
-)
-_DELIMITERS = {",": "comma-separated", "\t": "tab-separated", ";": "semicolon-separated"}
-_SAVE_AS = "Save it as UTF-8 CSV (in Excel: Save As > 'CSV UTF-8')."
-
-
-def _binary_problem(sample: bytes) -> str | None:
-    """Why ``sample`` (the file's first bytes, no byte-order mark) is not text, or None if it may be."""
-    nul = sample.find(b"\0")
-    if nul < 0:
-        controls = sum(1 for b in sample if b < 32 and b not in b"\t\n\r\f")
-        return f"{controls} control bytes in its first {len(sample)}" if controls > len(sample) // 20 else None
-    if sample.count(0) > len(sample) // 3 and (sample[1::2].count(0) > len(sample) // 3
-                                                or sample[0::2].count(0) > len(sample) // 3):
-        return "UTF-16"
-    return f"a NUL byte at byte {nul}"
-
-
 def decode_label_text(path: Path, data: bytes) -> str:
-    """The text of a label file: UTF-8 (with or without a byte-order mark), or UTF-16/32 with one.
+    """The text of a label file (see :func:`jungle.ingest.keyfile.decode_text`).
 
     Raises:
         LabelsError: binary data, UTF-16 without a byte-order mark, or bytes that are not UTF-8.
     """
-    for bom, codec, name in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data.decode(codec)
-            except UnicodeDecodeError as exc:
-                raise LabelsError(f"the label file {path} starts like {name} text but byte {exc.start} is not "
-                                  f"{name}. {_SAVE_AS}") from exc
-    problem = _binary_problem(data[:4096])
-    if problem == "UTF-16":
-        raise LabelsError(f"the label file {path} looks like UTF-16 text without a byte-order mark, which "
-                          f"cannot be read reliably. UTF-16: {_SAVE_AS[0].lower()}{_SAVE_AS[1:]}")
-    if problem:
-        raise LabelsError(f"the label file {path} is not a text file ({problem}). Give a CSV file: a header "
-                          "line such as `filename,bird,blank,...` or `filepath,label`, then one line per video.")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise LabelsError(f"the label file {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}; "
-                          f"perhaps Latin-1 or Windows-1252). {_SAVE_AS}") from exc
-
-
-def sniff_delimiter(header_line: str) -> str:
-    """The delimiter of a CSV from its header line: the most frequent of comma, tab and semicolon
-    (comma when none occurs, or on a tie with it)."""
-    counts = {d: header_line.count(d) for d in _DELIMITERS}
-    best = max(counts, key=counts.get)
-    return best if counts[best] else ","
-
-
-def duplicated_columns(header: Sequence[str], read: Sequence[str] | None = None,
-                       fold_case: Sequence[str] = ()) -> dict[str, list[int]]:
-    """Column names that occur more than once in ``header``, with their 1-based positions.
-
-    Args:
-        header: the header, as written.
-        read: only these names count (None: every name).
-        fold_case: names compared without case (``Label`` repeats ``label``).
-    """
-    folded = {name.lower() for name in fold_case}
-    positions: dict[str, list[int]] = defaultdict(list)
-    for position, name in enumerate(header, start=1):
-        key = name.lower() if name.lower() in folded else name
-        if read is None or key in read or name in read:
-            positions[key].append(position)
-    return {name: where for name, where in positions.items() if len(where) > 1}
-
-
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]], str]:
-    """(header, (line, row dict) per data row, delimiter) of a label file."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise LabelsError(f"cannot read the label file {path}: {exc.strerror or exc}. Check the path.") from exc
-    text = decode_label_text(path, data)
-    if not text.strip():
-        raise LabelsError(f"the label file {path} is empty. Give a header line such as `filename,bird,blank,...` "
-                          "or `filepath,label`, then one line per video.")
-    delimiter = sniff_delimiter(text.splitlines()[0])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [h.strip() for h in next(reader, [])]
-    rows = [(reader.line_num, dict(zip(header, values))) for values in reader if values]
-    return header, rows, delimiter
-
-
-def _key_column(header: Sequence[str]) -> str | None:
-    lowered = {h.lower(): h for h in header}
-    return next((lowered[c] for c in _KEY_COLUMNS if c in lowered), None)
+    return decode_text(LABEL_FILE, path, data)
 
 
 def _class_list(classes: Sequence[str]) -> str:
@@ -292,7 +182,7 @@ def _refuse_duplicated_columns(path: Path, header: Sequence[str], key_column: st
                                                        "one row per label.")
     else:
         read, advice = None, "Keep one column per class (and one filename column)."
-    problems = _Problems(str(path))
+    problems = Problems(LABEL_FILE, str(path))
     for name, positions in duplicated_columns(header, read, fold_case=(key_column, "label")).items():
         where = ", ".join(map(str, positions[:-1])) + f" and {positions[-1]}"
         problems.add("duplicated columns", f"{name!r} (columns {where})", advice)
@@ -306,15 +196,15 @@ def read_label_file(path: str | os.PathLike, classes: Sequence[str] = PRIMATRIX_
         LabelsError: every problem found, in one message.
     """
     path = Path(path)
-    header, rows, delimiter = _read_rows(path)
+    header, rows, delimiter = read_rows(LABEL_FILE, path)
     classes = tuple(classes)
-    problems = _Problems(str(path))
+    problems = Problems(LABEL_FILE, str(path))
     known = " Known classes: " + _class_list(classes) + " (set the list with --classes)."
     label_column = next((h for h in header if h.lower() == "label"), None)
-    key_column = _key_column(header)
+    key_column = find_key_column(header)
     if key_column is None:
         raise LabelsError(f"the label file {path} has no filename/filepath column (header, read as "
-                          f"{_DELIMITERS[delimiter]}: {', '.join(header) or 'empty'}). "
+                          f"{DELIMITERS[delimiter]}: {', '.join(header) or 'empty'}). "
                           "Expected Pri-matrix `filename,<class>,...` or long `filepath,label`.")
     _refuse_duplicated_columns(path, header, key_column, label_column)
     position = {c: i for i, c in enumerate(classes)}
@@ -407,42 +297,7 @@ def match_videos(label_file: LabelFile, videos: Sequence[tuple[str, str]],
         LabelsError: keys that match several videos, two keys for one video, or (unless
             ``allow_missing``) keys that match none.
     """
-    base = os.path.dirname(label_file.path)
-    by_path = {path: vid for vid, path in videos}
-    by_name: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for vid, path in videos:
-        by_name[os.path.basename(path)].append((vid, PurePosixPath(Path(path)).as_posix()))
-    problems = _Problems(label_file.path)
-    matched: list[str | None] = []
-    skipped: list[str] = []
-    seen: dict[str, str] = {}
-    for key, line in zip(label_file.keys, label_file.lines):
-        exact = by_path.get(os.path.abspath(os.path.join(base, key)))
-        if exact is not None:
-            hits = [exact]
-        else:
-            parts = PurePosixPath(key.replace("\\", "/")).parts
-            suffix = "/" + "/".join(part for part in parts if part != "/")
-            hits = [vid for vid, posix in by_name.get(os.path.basename(key.replace("\\", "/")), [])
-                    if posix.endswith(suffix)]
-        if len(hits) > 1:
-            problems.add("keys that match several videos", f"{key} (line {line}, {len(hits)} videos)",
-                         "Use a longer path (e.g. site/clip.mp4) in the label file.")
-        elif not hits:
-            if allow_missing:
-                skipped.append(key)
-                matched.append(None)
-                continue
-            problems.add("labels for videos that are not ingested", f"{key} (line {line})",
-                         "Ingest those videos first, or pass --allow-missing to skip their labels.")
-        elif hits[0] in seen:
-            problems.add("duplicate rows", f"{seen[hits[0]]} and {key} are the same video (line {line})",
-                         "Keep one row per video.")
-        else:
-            seen[hits[0]] = key
-        matched.append(hits[0] if len(hits) == 1 else None)
-    problems.raise_if_any()
-    return matched, skipped
+    return match_keys(LABEL_FILE, label_file.path, label_file.keys, label_file.lines, videos, allow_missing)
 
 
 def _write_classes(con, classes: tuple[str, ...], replace: bool) -> None:
