@@ -11,8 +11,6 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from .demo.config import DemoConfig
-from .demo.run import DemoRunConfig
 from .render import Format, render_rows
 
 #: What Ctrl-C prints when the command had nothing more specific to say.
@@ -85,18 +83,6 @@ def _existing_workspace(path: Optional[Path]):
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(code)
-
-
-def _config(cls, **values):
-    """``cls(**values)``, with a validation failure as one InputError line naming each bad option."""
-    from pydantic import ValidationError
-
-    from .config import config_error
-
-    try:
-        return cls(**values)
-    except ValidationError as exc:
-        raise config_error(exc) from None
 
 
 def _echo(text: str) -> None:
@@ -338,19 +324,19 @@ def featurize(
     from .pipeline import featurize_videos
 
     ws = _existing_workspace(workspace)
-    detect = None if detector is None else _config(
-        DetectConfig, detector=DetectorConfig.parse(detector), frames=detector_frames, batch_size=batch_size or 32,
+    detect = None if detector is None else DetectConfig(
+        detector=DetectorConfig.parse(detector), frames=detector_frames, batch_size=batch_size or 32,
         workers=workers, block=block, torch_threads=threads)
     config = None
     if encoder or detect is None:
         specs = encoder or ["lite0"]
         if len(specs) > 1 and (weights or name):
             _fail("--weights and --name apply to a single --encoder; give several encoders as NAME=WEIGHTS_FILE.")
-        encoders = tuple(_config(EncoderConfig.from_spec, spec=spec, weights=str(weights) if weights else None,
-                                 pretrained=pretrained, input_size=input_size, alias=name, stages=stages)
+        encoders = tuple(EncoderConfig.from_spec(spec, weights=str(weights) if weights else None, pretrained=pretrained,
+                                                 input_size=input_size, alias=name, stages=stages)
                          for spec in specs)
-        config = _config(FeaturizeConfig, encoders=encoders, frames=frames, batch_size=batch_size, workers=workers,
-                         block=block, device=device, torch_threads=threads, backend=backend, precision=precision)
+        config = FeaturizeConfig(encoders=encoders, frames=frames, batch_size=batch_size, workers=workers, block=block,
+                                 device=device, torch_threads=threads, backend=backend, precision=precision)
     run = featurize_videos(ws, config, detect, shard=shard, dask=dask, progress=not quiet)
     if run.detected is not None:
         _echo(render_rows(*run.detected.rows(), fmt))
@@ -427,10 +413,10 @@ def aggregate_command(
     if not ws.exists():
         _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` and `jungle featurize` first, "
               "or pass --workspace.")
-    config = _config(AggregateConfig.from_options, sources=source, kinds=kind, fold_scheme=fold_scheme,
-                     threads=threads, neighbours=neighbours, bins=bins, head_hidden=head_hidden,
-                     head_epochs=head_epochs, attention_epochs=attention_epochs, recurrent=gru,
-                     attention_meta=attention_meta, unlabelled=unlabelled, seed=seed)
+    config = AggregateConfig.from_options(sources=source, kinds=kind, fold_scheme=fold_scheme, threads=threads,
+                                          neighbours=neighbours, bins=bins, head_hidden=head_hidden,
+                                          head_epochs=head_epochs, attention_epochs=attention_epochs, recurrent=gru,
+                                          attention_meta=attention_meta, unlabelled=unlabelled, seed=seed)
     results = aggregate(ws, config, progress=not quiet)
     _echo(render_rows(*results.rows(), fmt))
     if fmt == Format.table:
@@ -442,16 +428,16 @@ def aggregate_command(
 def demo_make(
     directory: Annotated[Path, typer.Argument(
         help="Where the collection goes: a new or empty directory, or an earlier demo to complete.")],
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = DemoConfig.seed,
-    n_train: Annotated[int, typer.Option("--n-train", help="Labelled clips.")] = DemoConfig.n_train,
-    n_test: Annotated[int, typer.Option("--n-test", help="Unlabelled test clips.")] = DemoConfig.n_test,
-    duration: Annotated[float, typer.Option(help="Clip length in seconds.")] = DemoConfig.duration,
-    fps: Annotated[int, typer.Option(help="Frames per second.")] = DemoConfig.fps,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    n_train: Annotated[int, typer.Option("--n-train", help="Labelled clips.")] = 400,
+    n_test: Annotated[int, typer.Option("--n-test", help="Unlabelled test clips.")] = 100,
+    duration: Annotated[float, typer.Option(help="Clip length in seconds.")] = 3.0,
+    fps: Annotated[int, typer.Option(help="Frames per second.")] = 10,
     scale: Annotated[float, typer.Option(
-        help="Frame size as a fraction of the real cameras' 720x404, 720x480 and 960x540.")] = DemoConfig.scale,
-    cameras: Annotated[int, typer.Option(help="Camera sites (one folder each).")] = DemoConfig.n_cameras,
+        help="Frame size as a fraction of the real cameras' 720x404, 720x480 and 960x540.")] = 0.25,
+    cameras: Annotated[int, typer.Option(help="Camera sites (one folder each).")] = 6,
     min_per_class: Annotated[int, typer.Option(
-        "--min-per-class", help="Fewest training clips of every species.")] = DemoConfig.min_per_class,
+        "--min-per-class", help="Fewest training clips of every species.")] = 3,
     workers: Annotated[int, typer.Option(help="Processes drawing clips (default: all cores).",
                                          show_default=False)] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace a demo made with other settings.")] = False,
@@ -464,6 +450,7 @@ def demo_make(
     """  # noqa: E501
     import sys
 
+    from .demo.config import DemoConfig
     from .demo.generate import make_demo
     from .runtime import available_cores
 
@@ -482,31 +469,29 @@ def demo_make(
 
 
 # --------------------------------------------------------------------------- demo run: the main job
-_DEMO_RUN = DemoRunConfig(directory=Path("demo-data"))
-
-
 @demo_app.command("run")
 def demo_run(
     directory: Annotated[Path, typer.Option("--data", help="Where the demo collection is (made if missing).")]
     = Path("demo-data"),
     workspace: WorkspaceOpt = None,
-    n_train: Annotated[int, typer.Option("--n-train", help="Labelled clips of a new collection.")] = _DEMO_RUN.n_train,
+    n_train: Annotated[int, typer.Option("--n-train", help="Labelled clips of a new collection.")] = 400,
     n_test: Annotated[int, typer.Option("--n-test", help="Unlabelled test clips of a new collection.")]
-    = _DEMO_RUN.n_test,
-    seed: Annotated[int, typer.Option(help="Seed of the collection, folds and tuning.")] = _DEMO_RUN.seed,
-    frames: Annotated[str, typer.Option(help="Frame sampling of the encoder.")] = _DEMO_RUN.frames,
-    trials: Annotated[int, typer.Option(help="Optuna trials per level-2 model.")] = _DEMO_RUN.trials,
+    = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the collection, folds and tuning.")] = 0,
+    frames: Annotated[str, typer.Option(help="Frame sampling of the encoder.")] = "uniform:8",
+    trials: Annotated[int, typer.Option(help="Optuna trials per level-2 model.")] = 5,
     pca: Annotated[int, typer.Option(
         help="Principal components kept of each feature set of 1,024+ columns before XGBoost (0: keep every "
-             "column; the wide recipes then take ~10 min each on 2 cores).")] = _DEMO_RUN.pca,
-    recipes: Annotated[str, typer.Option(help="Recipes to compare, comma-separated.")] = ",".join(_DEMO_RUN.recipes),
+             "column; the wide recipes then take ~10 min each on 2 cores).")] = 64,
+    recipes: Annotated[str, typer.Option(help="Recipes to compare, comma-separated.")]
+    = "metadata-only,min-max,first-place,third-place,all",
     out: Annotated[Optional[Path], typer.Option(
         help="Submission CSV [default: WORKSPACE/submission.csv].", show_default=False)] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Run the whole pipeline on the demo collection: ingest, featurize, aggregate, stack every
     recipe, predict the test clips, write the submission and the report, print the recipe table."""
-    from .demo.run import run_demo
+    from .demo.run import DemoRunConfig, run_demo
 
     chosen_recipes = tuple(r.strip() for r in recipes.split(",") if r.strip())
     config = DemoRunConfig(directory=directory, n_train=n_train, n_test=n_test, seed=seed, frames=frames,
@@ -577,13 +562,12 @@ def stack_command(
 
     if not features and not recipe:
         _fail("give the feature sets (--features meta,hist_lite0) or a recipe (--recipe first-place).")
-    config = _config(
-        StackConfig,
+    config = StackConfig(
         members=tuple(tuple(f.split(",")) for f in features or ()), recipe=recipe, encoder=encoder,
         pca=pca, pca_min_columns=pca_min_columns,
         label_mode=label_mode, clip=clip, clip_value=clip_value, fold_scheme=fold_scheme,
-        tune=_config(TuneConfig, trials=trials, storage=storage, study_name=study, seed=seed, jobs=jobs,
-                     prune=prune, max_rounds=max_rounds, early_stopping_rounds=early_stopping, nthread=threads),
+        tune=TuneConfig(trials=trials, storage=storage, study_name=study, seed=seed, jobs=jobs,
+                        prune=prune, max_rounds=max_rounds, early_stopping_rounds=early_stopping, nthread=threads),
     )
     log = None if quiet else (lambda line: typer.echo(line, err=True))
     result = stack_recipe(_workspace(workspace), config, build_missing=build, dask=dask, log=log)
@@ -764,9 +748,8 @@ def export_camtrap_dp_command(
     from .export.camtrap_dp import CamtrapConfig, export_camtrap_dp
     from .export.thresholds import ThresholdConfig
 
-    config = _config(
-        CamtrapConfig,
-        model=model, thresholds=_config(ThresholdConfig, threshold=threshold, target_precision=target_precision),
+    config = CamtrapConfig(
+        model=model, thresholds=ThresholdConfig(threshold=threshold, target_precision=target_precision),
         event_gap_s=event_gap, event_rule=event_probability, taxonomy=taxonomy and str(taxonomy),
         deployments=deployments and str(deployments), drop_sites_without_coordinates=drop_sites_without_coordinates,
         only_predicted=only_predicted, media_base=media_base, created=created,

@@ -7,12 +7,11 @@ with fixed options: ``generate.X264_OPTIONS``) the same video bytes.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
+from pydantic import model_validator
 
 from ..classes import PRIMATRIX_CLASSES
+from ..config import JungleConfig
 from ..errors import InputError
-from ..hashing import text_sha256
 
 __all__ = ["DemoConfig", "PRIMATRIX_FREQUENCIES", "REAL_RESOLUTIONS"]
 
@@ -34,9 +33,9 @@ PRIMATRIX_FREQUENCIES: tuple[tuple[str, float], ...] = (
 REAL_RESOLUTIONS: tuple[tuple[int, int], ...] = ((720, 404), (720, 480), (960, 540))
 
 
-@dataclass(frozen=True)
-class DemoConfig:
-    """What the demo collection holds. Frozen; validated on creation.
+class DemoConfig(JungleConfig):
+    """What the demo collection holds. Frozen; validated on creation; stored in the collection's
+    ``demo.json`` (``model_dump(mode="json")``), which is how a collection is recognised again.
 
     Attributes:
         seed: Seed of every random choice (labels, cameras, drawings, file names).
@@ -72,7 +71,8 @@ class DemoConfig:
     crf: int = 26
     frequencies: tuple[tuple[str, float], ...] = PRIMATRIX_FREQUENCIES
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _consistent(self) -> "DemoConfig":
         problems = []
         if self.n_train < 1 or self.n_test < 0:
             problems.append(f"n_train must be >= 1 and n_test >= 0 (got {self.n_train}, {self.n_test})")
@@ -111,6 +111,7 @@ class DemoConfig:
                 f"{self.min_per_class} over {species} species (needs at least {needed} clips, and "
                 f"about {round(needed / (1 - self.blank_share))} to keep the blank share); raise "
                 f"n_train or lower min_per_class.")
+        return self
 
     @property
     def blank_share(self) -> float:
@@ -122,26 +123,3 @@ class DemoConfig:
     def frames(self) -> int:
         """Frames in a full-length clip."""
         return max(1, round(self.duration * self.fps))
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (``frequencies`` as a list of pairs)."""
-        data = asdict(self)
-        data["frequencies"] = [list(pair) for pair in self.frequencies]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "DemoConfig":
-        """The inverse of :meth:`to_dict`; unknown keys are refused."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InputError(f"Unknown demo configuration keys {unknown}; known keys are {sorted(known)}.")
-        data = dict(data)
-        if "frequencies" in data:
-            data["frequencies"] = tuple((str(name), float(w)) for name, w in data["frequencies"])
-        return cls(**data)
-
-    def key(self) -> str:
-        """A short stable hash of the configuration."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
-        return text_sha256(text)[:12]

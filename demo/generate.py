@@ -34,7 +34,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ..classes import PRIMATRIX_CLASSES
-from ..errors import JungleError
+from ..errors import InputError, JungleError
 from ..runtime import WorkerPool
 from .config import DemoConfig
 from .plan import ClipPlan, CollectionPlan, plan_collection
@@ -241,7 +241,7 @@ def _record(directory: Path, plan: CollectionPlan, status: str, extra: dict | No
     from ..store.registry import code_version
 
     data = {"format": _FORMAT, "version": 1, "status": status, "key": plan.config.key(),
-            "config": plan.config.to_dict(), "code_version": code_version(),
+            "config": plan.config.model_dump(mode="json"), "code_version": code_version(),
             "cameras": [vars(c) for c in plan.cameras], **(extra or {})}
     tmp = directory / (MANIFEST_NAME + ".part")
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -269,12 +269,16 @@ def _prepare(directory: Path, config: DemoConfig, overwrite: bool) -> None:
             raise DemoError(f"{directory} is not empty and holds no {MANIFEST_NAME}; choose a new or empty "
                             "directory for the demo collection.")
         return
-    if record.get("key") == config.key():
+    try:  # recognised by the stored configuration itself, whichever formula made its key
+        made = DemoConfig.model_validate(record.get("config"))
+    except InputError:
+        made = None  # written by a jungle whose demo settings differ from this one's
+    if made == config:
         return
     if not overwrite:
-        made = DemoConfig.from_dict(record["config"])
-        diff = ", ".join(f"{k}={getattr(made, k)!r}" for k in made.to_dict()
-                         if k != "frequencies" and getattr(made, k) != getattr(config, k)) or "class frequencies"
+        diff = "settings this version does not know" if made is None else ", ".join(
+            f"{k}={getattr(made, k)!r}" for k in DemoConfig.model_fields
+            if k != "frequencies" and getattr(made, k) != getattr(config, k)) or "class frequencies"
         raise DemoError(f"{directory} holds a demo collection made with another configuration ({diff}); "
                         "choose another directory, or pass --overwrite to replace it.")
     for split in _SPLITS:  # only what the generator made
@@ -359,5 +363,5 @@ def read_demo(directory: str | os.PathLike) -> DemoManifest:
     if record is None or record.get("status") != "complete":
         state = "no demo collection" if record is None else "an incomplete demo collection"
         raise DemoError(f"{directory} holds {state}; run `jungle demo make {directory}` to make it.")
-    plan = plan_collection(DemoConfig.from_dict(record["config"]))
+    plan = plan_collection(DemoConfig.model_validate(record["config"]))
     return _manifest(directory, plan, int(record.get("total_bytes", 0)), 0, 0.0)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..config import JungleConfig
 from ..errors import InputError
 from ..pipeline import DEFAULT_SOURCE, ensure_feature_sets, featurize_default
 from ..store.workspace import Workspace
@@ -19,8 +20,7 @@ __all__ = ["DEMO_RECIPES", "DemoRunConfig", "RecipeScore", "DemoRunResult", "pri
 DEMO_RECIPES = ("metadata-only", "min-max", "first-place", "third-place", "all")
 
 
-@dataclass(frozen=True)
-class DemoRunConfig:
+class DemoRunConfig(JungleConfig):
     """``jungle demo run``.
 
     Attributes:

@@ -26,8 +26,9 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from ..config import JungleConfig
 from ..errors import InputError
 from .events import EventRule, create_event_views, event_probabilities, group_events
 from .files import write_csv, write_json, write_record
@@ -72,7 +73,7 @@ class DeploymentsFileError(InputError):
     """The --deployments CSV cannot be used."""
 
 
-class CamtrapConfig(BaseModel):
+class CamtrapConfig(JungleConfig):
     """What goes into the package.
 
     Attributes:
@@ -96,7 +97,6 @@ class CamtrapConfig(BaseModel):
         sampling_design: the project's Camtrap DP ``samplingDesign``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     model: str = "latest"
     thresholds: ThresholdConfig = ThresholdConfig()
     event_gap_s: float = Field(60.0, ge=0.0)

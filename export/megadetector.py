@@ -19,8 +19,9 @@ import math
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from ..config import JungleConfig
 from ..errors import NotFoundError
 from .files import record_path, write_json, write_record
 from .source import load_export_data
@@ -36,7 +37,7 @@ class NoDetections(NotFoundError):
     """The workspace holds no complete detector feature set (or not the named one)."""
 
 
-class MegadetectorConfig(BaseModel):
+class MegadetectorConfig(JungleConfig):
     """What goes into the batch-output file.
 
     Attributes:
@@ -46,7 +47,6 @@ class MegadetectorConfig(BaseModel):
         only_predicted: leave out videos without the model's predictions instead of refusing.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     model: str = "latest"
     detections: str | None = None
     min_conf: float = Field(0.0, ge=0.0, le=1.0)

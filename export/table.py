@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from ..config import JungleConfig
 
 from .camtrap_dp import iso
 from .files import record_path, write_csv, write_record
@@ -15,13 +17,12 @@ from .source import load_export_data
 __all__ = ["TableConfig", "TableResult", "export_table"]
 
 
-class TableConfig(BaseModel):
+class TableConfig(JungleConfig):
     """Attributes:
         model: saved model (``latest``, an id or a folder).
         only_predicted: leave out videos without the model's predictions instead of refusing.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     model: str = "latest"
     only_predicted: bool = False
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
+
+from ..config import JungleConfig
 from ..errors import InputError
-from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ThresholdConfig", "fit_precision_thresholds", "resolve_thresholds", "passes"]
 
 
-class ThresholdConfig(BaseModel):
+class ThresholdConfig(JungleConfig):
     """How the threshold of each class is chosen.
 
     Attributes:
@@ -27,7 +29,6 @@ class ThresholdConfig(BaseModel):
         target_precision: fit per-class thresholds on the out-of-fold predictions for this precision.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     target_precision: float | None = Field(None, gt=0.0, le=1.0)
 

@@ -16,8 +16,10 @@ from datetime import datetime, timezone
 from typing import Callable, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from ..config import JungleConfig
+from ..hashing import config_key
 from ..store import registry
 from ..store.db import connect, transaction
 from ..store.registry import code_version
@@ -36,7 +38,7 @@ from .tuning import TuneConfig, TuneResult, default_threads, fold_pairs, tune
 __all__ = ["StackConfig", "MemberResult", "StackResult", "stack", "oof_predict", "write_predictions"]
 
 
-class StackConfig(BaseModel):
+class StackConfig(JungleConfig):
     """What to stack and how.
 
     Attributes:
@@ -59,8 +61,6 @@ class StackConfig(BaseModel):
             level-1 probability, weight chosen out of fold (0: off; see :mod:`jungle.meta.level2`).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     members: tuple[tuple[str, ...], ...] = ()
     recipe: str | None = None
     encoder: str = "lite0"
@@ -81,9 +81,6 @@ class StackConfig(BaseModel):
         if self.recipe:
             get_recipe(self.recipe)
         return self
-
-    def key(self) -> str:
-        return registry.config_key(self.model_dump(mode="json"))
 
 
 @dataclass
@@ -173,7 +170,7 @@ def _study_name(cfg: StackConfig, data: StackData, mode: str, index: int, count:
     payload = f"{sets}|{mode}|{cfg.fold_scheme}|{cfg.tune.seed}|{sorted(cfg.params.items())}|{len(data.video_ids)}"
     if cfg.pca:
         payload += f"|pca{cfg.pca}>={cfg.pca_min_columns}"
-    digest = registry.config_key({"study": payload})[:8]
+    digest = config_key({"study": payload})[:8]
     short = "+".join(n for n, _ in data.sets)
     return f"stack-{short[:60]}-{digest}"
 

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 from optuna_integration.xgboost import XGBoostPruningCallback
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from ..config import JungleConfig
 from ..errors import NotFoundError
 from ..runtime import WorkerPool, available_cores, quiet_optuna
 from .level2 import Level2Classifier, mcll_metric, training_matrix
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class TuneConfig(BaseModel):
+class TuneConfig(JungleConfig):
     """How to search level-2 parameters.
 
     Attributes:
@@ -64,8 +65,6 @@ class TuneConfig(BaseModel):
         early_stopping_rounds: stop a trial when the CV log loss has not improved for this many rounds.
         nthread: XGBoost threads per worker (None: :func:`default_threads`).
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     trials: int = Field(20, ge=0)
     storage: str | None = None

@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from ..config import JungleConfig
 from ..errors import InputError
 from ..meta.metrics import competition_log_loss, is_single_label
 from ..store.db import connect, transaction
@@ -59,7 +60,7 @@ class NotEnoughLabels(InputError):
     """Too few labelled clips to re-fit."""
 
 
-class RetrainConfig(BaseModel):
+class RetrainConfig(JungleConfig):
     """Settings of the fast re-fit.
 
     Attributes:
@@ -70,7 +71,6 @@ class RetrainConfig(BaseModel):
         seed: seed of the folds and the principal components.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     folds: int = Field(5, ge=2)
     C: float = Field(0.1, gt=0)
     components: int = Field(128, ge=1)

@@ -164,7 +164,7 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
         assert np.array_equal(np.stack(_decode(a)[1]), np.stack(_decode(b)[1]))
         assert _sha(a) == _sha(b)
         assert a.stat().st_mtime == b.stat().st_mtime  # the "recording time" too: ingest's time features
-    other = make_demo(tmp_path / "c", DemoConfig(**{**TINY.to_dict(), "seed": 6, "frequencies": TINY.frequencies}))
+    other = make_demo(tmp_path / "c", TINY.model_copy(update={"seed": 6}))
     assert (other.directory / "train_labels.csv").read_bytes() != (first.directory / "train_labels.csv").read_bytes()
     assert {p.name for p in other.train_clips}.isdisjoint(p.name for p in first.train_clips)
 
@@ -226,7 +226,7 @@ def test_make_is_idempotent_resumes_and_refuses_to_mix(tmp_path):
     lost.unlink()
     resumed = make_demo(directory, TINY)
     assert resumed.written == 1 and _sha(lost) == digest
-    other = DemoConfig(**{**TINY.to_dict(), "seed": 9, "frequencies": TINY.frequencies})
+    other = TINY.model_copy(update={"seed": 9})
     with pytest.raises(DemoError, match=r"another configuration \(seed=5\); choose another directory, or pass "
                                         r"--overwrite"):
         make_demo(directory, other)
@@ -246,7 +246,8 @@ def test_config_is_validated():
         DemoConfig(n_train=10)
     with pytest.raises(ValueError, match="fps must be between 2 and 60"):
         DemoConfig(fps=1)
-    assert DemoConfig().key() == DemoConfig.from_dict(DemoConfig().to_dict()).key() != DemoConfig(seed=1).key()
+    stored = DemoConfig().model_dump(mode="json")
+    assert DemoConfig().key() == DemoConfig.model_validate(stored).key() != DemoConfig(seed=1).key()
 
 
 def test_cli_demo_make_prints_the_counts(tmp_path):

@@ -32,8 +32,9 @@ from contextlib import contextmanager
 from typing import Callable, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from ...config import JungleConfig
 from ...errors import InputError
 from ...runtime import torch_threads
 from ...store import arrays, registry
@@ -93,25 +94,21 @@ def kinds_making(name: str) -> tuple[str | None, tuple[str, ...]] | None:
     return source, KIND_NEEDS.get(kind, ()) + (kind,)
 
 
-class StatsConfig(BaseModel):
+class StatsConfig(JungleConfig):
     """Statistics of frame probabilities (``hist_<src>``): names from :data:`PROB_STATS` or ``pNN``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     stats: tuple[str, ...] = PROB_STATS
     bins: int = Field(10, ge=0, le=100)
 
 
-class PoolingConfig(BaseModel):
+class PoolingConfig(JungleConfig):
     """Embedding pooling (``minmax_<src>``); ``stages``: also pool the skip features when stored."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     pools: tuple[Literal["mean", "max", "min", "range"], ...] = EMBEDDING_POOLS
     stages: bool = True
 
 
-class AggregateConfig(BaseModel):
+class AggregateConfig(JungleConfig):
     """What :func:`aggregate` builds, from which frame-level sets, and how.
 
     Attributes:
@@ -125,8 +122,6 @@ class AggregateConfig(BaseModel):
             CPU torch's idle OpenMP threads spin: 2 threads ran the frame head 6x slower than 1
             on a busy 2-core machine); None leaves torch's setting alone.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     sources: tuple[str, ...] = ("lite0",)
     kinds: tuple[Kind, ...] = tuple(KINDS)

@@ -22,9 +22,9 @@ Columns (all numeric; NULL where the videos table has no value):
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from ...hashing import config_key
+from ...config import JungleConfig
 
 __all__ = ["MetadataConfig", "metadata_query", "metadata_features", "videos_fingerprint_query",
            "NEIGHBOUR_COLUMNS"]
@@ -37,7 +37,7 @@ _CLIP = """
     colourfulness, motion_energy"""
 
 
-class MetadataConfig(BaseModel):
+class MetadataConfig(JungleConfig):
     """Which neighbour features to make.
 
     Attributes:
@@ -45,13 +45,8 @@ class MetadataConfig(BaseModel):
         window: clips on each side for the site-window means.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     neighbours: int = Field(1, ge=0, le=10)
     window: int = Field(5, ge=1, le=1000)
-
-    def key(self) -> str:
-        return config_key(self.model_dump())
 
 
 def videos_fingerprint_query() -> str:

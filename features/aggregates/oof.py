@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Literal, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...store.labels import read_labelled
-from ...hashing import config_key
+from ...config import JungleConfig
 from ...store.rows import fingerprint
 
 __all__ = ["FoldPlan", "load_fold_plan", "training_mask", "FoldEnsemble", "Batch", "shuffled_batches",
@@ -32,7 +32,7 @@ __all__ = ["FoldPlan", "load_fold_plan", "training_mask", "FoldEnsemble", "Batch
 Unlabelled = Literal["full", "fold_mean"]
 
 
-class TrainingConfig(BaseModel):
+class TrainingConfig(JungleConfig):
     """Settings every out-of-fold head shares (subclasses set their own defaults and add their own).
 
     Attributes:
@@ -44,8 +44,6 @@ class TrainingConfig(BaseModel):
         embedding: the array read from the source set(s) (``embedding`` or ``stages``).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     dropout: float = Field(0.2, ge=0, lt=1)
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(256, ge=1)
@@ -54,9 +52,6 @@ class TrainingConfig(BaseModel):
     seed: int = 0
     unlabelled: Unlabelled = "full"
     embedding: str = "embedding"
-
-    def key(self) -> str:
-        return config_key(self.model_dump())
 
     def ensemble(self, build: Callable, k: int) -> "FoldEnsemble":
         """An untrained :class:`FoldEnsemble` of ``build`` with these settings."""

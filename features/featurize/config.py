@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from ...config import JungleConfig
 from ...errors import InputError
 from ...runtime import available_cores
 from ..models.encoders import EncoderConfig
@@ -16,7 +17,7 @@ from ..video.sampling import Sampling, parse_sampling
 __all__ = ["FeaturizeConfig", "Shard", "default_workers"]
 
 
-class FeaturizeConfig(BaseModel):
+class FeaturizeConfig(JungleConfig):
     """What to compute and how to run it.
 
     Attributes:
@@ -37,7 +38,6 @@ class FeaturizeConfig(BaseModel):
         precision: "fp32", or "int8" (OpenVINO/ONNX Runtime, calibrated on the workspace's own frames).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     encoders: tuple[EncoderConfig, ...] = (EncoderConfig(),)
     frames: str = "uniform:32"
     batch_size: int | None = Field(default=None, ge=1)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from ...config import JungleConfig
 from ...runtime import available_cores, torch_threads
 from ..models.detector import DETECTION_LEVELS, DetectorConfig, DetectorModel, aggregate_detections, load_detector
 from ..video.sampling import parse_sampling
@@ -29,7 +30,7 @@ from .runner import FeaturizeSummary, run_models
 __all__ = ["DetectConfig", "DetectSummary", "detect", "write_detection_table", "detection_table_name"]
 
 
-class DetectConfig(BaseModel):
+class DetectConfig(JungleConfig):
     """The detector pass: which detector, which frames, how to run it.
 
     Attributes:
@@ -43,7 +44,6 @@ class DetectConfig(BaseModel):
         threshold: score that counts as a detected frame in the video-level features.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     detector: DetectorConfig = DetectorConfig()
     frames: str = "fps:4"
     name: str | None = None

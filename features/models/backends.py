@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Callable, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
+from ...config import JungleConfig
 from ...errors import ModelError
 from ...hashing import config_key, file_sha256
 from .encoders import Encoder
@@ -161,7 +161,7 @@ def choose_backend(requested: str | None, device: str = "cpu") -> list[str]:
 
 
 # ----------------------------------------------------------------------------- export and verification
-class Calibration(BaseModel):
+class Calibration(JungleConfig):
     """Which real frames calibrated an int8 model (part of the lineage).
 
     Attributes:
@@ -171,7 +171,6 @@ class Calibration(BaseModel):
         sampling: frames taken per video.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     frames: int
     seed: int
     video_ids_sha256: str

@@ -31,12 +31,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from ...config import config_error
+from ...config import JungleConfig
 from ...errors import InputError
 from ...store.arrays import ArraySpec
-from ...hashing import config_key
 from ..video.sampling import Fps, Sampling, positive_int, register_sampling, spread_indices
 from ..video.decode import VideoIndex, index_video, read_frames
 
@@ -62,7 +61,7 @@ DETECTION_LEVELS: tuple[float, ...] = (0.25, 0.5, 0.75)
 _DETECTOR_CLASSES = {"megadetector-lite": 1}
 
 
-class DetectorConfig(BaseModel):
+class DetectorConfig(JungleConfig):
     """How frames are scored (frozen; part of a feature set's lineage).
 
     Attributes:
@@ -77,7 +76,6 @@ class DetectorConfig(BaseModel):
         channels_last: NHWC memory format for the network (faster on CPU; same outputs).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     weights: Literal["megadetector-lite"] = "megadetector-lite"
     input_width: int = Field(default=640, ge=32, multiple_of=32)
     input_height: int = Field(default=640, ge=32, multiple_of=32)
@@ -107,18 +105,11 @@ class DetectorConfig(BaseModel):
             else:
                 raise InputError(f"detector option {option!r} is not input=WxH or crop=PIXELS "
                                  f"(e.g. megadetector-lite,input=640x384,crop=50)")
-        try:
-            return cls(**settings)
-        except ValidationError as exc:
-            raise config_error(exc) from None
+        return cls(**settings)
 
     def lineage(self) -> dict:
         """The settings that change results (not batch size, fusion or memory format)."""
         return self.model_dump(exclude={"batch_size", "fuse", "channels_last"})
-
-    def key(self) -> str:
-        """Short hash of :meth:`lineage`."""
-        return config_key(self.lineage())
 
 
 @dataclass

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Callable, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from ...config import JungleConfig
 from ...errors import InputError, ModelError
-from ...hashing import config_key, file_sha256
+from ...hashing import file_sha256
 
 __all__ = [
     "EncoderConfig",
@@ -53,7 +54,7 @@ class EncoderError(ModelError):
     """An encoder could not be built; the message says why and what to do."""
 
 
-class EncoderConfig(BaseModel):
+class EncoderConfig(JungleConfig):
     """Which encoder, with which weights, producing what (frozen; part of a feature set's lineage).
 
     Attributes:
@@ -67,7 +68,6 @@ class EncoderConfig(BaseModel):
             non-alphanumerics replaced by "_").
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = DEFAULT_ENCODER
     weights: str | None = None
     pretrained: bool = False
@@ -80,9 +80,6 @@ class EncoderConfig(BaseModel):
             return self.alias
         base = self.name if self.name in ENCODERS else self.name.split(".")[0]
         return "".join(c if c.isalnum() else "_" for c in base.lower()).strip("_")
-
-    def key(self) -> str:
-        return config_key(self.model_dump(mode="json"))
 
     @classmethod
     def from_spec(cls, spec: str, **fields) -> "EncoderConfig":

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Callable, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from ...hashing import config_key
+from ...config import JungleConfig
 from .decode import Frames, VideoIndex, index_video, iter_frames, read_frames
 
 __all__ = [
@@ -78,10 +78,9 @@ def sampling_class(kind: str) -> type["Sampling"] | None:
     return SAMPLINGS.get(kind)
 
 
-class Sampling(BaseModel):
+class Sampling(JungleConfig):
     """Base of the sampling strategies (frozen, unknown keys forbidden)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     kind: str
 
     #: strategies whose choice needs decoded pixels (not only the index) set this.
@@ -103,10 +102,6 @@ class Sampling(BaseModel):
     def spec(self) -> str:
         """The CLI string that parses back to this configuration."""
         raise NotImplementedError
-
-    def key(self) -> str:
-        """A short stable hash of the configuration."""
-        return config_key(self.model_dump(mode="json"))
 
     def __str__(self) -> str:
         return self.spec()
