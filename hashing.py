@@ -1,8 +1,10 @@
-"""Hashing, one way everywhere: configuration keys and file digests.
+"""Hashing, one way everywhere: configuration keys, file and content digests, path ids.
 
 ``config_key`` is how every configuration (feature sets, samplings, encoders, the detector,
 stacks) gets its short stable identity; ``file_sha256`` is how weights and exported models are
-identified. Both are pure functions of their input.
+identified; ``chunks_sha256`` digests content given in pieces (a model's tensors);
+``path_key`` is a file's id by its absolute path (ingest's video ids). All are pure functions of
+their input, and the only users of :mod:`hashlib` in the package.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import Iterable
 
-__all__ = ["config_key", "file_sha256", "text_sha256"]
+__all__ = ["config_key", "chunks_sha256", "file_sha256", "path_key", "text_sha256"]
 
 
 def config_key(config: dict, inputs: list | None = None) -> str:
@@ -22,13 +25,23 @@ def config_key(config: dict, inputs: list | None = None) -> str:
 
 def text_sha256(text: str) -> str:
     """The SHA-256 hex digest of ``text`` (UTF-8)."""
-    return hashlib.sha256(text.encode()).hexdigest()
+    return chunks_sha256([text.encode()])
+
+
+def chunks_sha256(chunks: Iterable[bytes]) -> str:
+    """The SHA-256 hex digest of the concatenation of ``chunks``."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
     """The SHA-256 hex digest of a file's bytes, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return chunks_sha256(iter(lambda: handle.read(1 << 20), b""))
+
+
+def path_key(path: str | os.PathLike) -> str:
+    """A file's stable id by where it is: the SHA-1 of its absolute path's bytes, 16 hex digits."""
+    return hashlib.sha1(os.fsencode(os.path.abspath(path))).hexdigest()[:16]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from ..errors import InputError
+from ..hashing import path_key
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -96,8 +96,8 @@ class Discovery:
 
 
 def video_id(path: str | os.PathLike) -> str:
-    """The stable id of a video: SHA-1 of its absolute path, 16 hex digits."""
-    return hashlib.sha1(os.fsencode(os.path.abspath(path))).hexdigest()[:16]
+    """The stable id of a video: SHA-1 of its absolute path, 16 hex digits (:func:`~jungle.hashing.path_key`)."""
+    return path_key(path)
 
 
 def is_video_name(name: str) -> bool:

@@ -20,7 +20,6 @@ timm's ``resolve_model_data_config``; frames are resized whole to the square inp
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -29,7 +28,7 @@ import numpy as np
 from pydantic import Field
 from ...config import JungleConfig
 from ...errors import InputError, ModelError
-from ...hashing import file_sha256
+from ...hashing import chunks_sha256, file_sha256
 
 __all__ = [
     "EncoderConfig",
@@ -160,11 +159,8 @@ for _variant, _weights, _size in ((0, packaged_lite0_weights, 224), (1, packaged
 
 
 def _state_dict_sha256(state_dict) -> str:
-    digest = hashlib.sha256()
-    for key, tensor in state_dict.items():
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    return chunks_sha256(part for key, tensor in state_dict.items()
+                         for part in (key.encode(), tensor.detach().cpu().contiguous().numpy().tobytes()))
 
 
 def _read_checkpoint(path: Path) -> dict:
