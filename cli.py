@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
+from .errors import InputError, JungleError
 from .render import Format, render_rows
 
 #: What Ctrl-C prints when the command had nothing more specific to say.
@@ -19,8 +20,6 @@ INTERRUPTED = "interrupted (Ctrl-C) before the command finished."
 
 def _report_error(exc: BaseException) -> int:
     """Print a jungle error (or Ctrl-C) as one line on stderr; return the exit code."""
-    from .errors import JungleError
-
     if isinstance(exc, JungleError):
         typer.echo(f"Error: {exc}", err=True)
         return exc.exit_code
@@ -34,8 +33,6 @@ class _JungleGroup(TyperGroup):
     traceback."""
 
     def invoke(self, ctx):
-        from .errors import JungleError
-
         try:
             return super().invoke(ctx)
         except (JungleError, KeyboardInterrupt) as exc:
@@ -73,16 +70,8 @@ def _workspace(path: Optional[Path]):
 
 
 def _existing_workspace(path: Optional[Path]):
-    """The workspace, or exit with an error when it has no database yet."""
-    ws = _workspace(path)
-    if not ws.exists():
-        _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` first, or pass --workspace.")
-    return ws
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(code)
+    """The workspace; :class:`~jungle.store.workspace.WorkspaceMissing` when it has no database yet."""
+    return _workspace(path).require()
 
 
 def _echo(text: str) -> None:
@@ -210,7 +199,8 @@ def ingest(
     folds_config = (_folds_config(folds, group_by, seed, scheme) if folds
                     else _auto_folds(group_by, seed, scheme) if labels else None)
     if labels is None and (classes or allow_missing or replace_labels):
-        _fail("--classes, --allow-missing and --replace-labels apply to --labels FILE; give the label file too.")
+        raise InputError("--classes, --allow-missing and --replace-labels apply to --labels FILE; "
+                         "give the label file too.")
     summary = run_ingest(_workspace(workspace), source, config, labels=labels_config, folds=folds_config,
                          progress=not quiet)
     _render_section("Videos", summary.rows(), fmt)
@@ -225,7 +215,7 @@ def ingest(
         for path, error in summary.failures:
             typer.echo(f"  {error}", err=True)
     if summary.error:
-        _fail(summary.error)
+        raise InputError(summary.error)
 
 
 @app.command()
@@ -331,7 +321,8 @@ def featurize(
     if encoder or detect is None:
         specs = encoder or ["lite0"]
         if len(specs) > 1 and (weights or name):
-            _fail("--weights and --name apply to a single --encoder; give several encoders as NAME=WEIGHTS_FILE.")
+            raise InputError("--weights and --name apply to a single --encoder; give several encoders as "
+                             "NAME=WEIGHTS_FILE.")
         encoders = tuple(EncoderConfig.from_spec(spec, weights=str(weights) if weights else None, pretrained=pretrained,
                                                  input_size=input_size, alias=name, stages=stages)
                          for spec in specs)
@@ -409,10 +400,7 @@ def aggregate_command(
     """Build video-level feature sets (meta, hist_*, minmax_*, attn_*): versioned, skipped when up to date."""
     from .features.aggregates.aggregate import AggregateConfig, aggregate
 
-    ws = _workspace(workspace)
-    if not ws.exists():
-        _fail(f"No jungle workspace at {ws.root}. Run `jungle ingest DIR` and `jungle featurize` first, "
-              "or pass --workspace.")
+    ws = _existing_workspace(workspace)
     config = AggregateConfig.from_options(sources=source, kinds=kind, fold_scheme=fold_scheme, threads=threads,
                                           neighbours=neighbours, bins=bins, head_hidden=head_hidden,
                                           head_epochs=head_epochs, attention_epochs=attention_epochs, recurrent=gru,
@@ -448,8 +436,6 @@ def demo_make(
 
     Writes train/CAMERA/*.mp4 and test/CAMERA/*.mp4 (one folder per camera), train_labels.csv, submission_format.csv (the test clips), test_labels.csv (their answers), clips.csv (the generator's ground truth) and demo.json. The same settings give the same files. Prints the clips per class.
     """  # noqa: E501
-    import sys
-
     from .demo.config import DemoConfig
     from .demo.generate import make_demo
     from .runtime import available_cores
@@ -457,7 +443,7 @@ def demo_make(
     config = DemoConfig(seed=seed, n_train=n_train, n_test=n_test, duration=duration, fps=fps, scale=scale,
                         n_cameras=cameras, min_per_class=min_per_class)
     manifest = make_demo(directory, config, workers=workers or available_cores(), overwrite=overwrite,
-                         progress=not quiet and sys.stderr.isatty())
+                         progress=not quiet)
     if fmt == Format.table:
         clips = len(manifest.train_clips) + len(manifest.test_clips)
         done = (f"Made {manifest.written} clips in {manifest.seconds:.1f} s" if manifest.written
@@ -560,8 +546,6 @@ def stack_command(
     from .meta.tuning import TuneConfig
     from .pipeline import stack_recipe
 
-    if not features and not recipe:
-        _fail("give the feature sets (--features meta,hist_lite0) or a recipe (--recipe first-place).")
     config = StackConfig(
         members=tuple(tuple(f.split(",")) for f in features or ()), recipe=recipe, encoder=encoder,
         pca=pca, pca_min_columns=pca_min_columns,
@@ -586,7 +570,7 @@ def predict_command(
     from .meta.predict import predict
 
     if videos not in ("unlabelled", "labelled", "all"):
-        _fail(f"--videos must be unlabelled, labelled or all, not {videos!r}.")
+        raise InputError(f"--videos must be unlabelled, labelled or all, not {videos!r}.")
     result = predict(_workspace(workspace), model=model, out=out, videos=videos)
     row = (result.model_id, result.videos, len(result.classes), result.out or "", result.rows_written)
     _echo(render_rows(["model", "videos", "classes", "submission", "rows_written"], [row], fmt))
@@ -794,8 +778,6 @@ def main() -> None:
     """Run the CLI. jungle's own errors print their message as one line, Ctrl-C one line and exit
     130; anything else is a bug and shows its traceback. (Commands' errors are reported by the
     top-level group, :class:`_JungleGroup`; this catches what escapes outside a command.)"""
-    from .errors import JungleError
-
     try:
         app()
     except (JungleError, KeyboardInterrupt) as exc:

@@ -5,8 +5,8 @@ Ctrl-C too; left alone, each prints a ``KeyboardInterrupt`` traceback from whate
 Workers therefore ignore SIGINT (:func:`ignore_interrupts`, as their initializer) and the parent
 alone decides: it stops its pool, keeps what is finished and raises
 :class:`~jungle.errors.Interrupted` saying how far it got. A spawned worker imports for a while
-before its initializer runs; :func:`children_ignore_interrupts` closes that gap by starting the
-processes with SIGINT already ignored (a new Python keeps an inherited "ignore").
+before its initializer runs; :func:`deferred_interrupts` closes that gap by starting the
+processes with SIGINT blocked, and holding the parent's Ctrl-C until they have started.
 """
 
 from __future__ import annotations
@@ -16,30 +16,12 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["ignore_interrupts", "children_ignore_interrupts", "deferred_interrupts"]
+__all__ = ["ignore_interrupts", "deferred_interrupts"]
 
 
 def ignore_interrupts() -> None:
     """Ignore Ctrl-C in this (worker) process: its parent handles it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@contextmanager
-def children_ignore_interrupts() -> Iterator[None]:
-    """Start the block's child processes with SIGINT ignored from their first instruction.
-
-    This process ignores SIGINT only while the block runs (keep it to starting processes: a
-    Ctrl-C that arrives meanwhile is lost), then gets its own handler back. Outside the main
-    thread, where signal handlers cannot be changed, the block runs unchanged.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

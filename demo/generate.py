@@ -35,6 +35,7 @@ import numpy as np
 
 from ..classes import PRIMATRIX_CLASSES
 from ..errors import InputError, JungleError
+from ..progress import progress_bar
 from ..runtime import WorkerPool
 from .config import DemoConfig
 from .plan import ClipPlan, CollectionPlan, plan_collection
@@ -304,7 +305,7 @@ def make_demo(directory: str | os.PathLike, config: DemoConfig | None = None, *,
         config: What to make (default: :class:`DemoConfig` defaults).
         workers: Processes drawing and encoding clips (the result does not depend on it).
         overwrite: Replace a collection made with another configuration.
-        progress: Show a progress bar on stderr.
+        progress: Show a progress bar on stderr (when it is a terminal).
         x264: x264 options instead of :data:`X264_OPTIONS` (for benchmarks of what makes the bytes
             repeat; the default does).
 
@@ -314,8 +315,6 @@ def make_demo(directory: str | os.PathLike, config: DemoConfig | None = None, *,
     Raises:
         DemoError: The directory holds something else (the message says what to do).
     """
-    from tqdm import tqdm
-
     started = time.perf_counter()
     config = config or DemoConfig()
     directory = Path(directory).resolve()
@@ -329,8 +328,7 @@ def make_demo(directory: str | os.PathLike, config: DemoConfig | None = None, *,
     _record(directory, plan, "incomplete")
     tasks = _tasks(plan)
     described: list[dict] = []
-    bar = tqdm(total=len(plan.clips), unit="clip", desc="demo clips", disable=not progress)
-    with bar:
+    with progress_bar(len(plan.clips), "demo clips", unit="clip", show=progress) as bar:
         if workers <= 1:
             for task in tasks:
                 described.extend(_make_clips(str(directory), task, config.crf, config.fps, x264))

@@ -22,7 +22,6 @@ one file at a time in a fresh pool, and the file that kills a worker again gets 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +33,7 @@ from pydantic import Field
 
 from ..config import JungleConfig
 from ..errors import EnvironmentProblem, Interrupted
+from ..progress import progress_bar
 from ..runtime import WorkerPool, available_cores
 from ..store.db import connect, transaction
 from ..store.workspace import Workspace
@@ -341,8 +341,6 @@ def ingest_videos(workspace: Workspace, discovery: Discovery, config: IngestConf
         config: workers, statistics, batching.
         progress: show a progress bar on stderr (when it is a terminal).
     """
-    from tqdm import tqdm
-
     started = time.monotonic()
     summary = IngestSummary(source=discovery.root, found=len(discovery.candidates), warnings=list(discovery.warnings))
     known = _existing(workspace)
@@ -351,8 +349,7 @@ def ingest_videos(workspace: Workspace, discovery: Discovery, config: IngestConf
     summary.new = sum(1 for c in todo if c.path not in known)
     summary.retried = sum(1 for c in todo if c.path in known and known[c.path][2] != "ok")
     summary.changed = len(todo) - summary.new - summary.retried
-    bar = tqdm(total=len(todo), unit="video", desc="ingest", file=sys.stderr, disable=None if progress else True,
-               dynamic_ncols=True)
+    bar = progress_bar(len(todo), "ingest", show=progress)
     batches = _batches(_process_all(todo, config), config)
     try:
         for rows in batches:

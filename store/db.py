@@ -22,7 +22,7 @@ from typing import Iterator
 from ..errors import BusyError, WorkspaceError
 from .failures import storage_errors
 from .schema import MIGRATIONS
-from .workspace import Workspace
+from .workspace import Workspace, WorkspaceMissing
 
 __all__ = ["connect", "transaction", "migrate", "schema_version", "WorkspaceLocked", "WorkspaceMissing",
            "LOCK_TIMEOUT_ENV"]
@@ -34,10 +34,6 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 
 class WorkspaceLocked(BusyError):
     """Another process holds the workspace database."""
-
-
-class WorkspaceMissing(WorkspaceError):
-    """The workspace has no database yet."""
 
 
 def lock_timeout() -> float:
@@ -147,11 +143,8 @@ def connect(workspace: Workspace, read_only: bool = False, timeout: float | None
         WorkspaceMissing: ``read_only`` and there is no database.
         WorkspaceLocked: another process held the database for all of ``timeout``.
     """
-    if read_only and not workspace.db_path.exists():
-        raise WorkspaceMissing(
-            f"No jungle workspace at {workspace.root}. Run `jungle ingest DIR` first, "
-            "or point --workspace / $JUNGLE_WORKSPACE at an existing one."
-        )
+    if read_only:
+        workspace.require()
     with storage_errors(workspace.root):
         if not read_only:
             workspace.ensure()

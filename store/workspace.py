@@ -17,10 +17,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Workspace", "DEFAULT_WORKSPACE", "WORKSPACE_ENV"]
+from ..errors import WorkspaceError
+
+__all__ = ["Workspace", "WorkspaceMissing", "DEFAULT_WORKSPACE", "WORKSPACE_ENV"]
 
 WORKSPACE_ENV = "JUNGLE_WORKSPACE"
 DEFAULT_WORKSPACE = Path("jungle-workspace")
+
+
+class WorkspaceMissing(WorkspaceError):
+    """The workspace has no database yet."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,17 @@ class Workspace:
 
     def exists(self) -> bool:
         return self.db_path.exists()
+
+    def require(self) -> "Workspace":
+        """Self, when the workspace has a database.
+
+        Raises:
+            WorkspaceMissing: it has none (the message says how to make one or name another).
+        """
+        if not self.exists():
+            raise WorkspaceMissing(f"No jungle workspace at {self.root}. Run `jungle ingest DIR` first, "
+                                   f"or point --workspace / ${WORKSPACE_ENV} at an existing one.")
+        return self
 
     def ensure(self) -> "Workspace":
         """Create the workspace folders (idempotent) and return self."""

@@ -26,7 +26,6 @@ parameters) makes a new version. Video-level sets become SQL views ``NAME`` / ``
 
 from __future__ import annotations
 
-import sys
 import time
 from contextlib import contextmanager
 from typing import Callable, Literal
@@ -36,6 +35,7 @@ from pydantic import Field, field_validator
 
 from ...config import JungleConfig
 from ...errors import InputError
+from ...progress import progress_bar
 from ...runtime import torch_threads
 from ...store import arrays, registry
 from ...store.db import connect, transaction
@@ -231,10 +231,7 @@ class _Run:
     # ------------------------------------------------------------------ plumbing
     @contextmanager
     def _bar(self, total: int | None, desc: str, unit: str = "video"):
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr,
-                   disable=not self.show_progress or not sys.stderr.isatty())
+        bar = progress_bar(total, desc, unit, show=self.show_progress)
         try:
             yield bar.update
         finally:

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
 from ...errors import EnvironmentProblem, JungleError
+from ...progress import progress_bar
 from ...runtime import available_cores
 from .config import FeaturizeConfig, Shard
 from .frame_model import ModelSpec
@@ -224,7 +224,6 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
         WorkspaceMissing: the workspace has no database (run ``jungle ingest`` first).
     """
     from distributed import as_completed
-    from tqdm import tqdm
 
     from .plan import plan
 
@@ -250,8 +249,7 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
                                  pure=False, key=f"featurize-{shard.index}of{count}-{run}"): shard
                    for shard in (Shard(i, count) for i in range(1, count + 1))}
         results, failed = [], []
-        with tqdm(total=count, unit="shard", desc=f"featurize on {len(workers)} Dask workers", file=sys.stderr,
-                  disable=not progress or not sys.stderr.isatty()) as bar:
+        with progress_bar(count, f"featurize on {len(workers)} Dask workers", unit="shard", show=progress) as bar:
             for future in as_completed(futures):
                 if future.status == "finished":
                     results.append(future.result())

@@ -25,7 +25,6 @@ second unsharded run of a set, or a second run of the same shard, stops at once 
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from ...errors import InputError, Interrupted
+from ...progress import progress_bar
 from ...runtime import available_cores, torch_threads
 from ...store.failures import storage_errors
 from ...store.registry import FeatureSet
@@ -284,8 +284,6 @@ def run_models(
         DiskFull, WorkspaceNotWritable: a write failed (see :mod:`jungle.store.failures`); finished
             blocks are kept, and the same run resumes once there is room.
     """
-    from tqdm import tqdm
-
     started = time.perf_counter()
     frame_size = decode_size(models)
     work = work or plan(workspace, [ModelSpec.of(m) for m in models], sampling, block)
@@ -300,8 +298,7 @@ def run_models(
         videos = [_Video(v, paths[v], targets[v]) for v in ordered]
         tasks = ((video.path, sampling, frame_size, decode_threads) for video in videos)
         primary = states[0]
-        bar = tqdm(total=len(videos), unit="video", desc="featurize", file=sys.stderr,
-                   disable=not progress or not sys.stderr.isatty())
+        bar = progress_bar(len(videos), "featurize", show=progress)
         batcher = _Batcher(models, batch_size, _BlockWriter(workspace, states, expected, sampling.slots), summary, bar)
         own_pool = pool is None
         pool = pool or DecodePool(workers if videos else 0)
