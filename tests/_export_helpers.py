@@ -1,5 +1,5 @@
 """Fixtures of the export tests: a small stacked workspace with sites, recording times and predictions,
-and offline Camtrap DP validation with frictionless against the local copies of the standard.
+and offline Camtrap DP validation with frictionless against the copies of the standard in tests/standards.
 
 The workspace is tests/_stack_helpers.py's (240 labelled + 30 unlabelled synthetic videos, one saved
 stack), copied, with its videos spread over three sites at hand-made recording times and every
@@ -19,7 +19,7 @@ from pathlib import Path
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
 
-STANDARDS = Path(__file__).resolve().parent.parent.parent / "shared" / "standards"
+STANDARDS = Path(__file__).resolve().parent / "standards"  # Camtrap DP 1.0.2 and Data Package v1 (media/LICENSES.md)
 OFFICIAL = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/"
 SITES = ("cam_a", "cam_b", "cam_c")
 START = datetime(2026, 3, 1, 6, 0, 0)

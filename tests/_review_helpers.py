@@ -2,7 +2,7 @@
 
 The stacked workspace (the session fixture ``stacked``) records videos at ``/data/cam/...``,
 paths that do not exist: to the review page those clips have vanished. Here the first unlabelled
-clips are pointed at real files of ``../shared/media`` (through symbolic links in the test's
+clips are pointed at real files of ``tests/media`` (through symbolic links in the test's
 temporary folder, one per clip since ``videos.path`` is unique; never copied), alternately
 an H.264 MP4 the browser plays and an AVI it cannot (shown as a strip of frames), with the
 metadata ingest's probe reads from them. The last unlabelled clip stays missing.
@@ -18,7 +18,7 @@ from jungle.ingest.probe import probe_video
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
 
-PLAYABLE = "camera_trap/chimp_waterhole_320x180.mp4"
+PLAYABLE = "camera_trap/zamba_test_clips/data/raw/benjamin/04250002.MP4"  # H.264 (yuvj420p) in MP4
 NOT_PLAYABLE = ("camera_trap/zamba_test_clips/data/raw/lope/Theo_codification_gorilla videos/2015/T37.0314.1632/"
                 "EK000059.AVI")
 

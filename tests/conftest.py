@@ -1,4 +1,10 @@
-"""Shared test fixtures: the real media beside the repository, and blank workspaces.
+"""Shared test fixtures: the real media, and blank workspaces.
+
+Two media folders: ``media`` is ``tests/media``, a small licence-clean set committed with the
+code (``tests/media/LICENSES.md``), present on every checkout; ``shared_media`` is
+``../shared/media`` beside the repository (CI has it), for the tests that need footage whose
+licence keeps it out of the repository: without it they skip with the reason. Both folders share
+one layout, so a relative path means the same file in either.
 
 Area-specific fixtures live in the area's own test modules (or tests/_<area>_helpers.py).
 """
@@ -13,15 +19,23 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parent.parent
-MEDIA = (REPO.parent / "shared" / "media").resolve()
+MEDIA = Path(__file__).resolve().parent / "media"
+SHARED_MEDIA = (REPO.parent / "shared" / "media").resolve()
 
 
 @pytest.fixture(scope="session")
 def media() -> Path:
-    """``../shared/media``: real camera-trap clips, other videos and photos (read-only)."""
-    if not MEDIA.exists():
-        pytest.fail(f"the shared media folder {MEDIA} is missing: tests need ../shared beside the repo")
+    """``tests/media``: the committed clips (zamba's 19 in AVI, MP4 and ASF, a cut-short AVI) and photos."""
     return MEDIA
+
+
+@pytest.fixture(scope="session")
+def shared_media() -> Path:
+    """``../shared/media``: the Pri-matrix clip, other real videos and photos (read-only); skips when absent."""
+    if not SHARED_MEDIA.is_dir():
+        pytest.skip(f"needs ../shared/media ({SHARED_MEDIA}): clips whose licence keeps them out of the "
+                    "repository (tests/media/LICENSES.md); put the shared folder beside the repository to run it")
+    return SHARED_MEDIA
 
 
 @pytest.fixture()

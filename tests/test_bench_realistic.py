@@ -28,9 +28,9 @@ SMALL = bench.BenchConfig(n_train=16, n_test=6, duration=5.0, min_train=0, min_t
 
 
 @pytest.fixture(scope="module")
-def collection(tmp_path_factory, media):
+def collection(tmp_path_factory, shared_media):
     directory = tmp_path_factory.mktemp("realistic")
-    record = bench.make_collection(directory, SMALL, media, workers=1)
+    record = bench.make_collection(directory, SMALL, shared_media, workers=1)
     return directory, record
 
 
@@ -60,7 +60,7 @@ def test_clips_are_valid_videos_with_one_label_each(collection):
     assert bench.make_collection(directory, SMALL, workers=1) == record  # same configuration: reused as is
 
 
-def test_the_animal_is_on_screen_only_in_the_stated_interval(collection, media):
+def test_the_animal_is_on_screen_only_in_the_stated_interval(collection, shared_media):
     directory, _ = collection
     rows = _rows(directory / "clips.csv")
     animals = [r for r in rows if r["label"] != "blank"]
@@ -71,8 +71,8 @@ def test_the_animal_is_on_screen_only_in_the_stated_interval(collection, media):
         enter, leave = spec.enter_frame, spec.leave_frame
         assert (float(row["enter_s"]), float(row["leave_s"])) == (enter / SMALL.fps, leave / SMALL.fps)
         assert SMALL.visible_s[0] <= (leave - enter) / SMALL.fps <= SMALL.visible_s[1]
-        shown = np.stack(list(bench.render_clip(spec, SMALL, media))).astype(np.int16)
-        empty = np.stack(list(bench.render_clip(spec, SMALL, media, with_animal=False))).astype(np.int16)
+        shown = np.stack(list(bench.render_clip(spec, SMALL, shared_media))).astype(np.int16)
+        empty = np.stack(list(bench.render_clip(spec, SMALL, shared_media, with_animal=False))).astype(np.int16)
         changed = np.abs(shown - empty).reshape(SMALL.frames, -1)
         on_screen = (changed > 20).sum(axis=1) >= 100   # at least 100 pixel values clearly changed
         expected = np.zeros(SMALL.frames, bool)
@@ -81,8 +81,8 @@ def test_the_animal_is_on_screen_only_in_the_stated_interval(collection, media):
         assert changed[~expected].max() == 0  # outside the interval: exactly the empty clip
 
 
-def test_blank_clips_still_move(media):
+def test_blank_clips_still_move(shared_media):
     """Wind, light and noise: consecutive frames of a blank clip differ (motion is not an animal)."""
     spec = next(s for s in bench.plan_clips(SMALL) if s.label == "blank")
-    frames = np.stack(list(bench.render_clip(spec, SMALL, media))).astype(np.int16)
+    frames = np.stack(list(bench.render_clip(spec, SMALL, shared_media))).astype(np.int16)
     assert np.abs(np.diff(frames, axis=0)).mean() > 1.0

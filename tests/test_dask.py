@@ -86,15 +86,15 @@ def _assert_same_store(workspace, reference) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, media):
+def reference(tmp_path_factory, shared_media):
     """The single-process run on the same videos and configuration."""
-    workspace = _collection(tmp_path_factory.mktemp("reference") / "ws", media)
+    workspace = _collection(tmp_path_factory.mktemp("reference") / "ws", shared_media)
     featurize(workspace, CONFIG, progress=False)
     return workspace
 
 
-def test_featurize_on_dask_equals_the_single_process_run(tmp_path, media, client, reference):
-    workspace = _collection(tmp_path / "ws", media)
+def test_featurize_on_dask_equals_the_single_process_run(tmp_path, shared_media, client, reference):
+    workspace = _collection(tmp_path / "ws", shared_media)
     summary = featurize_on_dask(workspace, CONFIG, client, n_shards=3, progress=False)
     assert (summary.workers, summary.threads, summary.shards) == (2, 2, 3)
     part = summary.sets[0]
@@ -105,8 +105,8 @@ def test_featurize_on_dask_equals_the_single_process_run(tmp_path, media, client
     _assert_same_store(workspace, reference)
 
 
-def test_an_encoder_no_worker_can_load_fails_before_anything_is_registered(tmp_path, media, client):
-    workspace = _collection(tmp_path / "ws", media)
+def test_an_encoder_no_worker_can_load_fails_before_anything_is_registered(tmp_path, shared_media, client):
+    workspace = _collection(tmp_path / "ws", shared_media)
     missing = tmp_path / "missing.pth"
     config = CONFIG.model_copy(update={"encoders": (EncoderConfig(name="resnet10t", weights=str(missing)),)})
     with pytest.raises(ShardsFailed) as failed:
@@ -125,10 +125,10 @@ def test_shard_failures_are_grouped_by_error_in_shard_order():
     assert _failure_detail(failed) == "shards 1/4, 3/4: OSError: disk full; shard 2/4: KilledWorker: x"
 
 
-def test_shard_tasks_with_the_clients_plan_never_open_duckdb(tmp_path, media, client, reference):
+def test_shard_tasks_with_the_clients_plan_never_open_duckdb(tmp_path, shared_media, client, reference):
     """The client plans and reconciles; while it holds the only DuckDB connection (DuckDB lets one
     process open the file), the shard tasks still finish: they read videos and write Zarr only."""
-    workspace = _collection(tmp_path / "ws", media)
+    workspace = _collection(tmp_path / "ws", shared_media)
     specs = client.submit(model_specs, CONFIG, pure=False).result()
     work = plan(workspace, specs, CONFIG.sampling, CONFIG.block)
     shards = [Shard(i, 2) for i in (1, 2)]
@@ -163,8 +163,8 @@ def _kill_a_worker_mid_shard(client, markers, shards: int, running: threading.Th
     return None
 
 
-def test_a_worker_killed_mid_run_is_replaced_and_the_store_ends_complete(tmp_path, media, client, reference):
-    workspace = _collection(tmp_path / "ws", media)
+def test_a_worker_killed_mid_run_is_replaced_and_the_store_ends_complete(tmp_path, shared_media, client, reference):
+    workspace = _collection(tmp_path / "ws", shared_media)
     outcome: dict = {}
 
     def run() -> None:

@@ -45,8 +45,8 @@ def reduced(megadetector_file):
 
 
 @pytest.fixture(scope="module")
-def cat_4fps(media, reduced):
-    return detect_video(media / CAT, reduced, fps=4.0)
+def cat_4fps(shared_media, reduced):
+    return detect_video(shared_media / CAT, reduced, fps=4.0)
 
 
 def test_yolox_tiny_shapes_and_fusion_without_weights():
@@ -77,10 +77,10 @@ def test_checkpoint_loads_strictly(megadetector_file):
     assert 5.0e6 < sum(p.numel() for p in model.parameters()) < 5.1e6
 
 
-def test_preprocess_is_pillow_pad_top_left_after_crop(media):
+def test_preprocess_is_pillow_pad_top_left_after_crop(shared_media):
     from PIL import Image, ImageOps
 
-    frame = read_frames(media / CAT, [24]).images  # 720x404
+    frame = read_frames(shared_media / CAT, [24]).images  # 720x404
     detector = Detector(model=None, config=DetectorConfig(), weights_sha256="")
     canvas, ratio, (height, width) = detector.preprocess(frame)
     assert (height, width) == (404 - 50, 720) and ratio == pytest.approx(640 / 720)
@@ -93,8 +93,8 @@ def test_preprocess_is_pillow_pad_top_left_after_crop(media):
     assert small[2] == (30, 80)
 
 
-def test_scores_equal_zamba_reference_fused_and_unfused(media, megadetector_file):
-    frames = read_frames(media / CAT, [66, 216])
+def test_scores_equal_zamba_reference_fused_and_unfused(shared_media, megadetector_file):
+    frames = read_frames(shared_media / CAT, [66, 216])
     expected = np.array([ZAMBA_CAT_SCORES[i] for i in frames.indices])
     fused = Detector.load(DetectorConfig(), weights_file=megadetector_file).detect(frames.images)
     plain = Detector.load(DetectorConfig(fuse=False), weights_file=megadetector_file).detect(frames.images[1:])
@@ -130,9 +130,9 @@ def test_reduced_input_gives_zamba_scores_on_a_wide_frame(cat_4fps):
     assert cat_4fps.detections.box_area[empty] == 0 and len(cat_4fps.detections.boxes[empty]) == 0
 
 
-def test_chimp_clip_detects_in_most_frames(media, reduced):
-    index = index_video(media / CHIMP)
-    frames = read_frames(media / CHIMP, np.linspace(0, index.n_frames - 1, 8).round().astype(int), index=index)
+def test_chimp_clip_detects_in_most_frames(shared_media, reduced):
+    index = index_video(shared_media / CHIMP)
+    frames = read_frames(shared_media / CHIMP, np.linspace(0, index.n_frames - 1, 8).round().astype(int), index=index)
     found = reduced.detect(frames.images)
     assert (found.score >= 0.5).mean() >= 0.9, found.score
     assert found.n_boxes.min() >= 1
@@ -144,19 +144,19 @@ def test_chimp_clip_detects_in_most_frames(media, reduced):
     assert model.registry_meta()["weights_sha256"] == reduced.weights_sha256 == model.describe()["weights_sha256"]
 
 
-def test_foliage_before_the_hand_detects_in_few(media, reduced):
-    index = index_video(media / FOLIAGE)  # header says 444 frames, 68 decode; the hand is in the last ~8
+def test_foliage_before_the_hand_detects_in_few(shared_media, reduced):
+    index = index_video(shared_media / FOLIAGE)  # header says 444 frames, 68 decode; the hand is in the last ~8
     assert index.n_frames == 68
     wanted = np.arange(0, 48, 4)  # every 4th of the first 48 frames: foliage only
-    found = reduced.detect(read_frames(media / FOLIAGE, wanted, index=index).images)
+    found = reduced.detect(read_frames(shared_media / FOLIAGE, wanted, index=index).images)
     assert len(found) == 12 and (found.score >= 0.25).sum() <= 1, found.score
 
 
-def test_detector_sampling_picks_cat_frames(media, megadetector_file):
+def test_detector_sampling_picks_cat_frames(shared_media, megadetector_file):
     sampling = parse_sampling("detector:3,fps=0.5,input=640x384")  # scores 8 frames, 0 s to 14 s
     assert isinstance(sampling, DetectorFrames) and sampling.slots == 3
     assert sampling.spec() == "detector:3,fps=0.5,input=640x384"
-    sampled = sample_frames(media / CAT, sampling, size=(96, 54))
+    sampled = sample_frames(shared_media / CAT, sampling, size=(96, 54))
     assert sampled.n_valid == 3 and sampled.frames.images.shape == (3, 54, 96, 3)
     assert np.all(np.diff(sampled.frame_index) > 0) and sampled.timestamps.max() < 9.5
 

@@ -25,6 +25,7 @@ from _features_helpers import add_videos
 
 CHIMP = "camera_trap/chimp_waterhole_320x180.mp4"     # 320x180: chimpanzees in every frame
 FOLIAGE = "other_video/opencv_tree_foliage_hand.avi"   # 320x240: foliage, a hand only at the end
+ANY_CLIP = "camera_trap/zamba_test_clips/data/raw/benjamin/04250002.MP4"  # tests/media: any real clip
 DETECT = ["featurize", "--detector", "megadetector-lite,input=640x384", "--detector-frames", "fps:0.5",
           "--workers", "0", "--threads", "2", "-q"]
 
@@ -34,10 +35,10 @@ def _invoke(workspace, *args):
 
 
 @pytest.fixture(scope="module")
-def detected(tmp_path_factory, media, megadetector_file):  # noqa: F811
+def detected(tmp_path_factory, shared_media, megadetector_file):  # noqa: F811
     """A workspace with the two clips, after one `jungle featurize --detector` run (CLI)."""
     workspace = Workspace.resolve(tmp_path_factory.mktemp("detect") / "ws")
-    chimp, foliage = add_videos(workspace, [media / CHIMP, media / FOLIAGE])
+    chimp, foliage = add_videos(workspace, [shared_media / CHIMP, shared_media / FOLIAGE])
     result = _invoke(workspace, *DETECT)
     assert result.exit_code == 0, result.output
     return workspace, {"chimp": chimp, "foliage": foliage}, result.output
@@ -98,7 +99,7 @@ def test_same_detector_run_again_changes_nothing(detected):
 
 def test_missing_weights_fail_once_with_how_to_fetch(tmp_path, media, monkeypatch):
     workspace = Workspace.resolve(tmp_path / "ws")
-    add_videos(workspace, [media / CHIMP])
+    add_videos(workspace, [media / ANY_CLIP])
     monkeypatch.setenv("JUNGLE_WEIGHTS_DIR", str(tmp_path / "no-weights"))
     result = _invoke(workspace, "featurize", "--encoder", "resnet10t", "--frames", "detector:4", "-q")
     assert result.exit_code == 1
@@ -109,7 +110,7 @@ def test_missing_weights_fail_once_with_how_to_fetch(tmp_path, media, monkeypatc
 
 def test_bad_detector_options_are_refused(tmp_path, media):
     workspace = Workspace.resolve(tmp_path / "ws")
-    add_videos(workspace, [media / CHIMP])
+    add_videos(workspace, [media / ANY_CLIP])
     refusals = ((["--detector", "yolo9000"], "megadetector-lite"),
                 (["--detector", "megadetector-lite", "--detector-frames", "detector:4"], "without a model"))
     for extra, expected in refusals:

@@ -66,16 +66,16 @@ def _rows(workspace, name="resnet10t", version=1) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, media):
+def reference(tmp_path_factory, shared_media):
     """An uninterrupted in-process run on the collection (real clips plus two broken files)."""
     root = tmp_path_factory.mktemp("reference") / "ws"
-    workspace = _collection(root, media)
+    workspace = _collection(root, shared_media)
     summary = featurize(workspace, TINY_CONFIG, progress=False)
     return workspace, summary
 
 
-def test_cli_featurizes_real_clips_and_records_failures(tmp_path, media, reference):
-    workspace = _collection(tmp_path / "ws", media)
+def test_cli_featurizes_real_clips_and_records_failures(tmp_path, shared_media, reference):
+    workspace = _collection(tmp_path / "ws", shared_media)
     result = CliRunner().invoke(app, ["featurize", "-w", str(workspace.root), *TINY, "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[2].split() == ["resnet10t", "1", "9", "9", "2", "54", "complete"]
@@ -97,7 +97,7 @@ def test_cli_featurizes_real_clips_and_records_failures(tmp_path, media, referen
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
 
 
-def test_arrays_layout_mask_and_values(media, reference):
+def test_arrays_layout_mask_and_values(shared_media, reference):
     workspace, summary = reference
     data, rows = _arrays(workspace), _rows(workspace)
     assert data["embedding"].shape == (9, 8, 512) and data["embedding"].dtype == np.float16
@@ -116,7 +116,7 @@ def test_arrays_layout_mask_and_values(media, reference):
     assert data["frame_index"][lying, -1] == 67  # spread over the 68 real frames, not the 444 claimed
     # stored values are the encoder's output for exactly these frames
     encoder = load_encoder(EncoderConfig(name="resnet10t", input_size=64, stages="all"))
-    frames = sample_frames(media / CLIPS[0], Uniform(n=8), (64, 64)).frames.images
+    frames = sample_frames(shared_media / CLIPS[0], Uniform(n=8), (64, 64)).frames.images
     direct = encoder.encode(frames)
     np.testing.assert_allclose(data["embedding"][cat], direct["embedding"].astype(np.float16), rtol=2e-3, atol=2e-3)
     np.testing.assert_allclose(data["stages"][cat], direct["stages"].astype(np.float16), rtol=2e-3, atol=2e-3)
@@ -129,8 +129,8 @@ def test_arrays_layout_mask_and_values(media, reference):
     assert summary.sets[0].errors == 2 and summary.frames == 6 * 8 + 6
 
 
-def test_same_config_does_nothing_and_new_config_makes_a_new_version(tmp_path, media):
-    workspace = _collection(tmp_path / "ws", media, broken=False)
+def test_same_config_does_nothing_and_new_config_makes_a_new_version(tmp_path, shared_media):
+    workspace = _collection(tmp_path / "ws", shared_media, broken=False)
     featurize(workspace, TINY_CONFIG, progress=False)
     before = _arrays(workspace)
     again = featurize(workspace, TINY_CONFIG, progress=False)
@@ -141,7 +141,7 @@ def test_same_config_does_nothing_and_new_config_makes_a_new_version(tmp_path, m
     for key, values in _arrays(workspace).items():
         np.testing.assert_array_equal(values, before[key])
     # a newly ingested video is added to the existing version, nothing else is recomputed
-    add_videos(workspace, [media / ZAMBA / "savanna/Grumeti_Tanzania/K38_check3/09190048_Hyena.AVI"])
+    add_videos(workspace, [shared_media / ZAMBA / "savanna/Grumeti_Tanzania/K38_check3/09190048_Hyena.AVI"])
     grown = featurize(workspace, TINY_CONFIG, progress=False)
     assert (grown.sets[0].version, grown.sets[0].processed, grown.sets[0].rows) == (1, 1, 8)
     assert _rows(workspace)["09190048_Hyena.AVI"][:3] == (7, "done", 8)
@@ -167,10 +167,10 @@ def test_features_list_show_and_sql(reference):
     assert sql.output == "status,n\ndone,7\nerror,2\n"
 
 
-def test_show_describes_a_video_level_set_too(tmp_path, media):
+def test_show_describes_a_video_level_set_too(tmp_path, shared_media):
     import polars as pl
 
-    workspace = _collection(tmp_path / "ws", media, broken=False)
+    workspace = _collection(tmp_path / "ws", shared_media, broken=False)
     with connect(workspace) as con:
         fs, _ = registry.register(con, "meta_demo", "video", {"columns": ["x"]}, [{"name": "resnet10t", "version": 1}])
         ids = [r[0] for r in con.execute("SELECT video_id FROM videos ORDER BY path LIMIT 5").fetchall()]
@@ -183,10 +183,10 @@ def test_show_describes_a_video_level_set_too(tmp_path, media):
         assert line in lines, shown.output
 
 
-def test_help_and_bad_options(tmp_path, media):
+def test_help_and_bad_options(tmp_path, shared_media):
     runner = CliRunner()
     assert "Sample frames of every ingested video" in runner.invoke(app, ["featurize", "--help"]).output
-    workspace = _collection(tmp_path / "ws", media, broken=False)
+    workspace = _collection(tmp_path / "ws", shared_media, broken=False)
     bad = runner.invoke(app, ["featurize", "-w", str(workspace.root), "--frames", "uniform:zero"])
     assert bad.exit_code == 1
     assert bad.output == ("Error: frames: bad frame sampling 'uniform:zero': "
@@ -202,8 +202,8 @@ def test_help_and_bad_options(tmp_path, media):
                               "Run `jungle ingest DIR` first (see `jungle status`).\n")
 
 
-def test_several_encoders_share_one_decoding_pass(tmp_path, media):
-    workspace = _collection(tmp_path / "ws", media, broken=False)
+def test_several_encoders_share_one_decoding_pass(tmp_path, shared_media):
+    workspace = _collection(tmp_path / "ws", shared_media, broken=False)
     config = TINY_CONFIG.model_copy(update={"encoders": (
         EncoderConfig(name="resnet10t", input_size=64),
         EncoderConfig(name="mobilenetv3_small_050", input_size=48, alias="mnv3"))})
@@ -233,8 +233,8 @@ def _cli_run_past_its_first_block(workspace):
     return process, progress
 
 
-def test_killed_run_resumes_to_the_same_result(tmp_path, media, reference):
-    workspace = _collection(tmp_path / "ws", media)
+def test_killed_run_resumes_to_the_same_result(tmp_path, shared_media, reference):
+    workspace = _collection(tmp_path / "ws", shared_media)
     process, progress = _cli_run_past_its_first_block(workspace)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -252,9 +252,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, media, reference):
                                 for k, v in _rows(reference[0]).items()}
 
 
-def test_two_shard_processes_fill_disjoint_blocks_and_complete_the_set(tmp_path, media, reference):
+def test_two_shard_processes_fill_disjoint_blocks_and_complete_the_set(tmp_path, shared_media, reference):
     """Shard 2/2 runs in another process while shard 1/2 runs here, at the same time, on one workspace."""
-    workspace = _collection(tmp_path / "ws", media)
+    workspace = _collection(tmp_path / "ws", shared_media)
     other = subprocess.Popen(_cli(workspace, "--shard", "2/2", "-f", "csv"), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
@@ -275,10 +275,10 @@ def test_two_shard_processes_fill_disjoint_blocks_and_complete_the_set(tmp_path,
     assert {k: v[1] for k, v in _rows(workspace).items()} == {k: v[1] for k, v in _rows(reference[0]).items()}
 
 
-def test_a_second_run_of_the_same_blocks_stops_instead_of_writing_them_twice(tmp_path, media, reference):
+def test_a_second_run_of_the_same_blocks_stops_instead_of_writing_them_twice(tmp_path, shared_media, reference):
     """An unsharded CLI run is working; a second unsharded run, and any shard, of the same set stop at
     once with a clear message; once the first run dies (SIGKILL) its locks are gone and a run goes on."""
-    workspace = _collection(tmp_path / "ws", media)
+    workspace = _collection(tmp_path / "ws", shared_media)
     process, progress = _cli_run_past_its_first_block(workspace)
     try:
         assert process.poll() is None, "the first run ended before the second could start"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,20 +21,42 @@ from jungle.store.workspace import Workspace
 from _ingest_helpers import ZAMBA, ffprobe_many, jungle, make_clip, video_rows, zamba_clips
 
 
-@pytest.fixture(scope="module")
-def ingested(media, tmp_path_factory):
-    """The shared media plus a generated MKV and a non-ASCII, spaced, upper-case-extension link."""
+@dataclass(frozen=True)
+class Corpus:
+    """What a media folder holds, from its README (tests/media/LICENSES.md, ../shared/media/README.md)."""
+
+    videos: int
+    lying: tuple[str, int, int]  # a file whose header lies about its length: (path, frames claimed, decodable)
+    night: str                   # infrared footage
+    day: str                     # colour footage
+
+
+CORPORA = {
+    "media": Corpus(20, ("other_video/cut_short_PICT0265.avi", 61, 25),
+                    f"{ZAMBA}/data/raw/chimpandsee/Kor_C5/Kor_vid6_0485466_0567428_20141120/EK000019.AVI",
+                    f"{ZAMBA}/data/raw/savanna/Gorongosa_Mozambique/2017 Videos/F13_Cam027/Baboon/07120049.AVI"),
+    "shared_media": Corpus(24, ("other_video/opencv_tree_foliage_hand.avi", 444, 68),
+                           "camera_trap/ACP0006s6f-small-cat.mp4", "camera_trap/chimp_waterhole_320x180.mp4"),
+}
+
+
+@pytest.fixture(scope="module", params=list(CORPORA))
+def ingested(request, tmp_path_factory):
+    """(workspace, extra folder, media folder, its Corpus): a whole media folder (the committed one, and
+    ../shared/media where it is beside the repository) plus a generated MKV and a non-ASCII, spaced,
+    upper-case-extension link."""
+    media = request.getfixturevalue(request.param)
     tmp = tmp_path_factory.mktemp("ingest")
     extra = tmp / "extra"
     make_clip(extra / "generated" / "clip.mkv")
     named = extra / "Taï camp 7" / "clip one.MOV"
     named.parent.mkdir(parents=True)
-    named.symlink_to(media / "camera_trap" / "chimp_waterhole_320x180.mp4")
+    named.symlink_to(media / ZAMBA / "data/raw/benjamin/04250002.MP4")
     ws = Workspace.resolve(tmp / "ws")
     for source in (media, extra):
         result = jungle("ingest", source, "-w", ws.root, "--workers", "2", "-q")
         assert result.exit_code == 0, result.output
-    return ws, extra
+    return ws, extra, media, CORPORA[request.param]
 
 
 def _fps(stream: dict) -> float:
@@ -48,13 +71,13 @@ def _counts(result) -> tuple[int, ...]:
     return tuple(row[k] for k in ("found", "new", "changed", "retried", "unchanged", "ok", "error"))
 
 
-def test_every_clip_matches_ffprobe(ingested, media):
-    ws, extra = ingested
+def test_every_clip_matches_ffprobe(ingested):
+    ws, extra, media, corpus = ingested
     rows = video_rows(ws)
     expected = [str(p) for p in zamba_clips(media)]
     assert len(expected) == 19 and set(expected) <= set(rows)  # AVI, MP4, ASF; spaces and `Taï_T124` paths
     assert any("Taï_T124" in p for p in expected) and any(" " in p for p in expected)
-    assert len(rows) == 24 + 2
+    assert len(rows) == corpus.videos + 2
     probes = ffprobe_many(rows, count_frames=True)  # -count_frames: decodes every frame
     for path, row in rows.items():
         probe = probes[path]
@@ -86,19 +109,20 @@ def test_every_clip_matches_ffprobe(ingested, media):
     assert {Path(r["path"]).suffix.lower() for r in header_less} == {".asf", ".mkv"}
 
 
-def test_lying_header_records_claimed_and_decodable_frames(ingested, media):
+def test_lying_header_records_claimed_and_decodable_frames(ingested):
     from jungle.features.video.decode import read_frames
 
-    ws, _ = ingested
-    path = media / "other_video" / "opencv_tree_foliage_hand.avi"
+    ws, _, media, corpus = ingested
+    relpath, claimed, decodable = corpus.lying
+    path = media / relpath
     row = video_rows(ws)[str(path)]
-    assert (row["frames"], row["frames_decodable"]) == (444, 68)
-    decoded = read_frames(path, range(0, 444, 1), size=(32, 24))
+    assert (row["frames"], row["frames_decodable"]) == (claimed, decodable)
+    decoded = read_frames(path, range(0, claimed, 1), size=(32, 24))
     assert len(decoded) == row["frames_decodable"]
 
 
-def test_site_relpath_and_odd_names(ingested, media):
-    ws, extra = ingested
+def test_site_relpath_and_odd_names(ingested):
+    ws, extra, media, _ = ingested
     rows = video_rows(ws)
     tai = next(r for r in rows.values() if r["filename"] == "f4636736.avi")
     assert tai["relpath"] == str(Path(tai["path"]).relative_to(media).as_posix())
@@ -107,11 +131,11 @@ def test_site_relpath_and_odd_names(ingested, media):
     assert (odd["status"], odd["site"], odd["relpath"]) == ("ok", "Taï camp 7", "Taï camp 7/clip one.MOV")
 
 
-def test_camera_stats_on_real_clips(ingested, media):
-    ws, extra = ingested
+def test_camera_stats_on_real_clips(ingested):
+    ws, extra, media, corpus = ingested
     rows = video_rows(ws)
-    night = rows[str(media / "camera_trap" / "ACP0006s6f-small-cat.mp4")]  # infrared footage
-    day = rows[str(media / "camera_trap" / "chimp_waterhole_320x180.mp4")]
+    night = rows[str(media / corpus.night)]  # infrared footage
+    day = rows[str(media / corpus.day)]
     assert night["is_night"] is True and day["is_night"] is False
     assert night["colourfulness"] < 0.01 < day["colourfulness"]
     generated = rows[str(extra / "generated" / "clip.mkv")]  # a coloured bar growing over 12 frames

@@ -36,7 +36,7 @@ def bad_corpus(media, tmp_path_factory):
     root.mkdir()
     clips = zamba_clips(media)
     avi = next(c for c in clips if c.name == "EK000059.AVI")
-    mp4 = media / "camera_trap" / "chimp_waterhole_320x180.mp4"
+    mp4 = next(c for c in clips if c.name == "04250002.MP4")  # H.264 MP4, its index (moov) at the end
     shutil.copy(avi, root / "Taï clip ü 1.AVI")
     (root / "zero.mp4").write_bytes(b"")
     (root / "truncated.mp4").write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 2])

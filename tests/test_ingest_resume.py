@@ -50,9 +50,9 @@ def _without_time(rows: dict) -> dict:
     return {path: {k: v for k, v in row.items() if k != "ingested_at"} for path, row in rows.items()}
 
 
-def test_sigkill_mid_run_then_rerun_equals_uninterrupted_run(media, tmp_path):
-    chimp = media / "camera_trap" / "chimp_waterhole_320x180.mp4"  # a slower clip to decode
-    link_corpus(tmp_path / "corpus", zamba_clips(media) + [chimp, chimp], per_site=20, n_files=N_FILES)
+def test_sigkill_mid_run_then_rerun_equals_uninterrupted_run(shared_media, tmp_path):
+    chimp = shared_media / "camera_trap" / "chimp_waterhole_320x180.mp4"  # a slower clip to decode
+    link_corpus(tmp_path / "corpus", zamba_clips(shared_media) + [chimp, chimp], per_site=20, n_files=N_FILES)
     killed = Workspace.resolve(tmp_path / "killed")
     command = [sys.executable, "-m", "jungle.cli", "ingest", str(tmp_path / "corpus"), "-w", str(killed.root),
                "--workers", "2", "--batch", "10", "-q"]

@@ -25,7 +25,7 @@ from jungle.store.workspace import Workspace
 
 from _ingest_helpers import ZAMBA, link_corpus, zamba_clips
 from _robustness_helpers import (TINY_FEATURIZE, error_line, feature_rows, frame_arrays, ingest_corpus, jungle_cli,
-                                 leave_free, remount, tmpfs, used_kb, video_rows)
+                                 leave_free, tmpfs, used_kb, video_rows)
 
 N_VIDEOS = 24  # 12 blocks of 2
 
@@ -102,13 +102,16 @@ def test_ingest_on_a_full_disk_says_so_and_the_rerun_finishes(tmp_path, media):
     full = Workspace.resolve(tmp_path / "full")
     command = ["ingest", source, "--workers", "1", "--batch", "2", "-q", "-f", "csv"]
     assert jungle_cli(*command, "-w", full.root).returncode == 0
-    with tmpfs(tmp_path / "disk", 1000) as disk:  # a fresh database takes ~800 KiB
+    with tmpfs(tmp_path / "disk", 4096) as disk:
         workspace = Workspace.resolve(disk / "ws")
+        with connect(workspace):  # a fresh database (~800 KiB); then room for two pages of its write-ahead log
+            pass
+        filler = leave_free(disk, 8)  # (a fixed tmpfs size made the room depend on the length of the paths)
         failed = jungle_cli(*command, "-w", workspace.root)
         assert failed.returncode == 1
         assert error_line(failed.stderr) == (f"Error: disk full while writing {workspace.db_path}.wal: free space "
                                              "and run the same command again (nothing finished is lost).")
-        remount(disk, size_kb=16384)  # more space
+        filler.unlink()  # free space
         with connect(workspace, read_only=True) as con:
             kept = con.execute("SELECT count(*) FROM videos").fetchone()[0]
         assert 0 < kept < 19, f"the disk filled up outside the batches ({kept} rows)"
@@ -176,9 +179,9 @@ def test_ctrl_c_during_featurize_stops_quietly_and_the_same_command_resumes(tmp_
     _assert_same_as_reference(workspace, reference)
 
 
-def test_ctrl_c_during_ingest_stops_quietly_and_the_same_command_resumes(tmp_path, media):
-    chimp = media / "camera_trap" / "chimp_waterhole_320x180.mp4"  # slower to decode: the run lasts
-    link_corpus(tmp_path / "corpus", zamba_clips(media) + [chimp] * 4, per_site=20, n_files=60)
+def test_ctrl_c_during_ingest_stops_quietly_and_the_same_command_resumes(tmp_path, shared_media):
+    chimp = shared_media / "camera_trap" / "chimp_waterhole_320x180.mp4"  # slower to decode: the run lasts
+    link_corpus(tmp_path / "corpus", zamba_clips(shared_media) + [chimp] * 4, per_site=20, n_files=60)
     workspace = Workspace.resolve(tmp_path / "ws")
     child = _start("ingest", tmp_path / "corpus", "-w", workspace.root, "--workers", "2", "--batch", "4", "-q")
     _, err = _ctrl_c_when(child, lambda: len(_group_alive(child.pid)) >= 3 and workspace.db_path.exists(),

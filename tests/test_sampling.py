@@ -52,8 +52,8 @@ def test_bad_sampling_strings_say_what_is_accepted(text, message):
     assert str(caught.value) == message
 
 
-def test_uniform_and_fps_choose_frames_of_a_real_clip(media):
-    index = index_video(media / CAT)  # 24 fps, 360 frames
+def test_uniform_and_fps_choose_frames_of_a_real_clip(shared_media):
+    index = index_video(shared_media / CAT)  # 24 fps, 360 frames
     assert Uniform(n=5).choose(index).tolist() == [0, 90, 180, 269, 359]
     assert Fps(fps=3).choose(index).tolist() == list(range(0, 360, 8))
     assert Indices(indices=WINNER1_INDICES).choose(index).tolist() == list(WINNER1_INDICES)
@@ -94,8 +94,8 @@ def test_motion_finds_the_frames_where_something_appears(tmp_path):
     assert len(chosen) == 2 and 8 <= chosen[0] <= 14 and 32 <= chosen[1] <= 38, chosen
 
 
-def test_motion_on_the_real_clip_finds_the_cat_leaving(media):
-    chosen = Motion(n=4).choose(index_video(media / CAT))  # the cat leaves at about 9 s (frame 216)
+def test_motion_on_the_real_clip_finds_the_cat_leaving(shared_media):
+    chosen = Motion(n=4).choose(index_video(shared_media / CAT))  # the cat leaves at about 9 s (frame 216)
     assert len(chosen) == 4 and any(205 <= i <= 240 for i in chosen), chosen
 
 

@@ -12,18 +12,21 @@ from jungle.features.video.decode import VideoReadError, index_video, iter_frame
 from _features_helpers import ZAMBA, frame_number, write_clip
 
 CAT = "camera_trap/ACP0006s6f-small-cat.mp4"
+CUT_SHORT = "other_video/cut_short_PICT0265.avi"  # the first half of a zamba AVI: the header claims 61 frames
+#: (media folder fixture, path): ``media`` is the committed set, ``shared_media`` ../shared/media (skips without it)
 REAL_CLIPS = [
-    CAT,                                                                                      # H.264 MP4 720x404
-    ZAMBA / "chimpandsee/Trip_5/card 1.2_location/PICT0074.ASF",                              # MS-MPEG4 ASF, space
-    ZAMBA / "noemie/Videos_All/Taï_T124/Taï_cam61_687002_647212_20161106/f4636736.avi",       # MPEG-4 AVI, non-ASCII
-    ZAMBA / "savanna/Grumeti_Tanzania/G41_check2/09100029_Eland.MP4",                         # H.264 MP4, tiny
-    "other_video/opencv_vtest_static_cam_people.avi",                                         # MS-MPEG4 AVI 768x576
+    ("shared_media", CAT),  # H.264 MP4 720x404
+    ("media", ZAMBA / "chimpandsee/Trip_5/card 1.2_location/PICT0074.ASF"),  # MS-MPEG4 ASF, space
+    ("media", ZAMBA / "noemie/Videos_All/Taï_T124/Taï_cam61_687002_647212_20161106/f4636736.avi"),  # MPEG-4 AVI, Taï
+    ("media", ZAMBA / "savanna/Grumeti_Tanzania/G41_check2/09100029_Eland.MP4"),  # H.264 MP4, tiny
+    ("media", CUT_SHORT),  # MPEG-4 AVI, cut short
+    ("shared_media", "other_video/opencv_vtest_static_cam_people.avi"),  # MS-MPEG4 AVI 768x576
 ]
 
 
-@pytest.mark.parametrize("relpath", REAL_CLIPS, ids=lambda p: str(p).rsplit("/", 1)[-1])
-def test_real_clips_decode_same_frames_by_seeking_skipping_and_counting(media, relpath):
-    path = media / relpath
+@pytest.mark.parametrize("folder, relpath", REAL_CLIPS, ids=lambda p: str(p).rsplit("/", 1)[-1])
+def test_real_clips_decode_same_frames_by_seeking_skipping_and_counting(request, folder, relpath):
+    path = request.getfixturevalue(folder) / relpath
     index = index_video(path)
     assert index.n_frames > 0 and index.fps > 0
     wanted = [0, index.n_frames // 3, index.n_frames // 3 + 1, index.n_frames - 1, index.n_frames + 5]
@@ -40,20 +43,24 @@ def test_real_clips_decode_same_frames_by_seeking_skipping_and_counting(media, r
     assert counted.images.std() > 1  # real pixels, not a blank frame
 
 
-def test_full_size_frames_and_timestamps_of_the_competition_clip(media):
-    frames = read_frames(media / CAT, [0, 24, 359])
+def test_full_size_frames_and_timestamps_of_the_competition_clip(shared_media):
+    frames = read_frames(shared_media / CAT, [0, 24, 359])
     assert frames.images.shape == (3, 404, 720, 3)
     np.testing.assert_allclose(frames.timestamps, [0.0, 1.0, 359 / 24])
     assert frames.n_frames == 360
 
 
-def test_header_that_lies_about_length_is_ignored(media):
-    path = media / "other_video/opencv_tree_foliage_hand.avi"
+@pytest.mark.parametrize("folder, relpath, claimed, decodable", [
+    ("media", CUT_SHORT, 61, 25),  # tests/media/LICENSES.md
+    ("shared_media", "other_video/opencv_tree_foliage_hand.avi", 444, 68),  # ../shared/media/README.md
+], ids=["cut_short", "opencv_tree"])
+def test_header_that_lies_about_length_is_ignored(request, folder, relpath, claimed, decodable):
+    path = request.getfixturevalue(folder) / relpath
     index = index_video(path)
-    assert (index.frames_claimed, index.n_frames) == (444, 68)
-    frames = read_frames(path, [0, 67, 68, 300, 443])
-    assert frames.indices.tolist() == [0, 67]
-    assert frames.n_frames == 68
+    assert (index.frames_claimed, index.n_frames) == (claimed, decodable)
+    frames = read_frames(path, [0, decodable - 1, decodable, claimed // 2 + decodable // 2, claimed - 1])
+    assert frames.indices.tolist() == [0, decodable - 1]
+    assert frames.n_frames == decodable
 
 
 def test_seek_is_chosen_for_short_gops_and_decode_and_skip_for_long_ones(tmp_path):
@@ -114,10 +121,10 @@ def test_one_decoder_when_splitting_would_not_pay(tmp_path):
     assert 2 < len(split_plan(four, range(0, 96, 3), parts=8, min_frames=0)) <= len(four.keyframes)
 
 
-def test_avi_of_a_codec_that_never_reorders_is_located_by_timestamp(media):
+def test_avi_of_a_codec_that_never_reorders_is_located_by_timestamp(shared_media):
     """MS-MPEG4 has no B-frames: AVI's decode-order timestamps are display order, so it seeks and
     splits like an MP4 (H.264 in AVI stays counted: see above)."""
-    path = media / "other_video/opencv_vtest_static_cam_people.avi"
+    path = shared_media / "other_video/opencv_vtest_static_cam_people.avi"
     index = index_video(path)
     assert index.seekable and index.keyframes.tolist() == [0, 250, 500, 750]
     wanted = np.linspace(0, index.n_frames - 1, 16).round().astype(int).tolist()
@@ -137,9 +144,9 @@ def test_mjpeg_is_intra_only_and_seeks(tmp_path):
     assert [frame_number(im) for im in frames.images] == [2, 29]
 
 
-def test_memory_is_bounded_by_the_request_not_the_clip(media):
+def test_memory_is_bounded_by_the_request_not_the_clip(shared_media):
     tracemalloc.start()
-    frames = read_frames(media / CAT, [10, 200, 350])  # 360 full frames would be 314 MB
+    frames = read_frames(shared_media / CAT, [10, 200, 350])  # 360 full frames would be 314 MB
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert len(frames) == 3
@@ -167,8 +174,8 @@ def test_unreadable_files_raise_an_error_that_names_the_file(tmp_path, content, 
     assert str(path) in str(caught.value) and reason in str(caught.value)
 
 
-def test_truncated_avi_gives_the_frames_it_has(media, tmp_path):
-    data = (media / "other_video/opencv_vtest_static_cam_people.avi").read_bytes()
+def test_truncated_avi_gives_the_frames_it_has(shared_media, tmp_path):
+    data = (shared_media / "other_video/opencv_vtest_static_cam_people.avi").read_bytes()
     path = tmp_path / "truncated.avi"
     path.write_bytes(data[: len(data) // 3])
     frames = read_frames(path, range(0, 795, 50))
