@@ -33,8 +33,8 @@ def media() -> Path:
 def shared_media() -> Path:
     """``../shared/media``: the Pri-matrix clip, other real videos and photos (read-only); skips when absent."""
     if not SHARED_MEDIA.is_dir():
-        pytest.skip(f"needs ../shared/media ({SHARED_MEDIA}): clips whose licence keeps them out of the "
-                    "repository (tests/media/LICENSES.md); put the shared folder beside the repository to run it")
+        pytest.skip(f"needs ../shared/media (not at {SHARED_MEDIA}): footage whose licence keeps it out of "
+                    "tests/media (see its LICENSES.md)")
     return SHARED_MEDIA
 
 
