@@ -83,6 +83,13 @@ def _echo(text: str) -> None:
 def sql(
     query: Annotated[str, typer.Argument(help="One statement that reads: SELECT, WITH ... SELECT, DESCRIBE, SHOW, "
                                               "SUMMARIZE, EXPLAIN or PRAGMA table_info/show_tables/database_size.")],
+    timeout: Annotated[float, typer.Option(
+        help="Stop the query after this many seconds.")] = 300.0,
+    memory_limit: Annotated[Optional[str], typer.Option(
+        help="Most memory the query may use, e.g. 2GB (default: a quarter of this machine's); nothing is "
+             "spilled to disk.", show_default=False)] = None,
+    max_rows: Annotated[int, typer.Option(
+        help="Refuse a result of more rows than this (every row is held in memory to be printed).")] = 1_000_000,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -92,7 +99,9 @@ def sql(
     """
     from .store.query import run_query
 
-    columns, rows = run_query(_workspace(workspace), query)  # refusals and failures are jungle errors
+    # refusals, failures, the time and memory limits are jungle errors
+    columns, rows = run_query(_workspace(workspace), query, timeout=timeout, memory_limit=memory_limit,
+                              max_rows=max_rows)
     _echo(render_rows(columns, rows, fmt))
 
 
@@ -601,7 +610,7 @@ def dashboard_command(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Start optuna-dashboard on the workspace's Optuna studies, on 127.0.0.1 (Ctrl-C stops it)."""
-    from .meta.dashboard import plan_dashboard, serve
+    from .meta.tuning.dashboard import plan_dashboard, serve
 
     plan = plan_dashboard(_workspace(workspace), storage, host=host, port=port, allow_remote=allow_remote)
     for line in plan.messages():

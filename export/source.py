@@ -84,13 +84,14 @@ def resolve_model(workspace: Workspace, model: str) -> tuple[str, Path, list]:
     """(model id, folder, classes) of ``model``; :class:`UnknownModel` when there is none."""
 
     from ..meta.manifest import read_manifest
-    from ..meta.model_io import MANIFEST, ModelNotFound, model_dir
+    from ..meta.model_io import MANIFEST, ModelNotFound, check_not_shadowing, model_dir
 
     try:
         folder = model_dir(workspace, model)
     except ModelNotFound as exc:
         raise UnknownModel(f"{exc} Name a model with --model (an id under models/, or `latest`).") from None
     manifest = read_manifest(folder / MANIFEST)
+    check_not_shadowing(workspace, folder, manifest)
     return manifest.model_id, folder, list(manifest.classes)
 
 

@@ -195,11 +195,12 @@ class Level2Classifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path, params: dict, mode: str, n_classes: int) -> "Level2Classifier":
-        """A fitted estimator from a booster JSON file written by :meth:`save`."""
+        """A fitted estimator from a booster JSON file written by :meth:`save` (a path, or the file's
+        bytes as a ``bytearray``)."""
         import xgboost as xgb
 
         model = cls(**params)
-        model.booster_ = xgb.Booster(model_file=str(path))
+        model.booster_ = xgb.Booster(model_file=path if isinstance(path, bytearray) else str(path))
         model.mode_, model.n_classes_ = mode, n_classes
         model.classes_ = np.arange(n_classes)
         model.n_features_in_ = model.booster_.num_features()

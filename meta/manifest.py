@@ -17,6 +17,7 @@ Versions:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,9 +31,11 @@ from pydantic import (
 )
 
 from ..errors import ModelError
+from .model_check import MAX_CLASSES, MAX_FEATURES, read_model_file
 
 __all__ = [
     "MANIFEST_VERSION",
+    "MODEL_ID",
     "SetVersion",
     "FeatureSetRecord",
     "StudyRecord",
@@ -48,7 +51,7 @@ __all__ = [
 MANIFEST_VERSION = 2
 """The version :func:`jungle.meta.stack.stack` writes; :func:`read_manifest` reads 1 and 2."""
 
-_MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 """A model id becomes a folder and a report file name: no path separators."""
 
 
@@ -139,7 +142,24 @@ class MemberEntry(_Record):
     @field_validator("file")
     @classmethod
     def _booster_file(cls, value: str) -> str:
-        return _plain_file_name(value, (".json", ".ubj"))
+        return _plain_file_name(value, (".json",))
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, value: dict) -> dict:
+        if "n_jobs" in value:
+            raise ValueError("params set n_jobs, which belongs to the machine that predicts")
+        weight = value.get("rare_weight", 0.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+            raise ValueError(f"rare_weight {weight!r} is not a number from 0 to 1")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: list[str]) -> list[str]:
+        if len(value) > MAX_FEATURES:
+            raise ValueError(f"{len(value)} columns, more than {MAX_FEATURES}")
+        return value
 
     @field_validator("projection_file")
     @classmethod
@@ -154,12 +174,21 @@ class ClipRecord(_Record):
     low: list[float]
     high: list[float]
 
+    @model_validator(mode="after")
+    def _limits(self):
+        """Floors in [0, 0.5], ceilings in [0.5, 1] (finite): clipping can never leave [0, 1]."""
+        for index, (low, high) in enumerate(zip(self.low, self.high)):
+            if not (0.0 <= low <= 0.5 <= high <= 1.0):  # NaN fails every comparison
+                raise ValueError(f"class {index}'s clip limits [{low}, {high}] are not a floor in [0, 0.5] and a "
+                                 "ceiling in [0.5, 1]")
+        return self
+
 
 class ModelManifest(_Record):
     """Everything ``predict`` and ``report`` need about a saved model (see the module docstring)."""
 
     manifest_version: int = Field(MANIFEST_VERSION, ge=1, le=MANIFEST_VERSION)
-    model_id: str = Field(pattern=_MODEL_ID)
+    model_id: str = Field(pattern=MODEL_ID)
     created_at: str
     code_version: str
     classes: list[str] = Field(min_length=1)
@@ -178,6 +207,13 @@ class ModelManifest(_Record):
             raise ValueError("classes are not unique")
         if len(self.blend_weights) != len(self.members):
             raise ValueError(f"{len(self.blend_weights)} blend weights for {len(self.members)} members")
+        if not all(math.isfinite(w) and w >= 0 for w in self.blend_weights) or \
+                abs(math.fsum(self.blend_weights) - 1.0) > 1e-6:
+            raise ValueError(f"blend weights {self.blend_weights} are not finite, non-negative numbers summing to 1")
+        bad = [c for c in self.classes if not c or len(c) > 200 or not c.isprintable()]
+        if bad or len(self.classes) > MAX_CLASSES:
+            raise ValueError(f"class names must be 1 to 200 printable characters, at most {MAX_CLASSES} of them "
+                             f"(not {bad[0][:40]!r})" if bad else f"more than {MAX_CLASSES} classes")
         if not len(self.clip.low) == len(self.clip.high) == len(self.classes):
             raise ValueError(f"clip limits do not have one value per class ({len(self.classes)})")
         recorded = {(s.name, s.version) for s in self.feature_sets}
@@ -225,6 +261,8 @@ def parse_manifest(text: str, path: Path) -> ModelManifest:
     """
     try:
         raw = json.loads(text)
+    except RecursionError:
+        raise ModelError(f"model manifest {path} is nested too deeply to be a manifest. {_REMAKE}") from None
     except json.JSONDecodeError as exc:
         raise ModelError(f"model manifest {path} is not valid JSON ({exc}). {_REMAKE}") from None
     if not isinstance(raw, dict) or not {"model_id", "members"} <= raw.keys():
@@ -241,9 +279,12 @@ def parse_manifest(text: str, path: Path) -> ModelManifest:
 
 
 def read_manifest(path: Path) -> ModelManifest:
-    """Read and validate the manifest file ``path`` (see :func:`parse_manifest`)."""
+    """Read and validate the manifest file ``path`` (see :func:`parse_manifest`): a regular file of
+    at most 4 MiB (:func:`~jungle.meta.model_check.read_model_file`), never a symlink, FIFO or device."""
+    path = Path(path)
+    raw = read_model_file(path.parent, path.name, "manifest")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ModelError(f"cannot read model manifest {path} ({exc}). {_REMAKE}") from None
-    return parse_manifest(text, Path(path))
+    return parse_manifest(text, path)

@@ -19,6 +19,7 @@ and validates everything, since a folder may come from someone else.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,11 +30,12 @@ from ..errors import ModelError, NotFoundError
 from ..store.workspace import Workspace
 from .blend import ClipLimits, blend
 from .level2 import Level2Classifier
-from .manifest import FeatureSetRecord, MemberEntry, ModelManifest, read_manifest
+from .manifest import MODEL_ID, FeatureSetRecord, MemberEntry, ModelManifest, read_manifest
+from .model_check import check_booster, check_npz, read_model_file
 from .projection import Projection
 
-__all__ = ["MANIFEST", "LATEST", "LoadedModel", "ModelNotFound", "new_model_id", "model_dir", "save_model",
-           "load_model"]
+__all__ = ["MANIFEST", "LATEST", "LoadedModel", "ModelNotFound", "ModelShadowsLocal", "check_not_shadowing",
+           "new_model_id", "model_dir", "save_model", "load_model"]
 
 MANIFEST = "manifest.json"
 LATEST = "latest"
@@ -54,19 +56,34 @@ class ModelNotFound(NotFoundError):
     """No saved model of that name (or no model at all) in the workspace."""
 
 
+def _latest_id(workspace: Workspace) -> str:
+    """The model id ``models/latest`` names (a small regular file holding a plain id)."""
+    alias = workspace.models_dir / LATEST
+    if not alias.exists() and not alias.is_symlink():
+        raise ModelNotFound(
+            f"no saved model in {workspace.models_dir}. Run `jungle stack --features ...` "
+            "(or `jungle stack --recipe NAME`) first."
+        )
+    text = read_model_file(workspace.models_dir, LATEST, "alias").decode("utf-8", "replace").strip()
+    if not re.fullmatch(MODEL_ID, text):
+        raise ModelError(f"{alias} does not hold a model id (it names {text[:60]!r}). Name the model with --model ID, "
+                         "or run `jungle stack` to save a new latest model.")
+    return text
+
+
 def model_dir(workspace: Workspace, model: str = "latest") -> Path:
     """The folder of ``model``: ``latest``, a model id under ``models/``, or a path to a model folder."""
+    if not isinstance(model, str) or not model or "\x00" in model or len(model) > 4096:
+        raise ModelNotFound(f"--model {str(model)[:60]!r} names no model: give latest, a model id or a model folder.")
     if model == LATEST:
-        alias = workspace.models_dir / LATEST
-        if not alias.exists():
-            raise ModelNotFound(
-                f"no saved model in {workspace.models_dir}. Run `jungle stack --features ...` "
-                "(or `jungle stack --recipe NAME`) first."
-            )
-        model = alias.read_text().strip()
-    for folder in (workspace.models_dir / model, Path(model)):
-        if (folder / MANIFEST).exists():
-            return folder
+        model = _latest_id(workspace)
+    candidates = [workspace.models_dir / model] if re.fullmatch(MODEL_ID, model) else []
+    for folder in candidates + [Path(model)]:
+        try:
+            if folder.is_dir() and (folder / MANIFEST).exists():
+                return folder
+        except OSError:  # a name too long for the file system, say
+            continue
     known = sorted(p.name for p in workspace.models_dir.glob("*") if (p / MANIFEST).exists()) \
         if workspace.models_dir.exists() else []
     raise ModelNotFound(
@@ -140,8 +157,12 @@ def _load_member(folder: Path, entry: MemberEntry, manifest: ModelManifest) -> t
                                                                                       Projection | None]:
     """The booster and projection of one member, checked against its manifest entry.
 
+    Every file is read once, checked (:mod:`jungle.meta.model_check`) and handed to NumPy or
+    XGBoost as those checked bytes.
+
     Raises:
-        ModelError: a file is missing or damaged, or does not fit the manifest.
+        ModelError: a file is missing, not a regular file, too large, damaged or crafted, or does
+            not fit the manifest.
     """
     import xgboost as xgb
 
@@ -149,19 +170,26 @@ def _load_member(folder: Path, entry: MemberEntry, manifest: ModelManifest) -> t
     if unknown:
         raise ModelError(f"model manifest {folder / MANIFEST} gives member {entry.file} unknown parameters "
                          f"{', '.join(unknown)}. {_REMAKE}")
-    projection = Projection.load(folder / entry.projection_file) if entry.projection_file else None
-    if projection is not None and projection.input_columns != entry.columns:
-        raise ModelError(f"projection file {folder / entry.projection_file} does not project the columns the "
-                         f"manifest lists for {entry.file}. {_REMAKE}")
+    projection = None
+    if entry.projection_file:
+        path = folder / entry.projection_file
+        raw = read_model_file(folder, entry.projection_file, "projection")
+        check_npz(raw, path)
+        projection = Projection.load(path, raw)
+        if projection.input_columns != entry.columns:
+            raise ModelError(f"projection file {path} does not project the columns the manifest lists for "
+                             f"{entry.file}. {_REMAKE}")
     path = folder / entry.file
-    if not path.is_file():
-        raise ModelError(f"model file {path} is missing. {_REMAKE}")
+    raw = read_model_file(folder, entry.file, "booster")
+    width = len(projection.output_columns) if projection is not None else len(entry.columns)
+    features = check_booster(raw, path, manifest.label_mode, len(manifest.classes))
+    if features != width:
+        raise ModelError(f"model file {path} reads {features} features, but the manifest gives it {width}. {_REMAKE}")
     try:
-        model = Level2Classifier.load(path, entry.params, manifest.label_mode, len(manifest.classes))
+        model = Level2Classifier.load(bytearray(raw), entry.params, manifest.label_mode, len(manifest.classes))
     except xgb.core.XGBoostError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"model file {path} is not a readable XGBoost model ({first}). {_REMAKE}") from None
-    width = len(projection.output_columns) if projection is not None else len(entry.columns)
     if model.n_features_in_ != width:
         raise ModelError(f"model file {path} reads {model.n_features_in_} features, but the manifest gives it "
                          f"{width}. {_REMAKE}")
@@ -169,6 +197,38 @@ def _load_member(folder: Path, entry: MemberEntry, manifest: ModelManifest) -> t
 
 
 _REMAKE = "Re-make the model with `jungle stack`."
+
+
+class ModelShadowsLocal(ModelError):
+    """A model folder from elsewhere carries the id of another model saved in this workspace."""
+
+
+def _model_files(folder: Path, manifest: ModelManifest) -> list[str]:
+    return [MANIFEST] + [name for entry in manifest.members for name in (entry.file, entry.projection_file) if name]
+
+
+def check_not_shadowing(workspace: Workspace, folder: Path, manifest: ModelManifest) -> None:
+    """Refuse a model folder outside ``models/`` whose id is that of a different model saved in
+    this workspace: predictions, exports and reports are kept by model id, so it would replace
+    that model's. A copy of the same model (every file identical) is that model and is allowed.
+
+    Raises:
+        ModelShadowsLocal: naming both folders and what to do.
+    """
+    local = workspace.models_dir / manifest.model_id
+    if not (local / MANIFEST).is_file() or local.resolve() == Path(folder).resolve():
+        return
+    def same(name: str) -> bool:
+        kind = "manifest" if name == MANIFEST else "projection" if name.endswith(".npz") else "booster"
+        return (local / name).is_file() and read_model_file(folder, name, kind) == read_model_file(local, name, kind)
+
+    if not all(same(name) for name in _model_files(folder, manifest)):
+        raise ModelShadowsLocal(
+            f"model folder {folder} has the id {manifest.model_id!r} of another model saved in this workspace "
+            f"({local}), so its predictions and report would replace that model's. Keep both by giving the "
+            "received model another id (copy its folder and change model_id in its manifest.json), or use it in "
+            "another workspace (--workspace).")
+
 
 
 def load_model(workspace: Workspace, model: str = "latest") -> LoadedModel:
@@ -185,4 +245,5 @@ def load_model(workspace: Workspace, model: str = "latest") -> LoadedModel:
     folder = model_dir(workspace, model)
     manifest = read_manifest(folder / MANIFEST)
     loaded = [_load_member(folder, entry, manifest) for entry in manifest.members]
+    check_not_shadowing(workspace, folder, manifest)
     return LoadedModel(folder, manifest, [m for m, _ in loaded], [p for _, p in loaded])

@@ -22,6 +22,7 @@ fitted projection is saved next to the model (``member-<k>-projection.npz``) and
 
 from __future__ import annotations
 
+import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,19 +91,23 @@ class Projection:
             np.savez(handle, **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> "Projection":
-        """Read a projection written by :meth:`save`, never unpickling anything.
+    def load(cls, path: Path, data: bytes | None = None) -> "Projection":
+        """Read a projection written by :meth:`save` (from ``data``, the file's bytes, when given),
+        never unpickling anything.
 
         Raises:
             ModelError: the file is damaged, holds pickled Python objects (the format of models
                 made before names were stored as text; unpickling can run code), or its arrays
                 do not fit together.
         """
+        source = io.BytesIO(data) if data is not None else path
         try:
-            if not zipfile.is_zipfile(path):
+            if not zipfile.is_zipfile(source):
                 raise zipfile.BadZipFile("not an .npz archive")
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
+            if data is not None:
+                source.seek(0)
+            with np.load(source, allow_pickle=False) as archive:
+                arrays = {key: archive[key] for key in archive.files}
         except ValueError as exc:  # numpy refuses object arrays without allow_pickle
             if "allow_pickle" not in str(exc):
                 raise ModelError(f"projection file {path} is damaged ({exc}). {_REMAKE}") from None

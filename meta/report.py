@@ -20,6 +20,7 @@ from ..store.workspace import Workspace
 from .dataset import column_set
 from .manifest import StudyRecord
 from .metrics import Evaluation, evaluate
+from .model_check import read_model_file
 from .model_io import LoadedModel, load_model
 
 __all__ = ["ReportData", "load_report_data", "read_oof", "feature_set_importance", "study_history", "write_report"]
@@ -99,8 +100,9 @@ def read_oof(model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
     import polars as pl
 
     path = model.path / "oof.parquet"
+    raw = read_model_file(model.path, path.name, "oof")  # a regular file of a capped size, never a FIFO
     try:
-        oof = pl.read_parquet(path, columns=["label", "probability"])
+        oof = pl.read_parquet(io.BytesIO(raw), columns=["label", "probability"])
         Y = np.asarray(oof["label"].to_list(), dtype=np.float64)
         P = np.asarray(oof["probability"].to_list(), dtype=np.float64)
     except (OSError, pl.exceptions.PolarsError, TypeError, ValueError) as exc:

@@ -69,8 +69,8 @@ def describe_feature_set(workspace, name: str, version: int | None = None) -> tu
         counts, missing = {}, None
         if fs.kind == "video" and fs.status == "complete":
             missing = con.execute(
-                f"SELECT count(*) FROM videos WHERE status = 'ok' AND video_id NOT IN "
-                f'(SELECT video_id FROM "{fs.name}_v{fs.version}")').fetchone()[0]
+                "SELECT count(*) FROM videos WHERE status = 'ok' AND video_id NOT IN "
+                "(SELECT video_id FROM read_parquet(?))", [str(registry.table_path(workspace, fs))]).fetchone()[0]
         if fs.kind == "frames":
             counts = dict(con.execute(
                 "SELECT status, count(*) FROM feature_rows WHERE name = ? AND version = ? GROUP BY status",

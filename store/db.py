@@ -128,8 +128,13 @@ def migrate(con) -> int:
 
 
 @contextmanager
-def connect(workspace: Workspace, read_only: bool = False, timeout: float | None = None) -> Iterator:
+def connect(workspace: Workspace, read_only: bool = False, timeout: float | None = None,
+            memory_limit: str | None = None) -> Iterator:
     """Open the workspace database; a writable open creates and migrates it.
+
+    A read-only connection is locked down (:func:`jungle.store.views.lock_down`: files only under
+    ``tables/``, no spilling, no extensions, settings locked) before anything from the database
+    is used, the feature-set views included.
 
     A full disk or an unwritable workspace, here or in the block, raises
     :class:`~jungle.store.failures.DiskFull` or :class:`~jungle.store.failures.WorkspaceNotWritable`.
@@ -138,6 +143,7 @@ def connect(workspace: Workspace, read_only: bool = False, timeout: float | None
         workspace: the workspace.
         read_only: open read-only (``jungle sql``, ``jungle status``); the database must exist.
         timeout: seconds to wait for another process's lock (None: :func:`lock_timeout`).
+        memory_limit: DuckDB's memory limit of a read-only connection (e.g. ``'2GB'``; None: DuckDB's).
 
     Raises:
         WorkspaceMissing: ``read_only`` and there is no database.
@@ -150,10 +156,12 @@ def connect(workspace: Workspace, read_only: bool = False, timeout: float | None
             workspace.ensure()
         con = _open(workspace.db_path, read_only, lock_timeout() if timeout is None else timeout)
         try:
-            if not read_only:
-                migrate(con)
-            from .views import register_views
+            from .views import lock_down, register_views
 
+            if read_only:
+                lock_down(con, workspace.tables_dir, memory_limit)
+            else:
+                migrate(con)
             register_views(con, workspace)
             yield con
         except BaseException:

@@ -20,14 +20,17 @@ and EXPORT DATABASE. And the lockdown alone is not enough either: COPY TO a file
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from typing import Iterator
 
 from ..errors import InputError
 from .db import connect
+from .views import lock_down
 from .workspace import Workspace
 
-__all__ = ["QueryFailed", "QueryRefused", "check_query", "lock_down", "reading_connection", "run_query",
+__all__ = ["DEFAULT_MAX_ROWS", "DEFAULT_TIMEOUT", "QueryFailed", "QueryRefused", "QueryTimeout", "check_query",
+           "default_memory_limit", "lock_down", "parse_memory_limit", "reading_connection", "run_query",
            "workspace_status"]
 
 
@@ -135,28 +138,11 @@ def check_query(query: str):
     return statements[0]
 
 
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def lock_down(con, tables_dir) -> None:
-    """Limit ``con`` to reading: files only under ``tables_dir``, no extensions, settings locked.
-
-    The order matters: ``allowed_directories`` must be set while external access is still on, and
-    the lock comes last so the query cannot change any of these back.
-    """
-    allowed = str(tables_dir).rstrip(os.sep) + os.sep
-    for setting in (f"allowed_directories = [{_sql_string(allowed)}]", "enable_external_access = false",
-                    "autoinstall_known_extensions = false", "autoload_known_extensions = false",
-                    "lock_configuration = true"):
-        con.execute(f"SET {setting}")
-
-
 @contextmanager
-def reading_connection(workspace: Workspace) -> Iterator:
-    """A read-only, locked-down connection to ``workspace`` with its feature-set views."""
-    with connect(workspace, read_only=True) as con:
-        lock_down(con, workspace.tables_dir)
+def reading_connection(workspace: Workspace, memory_limit: str | None = None) -> Iterator:
+    """A read-only, locked-down connection to ``workspace`` with its feature-set views (the
+    lockdown comes first: see :func:`jungle.store.db.connect`)."""
+    with connect(workspace, read_only=True, memory_limit=memory_limit) as con:
         yield con
 
 
@@ -174,30 +160,126 @@ def _failure_message(exc) -> str:
     return f"the query failed: {_first_line(exc)}"
 
 
-def run_query(workspace: Workspace, query: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
+DEFAULT_TIMEOUT = 300.0
+"""Seconds ``jungle sql`` lets one query run (``--timeout``)."""
+
+MAX_TIMEOUT = 7 * 24 * 3600.0
+DEFAULT_MAX_ROWS = 1_000_000
+"""Rows ``jungle sql`` returns at most (``--max-rows``): every row is held in memory to be printed."""
+MAX_ROWS = 100_000_000
+_FETCH_CHUNK = 10_000
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+_MIN_MEMORY = 16 * 2**20
+
+
+class QueryTimeout(InputError):
+    """The query ran longer than its time limit and was stopped."""
+
+
+def default_memory_limit() -> str:
+    """A quarter of this machine's memory (DuckDB's own default is 80%), as DuckDB reads it."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 * 2**30
+    return f"{max(total // 4, 256 * 2**20) // 2**20}MiB"
+
+
+def parse_memory_limit(text: str) -> str:
+    """``text`` (e.g. ``2GB``, ``512MiB``) checked, in DuckDB's syntax.
+
+    Raises:
+        InputError: not a size, or under 16 MiB.
+    """
+    match = _MEMORY.match(str(text))
+    if not match or float(match.group(1)) * _UNITS[match.group(2).lower()] < _MIN_MEMORY:
+        raise InputError(f"--memory-limit {str(text)[:40]!r} is not a memory size of at least 16MiB: give a number "
+                         "and a unit, e.g. 2GB or 512MiB.")
+    return f"{match.group(1)}{match.group(2).upper().replace('I', 'i')}"
+
+
+def _check_timeout(timeout: float) -> float:
+    if not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:  # NaN fails both
+        raise InputError(f"--timeout {timeout!r} is not a number of seconds from above 0 to {MAX_TIMEOUT:.0f} "
+                         f"(7 days); the default is {DEFAULT_TIMEOUT:.0f}.")
+    return float(timeout)
+
+
+def _fetch(result, max_rows: int, timer) -> list[tuple]:
+    """At most ``max_rows`` rows of ``result``, fetched in chunks while ``timer`` runs.
+
+    Raises:
+        QueryFailed: the result has more rows.
+        duckdb.InterruptException: the timer ran out (as DuckDB raises it for a running query).
+    """
+    import duckdb
+
+    rows: list[tuple] = []
+    while True:
+        if not timer.is_alive():
+            raise duckdb.InterruptException("timed out while fetching rows")
+        chunk = result.fetchmany(min(_FETCH_CHUNK, max_rows + 1 - len(rows)))
+        if not chunk:
+            return rows
+        rows += chunk
+        if len(rows) > max_rows:
+            raise QueryFailed(f"the result has more than {max_rows} rows: add LIMIT (or aggregate), or pass a larger "
+                              "--max-rows.")
+
+
+def run_query(workspace: Workspace, query: str, params: list | None = None, timeout: float = DEFAULT_TIMEOUT,
+              memory_limit: str | None = None, max_rows: int = DEFAULT_MAX_ROWS) -> tuple[list[str], list[tuple]]:
     """Run one reading statement on a locked-down read-only connection; return (column names, rows).
 
     Args:
         workspace: the workspace to query.
         query: exactly one reading statement (see the module docstring).
         params: values for ``?`` placeholders.
+        timeout: seconds the query may run (fetching its rows included); then it is stopped.
+        max_rows: the most rows returned; a larger result is refused (the rows are held in memory).
+        memory_limit: the most memory DuckDB may use for it (e.g. ``'2GB'``; None:
+            :func:`default_memory_limit`); nothing is spilled to disk.
 
     Raises:
         QueryRefused: the query is not exactly one reading statement.
-        QueryFailed: DuckDB refused or could not run it (syntax, unknown table, a file outside tables/).
+        QueryFailed: DuckDB refused or could not run it (syntax, unknown table, a file outside
+            tables/, more memory than the limit).
+        QueryTimeout: it ran longer than ``timeout``.
     """
+    import threading
+
     import duckdb
 
+    timeout = _check_timeout(timeout)
+    if not isinstance(max_rows, int) or not 1 <= max_rows <= MAX_ROWS:
+        raise InputError(f"--max-rows {max_rows!r} is not a whole number from 1 to {MAX_ROWS}.")
+    memory_limit = parse_memory_limit(memory_limit) if memory_limit is not None else default_memory_limit()
     statement = check_query(query)
-    with reading_connection(workspace) as con:
+    with reading_connection(workspace, memory_limit) as con:
+        timer = threading.Timer(timeout, con.interrupt)
+        timer.daemon = True
+        timer.start()
         try:
             result = con.execute(statement, params or [])
             columns = [d[0] for d in result.description] if result.description else []
-            rows = result.fetchall() if result.description else []
+            rows = _fetch(result, max_rows, timer) if result.description else []
+        except duckdb.InterruptException:
+            if timer.is_alive():  # not our timer: Ctrl-C
+                raise KeyboardInterrupt from None
+            raise QueryTimeout(f"the query ran longer than {timeout:g} s and was stopped: narrow it (WHERE, LIMIT), "
+                               "or give it more time with --timeout SECONDS.") from None
+        except duckdb.OutOfMemoryException:
+            raise QueryFailed(f"the query needs more memory than its limit ({memory_limit}; nothing is spilled to "
+                              "disk): narrow it (WHERE, LIMIT, fewer columns), or pass a larger --memory-limit.") \
+                from None
         except duckdb.InternalException:
             raise
         except duckdb.Error as exc:
             raise QueryFailed(_failure_message(exc)) from None
+        finally:
+            timer.cancel()
     return columns, rows
 
 

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, NotFoundError
+from ..errors import InputError, NotFoundError, WorkspaceError
 from ..hashing import config_key
 from .workspace import Workspace
 
@@ -271,10 +271,29 @@ def write_video_table(workspace: Workspace, con, fs: FeatureSet, frame) -> Featu
     return done
 
 
+def table_path(workspace: Workspace, fs: FeatureSet) -> Path:
+    """The Parquet file of the video-level set ``fs``: a regular file inside ``tables/``.
+
+    Raises:
+        WorkspaceError: the registry's location leaves ``tables/``, is missing or is not a regular
+            file (a received workspace is data: nothing outside it is read, no FIFO is opened).
+    """
+    from .views import table_file
+
+    try:
+        return table_file(workspace, fs.location)
+    except FileNotFoundError:
+        raise WorkspaceError(f"feature set {fs.ref}: its table {workspace.root / fs.location} is missing. Rebuild it "
+                             "(`jungle aggregate`, or the command that made it).") from None
+    except ValueError as exc:
+        raise WorkspaceError(f"feature set {fs.ref} in {workspace.db_path}: {exc}. Rebuild it with jungle's own "
+                             "commands, or use a workspace you trust.") from None
+
+
 def read_video_table(workspace: Workspace, fs: FeatureSet):
-    """The polars DataFrame of a video-level feature set."""
+    """The polars DataFrame of a video-level feature set (see :func:`table_path`)."""
     import polars as pl
 
     if fs.kind != "video":
         raise ValueError(f"{fs.ref} is a frame-level feature set; read it with jungle.store.arrays")
-    return pl.read_parquet(workspace.root / fs.location)
+    return pl.read_parquet(table_path(workspace, fs))

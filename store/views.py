@@ -1,24 +1,107 @@
-"""SQL views that make every video-level artefact reachable from ``jungle sql``.
+"""SQL views that make every video-level artefact reachable from ``jungle sql``, and the lockdown of
+connections that only read.
 
 Views are TEMP (recreated on every connection), so a workspace can be moved or copied and the
 views still point inside it, and a read-only connection can create them.
+
+A workspace may come from someone else, so what its database says is data, never SQL: a
+feature-set name becomes a view only when it matches :data:`VIEW_NAME` (and is quoted as an
+identifier all the same), and its table only when the location is a regular file inside the
+workspace's ``tables/``. Anything else gets no view and one note on stderr naming the set. A
+read-only connection is locked down (:func:`lock_down`) before the first view is made, so even a
+view could read nothing outside ``tables/`` and write nothing anywhere.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import stat
+import sys
+from pathlib import Path
+
 from .workspace import Workspace
 
-__all__ = ["register_views"]
+__all__ = ["VIEW_NAME", "lock_down", "quote_identifier", "quote_string", "register_views", "table_file"]
+
+VIEW_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+"""The feature-set names that become views (the registry's rule for names, with a length cap)."""
+
+_MAX_VERSION = 10**6
+_told: set[tuple[str, str]] = set()
 
 
-def _quote(path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+def quote_identifier(name: str) -> str:
+    """``name`` as a SQL identifier: in double quotes, inner quotes doubled."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def quote_string(text) -> str:
+    """``text`` as a SQL string literal: in single quotes, inner quotes doubled."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def lock_down(con, tables_dir, memory_limit: str | None = None) -> None:
+    """Limit ``con`` to reading: files only under ``tables_dir``, nothing spilled to disk, no
+    extensions, settings locked.
+
+    The order matters: ``allowed_directories`` and ``temp_directory`` must be set while external
+    access is still on, and the lock comes last so that nothing run later can change any of these
+    back. ``memory_limit`` (DuckDB's syntax, e.g. ``'2GB'``) bounds the memory of every query.
+    """
+    folders = dict.fromkeys(str(folder).rstrip(os.sep) + os.sep for folder in (tables_dir, Path(tables_dir).resolve()))
+    allowed = ", ".join(quote_string(folder) for folder in folders)
+    settings = [f"allowed_directories = [{allowed}]", "temp_directory = ''"]
+    if memory_limit is not None:
+        settings.append(f"memory_limit = {quote_string(memory_limit)}")
+    settings += ["enable_external_access = false", "autoinstall_known_extensions = false",
+                 "autoload_known_extensions = false", "lock_configuration = true"]
+    for setting in settings:
+        con.execute(f"SET {setting}")
+
+
+def table_file(workspace: Workspace, location: str) -> Path:
+    """The Parquet file of a video-level set at ``location`` (relative to the workspace root).
+
+    Raises:
+        FileNotFoundError: there is nothing at the location (the set is not built here).
+        ValueError: the location is absolute, leaves ``tables/``, or is not a regular file (a
+            FIFO, a device, a folder), saying which.
+    """
+    location = str(location)
+    if os.path.isabs(location) or "\x00" in location:
+        raise ValueError(f"its location {location!r} is not a path inside the workspace")
+    tables = workspace.tables_dir.resolve()
+    path = (workspace.root / location).resolve()
+    if not path.is_relative_to(tables):
+        raise ValueError(f"its location {location!r} points outside {workspace.tables_dir}")
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ValueError(f"its table {path} cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"its table {path} is not a regular file")
+    return path
+
+
+def _note(workspace: Workspace, name: str, version, why: str) -> None:
+    """One line on stderr per refused set and process."""
+    key = (str(workspace.db_path), f"{name!r}@{version!r}")
+    if key in _told:
+        return
+    _told.add(key)
+    shown = repr(name if len(name) <= 80 else name[:80] + "...")
+    print(f"note: feature set {shown} (version {version!r}) in {workspace.db_path}: {why}; it gets no SQL view. "
+          "Rebuild it with jungle's own commands, or use a workspace you trust.", file=sys.stderr, flush=True)
 
 
 def register_views(con, workspace: Workspace) -> list[str]:
     """Create a TEMP view per complete video-level feature set; return the view names.
 
-    ``NAME`` is the latest version, ``NAME_vN`` each version.
+    ``NAME`` is the latest version, ``NAME_vN`` each version. Sets whose name, version or table
+    location is not safe (see the module docstring) are skipped with a note.
     """
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'feature_sets'"
@@ -32,14 +115,25 @@ def register_views(con, workspace: Workspace) -> list[str]:
     made: list[str] = []
     latest: dict[str, str] = {}
     for name, version, location in rows:
-        path = workspace.root / location
-        if not path.exists():
+        if not isinstance(name, str) or not VIEW_NAME.match(name):
+            _note(workspace, str(name), version, "its name is not lower-case letters, digits and '_'")
+            continue
+        if not isinstance(version, int) or not 1 <= version < _MAX_VERSION:
+            _note(workspace, name, version, "its version is not a whole number from 1")
+            continue
+        try:
+            path = table_file(workspace, location)
+        except FileNotFoundError:
+            continue  # not built here (yet): nothing to show
+        except ValueError as exc:
+            _note(workspace, name, version, str(exc))
             continue
         view = f"{name}_v{version}"
-        con.execute(f'CREATE OR REPLACE TEMP VIEW "{view}" AS SELECT * FROM read_parquet({_quote(path)})')
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_identifier(view)} AS "
+                    f"SELECT * FROM read_parquet({quote_string(path)})")
         made.append(view)
         latest[name] = view
     for name, view in latest.items():
-        con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM "{view}"')
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_identifier(name)} AS SELECT * FROM {quote_identifier(view)}")
         made.append(name)
     return made

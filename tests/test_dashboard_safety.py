@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from test_dashboard import _free_port, _stop, _wait_for_port
-from jungle.meta.dashboard import PortUnavailable, is_loopback, serve
+from jungle.meta.tuning.dashboard import PortUnavailable, is_loopback, serve
 from jungle.store.workspace import Workspace
 
 STUDY = "safety-study"

@@ -122,7 +122,7 @@ def _set_member(key, value):
     (_set_member("rounds", "many"),
      "members.0.rounds: Input should be a valid integer, unable to parse string as an integer"),
     (_set_member("file", "../../outside.json"),
-     "members.0.file: must be a plain file name inside the model folder ending in .json or .ubj, "
+     "members.0.file: must be a plain file name inside the model folder ending in .json, "
      "not '../../outside.json'"),
     (lambda m: m.__setitem__("model_id", "../../../home/x"), "model_id: String should match pattern"),
     (lambda m: m["feature_sets"][0].pop("config_key"), "manifest: a feature set has no config_key"),
@@ -171,6 +171,7 @@ def test_a_manifest_written_before_fingerprints_still_predicts(stacked, tmp_path
     received = _received(sw.workspace.models_dir / result.model_id, tmp_path)
 
     def version_1(manifest):
+        manifest["model_id"] += "-v1"  # another id: a changed copy under the local id would shadow that model
         manifest.pop("manifest_version")
         manifest["feature_sets"] = [{"name": s["name"], "version": s["version"]} for s in manifest["feature_sets"]]
     _edit_manifest(received, version_1)
@@ -219,6 +220,7 @@ def test_report_of_a_received_folder_opens_no_storage_it_names(stacked, tmp_path
     received = _received(sw.workspace.models_dir / result.model_id, tmp_path)
     elsewhere = tmp_path / "elsewhere" / "optuna.db"
     _edit_manifest(received, lambda m: m["members"][0]["study"].__setitem__("storage", f"sqlite:///{elsewhere}"))
+    _edit_manifest(received, lambda m: m.__setitem__("model_id", "received"))  # not the local model's id
     page = write_report(sw.workspace, model=str(received), out=tmp_path / "r.html").read_text()
     assert f"storage sqlite:///{elsewhere} not opened: the model folder is not one of this workspace&#x27;s " \
            "models and the storage is not the workspace&#x27;s own" in page

@@ -12,9 +12,9 @@ import errno
 import socket
 from dataclasses import dataclass
 
-from ..errors import EnvironmentProblem, InputError
-from ..runtime import is_loopback
-from ..store.workspace import Workspace
+from ...errors import EnvironmentProblem, InputError
+from ...runtime import is_loopback
+from ...store.workspace import Workspace
 
 __all__ = ["DashboardError", "DashboardPlan", "DashboardRefused", "PortUnavailable", "dashboard_storage",
            "dashboard_url", "is_loopback", "list_studies", "plan_dashboard", "port_problem", "serve"]
@@ -48,7 +48,7 @@ def list_studies(storage: str) -> list[str]:
     """Names of the studies in ``storage``."""
     import optuna
 
-    from .tuning import open_storage
+    from .search import open_storage
 
     return [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage), include_best_trial=False)]
 
@@ -156,7 +156,7 @@ def serve(storage: str, host: str = "127.0.0.1", port: int = 8080) -> None:
     """
     from optuna_dashboard import run_server
 
-    from .tuning import open_storage
+    from .search import open_storage
 
     try:
         run_server(open_storage(storage), host=host, port=port)

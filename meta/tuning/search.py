@@ -24,10 +24,10 @@ import xgboost as xgb
 from optuna_integration.xgboost import XGBoostPruningCallback
 from pydantic import Field
 
-from ..config import JungleConfig
-from ..errors import NotFoundError
-from ..runtime import WorkerPool, available_cores, quiet_optuna
-from .level2 import Level2Classifier, mcll_metric, training_matrix
+from ...config import JungleConfig
+from ...errors import NotFoundError
+from ...runtime import WorkerPool, available_cores, quiet_optuna
+from ..level2 import Level2Classifier, mcll_metric, training_matrix
 
 __all__ = [
     "TuneConfig",
