@@ -120,6 +120,7 @@ def _test_log_loss(labels_csv: Path, submission: Path) -> float | None:
 
 def run_demo(workspace: Workspace, config: DemoRunConfig, log: Callable[[str], None] | None = None) -> DemoRunResult:
     """The main job on the demo collection: every stage, every recipe, a submission and a report."""
+    from ..features.aggregates.aggregate import set_name
     from ..ingest.folds import FoldsConfig
     from ..ingest.labels import LabelsConfig
     from ..ingest.run import IngestConfig, ingest
@@ -154,10 +155,9 @@ def run_demo(workspace: Workspace, config: DemoRunConfig, log: Callable[[str], N
         if summary.error:  # the labels or folds of the train clips: nothing after this could be scored
             raise InputError(f"ingest of the demo's {part} clips: {summary.error}")
     timed("featurize", lambda: featurize_default(workspace, config.frames))
-    timed("aggregate", lambda: ensure_feature_sets(
-        workspace, ["meta", f"hist_{DEFAULT_SOURCE}", f"minmax_{DEFAULT_SOURCE}",
-                    f"minmax_stages_{DEFAULT_SOURCE}", f"attn_{DEFAULT_SOURCE}"],
-        frames=config.frames, log=say))
+    sets = [set_name("meta")] + [set_name(kind, DEFAULT_SOURCE, i) for kind, i in
+                                 (("stats", 0), ("minmax", 0), ("minmax", 1), ("attention", 0))]
+    timed("aggregate", lambda: ensure_feature_sets(workspace, sets, frames=config.frames, log=say))
 
     scores = []
     for recipe in config.recipes:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from ..config import JungleConfig
 from ..errors import InputError
-from .events import EventRule, create_event_views, event_probabilities, group_events
+from .events import EventRule, event_probabilities
 from .files import write_csv, write_json, write_record
 from .source import ExportData, load_export_data, load_oof
 from .taxonomy import Taxonomy, load_taxonomy
@@ -409,6 +409,7 @@ def export_camtrap_dp(workspace, out_dir: Path, config: CamtrapConfig | None = N
         MissingCoordinates, DeploymentsFileError, TaxonomyError, InputError: bad input, listed.
     """
     from ..store.db import connect
+    from ..store.events import create_event_views, group_events
     from ..store.registry import code_version
 
     config = config or CamtrapConfig()

@@ -6,10 +6,10 @@ seconds later. Walking a site's clips in time order, a clip whose start is at mo
 the previous clip's end joins that clip's event; otherwise it starts a new one. An event's id is
 ``ev-`` + the ``video_id`` of its first clip, so ids are stable while the first clip stays.
 
-One SQL definition (:func:`events_sql`) serves both the ``events`` view that ``jungle sql`` can
-query and the exports; :func:`event_probabilities` combines clip probabilities into an event's
-(``max``, or ``noisy-or``: 1 - prod(1 - p), the chance that at least one clip shows the class if the
-clips were independent).
+The grouping itself is SQL, so it lives with the workspace's views in
+:mod:`jungle.store.events`; :func:`event_probabilities` combines clip probabilities into an
+event's (``max``, or ``noisy-or``: 1 - prod(1 - p), the chance that at least one clip shows the
+class if the clips were independent).
 """
 
 from __future__ import annotations
@@ -18,78 +18,9 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["events_sql", "group_events", "create_event_views", "event_probabilities", "EventRule"]
+__all__ = ["event_probabilities", "EventRule"]
 
 EventRule = Literal["max", "noisy-or"]
-
-
-def events_sql(source: str, gap_s: float) -> str:
-    """SQL giving one row per clip of ``source`` (a relation with video_id, site, mtime, duration):
-    video_id, site, event_id, event_start, event_end, event_clips, clip_start, clip_end."""
-    gap = float(gap_s)
-    return f"""
-    WITH clips AS (
-        SELECT video_id, coalesce(site, '') AS site, mtime AS clip_start,
-               mtime + to_microseconds(CAST(round(coalesce(duration, 0) * 1e6) AS BIGINT)) AS clip_end
-        FROM {source} WHERE mtime IS NOT NULL),
-    marked AS (
-        SELECT *, CASE WHEN epoch(clip_start - lag(clip_end) OVER site_time) <= {gap} THEN 0 ELSE 1 END AS opens
-        FROM clips WINDOW site_time AS (PARTITION BY site ORDER BY clip_start, video_id)),
-    numbered AS (
-        SELECT *, sum(opens) OVER (PARTITION BY site ORDER BY clip_start, video_id
-                                   ROWS UNBOUNDED PRECEDING) AS event_number
-        FROM marked)
-    SELECT video_id, site,
-           'ev-' || first(video_id ORDER BY clip_start, video_id) OVER event AS event_id,
-           min(clip_start) OVER event AS event_start, max(clip_end) OVER event AS event_end,
-           count(*) OVER event AS event_clips, clip_start, clip_end
-    FROM numbered WINDOW event AS (PARTITION BY site, event_number)
-    """
-
-
-def group_events(clips, gap_s: float = 60.0) -> dict[str, dict]:
-    """Group clips into events with :func:`events_sql` on an in-memory DuckDB.
-
-    Args:
-        clips: rows (dicts) with video_id, site, mtime (datetime), duration (seconds or None).
-        gap_s: the largest gap between one clip's end and the next one's start within an event.
-
-    Returns:
-        video_id -> {event_id, event_start, event_end, event_clips, clip_start, clip_end}.
-    """
-    import duckdb
-    import polars as pl
-
-    frame = pl.DataFrame(
-        {"video_id": [c["video_id"] for c in clips], "site": [c["site"] for c in clips],
-         "mtime": [c["mtime"] for c in clips], "duration": [c.get("duration") for c in clips]},
-        schema={"video_id": pl.String, "site": pl.String, "mtime": pl.Datetime("us"), "duration": pl.Float64})
-    con = duckdb.connect()
-    try:
-        con.register("clip_rows", frame)
-        result = con.execute(events_sql("clip_rows", gap_s))
-        columns = [d[0] for d in result.description]
-        return {row[0]: dict(zip(columns[2:], row[2:])) for row in result.fetchall()}
-    finally:
-        con.close()
-
-
-def create_event_views(con, gap_s: float) -> None:
-    """Create (or replace) the workspace's ``events`` view (one row per ok clip: its event) and
-    ``event_predictions`` (per model, kind, event and class: the max and noisy-OR of the clips'
-    probabilities), with the gap in the views' comments."""
-    con.execute("CREATE OR REPLACE VIEW events AS "
-                + events_sql("(SELECT video_id, site, mtime, duration FROM videos WHERE status = 'ok')", gap_s))
-    con.execute("""
-        CREATE OR REPLACE VIEW event_predictions AS
-        SELECT p.model_id, p.kind, e.event_id, any_value(e.site) AS site, min(e.event_start) AS event_start,
-               max(e.event_end) AS event_end, p.class, count(*) AS clips,
-               max(p.probability) AS max_probability, 1 - product(1 - p.probability) AS noisy_or_probability
-        FROM predictions p JOIN events e USING (video_id)
-        GROUP BY p.model_id, p.kind, e.event_id, p.class""")
-    note = (f"clips of a site grouped while each starts within {gap_s:g} s of the end of the previous clip "
-            "(jungle export)")
-    con.execute(f"COMMENT ON VIEW events IS '{note}'")
 
 
 def event_probabilities(P: np.ndarray, event_of: list[str], rule: EventRule = "max") -> tuple[list[str], np.ndarray]:

@@ -93,10 +93,10 @@ def _frames(workspace, fs, wanted: set) -> dict[str, dict]:
     """video_id -> the arrays of its row in the detector set (only ``wanted`` videos)."""
     from ..store import arrays
     from ..store.db import connect
+    from ..store.rows import rows_with_status
 
     with connect(workspace, read_only=True) as con:
-        rows = con.execute("SELECT video_id, row FROM feature_rows WHERE name = ? AND version = ? AND status = 'done' "
-                           "ORDER BY row", [fs.name, fs.version]).fetchall()
+        rows = rows_with_status(con, fs, "done")
     rows = [(v, r) for v, r in rows if v in wanted]
     if not rows:
         return {}

@@ -16,6 +16,9 @@ import numpy as np
 
 from ..errors import InputError, ModelError, NotFoundError
 from ..store.db import connect
+from ..store.labels import read_labelled
+from ..store.predictions import read_predictions
+from ..store.videos import read_videos
 from ..store.workspace import Workspace
 
 __all__ = ["ExportData", "UnknownModel", "ForeignModel", "NoPredictions", "UnpredictedVideos", "load_export_data",
@@ -105,10 +108,11 @@ def _listing(items: list[str]) -> str:
 
 
 def _matrix(rows, index: dict, classes: list, fill: float) -> np.ndarray:
-    """(videos, classes) matrix from (video_id, class, value) rows; classes outside ``classes`` are ignored."""
+    """(videos, classes) matrix from prediction rows (video_id, class, probability, ...); classes outside
+    ``classes`` are ignored."""
     column = {c: j for j, c in enumerate(classes)}
     out = np.full((len(index), len(classes)), fill, dtype=np.float64)
-    for video_id, label, value in rows:
+    for video_id, label, value, *_ in rows:
         if video_id in index and label in column:
             out[index[video_id], column[label]] = value
     return out
@@ -131,9 +135,8 @@ def load_export_data(workspace: Workspace, model: str = "latest", only_predicted
     """
     model_id, folder, classes = resolve_model(workspace, model)
     with connect(workspace, read_only=True) as con:
-        found = con.execute("SELECT count(*) FROM predictions WHERE model_id = ? AND kind = 'predict'",
-                            [model_id]).fetchone()[0]
-        if not found:
+        predictions = read_predictions(con, model_id, ("predict",))
+        if not predictions:
             if not _inside(folder, workspace.models_dir):
                 raise ForeignModel(
                     f'model "{model_id}" ({folder}) belongs to another workspace and has no predictions in '
@@ -141,21 +144,19 @@ def load_export_data(workspace: Workspace, model: str = "latest", only_predicted
                     f"with it first (`jungle predict --model {folder} --videos all`).")
             raise NoPredictions(f'model "{model_id}" has no predictions in {workspace.root}. Run '
                                 f"`jungle predict --model {model_id} --videos all` first.")
-        result = con.execute(f"SELECT {', '.join(_VIDEO_COLUMNS)} FROM videos WHERE status = 'ok' ORDER BY video_id")
-        videos = [dict(zip(_VIDEO_COLUMNS, row)) for row in result.fetchall()]
-        predictions = con.execute("SELECT video_id, class, probability FROM predictions "
-                                  "WHERE model_id = ? AND kind = 'predict'", [model_id]).fetchall()
-        written = dict(con.execute("SELECT video_id, max(created_at) FROM predictions WHERE model_id = ? "
-                                   "AND kind = 'predict' GROUP BY video_id", [model_id]).fetchall())
-        labels = con.execute("SELECT video_id, class, value FROM labels").fetchall()
-        sources = dict(con.execute("SELECT video_id, min(source) FROM labels GROUP BY video_id").fetchall())
-    index = {v["video_id"]: i for i, v in enumerate(videos)}
+        videos = [dict(zip(_VIDEO_COLUMNS, row)) for row in read_videos(con, _VIDEO_COLUMNS, ok_only=True)]
+        labels = read_labelled(con, None, required=False)
+    written: dict = {}
+    for video_id, _, _, _, created_at in predictions:
+        written[video_id] = max(written.get(video_id, created_at), created_at)
+    ids = [v["video_id"] for v in videos]
+    index = {v: i for i, v in enumerate(ids)}
     probabilities = _matrix(predictions, index, classes, np.nan)
+    Y, labelled = labels.aligned(ids, classes)
+    sources = labels.source_of()
     data = ExportData(
         model_id, classes, videos, probabilities, ~np.isnan(probabilities).any(axis=1),
-        [written.get(v["video_id"]) for v in videos], np.nan_to_num(_matrix(labels, index, classes, 0.0)),
-        np.array([v["video_id"] in sources for v in videos], dtype=bool),
-        [sources.get(v["video_id"]) for v in videos], [])
+        [written.get(v) for v in ids], Y.astype(np.float64), labelled, [sources.get(v) for v in ids], [])
     covered = data.predicted | data.labelled if labels_count else data.predicted
     missing = [v["relpath"] or v["path"] for v, ok in zip(videos, covered) if not ok]
     if missing and not only_predicted:
@@ -172,11 +173,9 @@ def load_export_data(workspace: Workspace, model: str = "latest", only_predicted
 def load_oof(workspace: Workspace, model_id: str, classes: list) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, 0/1 labels) of the model's out-of-fold predictions of labelled videos."""
     with connect(workspace, read_only=True) as con:
-        ids = [r[0] for r in con.execute(
-            "SELECT DISTINCT p.video_id FROM predictions p JOIN labels l USING (video_id) "
-            "WHERE p.model_id = ? AND p.kind = 'oof' ORDER BY 1", [model_id]).fetchall()]
-        oof = con.execute("SELECT video_id, class, probability FROM predictions WHERE model_id = ? AND kind = 'oof'",
-                          [model_id]).fetchall()
-        labels = con.execute("SELECT video_id, class, value FROM labels").fetchall()
+        oof = read_predictions(con, model_id, ("oof",))
+        labels = read_labelled(con, None, required=False)
+    labelled_ids = set(labels.video_ids.tolist())
+    ids = sorted({row[0] for row in oof} & labelled_ids)
     index = {v: i for i, v in enumerate(ids)}
-    return _matrix(oof, index, classes, np.nan), np.nan_to_num(_matrix(labels, index, classes, 0.0))
+    return _matrix(oof, index, classes, np.nan), labels.aligned(ids, classes)[0].astype(np.float64)

@@ -23,7 +23,6 @@ labelled clips are missing from it, the note says how to remake it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -32,6 +31,8 @@ from pydantic import model_validator
 from ..config import JungleConfig
 from ..errors import InputError
 from ..store.db import connect, transaction
+from ..store.labels import fold_assignment, read_fold_scheme, read_labelled, write_fold_scheme
+from ..store.videos import read_videos
 from ..store.workspace import Workspace
 
 __all__ = ["FoldsError", "FoldsConfig", "FoldsSummary", "AutoFolds", "GROUP_BY", "AUTO_K", "SITES_PER_FOLD",
@@ -186,26 +187,11 @@ def stratified_folds(labels: np.ndarray, k: int, groups: Sequence | None = None,
 
 def _labelled_videos(con) -> tuple[list[str], list, np.ndarray]:
     """(video ids, sites, label matrix) of the labelled videos with status 'ok', sorted by id."""
-    classes = [r[0] for r in con.execute("SELECT class FROM classes ORDER BY position").fetchall()]
-    rows = con.execute("""
-        SELECT v.video_id, v.site, l.class, l.value
-        FROM videos v JOIN labels l USING (video_id)
-        WHERE v.status = 'ok'
-        ORDER BY v.video_id""").fetchall()
-    position = {c: i for i, c in enumerate(classes)}
-    ids: list[str] = []
-    sites: list = []
-    index: dict[str, int] = {}
-    for vid, site, _, _ in rows:
-        if vid not in index:
-            index[vid] = len(ids)
-            ids.append(vid)
-            sites.append(site)
-    matrix = np.zeros((len(ids), len(classes)), dtype=np.int8)
-    for vid, _, cls, value in rows:
-        if cls in position:
-            matrix[index[vid], position[cls]] = value
-    return ids, sites, matrix
+    labelled = read_labelled(con, None, required=False)
+    readable = read_videos(con, ("video_id", "site"), ok_only=True, video_ids=labelled.video_ids.tolist())
+    ids = [video_id for video_id, _ in readable]
+    Y, _ = labelled.aligned(ids, labelled.classes)
+    return ids, [site for _, site in readable], Y.astype(np.int8)
 
 
 def _group_of(sites: Sequence) -> list[str]:
@@ -214,19 +200,10 @@ def _group_of(sites: Sequence) -> list[str]:
 
 def _store_folds(con, config: FoldsConfig, ids: list[str], sites: list, matrix: np.ndarray) -> FoldsSummary:
     """Assign ``ids`` to folds as ``config`` says and replace the scheme's rows, in one transaction."""
-    import pyarrow as pa
-
     groups = _group_of(sites) if config.group_by == "site" else None
     folds = stratified_folds(matrix, config.k, groups=groups, seed=config.seed)
-    batch = pa.table({"scheme": [config.scheme] * len(ids), "video_id": ids,  # noqa: F841 (read by DuckDB)
-                      "fold": folds.astype(np.int32)})
     with transaction(con):
-        con.execute("DELETE FROM folds WHERE scheme = ?", [config.scheme])
-        con.execute("DELETE FROM fold_schemes WHERE scheme = ?", [config.scheme])
-        con.execute("INSERT INTO fold_schemes VALUES (?, ?, ?, ?, ?)",
-                    [config.scheme, config.k, config.group_by, config.seed,
-                     datetime.now(timezone.utc).replace(tzinfo=None)])
-        con.execute("INSERT INTO folds (scheme, video_id, fold) SELECT scheme, video_id, fold FROM batch")
+        write_fold_scheme(con, config.scheme, config.k, config.group_by, config.seed, ids, folds)
     unit = np.asarray(groups, dtype=object) if groups is not None else np.asarray(ids, dtype=object)
     return FoldsSummary(
         scheme=config.scheme, k=config.k, group_by=config.group_by, seed=config.seed,
@@ -289,10 +266,6 @@ def auto_folds_config(request: AutoFolds, videos: int, sites: int) -> tuple[Fold
     return FoldsConfig(k=k, group_by=group_by, seed=request.seed, scheme=request.scheme), notes
 
 
-def _scheme_settings(con, scheme: str) -> tuple | None:
-    return con.execute("SELECT k, group_by, seed FROM fold_schemes WHERE scheme = ?", [scheme]).fetchone()
-
-
 def ensure_default_folds(workspace: Workspace,
                          request: AutoFolds = AutoFolds()) -> tuple[FoldsSummary | None, list[str]]:
     """Make the scheme ``request.scheme`` automatically when the workspace lacks it (see the module docstring).
@@ -304,10 +277,9 @@ def ensure_default_folds(workspace: Workspace,
     """
     with connect(workspace) as con:
         ids, sites, matrix = _labelled_videos(con)
-        existing = _scheme_settings(con, request.scheme)
+        existing = read_fold_scheme(con, request.scheme)
         if existing is not None:
-            in_scheme = {r[0] for r in con.execute("SELECT video_id FROM folds WHERE scheme = ?",
-                                                   [request.scheme]).fetchall()}
+            in_scheme = fold_assignment(con, request.scheme)
             outside = sum(1 for vid in ids if vid not in in_scheme)
             if not outside:
                 return None, []

@@ -45,6 +45,8 @@ from ..classes import PRIMATRIX_CLASSES
 from ..config import JungleConfig
 from ..errors import InputError
 from ..store.db import connect, transaction
+from ..store.labels import read_classes, read_labelled, write_classes, write_labels
+from ..store.videos import read_videos
 from ..store.workspace import Workspace
 from .keyfile import (DELIMITERS, KeyFileKind, Problems, decode_text, duplicated_columns, match_keys, read_rows,
                       sniff_delimiter)
@@ -300,16 +302,16 @@ def match_videos(label_file: LabelFile, videos: Sequence[tuple[str, str]],
     return match_keys(LABEL_FILE, label_file.path, label_file.keys, label_file.lines, videos, allow_missing)
 
 
-def _write_classes(con, classes: tuple[str, ...], replace: bool) -> None:
-    current = tuple(r[0] for r in con.execute("SELECT class FROM classes ORDER BY position").fetchall())
+def _check_classes(con, classes: tuple[str, ...], replace: bool) -> bool:
+    """Whether the class list changes; :class:`LabelsError` when it would leave existing labels
+    under another class list."""
+    current = read_classes(con, required=False)
     if current == classes:
-        return
-    has_labels = con.execute("SELECT count(*) FROM labels").fetchone()[0] > 0
-    if current and has_labels and not replace:
+        return False
+    if current and not replace and len(read_labelled(con, None, required=False)):
         raise LabelsError(f"the workspace's labels use another class list ({_class_list(current)}). Import with the "
                           "same --classes, or pass --replace to delete every existing label first.")
-    con.execute("DELETE FROM classes")
-    con.executemany("INSERT INTO classes VALUES (?, ?)", list(enumerate(classes)))
+    return True
 
 
 def import_labels(workspace: Workspace, config: LabelsConfig) -> LabelsSummary:
@@ -318,27 +320,15 @@ def import_labels(workspace: Workspace, config: LabelsConfig) -> LabelsSummary:
     Raises:
         LabelsError: the file or the request is invalid; nothing was written.
     """
-    import pyarrow as pa
-
     label_file = read_label_file(config.path, config.classes)
     with connect(workspace) as con:
-        videos = con.execute("SELECT video_id, path FROM videos").fetchall()
-        ids, skipped = match_videos(label_file, videos, config.allow_missing)
+        ids, skipped = match_videos(label_file, read_videos(con, ("video_id", "path")), config.allow_missing)
         keep = np.array([vid is not None for vid in ids], dtype=bool)
         values = label_file.values[keep]
-        kept_ids = np.array([vid for vid in ids if vid is not None], dtype=object)
-        n_classes = len(config.classes)
-        batch = pa.table({  # noqa: F841  (read by DuckDB through the local variable)
-            "video_id": np.repeat(kept_ids, n_classes).astype(str),
-            "class": np.tile(np.array(config.classes, dtype=object), len(kept_ids)).astype(str),
-            "value": values.reshape(-1).astype(np.int8),
-            "source": [label_file.path] * (len(kept_ids) * n_classes),
-        })
+        kept_ids = [vid for vid in ids if vid is not None]
         with transaction(con):
-            if config.replace:
-                con.execute("DELETE FROM labels")
-            _write_classes(con, config.classes, config.replace)
-            con.execute("DELETE FROM labels WHERE video_id IN (SELECT DISTINCT video_id FROM batch)")
-            con.execute("INSERT INTO labels (video_id, class, value, source) SELECT * FROM batch")
+            if _check_classes(con, config.classes, config.replace):
+                write_classes(con, config.classes)
+            write_labels(con, kept_ids, config.classes, values, label_file.path, replace_all=config.replace)
     return LabelsSummary(path=label_file.path, format=label_file.format, videos=int(keep.sum()),
-                         positives=int(values.sum()), classes=n_classes, skipped=skipped)
+                         positives=int(values.sum()), classes=len(config.classes), skipped=skipped)

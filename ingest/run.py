@@ -36,6 +36,7 @@ from ..errors import EnvironmentProblem, Interrupted
 from ..progress import progress_bar
 from ..runtime import WorkerPool, available_cores
 from ..store.db import connect, transaction
+from ..store.videos import read_videos, write_videos
 from ..store.workspace import Workspace
 from .discover import Candidate, Discovery, discover
 
@@ -52,14 +53,6 @@ VIDEO_COLUMNS: tuple[str, ...] = (
     "bytes_per_second", "has_audio", "audio_codec", "brightness", "is_night", "colourfulness", "motion_energy",
     "stats_frames", "ingested_at",
 )
-
-_DUCKDB_TYPES = {
-    "bytes": "BIGINT", "mtime": "TIMESTAMP", "width": "INTEGER", "height": "INTEGER", "fps": "DOUBLE",
-    "frames": "INTEGER", "frames_decodable": "INTEGER", "duration": "DOUBLE", "bit_rate": "BIGINT",
-    "bytes_per_second": "DOUBLE", "has_audio": "BOOLEAN", "brightness": "DOUBLE", "is_night": "BOOLEAN",
-    "colourfulness": "DOUBLE", "motion_energy": "DOUBLE", "stats_frames": "INTEGER", "ingested_at": "TIMESTAMP",
-}
-
 
 class IngestConfig(JungleConfig):
     """How to ingest.
@@ -288,7 +281,7 @@ def _process_all(todo: Sequence[Candidate], config: IngestConfig) -> Iterator[li
 def _existing(workspace: Workspace) -> dict[str, tuple]:
     """path -> (bytes, mtime, status, error, stats_frames) of every video the workspace holds."""
     with connect(workspace) as con:
-        rows = con.execute("SELECT path, bytes, mtime, status, error, stats_frames FROM videos").fetchall()
+        rows = read_videos(con, ("path", "bytes", "mtime", "status", "error", "stats_frames"))
     return {row[0]: row[1:] for row in rows}
 
 
@@ -305,17 +298,9 @@ def _needs_work(candidate: Candidate, known: tuple | None, config: IngestConfig)
 
 def _write_batch(workspace: Workspace, rows: list[dict]) -> None:
     """Upsert ``rows`` into ``videos`` in one transaction (delete + insert by video_id)."""
-    import pyarrow as pa
-
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    columns = {name: [row.get(name) for row in rows] for name in VIDEO_COLUMNS}
-    columns["ingested_at"] = [now] * len(rows)
-    batch = pa.table(columns)  # noqa: F841  (read by DuckDB through the local variable)
-    select = ", ".join(f"CAST({name} AS {_DUCKDB_TYPES.get(name, 'VARCHAR')}) AS {name}" for name in VIDEO_COLUMNS)
-    with connect(workspace) as con:
-        with transaction(con):
-            con.execute("DELETE FROM videos WHERE video_id IN (SELECT video_id FROM batch)")
-            con.execute(f"INSERT INTO videos BY NAME SELECT {select} FROM batch")
+    with connect(workspace) as con, transaction(con):
+        write_videos(con, [{**row, "ingested_at": now} for row in rows])
 
 
 def _batches(results: Iterable[list[dict]], config: IngestConfig) -> Iterator[list[dict]]:

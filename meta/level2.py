@@ -227,14 +227,16 @@ def rare_score_columns(columns: list[str], classes: Iterable[str]) -> str:
     """Per class, the index of its level-1 probability among ``columns`` (``<set>.<column>`` names),
     as :class:`Level2Classifier`'s ``rare_columns``: the frame head's video maximum
     (``hist_*.<class>_max``), else attention pooling's probability (``attn_*.<class>``), else -1."""
+    from jungle.features.aggregates.aggregate import set_name
     from jungle.features.aggregates.frame_stats import class_slug
 
+    hist, attention = set_name("stats"), set_name("attention")  # the sets' names before their source's
     index = {name: i for i, name in enumerate(columns)}
     chosen = []
     for cls in classes:
         slug = class_slug(cls)
-        candidates = [i for name, i in index.items() if name.startswith("hist_") and name.endswith(f".{slug}_max")]
-        candidates += [i for name, i in index.items() if name.startswith("attn_") and name.split(".", 1)[1] == slug]
+        candidates = [i for name, i in index.items() if name.startswith(hist) and name.endswith(f".{slug}_max")]
+        candidates += [i for name, i in index.items() if name.startswith(attention) and name.split(".", 1)[1] == slug]
         chosen.append(candidates[0] if candidates else -1)
     return ",".join(str(c) for c in chosen)
 

@@ -20,11 +20,13 @@ import numpy as np
 
 from ..errors import ModelError, NotFoundError
 from ..store import registry
-from ..store.db import connect
+from ..store.db import connect, transaction
+from ..store.labels import read_labelled
+from ..store.predictions import write_predictions
+from ..store.videos import read_videos
 from ..store.workspace import Workspace
 from .dataset import feature_matrix
 from .model_io import LoadedModel, load_model
-from .stack import write_predictions
 
 __all__ = ["ModelMismatch", "PredictResult", "check_versions", "predict", "write_submission"]
 
@@ -92,19 +94,14 @@ def _candidates(workspace: Workspace, con, sets, videos: Selection) -> tuple[lis
     """(video ids, filenames) of ok videos present in at least one of ``sets``, filtered by labels."""
     import polars as pl
 
-    ids = pl.concat([registry.read_video_table(workspace, fs).select(pl.col("video_id").cast(pl.String))
-                     for fs in sets]).unique()
-    where = {"unlabelled": "AND v.video_id NOT IN (SELECT video_id FROM labels)",
-             "labelled": "AND v.video_id IN (SELECT video_id FROM labels)", "all": ""}[videos]
-    con.register("featured_videos", ids)
-    try:
-        rows = con.execute(
-            f"SELECT v.video_id, v.filename FROM videos v JOIN featured_videos USING (video_id) "
-            f"WHERE v.status = 'ok' {where} ORDER BY v.filename, v.video_id"
-        ).fetchall()
-    finally:
-        con.unregister("featured_videos")
-    return [r[0] for r in rows], [r[1] for r in rows]
+    featured = set().union(*(registry.read_video_table(workspace, fs).get_column("video_id").cast(pl.String).to_list()
+                             for fs in sets))
+    labelled = set(read_labelled(con, None, required=False).video_ids.tolist())
+    wanted = {"unlabelled": lambda v: v not in labelled, "labelled": lambda v: v in labelled,
+              "all": lambda v: True}[videos]
+    readable = read_videos(con, ("video_id", "filename"), ok_only=True)
+    rows = sorted((filename, video_id) for video_id, filename in readable if video_id in featured and wanted(video_id))
+    return [video_id for _, video_id in rows], [filename for filename, _ in rows]
 
 
 def write_submission(path: Path, filenames: list[str], classes: list[str], P: np.ndarray) -> Path:
@@ -149,7 +146,7 @@ def predict(workspace: Workspace, model: str = "latest", out: Path | None = None
         for entry in loaded.manifest.members
     ]
     P = loaded.predict_proba(matrices)
-    with connect(workspace) as con:
+    with connect(workspace) as con, transaction(con):
         written = write_predictions(con, loaded.model_id, "predict", video_ids, loaded.classes, P)
     if out is not None:
         write_submission(out, filenames, loaded.classes, P)

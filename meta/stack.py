@@ -22,6 +22,7 @@ from ..config import JungleConfig
 from ..hashing import config_key
 from ..store import registry
 from ..store.db import connect, transaction
+from ..store.predictions import write_predictions
 from ..store.registry import code_version
 from ..store.workspace import Workspace
 from .blend import ClipLimits, blend, fit_blend_weights, fit_clip_limits, fixed_clip_limits
@@ -35,7 +36,7 @@ from .projection import Projection, fit_projection
 from .recipes import get_recipe, resolve_recipe
 from .tuning import TuneConfig, TuneResult, default_threads, fold_pairs, tune
 
-__all__ = ["StackConfig", "MemberResult", "StackResult", "stack", "oof_predict", "write_predictions"]
+__all__ = ["StackConfig", "MemberResult", "StackResult", "stack", "oof_predict"]
 
 
 class StackConfig(JungleConfig):
@@ -129,29 +130,6 @@ def oof_predict(model: Level2Classifier, X: np.ndarray, Y: np.ndarray, folds: np
     for train, valid in fold_pairs(folds):
         oof[valid] = clone(model).fit(X[train], Y[train]).predict_proba(X[valid])
     return oof
-
-
-def write_predictions(con, model_id: str, kind: str, video_ids, classes, P: np.ndarray) -> int:
-    """Replace the ``predictions`` rows of (model, kind, videos) with ``P``; return rows written."""
-    import polars as pl
-
-    video_ids = np.asarray(video_ids).astype(str)
-    n, c = P.shape
-    frame = pl.DataFrame({
-        "model_id": [model_id] * (n * c), "kind": [kind] * (n * c),
-        "video_id": np.repeat(video_ids, c), "class": np.tile(np.asarray(classes, dtype=object), n).tolist(),
-        "probability": np.asarray(P, dtype=np.float64).ravel(),
-        "created_at": [datetime.now(timezone.utc).replace(tzinfo=None)] * (n * c),
-    })
-    con.register("new_predictions", frame)
-    try:
-        with transaction(con):
-            con.execute("DELETE FROM predictions WHERE model_id = ? AND kind = ? "
-                        "AND video_id IN (SELECT DISTINCT video_id FROM new_predictions)", [model_id, kind])
-            con.execute("INSERT INTO predictions SELECT * FROM new_predictions")
-    finally:
-        con.unregister("new_predictions")
-    return frame.height
 
 
 def _members(workspace: Workspace, cfg: StackConfig):
@@ -267,7 +245,7 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
     )
     folder = save_model(workspace, manifest, models, projections)
     _write_oof(folder, first, oofs, final)
-    with connect(workspace) as con:
+    with connect(workspace) as con, transaction(con):
         write_predictions(con, model_id, "oof", first.video_ids, first.classes, final)
     say(f"saved {folder}: OOF log loss {evaluation.log_loss:.5f}, accuracy {evaluation.accuracy:.4f}")
     return StackResult(model_id, str(folder), mode, len(first.video_ids), evaluation.log_loss,

@@ -34,6 +34,10 @@ from ..config import JungleConfig
 from ..errors import InputError
 from ..meta.metrics import competition_log_loss, is_single_label
 from ..store.db import connect, transaction
+from ..store.label_events import states_before_review
+from ..store.labels import read_labelled
+from ..store.predictions import write_predictions
+from ..store.videos import read_videos
 from ..store.workspace import Workspace
 
 __all__ = [
@@ -249,72 +253,38 @@ def load_features(workspace: Workspace, model: str = "latest"):
     loaded = load_model(workspace, model)
     with connect(workspace) as con:
         sets = {fs.name: fs for fs in check_versions(con, loaded)}
-        featured = pl.concat([registry.read_video_table(workspace, fs).select(pl.col("video_id").cast(pl.String))
-                              for fs in sets.values()]).unique()
-        con.register("featured_videos", featured)
-        try:
-            video_ids = [r[0] for r in con.execute(
-                "SELECT v.video_id FROM videos v JOIN featured_videos USING (video_id) "
-                "WHERE v.status = 'ok' ORDER BY v.video_id").fetchall()]
-        finally:
-            con.unregister("featured_videos")
+        readable = read_videos(con, ("video_id",), ok_only=True)
+    featured = set().union(*(registry.read_video_table(workspace, fs).get_column("video_id").cast(pl.String).to_list()
+                             for fs in sets.values()))
+    video_ids = [video_id for (video_id,) in readable if video_id in featured]
     matrices = [feature_matrix(workspace, [sets[f.name] for f in entry.features], video_ids, entry.columns)[0]
                 for entry in loaded.manifest.members]
     return loaded, video_ids, matrices
 
 
-def _wide(rows, video_ids, classes) -> tuple[np.ndarray, np.ndarray]:
-    row_of = {v: i for i, v in enumerate(video_ids)}
-    col_of = {c: j for j, c in enumerate(classes)}
-    Y = np.zeros((len(video_ids), len(classes)), dtype=np.int8)
-    labelled = np.zeros(len(video_ids), dtype=bool)
-    for video_id, cls, value in rows:
-        i = row_of.get(video_id)
-        if i is None or cls not in col_of:
-            continue
-        labelled[i] = True
-        Y[i, col_of[cls]] = value
-    return Y, labelled
-
-
 def load_labels(con, video_ids, classes) -> tuple[np.ndarray, np.ndarray]:
-    """(Y, labelled) of ``video_ids`` from the ``labels`` table."""
-    return _wide(con.execute("SELECT video_id, class, value FROM labels").fetchall(), video_ids, classes)
+    """(Y, labelled) of ``video_ids`` in ``classes``' order (:func:`jungle.store.labels.read_labelled`)."""
+    Y, labelled = read_labelled(con, None, required=False).aligned(video_ids, classes)
+    return Y.astype(np.int8), labelled
 
 
 def labels_before_review(con, video_ids, classes) -> tuple[np.ndarray, np.ndarray]:
     """(Y, labelled) as they were before the first review change of each clip (from ``label_events``)."""
     Y, labelled = load_labels(con, video_ids, classes)
-    first = con.execute(
-        "SELECT video_id, previous FROM label_events e WHERE event_id = "
-        "(SELECT min(event_id) FROM label_events f WHERE f.video_id = e.video_id)").fetchall()
-    restored = [(v, c, 1) for v, previous in first for c in (previous or [])]
-    Y0, labelled0 = _wide(restored, video_ids, classes)
     row_of = {v: i for i, v in enumerate(video_ids)}
-    for video_id, previous in first:
+    for video_id, state in states_before_review(con).items():
         i = row_of.get(video_id)
         if i is not None:
-            Y[i], labelled[i] = Y0[i], previous is not None
+            labelled[i] = state.classes is not None
+            Y[i] = [int(c in (state.classes or ())) for c in classes]
     return Y, labelled
 
 
 def write_review_predictions(con, review_id: str, video_ids, classes, P: np.ndarray, labelled: np.ndarray) -> int:
     """Replace every ``predictions`` row of ``review_id``: ``oof`` for labelled clips, ``predict`` for the rest."""
-    import polars as pl
-
-    n, c = P.shape
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
     kinds = np.where(np.asarray(labelled, dtype=bool), "oof", "predict")
-    frame = pl.DataFrame({  # noqa: F841  (read by DuckDB through the local variable)
-        "model_id": [review_id] * (n * c), "kind": np.repeat(kinds, c).tolist(),
-        "video_id": np.repeat(np.asarray(video_ids, dtype=object), c).tolist(),
-        "class": np.tile(np.asarray(classes, dtype=object), n).tolist(),
-        "probability": np.asarray(P, dtype=np.float64).ravel(), "created_at": [now] * (n * c),
-    })
     with transaction(con):
-        con.execute("DELETE FROM predictions WHERE model_id = ?", [review_id])
-        con.execute("INSERT INTO predictions SELECT * FROM frame")
-    return n * c
+        return write_predictions(con, review_id, kinds, video_ids, classes, P, replace="model")
 
 
 def _history_path(workspace: Workspace, model_id: str):

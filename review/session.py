@@ -22,11 +22,15 @@ import numpy as np
 
 from ..errors import NotFoundError
 from ..store.db import connect
+from ..store.label_events import label_history
+from ..store.labels import read_labelled
+from ..store.predictions import read_predictions
+from ..store.videos import read_videos
 from ..store.workspace import Workspace
 from . import labels_store
 from .previews import ClipMissing, browser_playable, cached_strip, missing_message
 from .queue import QueueError, QueueRequest, queue_order
-from .retrain import RetrainConfig, RetrainResult, load_features, load_labels, retrain, review_model_id
+from .retrain import RetrainConfig, RetrainResult, load_features, retrain, review_model_id
 
 __all__ = ["Clip", "ReviewSession", "model_probabilities", "parse_queue_request"]
 
@@ -80,10 +84,8 @@ def model_probabilities(workspace: Workspace, features) -> tuple[np.ndarray, str
     with connect(workspace) as con:
         for model_id, kinds, label in ((loaded.model_id, ("oof",), " (out-of-fold for its training clips)"),
                                        (review_model_id(loaded.model_id), ("oof", "predict"), ", re-fitted in review")):
-            rows = con.execute(
-                "SELECT video_id, class, probability FROM predictions WHERE model_id = ? AND list_contains(?, kind)",
-                [model_id, list(kinds)]).fetchall()
-            for video_id, cls, p in rows:
+            rows = read_predictions(con, model_id, kinds)
+            for video_id, cls, p, _, _ in rows:
                 i, j = row_of.get(video_id), col_of.get(cls)
                 if i is not None and j is not None:
                     P[i, j] = p
@@ -140,7 +142,7 @@ class ReviewSession:
         self.P, self.origin = model_probabilities(workspace, self.features)
         self.last_retrain: RetrainResult | None = None
         with connect(workspace) as con:
-            rows = con.execute(f"SELECT {', '.join(_CLIP_COLUMNS)} FROM videos").fetchall()
+            rows = read_videos(con, _CLIP_COLUMNS)
         by_id = {r[0]: Clip(*r) for r in rows}
         self.clips = [by_id[v] for v in self.video_ids]
         self.row_of = {v: i for i, v in enumerate(self.video_ids)}
@@ -159,9 +161,9 @@ class ReviewSession:
 
     def _labels(self):
         with connect(self.workspace) as con:
-            Y, labelled = load_labels(con, self.video_ids, self.classes)
-            sources = dict(con.execute("SELECT video_id, any_value(source) FROM labels GROUP BY video_id").fetchall())
-        return Y, labelled, sources
+            labels = read_labelled(con, None, required=False)
+        Y, labelled = labels.aligned(self.video_ids, self.classes)
+        return Y.astype(np.int8), labelled, labels.source_of()
 
     def _entry(self, i: int, Y, labelled, sources, score: float | None = None) -> dict:
         clip = self.clips[i]
@@ -193,7 +195,7 @@ class ReviewSession:
         with self.lock:
             Y, labelled, sources = self._labels()
             with connect(self.workspace) as con:
-                history = labels_store.label_history(con, video_id)
+                history = label_history(con, video_id)
             entry = self._entry(self.row_of[video_id], Y, labelled, sources)
         exists = Path(clip.path).exists()
         entry.update(metadata=clip.metadata(), history=history, missing=None if exists else missing_message(clip.path),

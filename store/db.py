@@ -24,8 +24,8 @@ from .failures import storage_errors
 from .schema import MIGRATIONS
 from .workspace import Workspace, WorkspaceMissing
 
-__all__ = ["connect", "transaction", "migrate", "schema_version", "WorkspaceLocked", "WorkspaceMissing",
-           "LOCK_TIMEOUT_ENV"]
+__all__ = ["connect", "transaction", "registered", "migrate", "schema_version", "WorkspaceLocked",
+           "WorkspaceMissing", "LOCK_TIMEOUT_ENV"]
 
 #: Environment variable: seconds :func:`connect` waits for another process's lock (default 60).
 LOCK_TIMEOUT_ENV = "JUNGLE_LOCK_TIMEOUT"
@@ -97,6 +97,22 @@ def transaction(con) -> Iterator:
         except duckdb.Error:
             pass  # the transaction already ended (failed COMMIT) or the connection broke: keep the cause
         raise
+
+
+@contextmanager
+def registered(con, **tables) -> Iterator:
+    """Let the block's SQL read each DataFrame or Arrow table under its keyword's name (``FROM batch``).
+
+    The one way data in memory reaches DuckDB: registered for the block, unregistered after it,
+    whatever happens. DuckDB reads polars and Arrow data in place, without a copy.
+    """
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield con
+    finally:
+        for name in tables:
+            con.unregister(name)
 
 
 def schema_version(con) -> int:

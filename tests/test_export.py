@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from _export_helpers import (SITES, copy_workspace, errors_of, read_json, validate_package,
                              write_deployments)
 from jungle.cli import app
-from jungle.export.events import group_events
+from jungle.store.events import group_events
 from jungle.export.thresholds import fit_precision_thresholds
 from jungle.store.db import connect
 

@@ -40,7 +40,7 @@ from ...runtime import torch_threads
 from ...store import arrays, registry
 from ...store.db import connect, transaction
 from ...store.registry import FeatureSet
-from ...store.rows import fingerprint, replace_done_rows
+from ...store.rows import replace_done_rows
 from ...store.views import register_views
 from ...store.workspace import Workspace
 from .attention import AttentionConfig, fit_attention, meta_inputs, predict_attention
@@ -48,7 +48,7 @@ from .frame_head import FrameHeadConfig, fit_frame_head, write_frame_probs
 from .frame_stats import (EMBEDDING_POOLS, PROB_STATS, class_slug, pool_columns, pool_embeddings,
                           prob_stat_columns, prob_stats)
 from .inputs import FrameRows, iter_frame_blocks, load_frame_rows
-from .metadata import MetadataConfig, metadata_features, videos_fingerprint_query
+from .metadata import MetadataConfig, metadata_features, videos_fingerprint
 from .oof import load_fold_plan
 from .tables import VideoTableWriter
 
@@ -287,7 +287,7 @@ class _Run:
         if self._meta is not None:
             return self._meta
         with connect(self.ws) as con:
-            inputs = [{"name": "videos", "fingerprint": fingerprint(con, videos_fingerprint_query())}]
+            inputs = [{"name": "videos", "fingerprint": videos_fingerprint(con)}]
         params = {"kind": "meta", **self.config.meta.model_dump()}
         fs, fresh = self._register("meta", "video", params, inputs)
         if fresh:

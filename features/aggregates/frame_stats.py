@@ -27,6 +27,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...runtime import torch_threads
+from ...store.db import registered
 
 __all__ = ["PROB_STATS", "EMBEDDING_POOLS", "class_slug", "prob_stat_columns", "prob_stats",
            "pool_columns", "pool_embeddings", "frame_moments", "as_float32"]
@@ -101,9 +102,8 @@ def prob_stats(probs: np.ndarray, valid: np.ndarray, stats: Sequence[str] = PROB
     own = con is None
     con = duckdb.connect() if own else con
     try:
-        con.register("long", long)
-        result = con.execute(query).fetchnumpy()
-        con.unregister("long")
+        with registered(con, long=long):
+            result = con.execute(query).fetchnumpy()
     finally:
         if own:
             con.close()

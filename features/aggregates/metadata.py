@@ -25,9 +25,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from ...config import JungleConfig
+from ...store.rows import relation_fingerprint
+from ...store.videos import readable_videos
 
-__all__ = ["MetadataConfig", "metadata_query", "metadata_features", "videos_fingerprint_query",
-           "NEIGHBOUR_COLUMNS"]
+__all__ = ["MetadataConfig", "metadata_query", "metadata_features", "videos_fingerprint", "NEIGHBOUR_COLUMNS"]
 
 NEIGHBOUR_COLUMNS: tuple[str, ...] = ("bytes_per_second", "brightness", "motion_energy", "is_night")
 
@@ -49,13 +50,14 @@ class MetadataConfig(JungleConfig):
     window: int = Field(5, ge=1, le=1000)
 
 
-def videos_fingerprint_query() -> str:
-    """The columns of ``videos`` the metadata features depend on (for lineage)."""
-    return f"SELECT {_CLIP} FROM videos WHERE status = 'ok'"
+def videos_fingerprint(con) -> str:
+    """A digest of the columns of the readable videos the metadata features depend on (for lineage)."""
+    return relation_fingerprint(readable_videos(con), "videos", f"SELECT {_CLIP} FROM videos")
 
 
 def metadata_query(config: MetadataConfig = MetadataConfig()) -> str:
-    """The SQL that computes the metadata feature table from ``videos`` (one row per readable video)."""
+    """The SQL that computes the metadata feature table from ``videos`` (the readable videos,
+    :func:`jungle.store.videos.readable_videos`): one row per video."""
     neighbour = []
     for i in range(1, config.neighbours + 1):
         for direction, fn in (("prev", "lag"), ("next", "lead")):
@@ -68,7 +70,7 @@ def metadata_query(config: MetadataConfig = MetadataConfig()) -> str:
     window = f"site_time ROWS BETWEEN {w} PRECEDING AND {w} FOLLOWING"
     neighbour_sql = "".join(f",\n        {n}" for n in neighbour)
     return f"""
-    WITH clip AS (SELECT {_CLIP} FROM videos WHERE status = 'ok'),
+    WITH clip AS (SELECT {_CLIP} FROM videos),
     ordered AS (
       SELECT *,
         count(*) OVER (PARTITION BY site) AS site_clips,
@@ -96,4 +98,4 @@ def metadata_query(config: MetadataConfig = MetadataConfig()) -> str:
 
 def metadata_features(con, config: MetadataConfig = MetadataConfig()):
     """The metadata feature table (polars, keyed by ``video_id``) of the workspace's readable videos."""
-    return con.sql(metadata_query(config)).pl()
+    return readable_videos(con).query("videos", metadata_query(config)).pl()

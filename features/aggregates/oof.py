@@ -22,9 +22,8 @@ from typing import Callable, Iterable, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from ...store.labels import read_labelled
 from ...config import JungleConfig
-from ...store.rows import fingerprint
+from ...store.labels import folds_fingerprint, labels_fingerprint, read_labelled
 
 __all__ = ["FoldPlan", "load_fold_plan", "training_mask", "FoldEnsemble", "Batch", "shuffled_batches",
            "ShuffleBuffer", "TrainingConfig"]
@@ -102,8 +101,8 @@ def load_fold_plan(con, scheme: str = "default") -> FoldPlan:
     labels = dict(zip(labelled.video_ids.tolist(), labelled.Y))
     lineage = {
         "fold_scheme": scheme,
-        "folds": fingerprint(con, "SELECT video_id, fold FROM folds WHERE scheme = ?", [scheme]),
-        "labels": fingerprint(con, "SELECT video_id, class, value FROM labels"),
+        "folds": folds_fingerprint(con, scheme),
+        "labels": labels_fingerprint(con),
         "classes": list(labelled.classes),
     }
     return FoldPlan(scheme, len(fold_values), labelled.classes, folds, labels, lineage)

@@ -167,9 +167,10 @@ def featurize_shard(workspace, config: FeaturizeConfig, shard: str,
 
 def _count_videos(workspace) -> int:
     from ...store.db import connect
+    from ...store.videos import read_videos
 
     with connect(workspace, read_only=True) as con:
-        return con.execute("SELECT count(*) FROM videos WHERE status = 'ok'").fetchone()[0]
+        return len(read_videos(con, ("video_id",), ok_only=True))
 
 
 def _merge(work: FeaturizePlan, results: list[FeaturizeSummary], into: DaskFeaturizeSummary) -> None:
