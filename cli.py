@@ -616,7 +616,7 @@ def dashboard_command(
     for line in plan.messages():
         typer.echo(line, err=True)
     try:
-        serve(plan.storage, host=plan.host, port=plan.port)
+        serve(plan.storage, host=plan.host, port=plan.port, token=plan.token, remote=plan.remote)
     except KeyboardInterrupt:  # Ctrl-C is how it stops: not an error
         typer.echo("dashboard stopped.", err=True)
 

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Sequence
 from .errors import InputError
 from .interrupts import deferred_interrupts, ignore_interrupts
 
-__all__ = ["available_cores", "is_loopback", "WorkerPool", "torch_threads", "quiet_optuna"]
+__all__ = ["available_cores", "is_loopback", "loopback_host_headers", "WorkerPool", "torch_threads", "quiet_optuna"]
 
 
 def available_cores() -> int:
@@ -45,6 +45,14 @@ def is_loopback(host: str) -> bool:
         raise InputError(f"--host {host} does not resolve ({exc.strerror}); "
                          "leave --host out to listen on 127.0.0.1.") from None
     return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def loopback_host_headers(host: str, port: int) -> frozenset[str]:
+    """The ``Host`` headers a local server on loopback ``host:port`` answers: its own address and the
+    names of this machine, with the port. Any other (a name an attacker's DNS points at 127.0.0.1,
+    i.e. DNS rebinding) is refused by the dashboard and the review page."""
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return frozenset(f"{name}:{port}" for name in (shown, "127.0.0.1", "localhost", "[::1]"))
 
 
 def _start_worker(lifeline, niceness: int, single_threaded: bool) -> None:

@@ -53,7 +53,7 @@ from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import BusyError, EnvironmentProblem, InputError, JungleError, MediaError, NotFoundError
-from ..runtime import is_loopback
+from ..runtime import is_loopback, loopback_host_headers
 from ..store.workspace import Workspace
 from .labels_store import NothingToUndo
 from .retrain import NotEnoughLabels
@@ -101,6 +101,8 @@ def _static_text(name: str) -> str:
 
 
 def _status_of(exc: JungleError) -> int:
+    if isinstance(exc, _BadRequest):
+        return exc.status
     if isinstance(exc, (NothingToUndo, NotEnoughLabels)):
         return HTTPStatus.CONFLICT
     if isinstance(exc, BusyError):
@@ -113,7 +115,11 @@ def _status_of(exc: JungleError) -> int:
 
 
 class _BadRequest(InputError):
-    """The request itself is malformed (body, JSON, parameters)."""
+    """The request itself is malformed (body, JSON, parameters); ``status`` is the HTTP answer."""
+
+    def __init__(self, message: str, status: int = HTTPStatus.BAD_REQUEST):
+        super().__init__(message)
+        self.status = status
 
 
 class ReviewServer:
@@ -136,6 +142,7 @@ class ReviewServer:
             raise PortTaken(f"cannot listen on {host}:{port} ({reason}); pick another with --port") from None
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
+        self.host_headers = loopback_host_headers(host, self.port)
 
     @property
     def url(self) -> str:
@@ -146,7 +153,7 @@ class ReviewServer:
         """On loopback, the ``Host`` header must name this server (guards against DNS rebinding)."""
         if not self.loopback:
             return True
-        return header in {f"{name}:{self.port}" for name in ("127.0.0.1", "localhost", "[::1]")}
+        return header in self.host_headers
 
     def index_html(self) -> str:
         return _static_text("index.html").replace("{{TOKEN}}", self.token)
@@ -300,27 +307,46 @@ def _handler(server: ReviewServer):
                 return self._file(session.preview(video_id), "image/jpeg")
             self._error(HTTPStatus.NOT_FOUND, f"no such page: {parts.path}")
 
-        def _body(self) -> dict:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > _MAX_BODY:
-                raise _BadRequest(f"request body of {length} bytes is too large")
+        def _length(self) -> int:
+            """The body's Content-Length, checked before a byte of the body is read."""
+            if self.headers.get("Transfer-Encoding") is not None:
+                raise _BadRequest("send the body with a Content-Length, not a Transfer-Encoding",
+                                  HTTPStatus.LENGTH_REQUIRED)
+            text = self.headers.get("Content-Length")
+            if text is None:
+                raise _BadRequest("a POST needs a Content-Length header", HTTPStatus.LENGTH_REQUIRED)
+            text = text.strip()
+            if not (text.isascii() and text.isdigit()) or len(text) > 18:
+                raise _BadRequest(f"Content-Length {text[:20]!r} is not a number of bytes")
+            if int(text) > _MAX_BODY:
+                raise _BadRequest(f"request body of {int(text)} bytes is too large (at most {_MAX_BODY})",
+                                  HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return int(text)
+
+        def _body(self, length: int) -> dict:
             raw = self.rfile.read(length) if length else b""
+            if len(raw) != length:
+                raise _BadRequest(f"the request body ended after {len(raw)} of {length} bytes")
             try:
                 body = json.loads(raw or b"{}")
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise _BadRequest(f"the request body is not JSON ({exc})") from None
+            except RecursionError:
+                raise _BadRequest("the request body is nested too deeply to be a request") from None
             if not isinstance(body, dict):
                 raise _BadRequest("the request body must be a JSON object")
             return body
 
         def _post(self) -> None:
+            self.close_connection = True  # until the body is read whole: unread bytes would be the next request
+            length = self._length()
             given = self.headers.get(TOKEN_HEADER, "")
             if not hmac.compare_digest(given.encode(), server.token.encode()):
-                self.rfile.read(min(int(self.headers.get("Content-Length") or 0), _MAX_BODY))
                 return self._error(HTTPStatus.FORBIDDEN, f"missing or wrong {TOKEN_HEADER} header: writes need the "
                                    "token from the review page's <meta name=\"jungle-token\">")
             path = urlsplit(self.path).path
-            body = self._body()
+            body = self._body(length)
+            self.close_connection = False
             if path == "/api/labels":
                 return self._json(session.set_labels(*_label_request(body)))
             if path == "/api/undo":
@@ -337,8 +363,8 @@ def _int(params: dict, name: str, default: int) -> int:
     text = params.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit():
-        raise _BadRequest(f"{name} must be a whole number, not {text!r}")
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise _BadRequest(f"{name} must be a whole number below 10^9, not {text[:20]!r}")
     return int(text)
 
 

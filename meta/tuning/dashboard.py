@@ -2,21 +2,32 @@
 
 optuna-dashboard has no login: whoever reaches its port can rename, change and delete studies
 through its API. So the dashboard listens on 127.0.0.1 unless the user asks for another address
-*and* passes ``allow_remote``, and then jungle says plainly who can change what. The port is
-checked (range, free) before anything starts, so a taken port is one line, not a traceback.
+*and* passes ``allow_remote``, and then jungle says plainly who can change what. In front of it,
+:class:`DashboardGuard` refuses foreign ``Host`` headers on loopback (DNS rebinding) and every
+write without the run's token, as the review page does; requests are not logged on the terminal.
+The port is checked (range, free) before anything starts, so a taken port is one line, not a
+traceback.
 """
 
 from __future__ import annotations
 
 import errno
+import hmac
+import http.cookies
+import json
+import secrets
 import socket
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from ...errors import EnvironmentProblem, InputError
-from ...runtime import is_loopback
+from ...runtime import is_loopback, loopback_host_headers, quiet_optuna
 from ...store.workspace import Workspace
 
-__all__ = ["DashboardError", "DashboardPlan", "DashboardRefused", "PortUnavailable", "dashboard_storage",
+__all__ = ["DashboardError", "DashboardGuard", "DashboardPlan", "DashboardRefused", "PortUnavailable", "TOKEN_HEADER",
+           "dashboard_storage",
            "dashboard_url", "is_loopback", "list_studies", "plan_dashboard", "port_problem", "serve"]
 
 
@@ -117,17 +128,20 @@ class DashboardPlan:
     host: str
     port: int
     remote: bool
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
     @property
     def url(self) -> str:
         return dashboard_url(self.host, self.port)
 
     def messages(self) -> list[str]:
-        """Lines for stderr before the server starts: the remote warning (if any), then where it runs."""
+        """Lines for stderr before the server starts: the remote warning (if any), where it runs, and
+        the address with the write token."""
         noun = "study" if len(self.studies) == 1 else "studies"
         started = (f"optuna-dashboard on {self.url} for {len(self.studies)} {noun} "
                    f"({', '.join(self.studies) or 'none yet'}); Ctrl-C stops it.")
-        return [remote_warning(self.host, self.port), started] if self.remote else [started]
+        writes = f"to change or delete studies, open {self.url}?token={self.token} (reading needs no token)"
+        return ([remote_warning(self.host, self.port)] if self.remote else []) + [started, writes]
 
 
 def plan_dashboard(workspace: Workspace, storage: str | None = None, host: str = "127.0.0.1", port: int = 8080,
@@ -148,19 +162,112 @@ def plan_dashboard(workspace: Workspace, storage: str | None = None, host: str =
     return DashboardPlan(url, tuple(list_studies(url)), host, port, remote)
 
 
-def serve(storage: str, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Run optuna-dashboard on ``host:port`` for ``storage`` until interrupted (blocking).
+TOKEN_HEADER = "X-Jungle-Token"
+_MAX_BODY = 1 << 20
+_READS = ("GET", "HEAD")
+
+
+class DashboardGuard:
+    """WSGI middleware in front of optuna-dashboard: the review page's protections.
+
+    * On loopback, a request whose ``Host`` header is not this server is refused (403): a page on
+      another site that makes its name resolve to 127.0.0.1 (DNS rebinding) reads and changes nothing.
+    * Every request that may write (any method but GET and HEAD: create, rename, delete studies,
+      notes, tells) needs the run's token, as the ``X-Jungle-Token`` header or as the cookie a
+      browser gets by opening the URL jungle prints (``?token=...``; HttpOnly, SameSite=Strict); an
+      ``Origin`` other than this server is refused too. A body is capped at 1 MiB before it is read.
+    """
+
+    def __init__(self, app, host: str, port: int, token: str, remote: bool):
+        self.app, self.token = app, token
+        self.hosts = None if remote else loopback_host_headers(host, port)
+        self.origins = None if remote else {f"http://{name}" for name in self.hosts}
+        self.cookie = f"jungle_dashboard_{port}"
+
+    def _deny(self, start_response, status: str, message: str):
+        body = json.dumps({"error": message}).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _given(self, environ) -> tuple[str, str]:
+        """(token in the header, token in the cookie)."""
+        cookies = http.cookies.SimpleCookie()
+        try:
+            cookies.load(environ.get("HTTP_COOKIE", ""))
+        except http.cookies.CookieError:
+            pass
+        morsel = cookies.get(self.cookie)
+        return environ.get("HTTP_X_JUNGLE_TOKEN", ""), morsel.value if morsel else ""
+
+    def _valid(self, text: str) -> bool:
+        return bool(text) and hmac.compare_digest(text.encode(), self.token.encode())
+
+    def __call__(self, environ, start_response):
+        if self.hosts is not None and environ.get("HTTP_HOST") not in self.hosts:
+            return self._deny(start_response, "403 Forbidden", "unexpected Host header: open the dashboard at the "
+                                                               "address `jungle dashboard` printed")
+        if environ.get("REQUEST_METHOD", "GET") in _READS:
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            if not self._valid((query.get("token") or [""])[-1]):
+                return self.app(environ, start_response)
+            cookie = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+
+            def with_cookie(status, headers, exc_info=None):
+                return start_response(status, [*headers, ("Set-Cookie", cookie)], exc_info)
+
+            return self.app(environ, with_cookie)
+        origin = environ.get("HTTP_ORIGIN")
+        if self.origins is not None and origin is not None and origin not in self.origins:
+            return self._deny(start_response, "403 Forbidden", f"writes from {origin[:80]} are refused")
+        if not any(self._valid(given) for given in self._given(environ)):
+            return self._deny(start_response, "403 Forbidden", f"writes need the run's token: open the URL "
+                              f"`jungle dashboard` printed (?token=...), or send the {TOKEN_HEADER} header")
+        length = environ.get("CONTENT_LENGTH") or "0"
+        if not length.isdigit() or int(length) > _MAX_BODY:
+            return self._deny(start_response, "413 Content Too Large", f"the request body must be at most "
+                              f"{_MAX_BODY} bytes with a valid Content-Length")
+        return self.app(environ, start_response)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line per request on the terminal."""
+
+    def log_message(self, format, *args):  # noqa: A002  (the stdlib's name)
+        pass
+
+
+def serve(storage: str, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
+          remote: bool | None = None) -> None:
+    """Run optuna-dashboard on ``host:port`` for ``storage`` behind :class:`DashboardGuard` until
+    interrupted (blocking).
+
+    Args:
+        storage: the study storage URL.
+        host, port: where to listen.
+        token: the run's write token (None: a random one, so nothing can write).
+        remote: whether ``host`` reaches beyond this machine (None: worked out); the Host check
+            applies on loopback only.
 
     Raises:
         PortUnavailable: another program took the port between the check and the start.
     """
-    from optuna_dashboard import run_server
+    import optuna_dashboard
 
     from .search import open_storage
 
+    app = DashboardGuard(optuna_dashboard.wsgi(open_storage(storage)), host, port, token or secrets.token_urlsafe(24),
+                         not is_loopback(host) if remote is None else remote)
+    server_class = type("DashboardServer", (ThreadingWSGIServer,),
+                        {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
     try:
-        run_server(open_storage(storage), host=host, port=port)
+        httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
         raise _unavailable(host, port, exc) from exc
+    with httpd, quiet_optuna():
+        httpd.serve_forever()
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
