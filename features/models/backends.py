@@ -23,7 +23,6 @@ OpenVINO or ONNX Runtime. One registry, :data:`BACKENDS`, names them, fastest fi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -37,7 +36,7 @@ import numpy as np
 
 from ...config import JungleConfig
 from ...errors import ModelError
-from ...hashing import config_key, file_sha256
+from ...hashing import config_key, file_sha256, text_sha256
 from .encoders import Encoder
 
 __all__ = [
@@ -477,9 +476,10 @@ def _calibration_videos(workspace, frames: int, seed: int, per_video: int) -> li
     with these settings (so that ingesting more videos keeps the calibration, and the set, the same),
     else ``frames // per_video`` drawn with ``seed`` from the readable videos and recorded."""
     from jungle.store.db import connect
+    from jungle.store.videos import read_videos
 
     with connect(workspace, read_only=True) as con:
-        videos = con.execute("SELECT video_id, path FROM videos WHERE status = 'ok' ORDER BY video_id").fetchall()
+        videos = read_videos(con, ("video_id", "path"), ok_only=True)
     record_path = workspace.root / "backends" / f"int8-calibration-{frames}-{seed}-{per_video}.json"
     paths = dict(videos)
     try:
@@ -532,6 +532,6 @@ def calibration_frames(workspace, input_size: int, frames: int = 256, seed: int 
                            "videos` to check the collection, or leave out --precision int8.")
     stacked = np.concatenate(images)[:frames]
     ids = "\n".join(sorted(v for v, frames_ in decoded.items() if frames_ is not None and len(frames_)))
-    record = Calibration(frames=len(stacked), seed=seed, video_ids_sha256=hashlib.sha256(ids.encode()).hexdigest(),
+    record = Calibration(frames=len(stacked), seed=seed, video_ids_sha256=text_sha256(ids),
                          sampling=sampling.spec())
     return record, stacked
