@@ -134,6 +134,7 @@ def test_export_is_cached_per_configuration(tiny, lite0):
     assert tiny.weights_sha256[:0] == "" and export_dir(tiny).parent.name == "exports"
 
 
+@pytest.mark.slow  # exports and an int8 quantisation (~5 s)
 def test_lineage_differs_per_backend_and_precision(tmp_path, media):
     workspace = _workspace(tmp_path, media)
     made = {}
@@ -169,6 +170,7 @@ def test_resume_within_a_backend_is_bit_identical(tmp_path, media):
         np.testing.assert_array_equal(ours, theirs, err_msg=name)
 
 
+@pytest.mark.slow  # exports through the CLI (~3 s)
 def test_cli_takes_backend_and_precision(tmp_path, media):
     workspace = _workspace(tmp_path, media)
     runner = CliRunner()

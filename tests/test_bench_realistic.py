@@ -12,6 +12,8 @@ import pytest
 
 from jungle.classes import PRIMATRIX_CLASSES
 
+pytestmark = pytest.mark.slow  # renders a benchmark collection (~15 s)
+
 REPO = Path(__file__).resolve().parent.parent
 
 

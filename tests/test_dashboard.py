@@ -50,6 +50,7 @@ def _stop(server: subprocess.Popen) -> None:
         server.wait()
 
 
+@pytest.mark.slow  # a real browser and server (~8 s)
 def test_dashboard_page_lists_the_study_in_a_real_browser(stacked, tmp_path):
     browser = _chromium()
     if browser is None:

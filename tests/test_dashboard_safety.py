@@ -90,6 +90,7 @@ def test_non_loopback_host_is_refused_without_allow_remote(workspace_with_study,
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
+@pytest.mark.slow  # a real dashboard server (~3 s)
 def test_allow_remote_serves_and_warns_who_can_change_studies(workspace_with_study):
     port = _free_port()
     stderr = _serve_briefly(workspace_with_study, port, "--host", "0.0.0.0", "--allow-remote")
@@ -99,6 +100,7 @@ def test_allow_remote_serves_and_warns_who_can_change_studies(workspace_with_stu
         f"optuna-dashboard on http://0.0.0.0:{port}/dashboard for 1 study ({STUDY}); Ctrl-C stops it.\n"), stderr
 
 
+@pytest.mark.slow  # a real dashboard server (~3 s)
 def test_default_host_is_loopback_and_gives_no_warning(workspace_with_study):
     port = _free_port()
     stderr = _serve_briefly(workspace_with_study, port)

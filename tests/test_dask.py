@@ -30,6 +30,8 @@ from jungle.store.workspace import Workspace
 
 from _features_helpers import ZAMBA, add_videos
 
+pytestmark = pytest.mark.slow  # a local Dask cluster of worker processes (~40 s)
+
 CLIPS = [
     "camera_trap/ACP0006s6f-small-cat.mp4",
     "camera_trap/chimp_waterhole_320x180.mp4",

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from typer.testing import CliRunner
 
 from jungle.classes import PRIMATRIX_CLASSES
 from jungle.cli import app
+
+pytestmark = pytest.mark.slow  # the demo end to end (~30 s)
 
 
 def test_demo_run_tiny_end_to_end(tmp_path):

@@ -93,6 +93,7 @@ def test_preprocess_is_pillow_pad_top_left_after_crop(shared_media):
     assert small[2] == (30, 80)
 
 
+@pytest.mark.slow  # the full-size network twice (~10 s)
 def test_scores_equal_zamba_reference_fused_and_unfused(shared_media, megadetector_file):
     frames = read_frames(shared_media / CAT, [66, 216])
     expected = np.array([ZAMBA_CAT_SCORES[i] for i in frames.indices])
@@ -102,6 +103,7 @@ def test_scores_equal_zamba_reference_fused_and_unfused(shared_media, megadetect
     assert np.allclose(plain.score, fused.score[1:], atol=1e-4)
 
 
+@pytest.mark.slow  # the detector over the whole cat clip (~25 s)
 def test_cat_detections_lie_in_its_first_9_5_seconds(cat_4fps):
     times, found = cat_4fps.timestamps, cat_4fps.detections
     assert len(found) == 60 and np.allclose(np.diff(times), 0.25, atol=0.01)
@@ -120,6 +122,7 @@ def test_cat_detections_lie_in_its_first_9_5_seconds(cat_4fps):
     assert found.boxes[best][0, 4] == found.score[best] and found.n_boxes[best] == len(found.boxes[best])
 
 
+@pytest.mark.slow
 def test_reduced_input_gives_zamba_scores_on_a_wide_frame(cat_4fps):
     # 640x384 pads less but scales a 720x354 frame as 640x640 does: scores stay zamba's
     found = dict(zip(cat_4fps.frame_index.tolist(), range(len(cat_4fps.frame_index))))
@@ -130,6 +133,7 @@ def test_reduced_input_gives_zamba_scores_on_a_wide_frame(cat_4fps):
     assert cat_4fps.detections.box_area[empty] == 0 and len(cat_4fps.detections.boxes[empty]) == 0
 
 
+@pytest.mark.slow
 def test_chimp_clip_detects_in_most_frames(shared_media, reduced):
     index = index_video(shared_media / CHIMP)
     frames = read_frames(shared_media / CHIMP, np.linspace(0, index.n_frames - 1, 8).round().astype(int), index=index)
@@ -144,6 +148,7 @@ def test_chimp_clip_detects_in_most_frames(shared_media, reduced):
     assert model.registry_meta()["weights_sha256"] == reduced.weights_sha256 == model.describe()["weights_sha256"]
 
 
+@pytest.mark.slow
 def test_foliage_before_the_hand_detects_in_few(shared_media, reduced):
     index = index_video(shared_media / FOLIAGE)  # header says 444 frames, 68 decode; the hand is in the last ~8
     assert index.n_frames == 68
@@ -152,6 +157,7 @@ def test_foliage_before_the_hand_detects_in_few(shared_media, reduced):
     assert len(found) == 12 and (found.score >= 0.25).sum() <= 1, found.score
 
 
+@pytest.mark.slow
 def test_detector_sampling_picks_cat_frames(shared_media, megadetector_file):
     sampling = parse_sampling("detector:3,fps=0.5,input=640x384")  # scores 8 frames, 0 s to 14 s
     assert isinstance(sampling, DetectorFrames) and sampling.slots == 3

@@ -44,6 +44,7 @@ def detected(tmp_path_factory, shared_media, megadetector_file):  # noqa: F811
     return workspace, {"chimp": chimp, "foliage": foliage}, result.output
 
 
+@pytest.mark.slow  # the detector inside featurize on two clips (~10 s)
 def test_frame_level_detections_are_stored_with_lineage(detected):
     workspace, ids, output = detected
     assert "megadetector_lite" in output and "det_megadetector_lite" in output
@@ -65,6 +66,7 @@ def test_frame_level_detections_are_stored_with_lineage(detected):
     assert np.all(score[~valid] == 0) and np.all((area >= 0) & (area <= 1))
 
 
+@pytest.mark.slow
 def test_det_view_in_sql_separates_animals_from_foliage(detected):
     workspace, ids, _ = detected
     result = _invoke(workspace, "sql", "SELECT video_id, det_max, det_frac_over_25, det_n_frames "
@@ -84,6 +86,7 @@ def test_det_view_in_sql_separates_animals_from_foliage(detected):
     assert chimp["det_max"] > group["score"][row][early].max() + 0.2
 
 
+@pytest.mark.slow
 def test_same_detector_run_again_changes_nothing(detected):
     workspace, _, _ = detected
     with connect(workspace, read_only=True) as con:

@@ -233,6 +233,7 @@ def _cli_run_past_its_first_block(workspace):
     return process, progress
 
 
+@pytest.mark.slow  # a CLI run in another process, killed and resumed (~20 s)
 def test_killed_run_resumes_to_the_same_result(tmp_path, shared_media, reference):
     workspace = _collection(tmp_path / "ws", shared_media)
     process, progress = _cli_run_past_its_first_block(workspace)
@@ -252,6 +253,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, shared_media, reference
                                 for k, v in _rows(reference[0]).items()}
 
 
+@pytest.mark.slow  # two shard processes (~20 s)
 def test_two_shard_processes_fill_disjoint_blocks_and_complete_the_set(tmp_path, shared_media, reference):
     """Shard 2/2 runs in another process while shard 1/2 runs here, at the same time, on one workspace."""
     workspace = _collection(tmp_path / "ws", shared_media)
@@ -275,6 +277,7 @@ def test_two_shard_processes_fill_disjoint_blocks_and_complete_the_set(tmp_path,
     assert {k: v[1] for k, v in _rows(workspace).items()} == {k: v[1] for k, v in _rows(reference[0]).items()}
 
 
+@pytest.mark.slow  # a CLI run in another process (~15 s)
 def test_a_second_run_of_the_same_blocks_stops_instead_of_writing_them_twice(tmp_path, shared_media, reference):
     """An unsharded CLI run is working; a second unsharded run, and any shard, of the same set stop at
     once with a clear message; once the first run dies (SIGKILL) its locks are gone and a run goes on."""

@@ -132,6 +132,7 @@ def test_a_video_label_never_reaches_its_own_prediction(head_ws):
     _assert_out_of_fold(ws, data, HEAD)
 
 
+@pytest.mark.slow  # a frame head per training mode (~10 s)
 @pytest.mark.parametrize("training,pseudo", [("inherit", None), ("mil-lse", None), ("mil-noisy-or", 0.6)])
 def test_out_of_fold_holds_for_every_training_and_pseudo_labels(tmp_path, training, pseudo):
     from jungle.store.workspace import Workspace
@@ -175,6 +176,7 @@ def _animal_in_few_frames(data, visible: int = 2, seed: int = 1) -> np.ndarray:
     return shows
 
 
+@pytest.mark.slow  # two frame heads (~4 s)
 def test_multiple_instance_training_says_which_frames_show_the_animal(tmp_path):
     """Animals on screen in 2 frames of 8: MIL frame probabilities are high on those frames and low on
     the empty ones; inherited labels teach the empty frames the species too."""
@@ -264,6 +266,7 @@ def _write_detector_set(data, stamps: np.ndarray, scores: np.ndarray, name: str 
         return registry.mark_complete(con, fs, n_videos)
 
 
+@pytest.mark.slow  # two frame heads (~3 s)
 def test_detector_scores_become_an_extra_input_of_each_frame(tmp_path):
     """The detector samples its own frames (every 0.25 s): each embedding frame (every 0.5 s) gets the
     score nearest in time; the frame head reads D + 1 inputs and records the detector set in lineage."""

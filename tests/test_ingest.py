@@ -40,7 +40,7 @@ CORPORA = {
 }
 
 
-@pytest.fixture(scope="module", params=list(CORPORA))
+@pytest.fixture(scope="module", params=["media", pytest.param("shared_media", marks=pytest.mark.slow)])
 def ingested(request, tmp_path_factory):
     """(workspace, extra folder, media folder, its Corpus): a whole media folder (the committed one, and
     ../shared/media where it is beside the repository) plus a generated MKV and a non-ASCII, spaced,

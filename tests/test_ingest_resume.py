@@ -12,11 +12,14 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from jungle.store.db import WorkspaceLocked, connect
 from jungle.store.workspace import Workspace
 
 from _ingest_helpers import jungle, link_corpus, video_rows, zamba_clips
+
+pytestmark = pytest.mark.slow  # kills and resumes a 240-file ingest (~15 s)
 
 N_FILES = 240
 

@@ -116,6 +116,7 @@ def rare_ws(tmp_path_factory):
     return sw, Y
 
 
+@pytest.mark.slow  # a tuned stack (~4 s)
 def test_stack_records_the_rare_blend_in_the_manifest(rare_ws):
     from jungle.meta.model_io import load_model
     from jungle.meta.stack import StackConfig, stack

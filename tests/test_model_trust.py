@@ -65,6 +65,7 @@ def _edit_manifest(folder, change) -> None:
     path.write_text(json.dumps(manifest))
 
 
+@pytest.mark.slow  # CLI subprocesses (~5 s)
 def test_a_crafted_projection_file_runs_no_code_in_predict_or_report(pca_model, tmp_path):
     sw, folder = pca_model
     received = _received(folder, tmp_path)
@@ -156,6 +157,7 @@ def test_a_file_that_is_not_a_jungle_manifest_says_so(workspace, tmp_path, text,
     assert str(caught.value) == message.format(path=folder / "manifest.json")
 
 
+@pytest.mark.slow  # a CLI subprocess (~5 s)
 def test_report_on_a_broken_manifest_prints_one_line(stacked, tmp_path):
     sw, result = stacked
     received = _received(sw.workspace.models_dir / result.model_id, tmp_path)
@@ -215,6 +217,7 @@ def _config_key(workspace, name):
         return registry.get(con, name).config_key
 
 
+@pytest.mark.slow  # a CLI subprocess (~5 s)
 def test_report_of_a_received_folder_opens_no_storage_it_names(stacked, tmp_path):
     sw, result = stacked
     received = _received(sw.workspace.models_dir / result.model_id, tmp_path)

@@ -14,6 +14,8 @@ from jungle.store.workspace import Workspace
 
 from _ingest_helpers import jungle
 
+pytestmark = pytest.mark.slow  # end to end from ingest to a stack (~40 s)
+
 FAST_STACK = ("--trials", "1", "--max-rounds", "10", "--threads", "1", "--pca", "8", "-q")
 
 

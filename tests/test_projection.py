@@ -76,6 +76,7 @@ def test_auto_max_bin_grows_with_rows_up_to_256():
     assert auto_max_bin(10**6) == 256 and auto_max_bin(0) == 32
 
 
+@pytest.mark.slow  # a tuned stack, then predict (~5 s)
 def test_stack_with_pca_saves_the_projection_and_predict_applies_it(tmp_path):
     sw = make_stack_workspace(tmp_path / "ws", n_labelled=200, n_unlabelled=20)
     ws = sw.workspace

@@ -21,6 +21,8 @@ import pytest
 from _review_helpers import review_workspace
 from jungle.store.db import connect
 
+pytestmark = pytest.mark.slow  # a real browser against the review server (~25 s)
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]

@@ -111,6 +111,7 @@ def test_fit_predict_learns_single_and_multi_label_data():
         fit_predict(Z, Y, np.arange(n) < 3, RetrainConfig(folds=5))
 
 
+@pytest.mark.slow  # a retrain and a report (~3 s)
 def test_retrain_writes_review_predictions_and_reports_before_and_after(stacked, tmp_path, media):
     rw = review_workspace(stacked, tmp_path, media, real_clips=0)
     ws, new = rw.workspace, rw.stacked.unlabelled[:6]

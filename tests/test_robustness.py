@@ -82,6 +82,7 @@ def small_workspace(tmp_path, media):
     return workspace
 
 
+@pytest.mark.slow  # waits on a held lock (~3 s)
 def test_status_waits_for_a_held_database_and_says_so(small_workspace):
     holder = _hold(small_workspace.db_path, 3)
     try:
@@ -93,6 +94,7 @@ def test_status_waits_for_a_held_database_and_says_so(small_workspace):
     assert status.stdout.startswith("status,videos,bytes\nok,3,")
 
 
+@pytest.mark.slow  # waits for a lock timeout (~3 s)
 def test_status_gives_up_after_the_lock_timeout_with_one_line(small_workspace):
     holder = _hold(small_workspace.db_path, 60)
     try:
@@ -130,6 +132,7 @@ def test_ctrl_c_while_waiting_prints_one_line_and_exits_130(small_workspace):
 
 
 # ----------------------------------------------------------------------------- a read-only workspace
+@pytest.mark.slow  # four CLI subprocesses on a tmpfs (~25 s)
 def test_writing_commands_on_a_read_only_workspace_say_so_in_one_line(tmp_path, media):
     clips = tmp_path / "clips"
     link_corpus(clips, zamba_clips(media)[:3], per_site=3, n_files=3)

@@ -27,6 +27,8 @@ from _ingest_helpers import ZAMBA, link_corpus, zamba_clips
 from _robustness_helpers import (TINY_FEATURIZE, error_line, feature_rows, frame_arrays, ingest_corpus, jungle_cli,
                                  leave_free, tmpfs, used_kb, video_rows)
 
+pytestmark = pytest.mark.slow  # full disks and Ctrl-C on real runs in subprocesses (~60 s)
+
 N_VIDEOS = 24  # 12 blocks of 2
 
 

@@ -63,6 +63,7 @@ def _run(root, **tune):
     return sw, stack(sw.workspace, config)
 
 
+@pytest.mark.slow  # two tuned stacks (~12 s)
 def test_same_seed_same_study_same_probabilities(tmp_path):
     first_ws, first = _run(tmp_path / "a")
     second_ws, second = _run(tmp_path / "b")
@@ -79,6 +80,7 @@ def test_same_seed_same_study_same_probabilities(tmp_path):
     assert again.members[0].tuning.study_name == first.members[0].tuning.study_name
 
 
+@pytest.mark.slow  # tuning in two worker processes (~12 s)
 def test_two_worker_processes_tune_one_study(tmp_path):
     sw, result = _run(tmp_path / "ws", trials=3, jobs=2, study_name="shared")
     study = optuna.load_study(study_name="shared", storage=sw.workspace.optuna_url)
