@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from _errors import cli_error
 from _aggregate_helpers import flip_label, make_labelled_workspace
 from jungle.cli import app
 from jungle.store import registry
@@ -122,9 +123,7 @@ def test_errors_say_what_to_do(built, tmp_path):
     assert result.exit_code == 1 and result.output.startswith("Error: kinds.1: Input should be 'meta', 'frame-head'")
     result = _invoke(ws, "aggregate", "--kind", "frame-head", "--fold-scheme", "by-site", "--quiet")
     assert result.exit_code == 1
-    assert result.output == ("Error: fold scheme 'by-site' has no folds (schemes present: default). Make it: "
-                             "`jungle folds 5 --scheme by-site` (--group-by site keeps each site in one fold), "
-                             "or pass --fold-scheme.\n")
+    cli_error(result.output, "'by-site'", "default", "`jungle folds 5 --scheme by-site`", "--fold-scheme")
     from jungle.store.workspace import Workspace
 
     missing = Workspace.resolve(tmp_path / "nowhere")

@@ -79,7 +79,7 @@ def test_backends_are_installed_and_the_cpu_default_is_the_fastest():
     assert choose_backend(None, "cpu") == ["openvino", "onnxruntime", "torch"]
     assert choose_backend(None, "cuda") == ["torch"]
     assert choose_backend("onnxruntime") == ["onnxruntime"]
-    with pytest.raises(BackendError, match='unknown backend "tensorrt". Known: openvino, onnxruntime, torch.'):
+    with pytest.raises(BackendError, match='"tensorrt".* openvino, onnxruntime, torch'):
         choose_backend("tensorrt")
     with pytest.raises(BackendError, match="--backend openvino runs on the CPU only"):
         choose_backend("openvino", "cuda")
@@ -111,8 +111,7 @@ def test_a_damaged_export_is_refused(tiny, tmp_path):
     middle = len(data) // 2
     data[middle:middle + 200_000] = bytes(range(256)) * (200_000 // 256) + bytes(200_000 % 256)
     model.model_path.write_bytes(bytes(data))  # the file changed: it is verified again, and fails
-    with pytest.raises(BackendMismatch, match=r"onnxruntime .* \(fp32\) gives embeddings that differ from "
-                                              r"PyTorch's for resnet10t: cosine similarity .* < 0.999 on 8 frames"):
+    with pytest.raises(BackendMismatch, match=r"onnxruntime .*fp32.* resnet10t: cosine similarity .* < 0.999"):
         accelerate(tiny, "onnxruntime", cache=tmp_path)
 
 

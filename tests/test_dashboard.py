@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from jungle.cli import app
 
+from _errors import cli_error
+
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -86,5 +88,4 @@ def test_dashboard_without_studies_says_what_to_do(tmp_path):
     root = tmp_path / "ws"
     out = CliRunner().invoke(app, ["dashboard", "-w", str(root)])
     assert out.exit_code == 1
-    assert out.output == (f"Error: no Optuna studies in {root / 'optuna.db'}: run `jungle stack --trials N` first "
-                          "(or pass --storage URL).\n")
+    cli_error(out.output, root / "optuna.db", "`jungle stack --trials N`", "--storage URL")

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from _errors import cli_error
 from _export_helpers import copy_workspace
 from jungle.cli import app
 from jungle.export.megadetector import square_box
@@ -149,5 +150,4 @@ def test_no_detector_set_says_what_to_run(detected, tmp_path):
     out = runner.invoke(app, ["export", "megadetector-json", str(tmp_path / "md.json"), "-w", str(ws.root),
                               "--detections", "other"])
     assert out.exit_code == 1
-    assert out.output == ('Error: no complete detector feature set "other" in this workspace. Run `jungle featurize '
-                          '--detector megadetector-lite` first (see `jungle features list`).\n')
+    cli_error(out.output, '"other"', "`jungle featurize --detector megadetector-lite`", "`jungle features list`")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from _errors import cli_error, says
 from _stack_helpers import FAST, make_stack_workspace
 from jungle.cli import app
 from jungle.errors import ModelError
@@ -140,21 +141,18 @@ def test_an_invalid_manifest_names_the_file_and_the_problem(stacked, tmp_path, c
     assert message.endswith(REMAKE) and "\n" not in message
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"name": "not a model"}', "{path} is not a jungle model manifest (it has no model_id and members). Pass the "
-                                "folder `jungle stack` saved (models/<id>/ of a workspace)."),
-    ("[1, 2", "model manifest {path} is not valid JSON (Expecting ',' delimiter: line 1 column 6 (char 5)). "
-              + REMAKE),
-    ('{"model_id": "m", "members": [], "manifest_version": 9}',
-     "model manifest {path} has version 9, newer than this jungle reads (2). Upgrade jungle to use this model."),
+@pytest.mark.parametrize("text, facts", [
+    ('{"name": "not a model"}', ("not a jungle model manifest", "no model_id and members", "`jungle stack` saved")),
+    ("[1, 2", ("not valid JSON", "line 1 column 6", REMAKE)),
+    ('{"model_id": "m", "members": [], "manifest_version": 9}', ("version 9", "newer", "Upgrade jungle")),
 ])
-def test_a_file_that_is_not_a_jungle_manifest_says_so(workspace, tmp_path, text, message):
+def test_a_file_that_is_not_a_jungle_manifest_says_so(workspace, tmp_path, text, facts):
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "manifest.json").write_text(text)
     with pytest.raises(ModelError) as caught:
         load_model(workspace, str(folder))
-    assert str(caught.value) == message.format(path=folder / "manifest.json")
+    says(str(caught.value), folder / "manifest.json", *facts)
 
 
 @pytest.mark.slow  # a CLI subprocess (~5 s)
@@ -164,8 +162,7 @@ def test_report_on_a_broken_manifest_prints_one_line(stacked, tmp_path):
     _edit_manifest(received, _drop("members"))
     done = _cli("report", "--model", received, "-w", sw.workspace.root)
     assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr == (f"Error: {received / 'manifest.json'} is not a jungle model manifest (it has no model_id "
-                           "and members). Pass the folder `jungle stack` saved (models/<id>/ of a workspace).\n")
+    cli_error(done.stderr, received / "manifest.json", "not a jungle model manifest", "`jungle stack` saved")
 
 
 def test_a_manifest_written_before_fingerprints_still_predicts(stacked, tmp_path):
@@ -195,14 +192,10 @@ def test_predict_refuses_sets_of_the_same_version_made_with_another_configuratio
     out = runner.invoke(app, ["predict", "--model", str(folder), "--out", str(tmp_path / "s.csv"),
                               "-w", str(other.workspace.root)])
     assert out.exit_code == 1
-    assert out.output == (
-        f'Error: feature set "hist_lite0@1" was made with another configuration in this workspace (fingerprint '
-        f'{theirs["hist_lite0"]}) than the hist_lite0@1 model {result.model_id} was trained on (fingerprint '
-        f'{keys["hist_lite0"]}); feature set "meta@1" was made with another configuration in this workspace '
-        f'(fingerprint {theirs["meta"]}) than the meta@1 model {result.model_id} was trained on (fingerprint '
-        f'{keys["meta"]}). Its columns would not mean what the model learned. Re-run `jungle stack` in this '
-        "workspace, or rebuild the set with the model's configuration (the manifest's feature_sets lists it; "
-        "`jungle features show NAME` shows this workspace's).\n")
+    line = cli_error(out.output, '"hist_lite0@1"', '"meta@1"', result.model_id, "another configuration",
+                     "`jungle stack`", "`jungle features show NAME`")
+    for name in ("hist_lite0", "meta"):  # both fingerprints of both sets, this workspace's first
+        assert line.index(theirs[name]) < line.index(keys[name]), line
     assert not (tmp_path / "s.csv").exists()
 
     same = make_stack_workspace(tmp_path / "same", n_labelled=40, n_unlabelled=8, seed=0)  # same configurations

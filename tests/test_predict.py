@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 from typer.testing import CliRunner
 
+from _errors import cli_error
 from _stack_helpers import write_set
 from jungle.cli import app
 from jungle.meta.blend import ClipLimits, blend
@@ -72,10 +73,8 @@ def test_predict_refuses_a_feature_set_version_the_model_was_not_trained_on(stac
     write_set(ws, "hist_lite0", {"bins": 20}, table)  # a new configuration: version 2
     out = runner.invoke(app, ["predict", "--out", str(tmp_path / "s.csv"), "-w", str(root)])
     assert out.exit_code == 1
-    assert out.output == (
-        f'Error: feature set "hist_lite0" is at version 2 in the workspace, but model {result.model_id} was '
-        "trained on version 1. Re-run `jungle stack` to train on the current feature sets, or predict with a "
-        "model trained on them (`jungle predict --model ID`).\n")
+    cli_error(out.output, '"hist_lite0"', "version 2", result.model_id, "version 1", "`jungle stack`",
+              "`jungle predict --model ID`")
     assert not (tmp_path / "s.csv").exists()
 
 
@@ -92,8 +91,7 @@ def test_predict_without_a_model_or_videos_says_what_to_do(stacked, tmp_path):
         pass
     out = runner.invoke(app, ["predict", "-w", str(empty.root)])
     assert out.exit_code == 1
-    assert out.output == (f"Error: no saved model in {empty.models_dir}. Run `jungle stack --features ...` "
-                          "(or `jungle stack --recipe NAME`) first.\n")
+    cli_error(out.output, empty.models_dir, "`jungle stack --features ...`", "`jungle stack --recipe NAME`")
     sw, _ = stacked
     bad = runner.invoke(app, ["predict", "--videos", "some", "-w", str(sw.workspace.root)])
     assert bad.exit_code == 1 and "--videos must be unlabelled, labelled or all" in bad.output

@@ -71,10 +71,9 @@ def test_filters_site_class_band():
 
 
 def test_requests_that_cannot_be_served_say_why():
-    with pytest.raises(QueueError, match=r"^unknown queue order 'newest': use one of uncertainty, likely, "
-                                         r"disagreement, site_time, random$"):
+    with pytest.raises(QueueError, match=r"'newest'.* uncertainty, likely, disagreement, site_time, random"):
         QueueRequest(order="newest")
-    with pytest.raises(QueueError, match="^the likely order needs a class: pass class=NAME$"):
+    with pytest.raises(QueueError, match="likely order needs a class.* class=NAME"):
         QueueRequest(order="likely")
     with pytest.raises(QueueError, match=r"probability band \(0.8, 0.2\)"):
         QueueRequest(band=(0.8, 0.2))

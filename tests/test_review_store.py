@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from _errors import cli_error
 from _review_helpers import review_workspace
 from jungle.cli import app
 from jungle.meta.metrics import competition_log_loss
@@ -52,8 +53,7 @@ def test_set_then_undo_restores_the_imported_labels(stacked, tmp_path, media):
     assert undo_last(ws, "s1").after.classes == ("elephant",)
     change = undo_last(ws, "s1")
     assert change.after.source == "test" and _labels(ws, clip) == imported
-    with pytest.raises(NothingToUndo, match="^nothing to undo: this review session has made no label change "
-                                            "that is not undone$"):
+    with pytest.raises(NothingToUndo, match="nothing to undo"):
         undo_last(ws, "s1")
 
     new = rw.stacked.unlabelled[0]
@@ -78,10 +78,9 @@ def imported_class(rows) -> str:
 def test_unknown_class_or_video_writes_nothing(stacked, tmp_path, media):
     rw = review_workspace(stacked, tmp_path, media, real_clips=0)
     clip = rw.stacked.unlabelled[0]
-    with pytest.raises(UnknownClasses, match=rf"^unknown class\(es\) 'leopard' for video {clip}. Known classes: "
-                                             r"blank, chimpanzee, duiker, elephant.$"):
+    with pytest.raises(UnknownClasses, match=rf"'leopard' .*{clip}.* blank, chimpanzee, duiker, elephant"):
         set_labels(rw.workspace, clip, ["blank", "leopard"])
-    with pytest.raises(UnknownVideo, match=r"^no video with id 'nope' in the workspace"):
+    with pytest.raises(UnknownVideo, match=r"no video with id 'nope'"):
         set_labels(rw.workspace, "nope", ["blank"])
     with connect(rw.workspace, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM label_events").fetchone()[0] == 0
@@ -154,8 +153,7 @@ def test_cli_refuses_another_host_without_the_flag(stacked, tmp_path, media):
     rw = review_workspace(stacked, tmp_path, media, real_clips=0)
     out = runner.invoke(app, ["review", "--host", "0.0.0.0", "--no-browser", "-w", str(rw.workspace.root)])
     assert out.exit_code == 1
-    assert out.output == ("Error: --host 0.0.0.0 would let other machines reach the review page; pass "
-                          "--allow-remote as well to mean it, or leave --host out to listen on 127.0.0.1 only\n")
+    cli_error(out.output, "--host 0.0.0.0", "other machines", "--allow-remote", "127.0.0.1")
 
 
 def test_review_help():

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from _errors import cli_error
 from _stack_helpers import FAST, make_stack_workspace
 from jungle.cli import app
 from jungle.errors import InputError
@@ -125,14 +126,11 @@ def test_recipe_names_what_is_missing(tmp_path):
     out = runner.invoke(app, ["stack", "--recipe", "third-place", "--trials", "0", "--no-build",
                               "-w", str(sw.workspace.root)])
     assert out.exit_code == 1
-    assert out.output == (
-        'Error: recipe "third-place" needs feature set(s) minmax_stages_lite0, attn_lite0, which the workspace '
-        "lacks (it has: hist_lite0, meta). Run `jungle stack --recipe third-place` without --no-build to build "
-        "them, or build them with `jungle featurize` and `jungle aggregate`.\n")
+    cli_error(out.output, '"third-place"', "minmax_stages_lite0, attn_lite0", "hist_lite0, meta",
+              "`jungle stack --recipe third-place`", "--no-build", "`jungle featurize`", "`jungle aggregate`")
     unknown = runner.invoke(app, ["stack", "--recipe", "fourth-place", "-w", str(sw.workspace.root)])
     assert unknown.exit_code == 1
-    assert unknown.output == ('Error: no recipe "fourth-place". Recipes: metadata-only, min-max, first-place, '
-                              "third-place, all.\n")
+    cli_error(unknown.output, '"fourth-place"', "metadata-only, min-max, first-place, third-place, all")
     missing = runner.invoke(app, ["stack", "--features", "meta,nope", "-w", str(sw.workspace.root)])
     assert missing.exit_code == 1
     assert "feature set(s) nope not found in the workspace" in missing.output
