@@ -709,6 +709,13 @@ OnlyPredictedOpt = Annotated[bool, typer.Option(
     "--only-predicted", help="Leave out videos without predictions (or labels) instead of refusing.")]
 
 
+def _echo_result(result, fmt: Format) -> None:
+    """An export's table on stdout and its notes (cells a spreadsheet may run as formulas) on stderr."""
+    _echo(render_rows(*result.rows(), fmt))
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+
+
 @export_app.command("camtrap-dp")
 def export_camtrap_dp_command(
     out_dir: Annotated[Path, typer.Argument(help="Folder of the package (datapackage.json + 3 CSVs).")],
@@ -748,7 +755,7 @@ def export_camtrap_dp_command(
         only_predicted=only_predicted, media_base=media_base, created=created,
         contributors=tuple(contributor or ()), metadata=metadata and str(metadata),
         **({"title": title} if title else {}))
-    _echo(render_rows(*export_camtrap_dp(_workspace(workspace), out_dir, config).rows(), fmt))
+    _echo_result(export_camtrap_dp(_workspace(workspace), out_dir, config), fmt)
 
 
 @export_app.command("megadetector-json")
@@ -780,7 +787,7 @@ def export_csv_command(
     from .export.table import TableConfig, export_table
 
     config = TableConfig(model=model, only_predicted=only_predicted)
-    _echo(render_rows(*export_table(_workspace(workspace), out, config).rows(), fmt))
+    _echo_result(export_table(_workspace(workspace), out, config), fmt)
 
 
 def main() -> None:

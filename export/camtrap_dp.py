@@ -20,6 +20,7 @@ left out. The configuration, thresholds and model go to ``jungle-export.json`` i
 from __future__ import annotations
 
 import csv
+import io
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -30,11 +31,13 @@ from pydantic import BaseModel, Field
 
 from ..config import JungleConfig
 from ..errors import InputError
+from ..userfiles import read_user_text
 from .events import EventRule, event_probabilities
-from .files import write_csv, write_json, write_record
+from .files import csv_text, formula_cells, formula_note, json_text, record_text, replace_folder
 from .source import ExportData, load_export_data, load_oof
 from .taxonomy import Taxonomy, load_taxonomy
 from .thresholds import ThresholdConfig, passes, resolve_thresholds
+from .validate import check_cell, check_package, table_schema
 
 __all__ = ["CamtrapConfig", "CamtrapResult", "export_camtrap_dp", "MissingCoordinates", "DeploymentsFileError",
            "PROFILE_URL", "SCHEMA_URLS", "DEPLOYMENT_FIELDS", "MEDIA_FIELDS", "OBSERVATION_FIELDS", "RECORD"]
@@ -99,7 +102,7 @@ class CamtrapConfig(JungleConfig):
 
     model: str = "latest"
     thresholds: ThresholdConfig = ThresholdConfig()
-    event_gap_s: float = Field(60.0, ge=0.0)
+    event_gap_s: float = Field(60.0, ge=0.0, le=366 * 86400.0)
     event_rule: EventRule = "max"
     deployments: str | None = None
     drop_sites_without_coordinates: bool = False
@@ -127,10 +130,11 @@ class CamtrapResult(BaseModel):
     events: int
     dropped_sites: tuple[str, ...] = ()
     skipped_videos: int = 0
+    notes: tuple[str, ...] = ()
 
     def rows(self) -> tuple[list[str], list[tuple]]:
-        columns = list(type(self).model_fields)
-        return columns, [tuple(", ".join(v) if isinstance(v, tuple) else v for v in self.model_dump().values())]
+        values = self.model_dump(exclude={"notes"})
+        return list(values), [tuple(", ".join(v) if isinstance(v, tuple) else v for v in values.values())]
 
 
 # ----------------------------------------------------------------------------------------------- times
@@ -171,37 +175,56 @@ def site_of(video: dict) -> str:
 
 
 def read_deployments_file(path: str | None) -> dict[str, dict]:
-    """site -> Camtrap DP deployment fields from the --deployments CSV (empty cells dropped)."""
+    """site -> Camtrap DP deployment fields from the --deployments CSV (empty cells dropped).
+
+    Every given cell is checked against the Camtrap DP deployments schema (latitude in -90..90,
+    longitude in -180..180, coordinateUncertainty a whole number from 1, dates, enums, ...) and a
+    deployment may not end before it starts, so a bad value is named here, by line and column.
+
+    Raises:
+        DeploymentsFileError: the file cannot be read, has unknown columns or cells beyond its
+            header, lists a site twice, or a value breaks the schema.
+    """
     if path is None:
         return {}
+    text = read_user_text(path, "deployments file", DeploymentsFileError)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            columns = reader.fieldnames or []
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DeploymentsFileError(f"cannot read the deployments file {path}: {exc}.") from exc
+        columns = [c.strip() for c in reader.fieldnames or []]
+        rows = list(reader)
+    except csv.Error as exc:
+        raise DeploymentsFileError(f"cannot read the deployments file {path} as CSV: {exc}.") from None
+    reader.fieldnames = columns
     unknown = [c for c in columns if c != "site" and c not in DEPLOYMENT_FIELDS]
     if "site" not in columns or unknown:
         raise DeploymentsFileError(
             f"{path}: " + ("it has no 'site' column" if "site" not in columns else
                            f"unknown column(s) {', '.join(unknown)}") +
             f". Use 'site' and Camtrap DP deployment columns ({', '.join(DEPLOYMENT_FIELDS[1:8])}, ...).")
+    schema = {field["name"]: field for field in table_schema("deployments")["fields"]}
     out = {}
     for line, row in enumerate(rows, start=2):
+        if None in row:
+            raise DeploymentsFileError(f"{path} line {line} has more cells than the header's {len(columns)} "
+                                       "columns: remove the extra cells (or quote a cell holding a comma).")
+        row = dict(zip(columns, row.values()))
         site = (row.pop("site") or "").strip()
         if site in out:
             raise DeploymentsFileError(f"{path} line {line}: site {site!r} is listed twice.")
         fields = {k: v.strip() for k, v in row.items() if v and v.strip()}
-        for key in ("latitude", "longitude"):
-            if key in fields:
-                try:
-                    fields[key] = float(fields[key])
-                except ValueError:
-                    raise DeploymentsFileError(f"{path} line {line}: {key} {fields[key]!r} is not a number.") from None
         for key in ("deploymentStart", "deploymentEnd"):
             if key in fields:
                 fields[key] = iso(_parse_time(fields[key], f"{path} line {line}"))
+        for key, value in fields.items():
+            problem = check_cell(value, schema[key])
+            if problem:
+                raise DeploymentsFileError(f"{path} line {line}, {key}: {problem} (Camtrap DP's rule for {key}).")
+        for key in ("latitude", "longitude"):
+            if key in fields:
+                fields[key] = float(fields[key])
+        if fields.get("deploymentEnd", "~") < fields.get("deploymentStart", ""):
+            raise DeploymentsFileError(f"{path} line {line}: deploymentEnd {fields['deploymentEnd']} is before "
+                                       f"deploymentStart {fields['deploymentStart']}.")
         out[site] = fields
     return out
 
@@ -354,14 +377,19 @@ def spatial(deployments: list[dict]) -> dict:
     return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
 
 
+def resources_of() -> list[dict]:
+    """The package's three resources, with the official table schemas."""
+    return [{"name": name, "path": f"{name}.csv", "profile": "tabular-data-resource", "format": "csv",
+             "mediatype": "text/csv", "encoding": "utf-8", "schema": SCHEMA_URLS[name]}
+            for name in ("deployments", "media", "observations")]
+
+
 def descriptor(config: CamtrapConfig, deployments: list[dict], observations: list[dict], taxonomy: Taxonomy,
                extra: dict, jungle: dict) -> dict:
     names = sorted({o["scientificName"] for o in observations if o.get("scientificName")})
     by_name = {t.scientific_name: t for t in taxonomy.taxa.values() if t.scientific_name}
     package = {
-        "resources": [{"name": name, "path": f"{name}.csv", "profile": "tabular-data-resource", "format": "csv",
-                       "mediatype": "text/csv", "encoding": "utf-8", "schema": SCHEMA_URLS[name]}
-                      for name in ("deployments", "media", "observations")],
+        "resources": resources_of(),
         "profile": PROFILE_URL,
         "name": _slug(config.title),
         "created": created_time(config.created),
@@ -385,19 +413,39 @@ def descriptor(config: CamtrapConfig, deployments: list[dict], observations: lis
     return package
 
 
+RESERVED_METADATA = ("resources", "profile", "created", "spatial", "temporal", "taxonomic", "jungle")
+"""datapackage.json properties --metadata may not set: jungle writes them from the data (``created``
+with --created)."""
+
+
 def read_metadata(path: str | None) -> dict:
+    """The JSON object of the --metadata file: properties merged into datapackage.json.
+
+    Raises:
+        InputError: not a JSON object, NaN or infinite numbers, or a property jungle writes itself
+            (:data:`RESERVED_METADATA`).
+    """
     import json
 
     if path is None:
         return {}
+    text = read_user_text(path, "metadata file")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read the metadata file {path}: {exc}. Pass a JSON object of datapackage.json "
-                         "properties (title, contributors, licenses, project, ...).") from exc
+        data = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"cannot read the metadata file {path}: {str(exc)[:200]}. Pass a JSON object of "
+                         "datapackage.json properties (title, contributors, licenses, project, ...).") from None
     if not isinstance(data, dict):
         raise InputError(f"the metadata file {path} must hold a JSON object, not {type(data).__name__}.")
+    reserved = [key for key in RESERVED_METADATA if key in data]
+    if reserved:
+        raise InputError(f"the metadata file {path} sets {', '.join(reserved)}, which jungle writes from the data "
+                         "(the package's resources, profile and coverage; --created pins created): remove them.")
     return data
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 # ----------------------------------------------------------------------------------------------- export
@@ -440,15 +488,22 @@ def export_camtrap_dp(workspace, out_dir: Path, config: CamtrapConfig | None = N
               "event_gap_s": config.event_gap_s, "event_probability": config.event_rule,
               "timestamps": "UTC, from each file's modification time at ingest"}
     package = descriptor(config, deployments, observations, taxonomy, metadata, jungle)
-    write_csv(out_dir / "deployments.csv", DEPLOYMENT_FIELDS, deployments)
-    write_csv(out_dir / "media.csv", MEDIA_FIELDS, media_rows(data, config))
-    write_csv(out_dir / "observations.csv", OBSERVATION_FIELDS, observations)
-    write_json(out_dir / "datapackage.json", package)
+    media = media_rows(data, config)
+    texts = {"deployments.csv": csv_text(DEPLOYMENT_FIELDS, deployments), "media.csv": csv_text(MEDIA_FIELDS, media),
+             "observations.csv": csv_text(OBSERVATION_FIELDS, observations)}
+    check_package(texts, package, resources_of(), PROFILE_URL)  # what is written is checked first
+    texts["datapackage.json"] = json_text(package, "datapackage.json")
+    texts[RECORD] = record_text(config, model=data.model_id, thresholds=thresholds, taxonomy=taxonomy.source,
+                                dropped_sites=dropped, skipped_videos=data.skipped)
+    with replace_folder(out_dir, list(texts)) as folder:
+        for name, text in texts.items():
+            (folder / name).write_text(text, encoding="utf-8", newline="")
+    formulas = formula_cells(deployments, DEPLOYMENT_FIELDS) + formula_cells(media, MEDIA_FIELDS) + \
+        formula_cells(observations, OBSERVATION_FIELDS)
     result = CamtrapResult(out_dir=str(out_dir), model_id=data.model_id, deployments=len(deployments),
                            media=len(data.videos), observations=len(observations), events=n_events,
-                           dropped_sites=tuple(dropped), skipped_videos=len(data.skipped))
-    write_record(out_dir / RECORD, config, model=data.model_id, thresholds=thresholds,
-                 taxonomy=taxonomy.source, dropped_sites=dropped, skipped_videos=data.skipped)
+                           dropped_sites=tuple(dropped), skipped_videos=len(data.skipped),
+                           notes=formula_note(formulas, out_dir))
     with connect(workspace) as con:
         create_event_views(con, config.event_gap_s)
     return result

@@ -23,8 +23,9 @@ from pydantic import BaseModel, Field
 
 from ..config import JungleConfig
 from ..errors import NotFoundError
-from .files import record_path, write_json, write_record
+from .files import json_text, record_path, record_text, write_files
 from .source import load_export_data
+from .validate import check_probabilities
 
 __all__ = ["MegadetectorConfig", "MegadetectorResult", "export_megadetector", "NoDetections", "square_box",
            "FORMAT_VERSION"]
@@ -160,7 +161,9 @@ def export_megadetector(workspace, out: Path, config: MegadetectorConfig | None 
         "images": images,
     }
     out = Path(out)
-    write_json(out, document)
-    write_record(record_path(out), config, model=data.model_id, detections=fs.ref, skipped_videos=data.skipped)
+    check_probabilities(data.probabilities, str(out))
+    write_files({out: json_text(document, str(out)),
+                 record_path(out): record_text(config, model=data.model_id, detections=fs.ref,
+                                               skipped_videos=data.skipped)})
     return MegadetectorResult(out=str(out), model_id=data.model_id, detections_set=fs.ref, videos=len(images),
                               detections=sum(len(im["detections"] or []) for im in images))

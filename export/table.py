@@ -11,8 +11,9 @@ from pydantic import BaseModel
 from ..config import JungleConfig
 
 from .camtrap_dp import iso
-from .files import record_path, write_csv, write_record
+from .files import csv_text, formula_cells, formula_note, record_path, record_text, write_files
 from .source import load_export_data
+from .validate import check_probabilities
 
 __all__ = ["TableConfig", "TableResult", "export_table"]
 
@@ -32,9 +33,11 @@ class TableResult(BaseModel):
     model_id: str
     videos: int
     classes: int
+    notes: tuple[str, ...] = ()
 
     def rows(self) -> tuple[list[str], list[tuple]]:
-        return list(type(self).model_fields), [tuple(self.model_dump().values())]
+        values = self.model_dump(exclude={"notes"})
+        return list(values), [tuple(values.values())]
 
 
 def export_table(workspace, out: Path, config: TableConfig | None = None) -> TableResult:
@@ -50,6 +53,9 @@ def export_table(workspace, out: Path, config: TableConfig | None = None) -> Tab
         rows.append(row)
     rows.sort(key=lambda r: (r["filepath"], r["filename"]))
     out = Path(out)
-    write_csv(out, ["filepath", "filename", "site", "timestamp", "top_class", *data.classes], rows)
-    write_record(record_path(out), config, model=data.model_id, skipped_videos=data.skipped)
-    return TableResult(out=str(out), model_id=data.model_id, videos=len(rows), classes=len(data.classes))
+    check_probabilities(data.probabilities, str(out))
+    columns = ["filepath", "filename", "site", "timestamp", "top_class", *data.classes]
+    write_files({out: csv_text(columns, rows),
+                 record_path(out): record_text(config, model=data.model_id, skipped_videos=data.skipped)})
+    return TableResult(out=str(out), model_id=data.model_id, videos=len(rows), classes=len(data.classes),
+                       notes=formula_note(formula_cells(rows, columns[:5]), out))
