@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from jungle.store import registry
+from jungle.store import arrays, registry
 from jungle.store.db import connect
 
 __all__ = ["list_feature_sets", "describe_feature_set"]
@@ -38,8 +38,6 @@ def _flatten(config: dict, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _frames_shape(workspace, fs) -> list[tuple]:
-    from jungle.store import arrays
-
     try:
         group = arrays.open_group(workspace, fs)
     except FileNotFoundError as exc:

@@ -22,6 +22,7 @@ from typing import Iterator
 from ..errors import BusyError, WorkspaceError
 from .failures import storage_errors
 from .schema import MIGRATIONS
+from .views import lock_down, register_views
 from .workspace import Workspace, WorkspaceMissing
 
 __all__ = ["connect", "transaction", "registered", "migrate", "schema_version", "WorkspaceLocked",
@@ -172,8 +173,6 @@ def connect(workspace: Workspace, read_only: bool = False, timeout: float | None
             workspace.ensure()
         con = _open(workspace.db_path, read_only, lock_timeout() if timeout is None else timeout)
         try:
-            from .views import lock_down, register_views
-
             if read_only:
                 lock_down(con, workspace.tables_dir, memory_limit)
             else:

@@ -20,8 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..errors import InputError, NotFoundError, WorkspaceError
 from ..hashing import config_key
+from .views import register_views, table_file
 from .workspace import Workspace
 
 __all__ = [
@@ -115,8 +117,6 @@ def code_version() -> str:
     happens to sit inside some other git repository (a virtual environment in a project folder)
     records the package version alone rather than that repository's commit.
     """
-    from jungle import __version__
-
     sha = source_commit(Path(__file__).resolve().parent.parent)
     return f"{__version__}+{sha}" if sha else __version__
 
@@ -265,8 +265,6 @@ def write_video_table(workspace: Workspace, con, fs: FeatureSet, frame) -> Featu
     frame.write_parquet(tmp)
     tmp.replace(path)
     done = mark_complete(con, fs, frame.height)
-    from .views import register_views
-
     register_views(con, workspace)
     return done
 
@@ -278,8 +276,6 @@ def table_path(workspace: Workspace, fs: FeatureSet) -> Path:
         WorkspaceError: the registry's location leaves ``tables/``, is missing or is not a regular
             file (a received workspace is data: nothing outside it is read, no FIFO is opened).
     """
-    from .views import table_file
-
     try:
         return table_file(workspace, fs.location)
     except FileNotFoundError:
