@@ -27,22 +27,23 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from pydantic import Field
 
 from ..config import JungleConfig
 from ..errors import EnvironmentProblem, Interrupted
+from ..features.video.decode import VideoReadError, read_frames
 from ..progress import progress_bar
 from ..runtime import WorkerPool, available_cores
 from ..store.db import connect, transaction
 from ..store.videos import read_videos, write_videos
 from ..store.workspace import Workspace
+from .camera import bytes_per_second, camera_stats, sample_indices
 from .discover import Candidate, Discovery, discover
-
-if TYPE_CHECKING:
-    from .folds import AutoFolds, FoldsConfig, FoldsSummary
-    from .labels import LabelsConfig, LabelsSummary
+from .folds import AutoFolds, FoldsConfig, FoldsError, FoldsSummary, ensure_default_folds, make_folds
+from .labels import LabelsConfig, LabelsError, LabelsSummary, import_labels
+from .probe import probe_video
 
 __all__ = ["IngestConfig", "IngestSummary", "VIDEO_COLUMNS", "ingest", "ingest_videos", "process_candidate"]
 
@@ -165,10 +166,6 @@ def process_candidate(candidate: Candidate, stats: bool = True, stats_frames: in
         stats_frames: frames to sample.
         stats_width: width to decode them at.
     """
-    from ..features.video.decode import VideoReadError, read_frames
-    from .camera import bytes_per_second, camera_stats, sample_indices
-    from .probe import probe_video
-
     if candidate.problem:
         return _error_row(candidate, f"cannot read video {candidate.path}: {candidate.problem}.")
     try:
@@ -381,9 +378,6 @@ def ingest(workspace: Workspace, source: str | os.PathLike, config: IngestConfig
         Interrupted: Ctrl-C; every written batch is kept and the same command resumes.
         DiskFull, WorkspaceNotWritable: the workspace cannot be written (see :mod:`jungle.store.failures`).
     """
-    from .folds import AutoFolds, FoldsError, ensure_default_folds, make_folds
-    from .labels import LabelsError, import_labels
-
     summary = ingest_videos(workspace, discover(source), config, progress=progress)
     if labels is not None and folds is None:
         folds = AutoFolds()
