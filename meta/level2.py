@@ -29,6 +29,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..errors import InputError
+from ..features.aggregates.frame_stats import class_slug
 from .metrics import competition_log_loss, is_single_label
 
 __all__ = ["Level2Classifier", "resolve_label_mode", "training_matrix", "mcll_metric", "auto_max_bin", "LABEL_MODES",
@@ -227,8 +228,7 @@ def rare_score_columns(columns: list[str], classes: Iterable[str]) -> str:
     """Per class, the index of its level-1 probability among ``columns`` (``<set>.<column>`` names),
     as :class:`Level2Classifier`'s ``rare_columns``: the frame head's video maximum
     (``hist_*.<class>_max``), else attention pooling's probability (``attn_*.<class>``), else -1."""
-    from jungle.features.aggregates.aggregate import set_name
-    from jungle.features.aggregates.frame_stats import class_slug
+    from ..features.aggregates.aggregate import set_name  # the aggregate stage loads torch: only when stacking
 
     hist, attention = set_name("stats"), set_name("attention")  # the sets' names before their source's
     index = {name: i for i, name in enumerate(columns)}

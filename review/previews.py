@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MediaError
+from ..features.video.decode import index_video, read_frames
 from ..store.workspace import Workspace
 
 __all__ = ["ClipMissing", "browser_playable", "missing_message", "preview_path", "frame_strip", "cached_strip"]
@@ -49,8 +50,6 @@ def frame_strip(path: str | Path, frames: int = 8, height: int = 120) -> bytes:
         VideoReadError: the file cannot be decoded.
     """
     import cv2
-
-    from ..features.video.decode import index_video, read_frames
 
     if not Path(path).exists():
         raise ClipMissing(missing_message(str(path)))

@@ -32,7 +32,11 @@ from pydantic import Field
 
 from ..config import JungleConfig
 from ..errors import InputError
+from ..meta.dataset import feature_matrix
 from ..meta.metrics import competition_log_loss, is_single_label
+from ..meta.model_io import load_model
+from ..meta.predict import check_versions
+from ..store import registry
 from ..store.db import connect, transaction
 from ..store.label_events import states_before_review
 from ..store.labels import read_labelled
@@ -244,11 +248,6 @@ def load_features(workspace: Workspace, model: str = "latest"):
         (loaded model, video ids, list of per-member matrices in the manifest's columns)
     """
     import polars as pl
-
-    from ..meta.dataset import feature_matrix
-    from ..meta.model_io import load_model
-    from ..meta.predict import check_versions
-    from ..store import registry
 
     loaded = load_model(workspace, model)
     with connect(workspace) as con:

@@ -25,6 +25,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from ...errors import EnvironmentProblem, InputError
 from ...runtime import is_loopback, loopback_host_headers, quiet_optuna
 from ...store.workspace import Workspace
+from .search import open_storage
 
 __all__ = ["DashboardError", "DashboardGuard", "DashboardPlan", "DashboardRefused", "PortUnavailable", "TOKEN_HEADER",
            "dashboard_storage",
@@ -58,8 +59,6 @@ def dashboard_storage(workspace: Workspace, storage: str | None = None) -> str:
 def list_studies(storage: str) -> list[str]:
     """Names of the studies in ``storage``."""
     import optuna
-
-    from .search import open_storage
 
     return [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage), include_best_trial=False)]
 
@@ -252,8 +251,6 @@ def serve(storage: str, host: str = "127.0.0.1", port: int = 8080, token: str | 
         PortUnavailable: another program took the port between the check and the start.
     """
     import optuna_dashboard
-
-    from .search import open_storage
 
     app = DashboardGuard(optuna_dashboard.wsgi(open_storage(storage)), host, port, token or secrets.token_urlsafe(24),
                          not is_loopback(host) if remote is None else remote)
