@@ -121,11 +121,11 @@ def status(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -> Non
         _echo(render_rows(columns, rows, fmt))
 
 
-# --------------------------------------------------------------------------- ingest: ingest, labels, folds
+# --------------------------------------------------------------------------- ingest: ingest, labels, times, folds
 ClassesOpt = Annotated[Optional[str], typer.Option(
     help="Class list: comma-separated, or a file with one class per line (default: the 24 Pri-matrix classes).")]
 AllowMissingOpt = Annotated[bool, typer.Option(
-    "--allow-missing", help="Skip labels of videos that are not ingested instead of refusing the file.")]
+    "--allow-missing", help="Skip rows (labels, times) of videos that are not ingested instead of refusing the file.")]
 ReplaceLabelsOpt = Annotated[bool, typer.Option(
     "--replace-labels", help="Delete every existing label first (needed to change the class list).")]
 GroupByOpt = Annotated[Optional[str], typer.Option(
@@ -139,6 +139,12 @@ def _labels_config(path: Path, classes: Optional[str], allow_missing: bool, repl
     from .ingest.labels import LabelsConfig, parse_classes
 
     return LabelsConfig(path=str(path), classes=parse_classes(classes), allow_missing=allow_missing, replace=replace)
+
+
+def _times_config(path: Path, timezone: Optional[str], allow_missing: bool):
+    from .ingest.times import TimesConfig
+
+    return TimesConfig(path=str(path), timezone=timezone, allow_missing=allow_missing)
 
 
 def _folds_config(k: int, group_by: Optional[str], seed: int, scheme: str):
@@ -178,6 +184,8 @@ def ingest(
     classes: ClassesOpt = None,
     allow_missing: AllowMissingOpt = False,
     replace_labels: ReplaceLabelsOpt = False,
+    times: Annotated[Optional[Path], typer.Option(
+        help="Capture times to import after the videos: CSV filename,time[,timezone] (see `jungle times`).")] = None,
     folds: Annotated[Optional[int], typer.Option(
         help="Split the labelled videos into K stratified cross-validation folds. Without it, --labels makes "
              "the 'default' scheme when the workspace has none: 5 folds (fewer with fewer than 5 clips), "
@@ -197,7 +205,7 @@ def ingest(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Record every video of a folder (or list) in the workspace: metadata, camera statistics, failures.
+    """Record every video of a folder (or list) in the workspace: metadata, capture time, camera statistics, failures.
 
     Re-runs skip unchanged files, add new and changed ones and never duplicate a row.
     """
@@ -205,14 +213,18 @@ def ingest(
 
     config = IngestConfig(workers=workers, stats=stats, stats_frames=stats_frames, batch_rows=batch)
     labels_config = _labels_config(labels, classes, allow_missing, replace_labels) if labels else None
+    times_config = _times_config(times, None, allow_missing) if times else None
     folds_config = (_folds_config(folds, group_by, seed, scheme) if folds
                     else _auto_folds(group_by, seed, scheme) if labels else None)
-    if labels is None and (classes or allow_missing or replace_labels):
-        raise InputError("--classes, --allow-missing and --replace-labels apply to --labels FILE; "
-                         "give the label file too.")
+    if labels is None and (classes or replace_labels):
+        raise InputError("--classes and --replace-labels apply to --labels FILE; give the label file too.")
+    if labels is None and times is None and allow_missing:
+        raise InputError("--allow-missing applies to --labels FILE and --times FILE; give one of them too.")
     summary = run_ingest(_workspace(workspace), source, config, labels=labels_config, folds=folds_config,
-                         progress=not quiet)
+                         progress=not quiet, times=times_config)
     _render_section("Videos", summary.rows(), fmt)
+    if summary.times is not None:
+        _render_section("Times", summary.times.rows(), fmt)
     if summary.labels is not None:
         _render_section("Labels", summary.labels.rows(), fmt)
     _render_folds(summary.folds, summary.fold_notes, fmt)
@@ -250,6 +262,29 @@ def labels(
     folds_made, notes = ensure_default_folds(ws, AutoFolds())
     _render_section("Labels", summary.rows(), fmt)
     _render_folds(folds_made, notes, fmt)
+
+
+@app.command()
+def times(
+    file: Annotated[Path, typer.Argument(help="CSV: a filename (or filepath) column, a time column (ISO 8601, "
+                                              "e.g. 2016-09-27 07:10:08 or 2016-09-27T07:10:08+01:00) and "
+                                              "optionally a timezone column (Africa/Kinshasa or +01:00).")],
+    timezone: Annotated[Optional[str], typer.Option(
+        help="Zone of the times that have neither an offset nor a timezone cell: an IANA name or an offset "
+             "(default: their zone stays unknown).")] = None,
+    allow_missing: AllowMissingOpt = False,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Import the capture times of ingested videos; they win over the containers' times and the files' mtimes.
+
+    Every bad row is listed in one error and nothing is written. A video's time and where it came
+    from are the columns captured_at (UTC), utc_offset_minutes and time_source of `videos`.
+    """
+    from .ingest.times import import_times
+
+    summary = import_times(_existing_workspace(workspace), _times_config(file, timezone, allow_missing))
+    _render_section("Times", summary.rows(), fmt)
 
 
 @app.command()

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from ..config import JungleConfig
 from ..errors import InputError
+from ..store.capture_times import UNTRUSTED
 from ..userfiles import read_user_text
 from .events import EventRule, event_probabilities
 from .files import csv_text, formula_cells, formula_note, json_text, record_text, replace_folder
@@ -242,18 +243,24 @@ def check_coordinates(sites: list[str], given: dict[str, dict], drop: bool, sour
 
 
 def deployment_rows(data: ExportData, given: dict[str, dict]) -> list[dict]:
-    """One deployment per site; start/end default to its first clip's start and last clip's end."""
+    """One deployment per site; start/end default to its first clip's start and last clip's end;
+    ``timestampIssues`` is true when a clip's time is its file's modification time or has no known zone."""
     spans: dict[str, list[datetime]] = {}
+    issues: dict[str, bool] = {}
     for video in data.videos:
-        start = video["mtime"]
+        start = video["captured_at"]
         end = start + timedelta(seconds=video["duration"] or 0.0)
-        span = spans.setdefault(site_of(video), [start, end])
+        site = site_of(video)
+        span = spans.setdefault(site, [start, end])
         span[0], span[1] = min(span[0], start), max(span[1], end)
+        untrusted = video["time_source"] in UNTRUSTED or video["utc_offset_minutes"] is None
+        issues[site] = issues.get(site, False) or untrusted
     rows = []
     for site in sorted(spans):
         first, last = spans[site]
         rows.append({"deploymentID": site, "locationName": site, "deploymentStart": iso(first),
-                     "deploymentEnd": iso(_ceil_second(last)), **given.get(site, {})})
+                     "deploymentEnd": iso(_ceil_second(last)), "timestampIssues": issues[site],
+                     **given.get(site, {})})
     return rows
 
 
@@ -275,7 +282,7 @@ def mediatype(filename: str) -> str:
 
 def media_rows(data: ExportData, config: CamtrapConfig) -> list[dict]:
     rows = [{"mediaID": v["video_id"], "deploymentID": site_of(v), "captureMethod": config.capture_method,
-             "timestamp": iso(v["mtime"]), "filePath": file_path(v, config.media_base),
+             "timestamp": iso(v["captured_at"]), "filePath": file_path(v, config.media_base),
              "filePublic": config.file_public, "fileName": v["filename"], "fileMediatype": mediatype(v["filename"])}
             for v in data.videos]
     return sorted(rows, key=lambda r: (r["deploymentID"], r["timestamp"], r["mediaID"]))
@@ -467,7 +474,7 @@ def export_camtrap_dp(workspace, out_dir: Path, config: CamtrapConfig | None = N
     metadata = read_metadata(config.metadata)
     data = load_export_data(workspace, config.model, config.only_predicted, labels_count=True)
     taxonomy.check(data.classes)
-    undated = sorted(v["relpath"] or v["path"] for v in data.videos if v["mtime"] is None)
+    undated = sorted(v["relpath"] or v["path"] for v in data.videos if v["captured_at"] is None)
     if undated:
         raise InputError(f"{len(undated)} video(s) have no recording time: {', '.join(undated[:10])}. "
                          "Re-run `jungle ingest` on their folder.")
@@ -486,7 +493,9 @@ def export_camtrap_dp(workspace, out_dir: Path, config: CamtrapConfig | None = N
     jungle = {"code_version": code_version(), "model": data.model_id, "threshold_rule": config.thresholds.rule,
               "target_precision": config.thresholds.target_precision, "thresholds": thresholds,
               "event_gap_s": config.event_gap_s, "event_probability": config.event_rule,
-              "timestamps": "UTC, from each file's modification time at ingest"}
+              "timestamps": "UTC, from the times file the user gave, else the container's creation time, else the "
+                            "file's modification time (videos.time_source); a deployment with clips timed by "
+                            "modification time or without a known zone has timestampIssues true"}
     package = descriptor(config, deployments, observations, taxonomy, metadata, jungle)
     media = media_rows(data, config)
     texts = {"deployments.csv": csv_text(DEPLOYMENT_FIELDS, deployments), "media.csv": csv_text(MEDIA_FIELDS, media),

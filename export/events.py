@@ -1,7 +1,7 @@
 """Independent events: a site's clips grouped while each starts within ``gap`` seconds of the end of
 the one before.
 
-A clip starts at its recording time (``videos.mtime``, as ingest records it) and ends ``duration``
+A clip starts at its capture time (``videos.captured_at``, UTC) and ends ``duration``
 seconds later. Walking a site's clips in time order, a clip whose start is at most ``gap_s`` after
 the previous clip's end joins that clip's event; otherwise it starts a new one. An event's id is
 ``ev-`` + the ``video_id`` of its first clip, so ids are stable while the first clip stays.

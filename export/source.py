@@ -24,8 +24,8 @@ from ..store.workspace import Workspace
 __all__ = ["ExportData", "UnknownModel", "ForeignModel", "NoPredictions", "UnpredictedVideos", "load_export_data",
            "load_oof"]
 
-_VIDEO_COLUMNS = ("video_id", "path", "relpath", "filename", "site", "mtime", "duration", "fps", "frames",
-                  "width", "height")
+_VIDEO_COLUMNS = ("video_id", "path", "relpath", "filename", "site", "captured_at", "utc_offset_minutes",
+                  "time_source", "duration", "fps", "frames", "width", "height")
 _LISTED = 10
 
 
@@ -53,7 +53,8 @@ class ExportData:
         model_id: the saved model.
         classes: the model's classes, in its column order.
         videos: per video a dict of ``videos`` columns (video_id, path, relpath, filename, site,
-            mtime, duration, fps, frames, width, height).
+            captured_at, utc_offset_minutes, time_source (see :mod:`jungle.store.capture_times`), duration, fps,
+            frames, width, height).
         probabilities: (n, c) the model's probabilities, NaN where a video has none.
         predicted: (n,) whether the video has the model's probabilities.
         predicted_at: per video the time its probabilities were written (None without).

@@ -183,7 +183,8 @@ def key_column(header: Sequence[str]) -> str | None:
 
 
 def match_keys(kind: KeyFileKind, path: str, keys: Sequence[str], lines: Sequence[int],
-               videos: Sequence[tuple[str, str]], allow_missing: bool = False) -> tuple[list[str | None], list[str]]:
+               videos: Sequence[tuple[str, str]], allow_missing: bool = False,
+               problems: Problems | None = None) -> tuple[list[str | None], list[str]]:
     """The video id of each key (None when skipped as not ingested).
 
     Args:
@@ -192,20 +193,21 @@ def match_keys(kind: KeyFileKind, path: str, keys: Sequence[str], lines: Sequenc
         keys: the keys, unique, in file order; ``lines`` the line of each.
         videos: (video_id, absolute path) of every ingested video.
         allow_missing: skip keys that match no video instead of failing.
+        problems: add the problems here (the caller raises them with its own) instead of raising.
 
     Returns:
         (video id or None per key, the skipped keys).
 
     Raises:
         kind.error: keys that match several videos, two keys for one video, or (unless
-            ``allow_missing``) keys that match none.
+            ``allow_missing``) keys that match none; not when ``problems`` is given.
     """
     base = os.path.dirname(path)
     by_path = {p: vid for vid, p in videos}
     by_name: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for vid, p in videos:
         by_name[os.path.basename(p)].append((vid, PurePosixPath(Path(p)).as_posix()))
-    problems = Problems(kind, path)
+    collected = problems if problems is not None else Problems(kind, path)
     matched: list[str | None] = []
     skipped: list[str] = []
     seen: dict[str, str] = {}
@@ -219,20 +221,21 @@ def match_keys(kind: KeyFileKind, path: str, keys: Sequence[str], lines: Sequenc
             hits = [vid for vid, posix in by_name.get(os.path.basename(key.replace("\\", "/")), [])
                     if posix.endswith(suffix)]
         if len(hits) > 1:
-            problems.add("keys that match several videos", f"{key} (line {line}, {len(hits)} videos)",
+            collected.add("keys that match several videos", f"{key} (line {line}, {len(hits)} videos)",
                          f"Use a longer path (e.g. site/clip.mp4) in the {kind.noun}.")
         elif not hits:
             if allow_missing:
                 skipped.append(key)
                 matched.append(None)
                 continue
-            problems.add(f"{kind.what} for videos that are not ingested", f"{key} (line {line})",
+            collected.add(f"{kind.what} for videos that are not ingested", f"{key} (line {line})",
                          f"Ingest those videos first, or pass --allow-missing to skip their {kind.what}.")
         elif hits[0] in seen:
-            problems.add("duplicate rows", f"{seen[hits[0]]} and {key} are the same video (line {line})",
+            collected.add("duplicate rows", f"{seen[hits[0]]} and {key} are the same video (line {line})",
                          "Keep one row per video.")
         else:
             seen[hits[0]] = key
         matched.append(hits[0] if len(hits) == 1 else None)
-    problems.raise_if_any()
+    if problems is None:
+        collected.raise_if_any()
     return matched, skipped

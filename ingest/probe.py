@@ -18,6 +18,8 @@ frames         frame count **the header claims** (``nb_frames``); None when the 
 duration       container duration in seconds (``format.duration``)
 bit_rate       container bit rate in bits/s (``format.bit_rate``)
 has_audio      whether an audio stream exists; ``audio_codec`` its codec (``codec_name``)
+capture_time   when the clip was recorded, from the container's tags (``format.tags.creation_time``
+               and others: :mod:`jungle.ingest.times`); None when it has none
 ============== ==================================================================================
 
 ``frames_decodable`` is what the file **really** holds: the number of video packets the
@@ -35,8 +37,13 @@ import stat
 from dataclasses import dataclass
 
 from ..features.video.decode import VideoReadError
+from .times import CaptureTime, read_container_time
 
-__all__ = ["VideoProbe", "probe_video", "VideoReadError"]
+__all__ = ["VideoProbe", "probe_video", "VideoReadError", "PROBE_VERSION"]
+
+#: Version of what the probe reads, recorded on every row (``videos.probe_version``): 1 added the
+#: capture time. Rows written by an older probe get what it lacked on the next ingest.
+PROBE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class VideoProbe:
     bit_rate: int | None
     has_audio: bool
     audio_codec: str | None
+    capture_time: CaptureTime | None = None
 
 
 def _codec_name(stream) -> str | None:
@@ -131,6 +139,7 @@ def probe_video(path: str | os.PathLike, count_frames: bool = True) -> VideoProb
             bit_rate=int(container.bit_rate) or None,
             has_audio=bool(audio),
             audio_codec=_codec_name(audio[0]) if audio else None,
+            capture_time=read_container_time(container, path),
         )
     finally:
         container.close()

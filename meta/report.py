@@ -2,7 +2,8 @@
 
 It shows the out-of-fold metrics (log loss, accuracy, macro F1), per-class log loss and ROC AUC,
 the confusion matrix, the calibration curve, how much each feature set contributes (XGBoost total
-gain summed per feature set, weighted by blend weight) and the Optuna history of every study.
+gain summed per feature set, weighted by blend weight), the Optuna history of every study, and
+where the workspace's capture times come from (``videos.time_source``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..store.capture_times import UNTRUSTED, time_source_counts
+from ..store.db import connect
 from ..store.workspace import Workspace
 from .dataset import column_set
 from .manifest import StudyRecord
@@ -23,7 +26,8 @@ from .metrics import Evaluation, evaluate
 from .model_check import read_model_file
 from .model_io import LoadedModel, load_model
 
-__all__ = ["ReportData", "load_report_data", "read_oof", "feature_set_importance", "study_history", "write_report"]
+__all__ = ["ReportData", "load_report_data", "read_oof", "feature_set_importance", "study_history", "write_report",
+           "time_sources_line"]
 
 
 @dataclass
@@ -36,6 +40,7 @@ class ReportData:
     evaluation: Evaluation
     importance: dict[str, float]
     histories: list[dict]
+    time_sources: dict[str, int]
 
 
 def feature_set_importance(model: LoadedModel) -> dict[str, float]:
@@ -88,7 +93,25 @@ def load_report_data(workspace: Workspace, model: str = "latest") -> ReportData:
     Y, P = read_oof(loaded)
     histories = [_history(workspace, loaded, entry.study) for entry in loaded.manifest.members
                  if entry.study is not None and entry.study.name]
-    return ReportData(loaded, Y, P, evaluate(Y, P), feature_set_importance(loaded), histories)
+    with connect(workspace, read_only=True) as con:
+        sources = time_source_counts(con)
+    return ReportData(loaded, Y, P, evaluate(Y, P), feature_set_importance(loaded), histories, sources)
+
+
+_SOURCE_WORDS = {"csv": "from the times file you gave", "container": "from the video's metadata",
+                 "mtime": "from the file's modification time", "none": "without a capture time"}
+
+
+def time_sources_line(counts: dict[str, int]) -> str:
+    """One sentence on where the readable clips' capture times come from (``videos.time_source``)."""
+    total = sum(counts.values())
+    parts = [f"{n} {_SOURCE_WORDS.get(source, source)} ({source})" for source, n in counts.items()]
+    line = f"Capture times of the workspace's {total} readable clips: {'; '.join(parts) or 'none'}."
+    untrusted = sum(n for source, n in counts.items() if source in UNTRUSTED)
+    if untrusted:
+        line += (f" The {untrusted} modification times are not the recording times (copying a file changes them): "
+                 "give the real ones with `jungle times FILE`.")
+    return line
 
 
 def read_oof(model: LoadedModel) -> tuple[np.ndarray, np.ndarray]:
@@ -260,7 +283,8 @@ def render_html(data: ReportData) -> str:
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>jungle report {model_id}'
             f"</title><style>{style}</style></head><body><h1>Model {model_id}</h1>"
             f"<p>Created {html.escape(manifest.created_at)}, code {html.escape(manifest.code_version)}. "
-            f"All metrics are out-of-fold on the labelled videos.</p>{headline}<h2>Level-2 models</h2>{members}"
+            f"All metrics are out-of-fold on the labelled videos.</p>{headline}"
+            f"<p>{html.escape(time_sources_line(data.time_sources), quote=False)}</p><h2>Level-2 models</h2>{members}"
             f"<h2>Per class</h2>{per_class}{errors}{images}</body></html>")
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NotFoundError
+from ..store.capture_times import format_time
 from ..store.db import connect
 from ..store.label_events import label_history
 from ..store.labels import read_labelled
@@ -35,7 +36,10 @@ from .retrain import RetrainConfig, RetrainResult, load_features, retrain, revie
 __all__ = ["Clip", "ReviewSession", "model_probabilities", "parse_queue_request"]
 
 _TOP = 5
-_CLIP_COLUMNS = ("video_id", "filename", "relpath", "path", "site", "mtime", "bytes", "container", "video_codec",
+_EPOCH = datetime(1970, 1, 1)
+_CLIP_COLUMNS = ("video_id", "filename", "relpath", "path", "site", "captured_at", "utc_offset_minutes",
+                 "time_source",
+                 "bytes", "container", "video_codec",
                  "pix_fmt", "width", "height", "fps", "duration", "is_night", "brightness", "motion_energy")
 
 
@@ -48,7 +52,9 @@ class Clip:
     relpath: str | None
     path: str
     site: str | None
-    mtime: datetime | None
+    captured_at: datetime | None
+    utc_offset_minutes: int | None
+    time_source: str | None
     bytes: int | None
     container: str | None
     video_codec: str | None
@@ -65,12 +71,15 @@ class Clip:
     def playable(self) -> bool:
         return browser_playable(self.container, self.video_codec, self.pix_fmt)
 
+    @property
+    def time(self) -> str | None:
+        """The capture time as the camera showed it, with its UTC offset when known."""
+        return format_time(self.captured_at, self.utc_offset_minutes)
+
     def metadata(self) -> dict:
-        """Everything but the id, JSON-ready."""
-        out = {}
-        for name in _CLIP_COLUMNS[1:]:
-            value = getattr(self, name)
-            out[name] = value.isoformat(sep=" ", timespec="seconds") if isinstance(value, datetime) else value
+        """Everything but the id, JSON-ready (``captured_at`` with its offset as :attr:`time`)."""
+        out = {name: getattr(self, name) for name in _CLIP_COLUMNS[1:] if name != "utc_offset_minutes"}
+        out["captured_at"] = self.time
         return out
 
 
@@ -169,7 +178,7 @@ class ReviewSession:
         clip = self.clips[i]
         return {
             "video_id": clip.video_id, "filename": clip.filename, "site": clip.site,
-            "time": clip.metadata()["mtime"],
+            "time": clip.time, "time_source": clip.time_source,
             "labels": [c for c, y in zip(self.classes, Y[i]) if y] if labelled[i] else None,
             "label_source": sources.get(clip.video_id),
             "probabilities": {c: round(float(p), 6) for c, p in zip(self.classes, self.P[i])},
@@ -182,7 +191,8 @@ class ReviewSession:
         with self.lock:
             Y, labelled, sources = self._labels()
             order, scores = queue_order(request, self.P, Y, labelled, [c.site for c in self.clips],
-                                        [c.mtime.timestamp() if c.mtime else np.nan for c in self.clips],
+                                        [(c.captured_at - _EPOCH).total_seconds() if c.captured_at else np.nan
+                                         for c in self.clips],
                                         [c.filename for c in self.clips])
             window = slice(offset, offset + limit)
             return {"order": request.order, "total": int(len(order)),

@@ -1,7 +1,7 @@
 """Independent events: a site's clips grouped while each starts within ``gap`` seconds of the end of
 the one before.
 
-A clip starts at its recording time (``videos.mtime``, as ingest records it) and ends ``duration``
+A clip starts at its capture time (``videos.captured_at``, UTC) and ends ``duration``
 seconds later. Walking a site's clips in time order, a clip whose start is at most ``gap_s`` after
 the previous clip's end joins that clip's event; otherwise it starts a new one. An event's id is
 ``ev-`` + the ``video_id`` of its first clip, so ids are stable while the first clip stays.
@@ -19,14 +19,14 @@ __all__ = ["events_sql", "group_events", "create_event_views"]
 
 
 def events_sql(source: str, gap_s: float) -> str:
-    """SQL giving one row per clip of ``source`` (a relation with video_id, site, mtime, duration):
+    """SQL giving one row per clip of ``source`` (a relation with video_id, site, captured_at, duration):
     video_id, site, event_id, event_start, event_end, event_clips, clip_start, clip_end."""
     gap = float(gap_s)
     return f"""
     WITH clips AS (
-        SELECT video_id, coalesce(site, '') AS site, mtime AS clip_start,
-               mtime + to_microseconds(CAST(round(coalesce(duration, 0) * 1e6) AS BIGINT)) AS clip_end
-        FROM {source} WHERE mtime IS NOT NULL),
+        SELECT video_id, coalesce(site, '') AS site, captured_at AS clip_start,
+               captured_at + to_microseconds(CAST(round(coalesce(duration, 0) * 1e6) AS BIGINT)) AS clip_end
+        FROM {source} WHERE captured_at IS NOT NULL),
     marked AS (
         SELECT *, CASE WHEN epoch(clip_start - lag(clip_end) OVER site_time) <= {gap} THEN 0 ELSE 1 END AS opens
         FROM clips WINDOW site_time AS (PARTITION BY site ORDER BY clip_start, video_id)),
@@ -46,7 +46,7 @@ def group_events(clips, gap_s: float = 60.0) -> dict[str, dict]:
     """Group clips into events with :func:`events_sql` on an in-memory DuckDB.
 
     Args:
-        clips: rows (dicts) with video_id, site, mtime (datetime), duration (seconds or None).
+        clips: rows (dicts) with video_id, site, captured_at (datetime), duration (seconds or None).
         gap_s: the largest gap between one clip's end and the next one's start within an event.
 
     Returns:
@@ -57,8 +57,8 @@ def group_events(clips, gap_s: float = 60.0) -> dict[str, dict]:
 
     frame = pl.DataFrame(
         {"video_id": [c["video_id"] for c in clips], "site": [c["site"] for c in clips],
-         "mtime": [c["mtime"] for c in clips], "duration": [c.get("duration") for c in clips]},
-        schema={"video_id": pl.String, "site": pl.String, "mtime": pl.Datetime("us"), "duration": pl.Float64})
+         "captured_at": [c["captured_at"] for c in clips], "duration": [c.get("duration") for c in clips]},
+        schema={"video_id": pl.String, "site": pl.String, "captured_at": pl.Datetime("us"), "duration": pl.Float64})
     con = duckdb.connect()
     try:
         with registered(con, clip_rows=frame):
@@ -74,7 +74,7 @@ def create_event_views(con, gap_s: float) -> None:
     ``event_predictions`` (per model, kind, event and class: the max and noisy-OR of the clips'
     probabilities), with the gap in the views' comments."""
     con.execute("CREATE OR REPLACE VIEW events AS "
-                + events_sql("(SELECT video_id, site, mtime, duration FROM videos WHERE status = 'ok')", gap_s))
+                + events_sql("(SELECT video_id, site, captured_at, duration FROM videos WHERE status = 'ok')", gap_s))
     con.execute("""
         CREATE OR REPLACE VIEW event_predictions AS
         SELECT p.model_id, p.kind, e.event_id, any_value(e.site) AS site, min(e.event_start) AS event_start,

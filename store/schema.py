@@ -154,4 +154,29 @@ def m003_label_events(con) -> None:
         )""")
 
 
+@migration
+def m004_capture_times(con) -> None:
+    """When each video was recorded, and where that time came from (:mod:`jungle.store.capture_times`).
+
+    Rows ingested before have only their file's modification time: they get it as their capture
+    time (``time_source`` 'mtime') and no ``probe_version``, so the next ingest reads their
+    containers' times (headers only) without probing them again.
+    """
+    con.execute("ALTER TABLE videos ADD COLUMN captured_at TIMESTAMP")  # when recorded, UTC
+    con.execute("ALTER TABLE videos ADD COLUMN utc_offset_minutes INTEGER")  # clock - UTC; NULL: zone unknown
+    con.execute("ALTER TABLE videos ADD COLUMN time_source VARCHAR")  # 'csv' | 'container' | 'mtime'
+    con.execute("ALTER TABLE videos ADD COLUMN probe_version INTEGER")  # header reader that wrote the row
+    con.execute("UPDATE videos SET captured_at = mtime, utc_offset_minutes = 0, time_source = 'mtime' "
+                "WHERE mtime IS NOT NULL")
+    con.execute("""
+        CREATE TABLE capture_times (
+            video_id           VARCHAR PRIMARY KEY,
+            captured_at        TIMESTAMP NOT NULL,    -- UTC
+            utc_offset_minutes INTEGER,               -- NULL: the file gave no zone
+            source             VARCHAR,               -- the times file
+            line               INTEGER,               -- its line
+            imported_at        TIMESTAMP
+        )""")
+
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -98,10 +98,11 @@ def make_labelled_workspace(workspace, n_videos: int = 40, n_frames: int = 8, di
             duration = 15.0 if i % 5 else 7.5
             size = int(200_000 + 50_000 * primary[i] + rng.integers(0, 20_000))
             con.execute(
-                "INSERT INTO videos (video_id, path, relpath, filename, site, bytes, mtime, status, container, "
-                "video_codec, width, height, fps, frames, duration, bit_rate, bytes_per_second, has_audio, "
-                "brightness, is_night, colourfulness, motion_energy, stats_frames, ingested_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'ok', 'mp4', 'h264', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 8, ?)",
+                "INSERT INTO videos (video_id, path, relpath, filename, site, bytes, captured_at, time_source, "
+                "status, container, video_codec, width, height, fps, frames, duration, bit_rate, bytes_per_second, "
+                "has_audio, brightness, is_night, colourfulness, motion_energy, stats_frames, ingested_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'container', 'ok', 'mp4', 'h264', "
+                "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 8, ?)",
                 [video_id, f"/data/{site}/clip{i:03d}.mp4", f"{site}/clip{i:03d}.mp4", f"clip{i:03d}.mp4", site,
                  size, start + timedelta(minutes=int(7 * i + rng.integers(0, 5))), width, height, 24.0,
                  int(24 * duration), duration, int(size * 8 / duration), size / duration, bool(i % 2),

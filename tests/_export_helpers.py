@@ -34,8 +34,9 @@ def _place_videos(ws: Workspace) -> None:
             k = n // 3
             when = START + timedelta(minutes=10 * (k // 3), seconds=35 * (k % 3), microseconds=250000)
             relpath = f"{site}/clip{n:05d}.mp4"
-            con.execute("UPDATE videos SET site = ?, relpath = ?, mtime = ?, duration = 15.0, fps = 15.0, "
-                        "frames = 225, width = 640, height = 360 WHERE video_id = ?",
+            con.execute("UPDATE videos SET site = ?, relpath = ?, captured_at = ?, utc_offset_minutes = 0, "
+                        "time_source = 'container', duration = 15.0, fps = 15.0, frames = 225, width = 640, "
+                        "height = 360 WHERE video_id = ?",
                         [site, relpath, when, video_id])
 
 

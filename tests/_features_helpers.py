@@ -27,11 +27,12 @@ def add_videos(workspace, paths) -> list[str]:
             path = Path(path).resolve()
             vid = video_id(path)
             size = path.stat().st_size if path.exists() else 0
+            mtime = datetime.fromtimestamp(path.stat().st_mtime) if path.exists() else None
             con.execute(
-                "INSERT INTO videos (video_id, path, relpath, filename, site, bytes, mtime, status, ingested_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'ok', ?)",
-                [vid, str(path), path.name, path.name, path.parent.name, size,
-                 datetime.fromtimestamp(path.stat().st_mtime) if path.exists() else None, datetime.now()])
+                "INSERT INTO videos (video_id, path, relpath, filename, site, bytes, mtime, captured_at, "
+                "utc_offset_minutes, time_source, status, ingested_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 'mtime', 'ok', ?)",
+                [vid, str(path), path.name, path.name, path.parent.name, size, mtime, mtime, datetime.now()])
             ids.append(vid)
     return ids
 

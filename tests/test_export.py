@@ -133,11 +133,11 @@ def test_human_labels_win_over_the_machine(exported):
 def test_event_grouping_follows_the_gap_between_clips():
     t0 = datetime(2026, 1, 1, 12, 0, 0)
     clips = [
-        {"video_id": "a", "site": "s1", "mtime": t0, "duration": 10.0},
-        {"video_id": "b", "site": "s1", "mtime": t0 + timedelta(seconds=70), "duration": 10.0},   # 60 s after a ends
-        {"video_id": "c", "site": "s1", "mtime": t0 + timedelta(seconds=141), "duration": 10.0},  # 61 s after b ends
-        {"video_id": "d", "site": "s2", "mtime": t0 + timedelta(seconds=5), "duration": None},    # other site
-        {"video_id": "e", "site": "s1", "mtime": t0 + timedelta(seconds=150), "duration": 5.0},   # overlaps c
+        {"video_id": "a", "site": "s1", "captured_at": t0, "duration": 10.0},
+        {"video_id": "b", "site": "s1", "captured_at": t0 + timedelta(seconds=70), "duration": 10.0},  # 60 s after a
+        {"video_id": "c", "site": "s1", "captured_at": t0 + timedelta(seconds=141), "duration": 10.0},  # 61 s after b
+        {"video_id": "d", "site": "s2", "captured_at": t0 + timedelta(seconds=5), "duration": None},    # other site
+        {"video_id": "e", "site": "s1", "captured_at": t0 + timedelta(seconds=150), "duration": 5.0},   # overlaps c
     ]
     events = group_events(clips, gap_s=60)
     assert {v: e["event_id"] for v, e in events.items()} == {"a": "ev-a", "b": "ev-a", "c": "ev-c", "d": "ev-d",
@@ -198,7 +198,7 @@ def test_csv_export_is_the_wide_per_video_table(exported, tmp_path):
     n = len(sw.labelled) + len(sw.unlabelled)
     assert out.output == f"out,model_id,videos,classes\n{tmp_path / 'p.csv'},{model_id},{n},4\n"
     rows = _rows(tmp_path / "p.csv")
-    assert list(rows[0]) == ["filepath", "filename", "site", "timestamp", "top_class", *sw.classes]
+    assert list(rows[0]) == ["filepath", "filename", "site", "timestamp", "time_source", "top_class", *sw.classes]
     assert rows[0]["filepath"] == "cam_a/clip00000.mp4" and rows[0]["timestamp"] == "2026-03-01T06:00:00Z"
     table = _predictions(ws, model_id)
     with connect(ws, read_only=True) as con:

@@ -28,7 +28,7 @@ def meta_ws(tmp_path_factory):
 
 
 def _by_site(videos):
-    rows = videos.sort(["site", "mtime", "video_id"]).to_dicts()
+    rows = videos.sort(["site", "captured_at", "video_id"]).to_dicts()
     sites: dict[str, list[dict]] = {}
     for row in rows:
         sites.setdefault(row["site"], []).append(row)
@@ -55,7 +55,7 @@ def test_clip_columns_come_from_the_videos_table(meta_ws):
         assert row["aspect"] == pytest.approx(video["width"] / video["height"])
         assert row["log_bytes"] == pytest.approx(math.log(video["bytes"]))
         assert row["bits_per_pixel"] == pytest.approx(video["bit_rate"] / (video["width"] * video["height"] * 24.0))
-        assert row["hour"] == pytest.approx(video["mtime"].hour + video["mtime"].minute / 60)
+        assert row["hour"] == pytest.approx(video["captured_at"].hour + video["captured_at"].minute / 60)
 
 
 def test_neighbour_columns_are_the_clips_before_and_after_at_the_same_site(meta_ws):
@@ -74,7 +74,7 @@ def test_neighbour_columns_are_the_clips_before_and_after_at_the_same_site(meta_
                     for column in ("bytes_per_second", "brightness", "motion_energy"):
                         expected = None if other is None else other[column]
                         assert row[f"{direction}{offset}_{column}"] == expected, (site, i, direction, column)
-                    gap = None if other is None else abs((other["mtime"] - clip["mtime"]).total_seconds())
+                    gap = None if other is None else abs((other["captured_at"] - clip["captured_at"]).total_seconds())
                     assert row[f"{direction}{offset}_gap_s"] == gap
             window = clips[max(0, i - 2): i + 3]
             mean_bps = np.mean([c["bytes_per_second"] for c in window])

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from jungle.cli import app
 from jungle.meta.model_io import load_model
 from jungle.meta.report import feature_set_importance
+from jungle.store.db import connect
 
 runner = CliRunner()
 
@@ -31,6 +32,10 @@ def test_report_embeds_every_plot(stacked, tmp_path):
     for name in sw.classes:
         assert f"<td>{name}</td>" in page
     assert f"{result.log_loss:.5f}" in page
+    with connect(sw.workspace, read_only=True) as con:  # the helper gives its clips no time
+        readable = con.execute("SELECT count(*) FROM videos WHERE status = 'ok'").fetchone()[0]
+    assert (f"Capture times of the workspace's {readable} readable clips: {readable} without a capture time "
+            "(none).</p>") in page
 
 
 def test_feature_set_importance_follows_the_signal(stacked):

@@ -88,7 +88,8 @@ def test_fold_schemes_and_the_lineage_digests_are_the_earlier_queries(con):
         con, "SELECT video_id, fold FROM folds WHERE scheme = ?", ["default"])
     # the metadata set's input digest, as it was computed on the table before the store gave a relation
     before = fingerprint(con, """SELECT
-        video_id, site, mtime, bytes, bytes_per_second, bit_rate, width, height, fps, duration, frames,
+        video_id, site, captured_at, captured_at + to_minutes(coalesce(utc_offset_minutes, 0)) AS clock, bytes,
+        bytes_per_second, bit_rate, width, height, fps, duration, frames,
         frames_decodable, CAST(has_audio AS TINYINT) AS has_audio, brightness, CAST(is_night AS TINYINT) AS is_night,
         colourfulness, motion_energy FROM videos WHERE status = 'ok'""")
     assert videos_fingerprint(con) == before

@@ -138,8 +138,9 @@ function renderClip(clip) {
   $("filename").textContent = clip.filename;
   const meta = $("metadata");
   meta.replaceChildren();
-  const fields = { site: clip.site, time: clip.time, video_id: clip.video_id, ...clip.metadata };
-  delete fields.filename; delete fields.mtime;
+  const fields = { site: clip.site, time: clip.time, time_source: clip.time_source, video_id: clip.video_id,
+                   ...clip.metadata };
+  delete fields.filename; delete fields.captured_at;
   for (const [key, value] of Object.entries(fields)) {
     if (value === null || value === undefined) continue;
     meta.appendChild(element("dt", key));
