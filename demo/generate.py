@@ -28,6 +28,7 @@ import shutil
 import time
 from concurrent.futures import as_completed
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -46,6 +47,9 @@ __all__ = ["DemoManifest", "DemoError", "make_demo", "read_demo", "write_clip", 
 
 MANIFEST_NAME = "demo.json"
 _FORMAT = "jungle-demo"
+#: What the generator writes, in ``demo.json``: 2 = clips carry their recording time (``creation_time``,
+#: and the information bar shows the same time). A collection of another version is made again.
+_VERSION = 2
 _TABLES = ("train_labels.csv", "test_labels.csv", "submission_format.csv", "clips.csv")
 _OUR_FILES = (*_TABLES, MANIFEST_NAME)
 _SPLITS = ("train", "test")
@@ -120,8 +124,11 @@ X264_OPTIONS = {"preset": "fast", "threads": "1", "x264-params": "mbtree=0"}
 
 
 def write_clip(path: Path, frames: Iterable[np.ndarray], width: int, height: int, fps: int, crf: int,
-               x264: Mapping[str, str] | None = None) -> int:
+               x264: Mapping[str, str] | None = None, recorded: datetime | None = None) -> int:
     """Encode ``frames`` (RGB (H, W, 3) or grayscale (H, W) uint8) as H.264 MP4 with PyAV.
+
+    ``recorded`` (naive UTC) becomes the MP4's ``creation_time``, where a camera puts the time it
+    recorded the clip (ingest reads it back).
 
     x264 runs with ``x264`` (default :data:`X264_OPTIONS`: single-threaded, no MB-tree), so the
     same frames give the same bytes in every process. Grayscale frames are written with neutral chroma, so they
@@ -135,6 +142,8 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], width: int, height: int
     path = Path(path)
     part = path.with_name(path.name + ".part")
     with av.open(str(part), "w", format="mp4") as container:
+        if recorded is not None:
+            container.metadata["creation_time"] = recorded.strftime("%Y-%m-%dT%H:%M:%SZ")
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.gop_size = 10 * fps
@@ -154,7 +163,8 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], width: int, height: int
 
 def clip_script(scene: CameraScene, clip: ClipPlan, fps: int) -> ClipScript:
     """What happens in ``clip`` (filmed by ``scene``, its camera), from the clip's seed only."""
-    return script_clip(scene, clip.species, clip.night, clip.frames, fps, np.random.default_rng(clip.seed))
+    return script_clip(scene, clip.species, clip.night, clip.frames, fps, np.random.default_rng(clip.seed),
+                       started=clip.recorded)
 
 
 def _make_clips(directory: str, clips: list[ClipPlan], crf: int, fps: int,
@@ -169,7 +179,7 @@ def _make_clips(directory: str, clips: list[ClipPlan], crf: int, fps: int,
         if written:
             path.parent.mkdir(parents=True, exist_ok=True)
             size = write_clip(path, render_frames(scene, script), clip.camera.width, clip.camera.height, fps, crf,
-                              x264)
+                              x264, recorded=clip.recorded)
         else:
             size = path.stat().st_size
         os.utime(path, (clip.recorded_at, clip.recorded_at))
@@ -241,7 +251,7 @@ def _manifest(directory: Path, plan: CollectionPlan, total_bytes: int, written: 
 def _record(directory: Path, plan: CollectionPlan, status: str, extra: dict | None = None) -> None:
     from ..store.registry import code_version
 
-    data = {"format": _FORMAT, "version": 1, "status": status, "key": plan.config.key(),
+    data = {"format": _FORMAT, "version": _VERSION, "status": status, "key": plan.config.key(),
             "config": plan.config.model_dump(mode="json"), "code_version": code_version(),
             "cameras": [vars(c) for c in plan.cameras], **(extra or {})}
     tmp = directory / (MANIFEST_NAME + ".part")
@@ -274,8 +284,11 @@ def _prepare(directory: Path, config: DemoConfig, overwrite: bool) -> None:
         made = DemoConfig.model_validate(record.get("config"))
     except InputError:
         made = None  # written by a jungle whose demo settings differ from this one's
-    if made == config:
+    if made == config and record.get("version") == _VERSION:
         return
+    if not overwrite and made == config:
+        raise DemoError(f"{directory} holds a demo collection made by an older jungle (its clips carry no recording "
+                        "time); pass --overwrite to make it again, or choose another directory.")
     if not overwrite:
         diff = "settings this version does not know" if made is None else ", ".join(
             f"{k}={getattr(made, k)!r}" for k in DemoConfig.model_fields

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -55,12 +56,19 @@ class ClipPlan:
     def recorded_at(self) -> float:
         """When the camera "recorded" the clip (POSIX seconds, UTC), drawn from the clip's seed: a day
         of June-July 2016 and a time of day that agrees with ``night`` (20:00-05:00, else
-        06:00-18:00). The generator gives the file this modification time, as cameras' SD cards
-        do, so that ingest's time features (hour, gaps between a camera's clips) are the same on
-        every run."""
+        06:00-18:00). The generator writes it into the clip (the MP4's ``creation_time``, and the
+        information bar on cameras that draw one) and gives the file this modification time, as
+        cameras' SD cards do, so that ingest's time features (hour, gaps between a camera's clips)
+        are the same on every run."""
         rng = np.random.default_rng([self.seed, 7])
         hour = (20 + rng.uniform(0, 9)) % 24 if self.night else 6 + rng.uniform(0, 12)
         return float(_JUNE_2016 + int(rng.integers(0, 61)) * 86400 + hour * 3600)
+
+    @property
+    def recorded(self) -> datetime:
+        """:attr:`recorded_at` to the second, as a naive UTC date-time: the time in the clip's metadata
+        and information bar (the demo's cameras keep UTC)."""
+        return datetime(1970, 1, 1) + timedelta(seconds=int(self.recorded_at))
 
 
 @dataclass(frozen=True)

@@ -335,7 +335,7 @@ def _actors(scene: CameraScene, species: str, n: int, fps: int, rng: np.random.G
 
 
 def script_clip(scene: CameraScene, species: tuple[str, ...], night: bool, frames: int, fps: int,
-                rng: np.random.Generator) -> ClipScript:
+                rng: np.random.Generator, started: datetime | None = None) -> ClipScript:
     """Decide what happens in a clip of ``frames`` frames at camera ``scene``.
 
     Args:
@@ -345,6 +345,8 @@ def script_clip(scene: CameraScene, species: tuple[str, ...], night: bool, frame
         frames: Number of frames.
         fps: Frames per second.
         rng: The clip's random generator (all choices are drawn from it, in a fixed order).
+        started: When the clip was recorded (the information bar's clock); None: drawn from ``rng``.
+            The draw is made either way, so the rest of the clip does not depend on it.
 
     Returns:
         The clip's script, ready for :func:`render_frames`.
@@ -383,8 +385,9 @@ def script_clip(scene: CameraScene, species: tuple[str, ...], night: bool, frame
         actors = [replace(a, sprites=tuple(_lit_by_infrared(s) for s in a.sprites)) for a in actors]
     start = datetime(2016, 1, 1) + timedelta(days=int(rng.integers(0, 366)))
     hour = rng.uniform(19, 29) % 24 if night else rng.uniform(6.5, 18)
+    drawn = start + timedelta(hours=float(hour))
     return ClipScript(frames, fps, (w, h), night, tuple(actors), trigger, wind, light, float(rng.uniform(1.1, 1.4)),
-                      flecks, debris, start + timedelta(hours=float(hour)), int(rng.integers(2**31)))
+                      flecks, debris, drawn if started is None else started, int(rng.integers(2**31)))
 
 
 # --------------------------------------------------------------------------- rendering

@@ -284,3 +284,49 @@ def test_recording_times_agree_with_day_and_night(small):
         hours[row["night"]].append(stamp.hour)
     assert hours["1"] and hours["0"]
     assert all(h >= 20 or h < 5 for h in hours["1"]) and all(6 <= h < 18 for h in hours["0"])
+
+
+def test_clips_carry_their_recording_time_in_the_container_and_the_info_bar(tmp_path):
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from _ingest_helpers import jungle, video_rows
+    from jungle.store.workspace import Workspace
+
+    manifest = make_demo(tmp_path / "demo", TINY)
+    plan = plan_collection(TINY)
+    barred = 0
+    for clip in plan.clips:
+        path = manifest.directory / clip.relpath
+        with av.open(str(path)) as container:
+            assert container.metadata["creation_time"] == f"{clip.recorded:%Y-%m-%dT%H:%M:%S}.000000Z"
+        assert abs(path.stat().st_mtime - clip.recorded_at) < 1e-3
+        scene = build_scene(clip.camera)
+        script = clip_script(scene, clip, TINY.fps)
+        assert script.started == clip.recorded
+        if scene.info_bar:  # the bar, and only the bar, shows that time
+            first = next(render_frames(scene, script))
+            other = next(render_frames(scene, replace(script, started=clip.recorded + timedelta(hours=3))))
+            changed = np.flatnonzero((first != other).reshape(first.shape[0], -1).any(axis=1))
+            assert len(changed) and changed.min() >= first.shape[0] * 0.85  # the bottom 7.5% (7 rows at least)
+            barred += 1
+    assert barred  # TINY has a camera with an information bar
+    ws = tmp_path / "ws"
+    assert jungle("ingest", manifest.directory, "-w", ws, "--no-stats", "-q").exit_code == 0
+    rows = video_rows(Workspace.resolve(ws))
+    assert {(r["relpath"], r["captured_at"], r["utc_offset_minutes"], r["time_source"]) for r in rows.values()} == {
+        (c.relpath, c.recorded, 0, "container") for c in plan.clips}
+
+
+def test_a_collection_made_before_recording_times_is_made_again_on_request(tmp_path):
+    import json
+
+    directory = tmp_path / "demo"
+    make_demo(directory, TINY)
+    record = json.loads((directory / "demo.json").read_text())
+    (directory / "demo.json").write_text(json.dumps({**record, "version": 1}))
+    with pytest.raises(DemoError, match=r"made by an older jungle \(its clips carry no recording time\); pass "
+                                        r"--overwrite"):
+        make_demo(directory, TINY)
+    assert make_demo(directory, TINY, overwrite=True).written == 14
+    assert json.loads((directory / "demo.json").read_text())["version"] == 2
