@@ -288,7 +288,8 @@ def _prepare(directory: Path, config: DemoConfig, overwrite: bool) -> None:
         return
     if not overwrite and made == config:
         raise DemoError(f"{directory} holds a demo collection made by an older jungle (its clips carry no recording "
-                        "time); pass --overwrite to make it again, or choose another directory.")
+                        f"time); make it again with `jungle demo make {directory} --overwrite` (and the same "
+                        "settings), or choose another directory.")
     if not overwrite:
         diff = "settings this version does not know" if made is None else ", ".join(
             f"{k}={getattr(made, k)!r}" for k in DemoConfig.model_fields

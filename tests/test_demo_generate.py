@@ -325,8 +325,8 @@ def test_a_collection_made_before_recording_times_is_made_again_on_request(tmp_p
     make_demo(directory, TINY)
     record = json.loads((directory / "demo.json").read_text())
     (directory / "demo.json").write_text(json.dumps({**record, "version": 1}))
-    with pytest.raises(DemoError, match=r"made by an older jungle \(its clips carry no recording time\); pass "
-                                        r"--overwrite"):
+    with pytest.raises(DemoError, match=r"made by an older jungle \(its clips carry no recording time\); make it "
+                                        r"again with `jungle demo make .* --overwrite`"):
         make_demo(directory, TINY)
     assert make_demo(directory, TINY, overwrite=True).written == 14
     assert json.loads((directory / "demo.json").read_text())["version"] == 2
