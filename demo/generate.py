@@ -38,6 +38,7 @@ from ..classes import PRIMATRIX_CLASSES
 from ..errors import InputError, JungleError
 from ..progress import progress_bar
 from ..runtime import WorkerPool
+from ..store.registry import code_version
 from .config import DemoConfig
 from .plan import ClipPlan, CollectionPlan, plan_collection
 from .scenes import CameraScene, CameraSpec, ClipScript, build_scene, render_frames, script_clip
@@ -249,8 +250,6 @@ def _manifest(directory: Path, plan: CollectionPlan, total_bytes: int, written: 
 
 
 def _record(directory: Path, plan: CollectionPlan, status: str, extra: dict | None = None) -> None:
-    from ..store.registry import code_version
-
     data = {"format": _FORMAT, "version": _VERSION, "status": status, "key": plan.config.key(),
             "config": plan.config.model_dump(mode="json"), "code_version": code_version(),
             "cameras": [vars(c) for c in plan.cameras], **(extra or {})}

@@ -12,8 +12,17 @@ from typing import Callable
 
 from ..config import JungleConfig
 from ..errors import InputError
+from ..ingest.folds import FoldsConfig
+from ..ingest.labels import LabelsConfig
+from ..ingest.run import IngestConfig, ingest
+from ..meta.metrics import competition_log_loss
+from ..meta.predict import predict
+from ..meta.report import write_report
 from ..pipeline import DEFAULT_SOURCE, ensure_feature_sets, featurize_default
+from ..store.db import connect
+from ..store.labels import read_labelled
 from ..store.workspace import Workspace
+from .config import DemoConfig
 
 __all__ = ["DEMO_RECIPES", "DemoRunConfig", "RecipeScore", "DemoRunResult", "prior_log_loss", "run_demo"]
 
@@ -86,10 +95,6 @@ def prior_log_loss(workspace: Workspace, fold_scheme: str = "default") -> float:
     """The competition metric of the class-prior baseline, out of fold (priors from the other folds)."""
     import numpy as np
 
-    from ..meta.metrics import competition_log_loss
-    from ..store.db import connect
-    from ..store.labels import read_labelled
-
     with connect(workspace, read_only=True) as con:
         labelled = read_labelled(con, fold_scheme)
     Y, folds = labelled.Y, labelled.folds
@@ -103,8 +108,6 @@ def prior_log_loss(workspace: Workspace, fold_scheme: str = "default") -> float:
 def _test_log_loss(labels_csv: Path, submission: Path) -> float | None:
     """The competition metric of a submission against the demo's answers for its test clips."""
     import polars as pl
-
-    from ..meta.metrics import competition_log_loss
 
     if not labels_csv.exists():
         return None
@@ -120,15 +123,10 @@ def _test_log_loss(labels_csv: Path, submission: Path) -> float | None:
 
 def run_demo(workspace: Workspace, config: DemoRunConfig, log: Callable[[str], None] | None = None) -> DemoRunResult:
     """The main job on the demo collection: every stage, every recipe, a submission and a report."""
+    # imported when the job runs: they load torch, xgboost and optuna, and OpenCV
     from ..features.aggregates.aggregate import set_name
-    from ..ingest.folds import FoldsConfig
-    from ..ingest.labels import LabelsConfig
-    from ..ingest.run import IngestConfig, ingest
-    from ..meta.predict import predict
-    from ..meta.report import write_report
     from ..meta.stack import StackConfig, stack
     from ..meta.tuning import TuneConfig
-    from .config import DemoConfig
     from .generate import make_demo
 
     say = log or (lambda _line: None)

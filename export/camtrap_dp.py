@@ -32,6 +32,9 @@ from pydantic import BaseModel, Field
 from ..config import JungleConfig
 from ..errors import InputError
 from ..store.capture_times import UNTRUSTED
+from ..store.db import connect
+from ..store.events import create_event_views, group_events
+from ..store.registry import code_version
 from ..userfiles import read_user_text
 from .events import EventRule, event_probabilities
 from .files import csv_text, formula_cells, formula_note, json_text, record_text, replace_folder
@@ -290,8 +293,6 @@ def media_rows(data: ExportData, config: CamtrapConfig) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------- observations
 def classified_by(model_id: str) -> str:
-    from ..store.registry import code_version
-
     return f"jungle {code_version()} model {model_id}"
 
 
@@ -463,10 +464,6 @@ def export_camtrap_dp(workspace, out_dir: Path, config: CamtrapConfig | None = N
         UnknownModel, ForeignModel, NoPredictions, UnpredictedVideos: see :mod:`jungle.export.source`.
         MissingCoordinates, DeploymentsFileError, TaxonomyError, InputError: bad input, listed.
     """
-    from ..store.db import connect
-    from ..store.events import create_event_views, group_events
-    from ..store.registry import code_version
-
     config = config or CamtrapConfig()
     out_dir = Path(out_dir)
     taxonomy = load_taxonomy(config.taxonomy)

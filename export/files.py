@@ -33,6 +33,7 @@ from typing import Any, Iterator, Sequence
 from pydantic import BaseModel
 
 from ..errors import EnvironmentProblem, InputError
+from ..store.registry import code_version
 
 __all__ = ["ExportWriteError", "FORMULA_STARTS", "cell", "csv_text", "formula_cells", "formula_note", "json_text",
            "record_path", "record_text", "replace_folder", "write_files"]
@@ -110,8 +111,6 @@ def record_path(output: Path) -> Path:
 def record_text(config: BaseModel, **facts: Any) -> str:
     """The export's typed configuration, the code version and what was decided from the data
     (model, thresholds, counts) as JSON text."""
-    from ..store.registry import code_version
-
     return json_text({"export": type(config).__name__, "code_version": code_version(),
                       "config": config.model_dump(mode="json"), **facts}, "the export record")
 

@@ -23,6 +23,10 @@ from pydantic import BaseModel, Field
 
 from ..config import JungleConfig
 from ..errors import NotFoundError
+from ..store import arrays, registry
+from ..store.db import connect
+from ..store.registry import code_version
+from ..store.rows import rows_with_status
 from .files import json_text, record_path, record_text, write_files
 from .source import load_export_data
 from .validate import check_probabilities
@@ -79,8 +83,6 @@ def square_box(cx: float, cy: float, area: float, width: int, height: int, crop_
 
 
 def _detector_set(con, name: str | None):
-    from ..store import registry
-
     sets = [s for s in registry.list_sets(con, "frames")
             if s.status == "complete" and (s.encoder or "").startswith(DETECTOR_PREFIX) and (name in (None, s.name))]
     if not sets:
@@ -92,10 +94,6 @@ def _detector_set(con, name: str | None):
 
 def _frames(workspace, fs, wanted: set) -> dict[str, dict]:
     """video_id -> the arrays of its row in the detector set (only ``wanted`` videos)."""
-    from ..store import arrays
-    from ..store.db import connect
-    from ..store.rows import rows_with_status
-
     with connect(workspace, read_only=True) as con:
         rows = rows_with_status(con, fs, "done")
     rows = [(v, r) for v, r in rows if v in wanted]
@@ -131,9 +129,6 @@ def video_entry(video: dict, frames: dict | None, crop_bottom: int, min_conf: fl
 
 def export_megadetector(workspace, out: Path, config: MegadetectorConfig | None = None) -> MegadetectorResult:
     """Write the MegaDetector batch-output JSON of the workspace's detections and the model's probabilities."""
-    from ..store.db import connect
-    from ..store.registry import code_version
-
     config = config or MegadetectorConfig()
     data = load_export_data(workspace, config.model, config.only_predicted, labels_count=False)
     with connect(workspace, read_only=True) as con:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ModelError, NotFoundError
+from ..meta.manifest import read_manifest
+from ..meta.model_io import MANIFEST, ModelNotFound, check_not_shadowing, model_dir
 from ..store.db import connect
 from ..store.labels import read_labelled
 from ..store.predictions import read_predictions
@@ -86,9 +88,6 @@ class ExportData:
 
 def resolve_model(workspace: Workspace, model: str) -> tuple[str, Path, list]:
     """(model id, folder, classes) of ``model``; :class:`UnknownModel` when there is none."""
-
-    from ..meta.manifest import read_manifest
-    from ..meta.model_io import MANIFEST, ModelNotFound, check_not_shadowing, model_dir
 
     try:
         folder = model_dir(workspace, model)
