@@ -1,24 +1,34 @@
-"""Recipe quality on the realistic benchmark (bench/realistic.py), from scratch, through jungle's library API.
+"""Recipe quality on the realistic benchmark (bench/realistic.py), both splits, from scratch, against a crop baseline.
 
-Makes (or reuses) the collection, then in a fresh workspace: ingest train/ with its labels and 5
-seeded folds and test/ without labels, featurize (lite0 with stage features, plus any further
-``--encoders``), aggregate the default pipeline's sets, stack every recipe with the same seeded
-search, predict the test clips with each model and score them against ``test_labels.csv``
-(never seen before scoring: no tuning on test). With several encoders, the ``all`` recipe is
-stacked again after each further encoder's sets are built (``all +lite1``): what it adds.
+Makes (or reuses) the collection, then runs the README's commands in this process on fresh
+workspaces: ``jungle ingest`` of the pool's clips (once), ``jungle featurize --stages all`` (once
+per jungle variant), and for each split ``jungle labels`` (its training clips; the default folds),
+``jungle aggregate``, then ``jungle stack --recipe R`` and ``jungle predict`` for every recipe. The
+test clips of a split are unlabelled in its workspace and their answers are read only to score the
+submissions: nothing is tuned on them. Options are jungle's defaults except the frames sampled
+(``--frames``), the search (``--trials``, ``--pca 64``, 300 rounds) and the seeds.
 
-Prints one table: recipe, test log loss (mean over classes of the binary log loss), accuracy
-(top class), macro F1, mean ROC AUC (classes with positives and negatives in test), seconds; and
-with ``--demo`` the same for the demo collection out of fold (``jungle demo``'s run).
+``--before`` also runs jungle with the options in :data:`BEFORE` (detector-guided crops off:
+whole frames only) on the same clips, so one run prints the before/after table.
 
-    python bench/quality.py                                 # 490 train / 210 test clips
-    python bench/quality.py --encoders lite0,lite1 --demo
-    python bench/quality.py --train 120 --test 60 --trials 2   # a quick look
+The plain crop baseline (``bench/crop_baseline.py``: lite0, mean+max over 8 images per clip,
+multinomial logistic regression with C chosen by cross-validation on the training clips) runs on
+the same clips and splits, on 8 uniform whole frames, 8 motion crops, and both.
+
+Prints, per split, one table: recipe, test log loss (mean over classes of the binary log loss),
+accuracy (top class), accuracy on the clips with an animal, macro F1, mean ROC AUC (classes with
+positives and negatives in test), seconds; and the time of every stage.
+
+    python bench/quality.py                          # 1000 clips, both splits (~20 min on 2 idle cores)
+    python bench/quality.py --before                 # and jungle without crops, same clips
+    python bench/quality.py --smoke                  # the smallest run (60 clips, 4 frames, 1 trial)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import shutil
 import sys
 import time
@@ -27,17 +37,47 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import realistic  # noqa: E402  (bench/realistic.py, beside this file)
+import crop_baseline  # noqa: E402  (bench/crop_baseline.py, beside this file)
+import realistic  # noqa: E402  (bench/realistic.py)
 
 RECIPES = ("metadata-only", "min-max", "first-place", "third-place", "all")
-SETS = ("meta", "hist_{e}", "minmax_{e}", "minmax_stages_{e}", "attn_{e}")
-COLUMNS = ("recipe", "test_log_loss", "accuracy", "macro_f1", "mean_auc", "seconds")
+#: jungle's options that turn detector-guided crops off, per command ("before": whole frames only).
+#: Empty while this jungle has no crops: before and after are then the same run.
+BEFORE: dict[str, tuple[str, ...]] = {"featurize": (), "aggregate": (), "stack": ()}
+COLUMNS = ("recipe", "log_loss", "accuracy", "animal_accuracy", "macro_f1", "mean_auc", "seconds")
+SMOKE = {"clips": 48, "frames": "uniform:4", "trials": 1, "baseline_images": 2, "recipes": "min-max,all"}
 
 
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+class Stages:
+    """Wall-clock seconds of each named stage, printed as they finish."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        began = time.monotonic()
+        yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - began
+        _say(f"[{name}: {time.monotonic() - began:.0f} s]")
+
+
+def jungle(*args: str) -> None:
+    """Run one ``jungle`` command in this process (its output goes to stderr); stop on failure."""
+    from jungle.cli import app
+
+    _say("$ jungle " + " ".join(args))
+    with contextlib.redirect_stdout(sys.stderr):
+        code = app(list(args), standalone_mode=False)
+    if code:
+        raise SystemExit(f"`jungle {' '.join(args)}` failed (exit {code}); see above")
+
+
+# --------------------------------------------------------------------------- scores
 def _labels(path: Path) -> tuple[list[str], np.ndarray]:
     import polars as pl
 
@@ -47,134 +87,98 @@ def _labels(path: Path) -> tuple[list[str], np.ndarray]:
     return table["filename"].to_list(), table.select(list(PRIMATRIX_CLASSES)).to_numpy().astype(float)
 
 
-def _scores(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
+def scores(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
+    """The table's metrics of probabilities ``P`` against one-label answers ``Y`` (clips x classes)."""
+    from jungle.classes import PRIMATRIX_CLASSES
     from jungle.meta.metrics import evaluate
 
-    return evaluate(Y, P).summary()
+    summary = evaluate(Y, P).summary()
+    animal = Y[:, PRIMATRIX_CLASSES.index("blank")] == 0
+    right = P.argmax(axis=1) == Y.argmax(axis=1)
+    return {"log_loss": summary["log_loss"], "accuracy": summary["accuracy"],
+            "animal_accuracy": float(right[animal].mean()) if animal.any() else float("nan"),
+            "macro_f1": summary["macro_f1"], "mean_auc": summary["mean_auc"]}
 
 
-def _test_scores(submission: Path, test_labels: Path) -> dict[str, float]:
-    """Metrics of a submission CSV against the collection's test answers (rows matched by file name)."""
+def submission_scores(submission: Path, test_labels: Path) -> dict[str, float]:
+    """Metrics of a submission CSV on the test clips of ``test_labels`` (it may hold other clips too)."""
     import polars as pl
 
     from jungle.classes import PRIMATRIX_CLASSES
 
     names, Y = _labels(test_labels)
-    predicted = pl.read_csv(submission).sort("filename")
+    predicted = pl.read_csv(submission).filter(pl.col("filename").is_in(names)).sort("filename")
     if predicted["filename"].to_list() != names:
-        raise SystemExit(f"{submission} does not hold exactly the test clips of {test_labels}")
-    return _scores(Y, predicted.select(list(PRIMATRIX_CLASSES)).to_numpy())
+        raise SystemExit(f"{submission} lacks some test clips of {test_labels}")
+    return scores(Y, predicted.select(list(PRIMATRIX_CLASSES)).to_numpy())
 
 
-def _prior_scores(train_labels: Path, test_labels: Path) -> dict[str, float]:
+def _prior(train_labels: Path, test_labels: Path) -> dict[str, float]:
     """The class-prior baseline: every test clip gets the training share of every class."""
     _, Y_train = _labels(train_labels)
     _, Y = _labels(test_labels)
-    prior = np.clip(Y_train.mean(axis=0), 1e-4, 1 - 1e-4)
-    return _scores(Y, np.tile(prior, (len(Y), 1)))
+    return scores(Y, np.tile(np.clip(Y_train.mean(axis=0), 1e-4, 1 - 1e-4), (len(Y), 1)))
 
 
-def _pipeline(workspace, collection: Path, encoders: list[str], frames: str, folds: int, seed: int,
-              timings: dict) -> None:
-    """Ingest, featurize every encoder and aggregate the first encoder's sets."""
-    from jungle.features.featurize.config import FeaturizeConfig
-    from jungle.features.featurize.runner import featurize
-    from jungle.features.models.encoders import EncoderConfig
-    from jungle.ingest.folds import FoldsConfig
-    from jungle.ingest.labels import LabelsConfig
-    from jungle.ingest.run import IngestConfig, ingest
-    from jungle.pipeline import ensure_feature_sets
-
-    started = time.monotonic()
-    ingest(workspace, collection / "train", IngestConfig(),
-           labels=LabelsConfig(path=str(collection / "train_labels.csv")), folds=FoldsConfig(k=folds, seed=seed))
-    ingest(workspace, collection / "test", IngestConfig())
-    timings["ingest"] = time.monotonic() - started
-    started = time.monotonic()
-    config = FeaturizeConfig(encoders=tuple(EncoderConfig(name=e, stages="all") for e in encoders), frames=frames)
-    featurize(workspace, config, progress=True)
-    timings["featurize"] = time.monotonic() - started
-    started = time.monotonic()
-    ensure_feature_sets(workspace, [s.format(e=encoders[0]) for s in SETS], frames=frames, log=_say)
-    timings["aggregate"] = time.monotonic() - started
+# --------------------------------------------------------------------------- jungle
+def _extra(variant: dict, command: str) -> list[str]:
+    return list(variant.get(command, ()))
 
 
-def _stack_and_score(workspace, recipe: str, encoder: str, trials: int, seed: int, out: Path,
-                     test_labels: Path) -> dict[str, float]:
-    from jungle.meta.predict import predict
-    from jungle.meta.stack import StackConfig, stack
-    from jungle.meta.tuning import TuneConfig
-
-    tune = TuneConfig(trials=trials, seed=seed, max_rounds=300, early_stopping_rounds=20)
-    result = stack(workspace, StackConfig(recipe=recipe, encoder=encoder, tune=tune, pca=64), log=_say)
-    predict(workspace, model=result.model_id, out=out)
-    return _test_scores(out, test_labels)
+def featurized_workspace(base: Path, target: Path, frames: str, variant: dict) -> Path:
+    """A copy of the ingested ``base`` workspace, featurized with the variant's options."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(base, target)
+    jungle("featurize", "--frames", frames, "--stages", "all", "-q", "-w", str(target), *_extra(variant, "featurize"))
+    return target
 
 
-def run_benchmark(args) -> list[tuple]:
-    """Every row of the benchmark's table (see the module docstring)."""
-    from jungle.features.aggregates.aggregate import AggregateConfig, aggregate
-    from jungle.store.workspace import Workspace
-
-    started = time.monotonic()
-    config = realistic.BenchConfig(seed=args.seed, n_train=args.train, n_test=args.test)
-    record = realistic.make_collection(args.collection, config, workers=args.workers)
-    _say(f"collection: {record['clips']} clips in {args.collection} (made in {record['seconds']} s)")
-    collection = Path(args.collection).resolve()
-    shutil.rmtree(args.workspace, ignore_errors=True)  # from scratch
-    workspace = Workspace.resolve(args.workspace)
-    timings: dict[str, float] = {"collection": time.monotonic() - started}
-    encoders = args.encoders.split(",")
-    _pipeline(workspace, collection, encoders, args.frames, args.folds, args.seed, timings)
-    prior = _prior_scores(collection / "train_labels.csv", collection / "test_labels.csv")
-    rows = [("class prior", *prior.values(), 0.0)]
-    for recipe in RECIPES:
+def jungle_rows(featurized: Path, target: Path, split_dir: Path, args, variant: dict, name: str,
+                stages: Stages) -> list[tuple]:
+    """Every recipe of one jungle variant on one split: labels, aggregate, stack, predict, score."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(featurized, target)
+    ws = ["-w", str(target)]
+    with stages(f"{name}labels + aggregate"):
+        jungle("labels", str(split_dir / "train_labels.csv"), *ws)
+        jungle("aggregate", "-q", "--seed", str(args.seed), *ws, *_extra(variant, "aggregate"))
+    rows = []
+    for recipe in args.recipes.split(","):
         began = time.monotonic()
-        scores = _stack_and_score(workspace, recipe, encoders[0], args.trials, args.seed,
-                                  workspace.root / f"submission-{recipe}.csv", collection / "test_labels.csv")
-        rows.append((recipe, *scores.values(), time.monotonic() - began))
-    for extra in encoders[1:]:
-        began = time.monotonic()
-        aggregate(workspace, AggregateConfig(sources=(extra,), kinds=("frame-head", "stats", "minmax", "attention")))
-        scores = _stack_and_score(workspace, "all", encoders[0], args.trials, args.seed,
-                                  workspace.root / f"submission-all-{extra}.csv", collection / "test_labels.csv")
-        rows.append((f"all +{extra}", *scores.values(), time.monotonic() - began))
-    timings["total"] = time.monotonic() - started
-    _say("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+        with stages(f"{name}stack + predict"):
+            jungle("stack", "--recipe", recipe, "--trials", str(args.trials), "--pca", "64", "--seed",
+                   str(args.seed), "--max-rounds", "300", "--early-stopping", "20", "-q", *ws,
+                   *_extra(variant, "stack"))
+            out = target / f"submission-{recipe}.csv"
+            jungle("predict", "--model", "latest", "--out", str(out), *ws)
+        rows.append((f"{name}{recipe}", *submission_scores(out, split_dir / "test_labels.csv").values(),
+                     time.monotonic() - began))
     return rows
 
 
-def demo_rows(args) -> list[tuple]:
-    """The demo collection's recipes, out of fold, with the mean AUC from the stored OOF predictions."""
-    from jungle.demo.run import DemoRunConfig, run_demo
-    from jungle.store.db import connect
-    from jungle.store.workspace import Workspace
+# --------------------------------------------------------------------------- the crop baseline
+def baseline_rows(embedded: dict[str, np.ndarray], names: list[str], split_dir: Path, seed: int) -> list[tuple]:
+    """The crop baseline's rows on one split (features of every pool clip in ``names`` order)."""
+    from jungle.classes import PRIMATRIX_CLASSES
 
-    shutil.rmtree(args.demo_workspace, ignore_errors=True)
-    workspace = Workspace.resolve(args.demo_workspace)
-    result = run_demo(workspace, DemoRunConfig(directory=Path(args.demo_collection)), log=_say)
-    rows = [("demo: class prior (OOF)", result.prior_log_loss, None, None, None, 0.0)]
-    with connect(workspace, read_only=True) as con:
-        for score in result.scores:
-            cells = con.execute(
-                "SELECT p.video_id, p.class, p.probability, l.value FROM predictions p JOIN labels l "
-                "ON l.video_id = p.video_id AND l.class = p.class WHERE p.model_id = ? AND p.kind = 'oof' "
-                "ORDER BY p.video_id, p.class", [score.model_id]).fetchall()
-            videos = sorted({c[0] for c in cells})
-            classes = sorted({c[1] for c in cells})
-            P = np.array([c[2] for c in cells]).reshape(len(videos), len(classes))
-            Y = np.array([c[3] for c in cells], float).reshape(len(videos), len(classes))
-            summary = _scores(Y, P)
-            rows.append((f"demo: {score.recipe} (OOF)", score.log_loss, score.accuracy, score.macro_f1,
-                         summary["mean_auc"], score.seconds))
+    index = {n: i for i, n in enumerate(names)}
+    train_names, Y_train = _labels(split_dir / "train_labels.csv")
+    test_names, Y_test = _labels(split_dir / "test_labels.csv")
+    rows = []
+    for kind in crop_baseline.KINDS:
+        began = time.monotonic()
+        X = np.concatenate([embedded["whole"], embedded["motion"]], axis=1) if kind == "both" else embedded[kind]
+        P, C = crop_baseline.fit_predict(X[[index[n] for n in train_names]], Y_train.argmax(axis=1),
+                                         X[[index[n] for n in test_names]], len(PRIMATRIX_CLASSES), seed)
+        rows.append((f"baseline {kind} (C={C:g})", *scores(Y_test, np.clip(P, 1e-4, 1 - 1e-4)).values(),
+                     time.monotonic() - began))
     return rows
 
 
-def _render(rows: list[tuple]) -> str:
+# --------------------------------------------------------------------------- the run
+def render(rows: list[tuple]) -> str:
     """A Markdown table: metrics to 4 decimals, seconds whole."""
     def cell(value, column: str) -> str:
-        if value is None:
-            return "-"
         if isinstance(value, str):
             return value
         return f"{value:.0f}" if column == "seconds" else f"{value:.4f}"
@@ -184,26 +188,86 @@ def _render(rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
+def run_benchmark(args) -> dict[str, list[tuple]]:
+    """Every row of every split's table (see the module docstring)."""
+    stages = Stages()
+    started = time.monotonic()
+    config = realistic.BenchConfig(seed=args.seed, clips=args.clips)
+    with stages("collection"):
+        record = realistic.make_collection(args.collection, config, workers=args.workers, log=_say)
+    collection = Path(args.collection).resolve()
+    splits = json.loads((collection / "splits.json").read_text(encoding="utf-8"))
+    _say(realistic.render_description(splits))
+    _say(f"collection: {record['clips']} clips in {collection} (made in {record['seconds']} s)")
+    out = Path(args.out).resolve()
+    shutil.rmtree(out, ignore_errors=True)  # from scratch
+    out.mkdir(parents=True)
+    base = out / "ws-ingested"
+    with stages("ingest"):
+        jungle("ingest", str(collection / "clips"), "-q", "-w", str(base))
+    variants = {"after": {}}
+    if args.before:
+        if any(BEFORE.values()):
+            variants = {"before": BEFORE, "after": {}}
+        else:
+            _say("note: this jungle has no crop options (BEFORE is empty): before and after are the same run")
+    featurized = {}
+    for name, variant in variants.items():
+        with stages(f"{name}: featurize"):
+            featurized[name] = featurized_workspace(base, out / f"ws-{name}-featurized", args.frames, variant)
+    with stages("baseline: images + lite0"):
+        import polars as pl
+
+        pool = pl.read_csv(collection / "clips.csv").sort("filename")
+        names = pool["filename"].to_list()
+        embedded = crop_baseline.embed_clips([collection / p for p in pool["relpath"]], out / "baseline.npz",
+                                             args.baseline_images, progress=_say)
+    tables = {}
+    for split in args.splits.split(","):
+        split_dir = collection / split
+        rows = [("class prior", *_prior(split_dir / "train_labels.csv", split_dir / "test_labels.csv").values(), 0.0)]
+        for name, variant in variants.items():
+            label = f"{name}: " if len(variants) > 1 else ""
+            rows += jungle_rows(featurized[name], out / f"ws-{name}-{split}", split_dir, args, variant, label,
+                                stages)
+        with stages(f"baseline: {split} fits"):
+            rows += baseline_rows(embedded, names, split_dir, args.seed)
+        tables[split] = rows
+        _say(f"\n{split} split:\n" + render(rows))
+    stages.seconds["total"] = time.monotonic() - started
+    _say("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in stages.seconds.items()))
+    (out / "results.json").write_text(json.dumps({"config": config.model_dump(mode="json"), "args": vars(args),
+                                                  "seconds": stages.seconds, "splits": splits,
+                                                  "tables": {s: [list(r) for r in rows] for s, rows in tables.items()}},
+                                                 indent=2, default=str) + "\n", encoding="utf-8")
+    return tables
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--collection", type=Path, default=Path("bench-realistic"))
-    parser.add_argument("--workspace", type=Path, default=Path("bench-realistic-ws"))
-    parser.add_argument("--train", type=int, default=490)
-    parser.add_argument("--test", type=int, default=210)
-    parser.add_argument("--encoders", default="lite0", help="comma-separated; the first fills the recipes")
+    parser.add_argument("--collection", type=Path, default=None, help="default: bench-realistic[-smoke]")
+    parser.add_argument("--out", type=Path, default=None, help="workspaces and results (default: COLLECTION-out)")
+    parser.add_argument("--clips", type=int, default=realistic.BenchConfig().clips)
+    parser.add_argument("--splits", default=",".join(realistic.SPLITS))
+    parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--frames", default="uniform:16")
-    parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--baseline-images", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes making the collection")
-    parser.add_argument("--demo", action="store_true", help="also the demo collection, out of fold")
-    parser.add_argument("--demo-collection", type=Path, default=Path("bench-demo"))
-    parser.add_argument("--demo-workspace", type=Path, default=Path("bench-demo-ws"))
+    parser.add_argument("--before", action="store_true", help="also jungle with crops off (BEFORE), same clips")
+    parser.add_argument("--smoke", action="store_true", help="the smallest run: " + str(SMOKE))
     args = parser.parse_args()
-    rows = run_benchmark(args)
-    if args.demo:
-        rows += demo_rows(args)
-    print(_render(rows))
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
+    args.collection = args.collection or Path("bench-realistic-smoke" if args.smoke else "bench-realistic")
+    args.out = args.out or Path(f"{args.collection}-out")
+    tables = run_benchmark(args)
+    for split, rows in tables.items():
+        held = {"photo": "test photographs never in training",
+                "site": "test sites and photographs never in training"}.get(split, "")
+        print(f"\n{split} split ({held}):\n{render(rows)}")
 
 
 if __name__ == "__main__":

@@ -1,33 +1,41 @@
-"""A realistic benchmark collection: real animal photographs moving over real camera-trap views.
+"""A realistic benchmark that cannot be memorised: real animals moving over real camera views, two splits.
 
-Built only from ``../shared/media`` (read its README), never copied into the repository:
+Built only from ``../shared/media`` at run time (the views and photographs are listed in
+``bench/realistic_media.py``); nothing from it is committed.
 
-- **Camera sites** (:data:`SITES`): real camera-trap stills (blank frames of the cameratrapai
-  test data, cropped to 16:9 views) and real clips (the empty end of the Chimp&See small-cat
-  night clip, OpenCV's foliage clip, whose leaves really move). Each site keeps its own view.
-- **Animals** (:data:`PHOTOS`): real photographs (Wikimedia Commons via gcompris, jigzo, OpenCV,
-  scikit-image, camera-trap photos), each mapped to the Pri-matrix class it belongs to (a
-  mandrill, macaque or gibbon is ``other (primate)``, a squirrel ``rodent``, a cheetah
-  ``leopard``, a horse or giraffe ``large ungulate``...), cut out roughly with GrabCut inside a
-  hand-set box (feathered; an ellipse when GrabCut finds nothing sensible).
-- **Clips**: 15 s at 8 fps, 320x180, H.264 (the demo's :func:`jungle.demo.generate.write_clip`).
-  The animal is on screen for one stretch of 1-3.5 s (``enter_s``..``leave_s`` in
-  ``clips.csv``), walking across or lingering, scaled, flipped, sometimes partly off-frame; the
-  rest of the clip is the empty view. Every clip has wind (the upper part of the view sways),
-  light changes and sensor noise, so blank clips move too. Night clips (IR sites, and a share
-  of the others) are grayscale with an infrared falloff and more noise.
-- **Labels**: one class per clip, Pri-matrix-like priors (:data:`FREQUENCIES`, blank most
-  common); classes with no photograph (duiker, hog, ...) have no clips. Counts per split come
-  from the demo's :func:`jungle.demo.plan.allocate_counts`; train and test are drawn from
-  separate seeded streams, so the split is fixed. The same photographs appear in both splits
-  (at other sites, sizes, paths and light), as the same species do at real cameras.
+**Clips**: 15 s at 8 fps, 320x180, H.264. One animal is on screen for one stretch of 1-3.5 s
+(``enter_s``..``leave_s`` in ``clips.csv``); the rest of the clip is the empty view. Animals come at
+camera-trap sizes, from 3% of the frame's width (a far person, a crow across the clearing) to 60%
+(log-uniform; small animals stand further up the frame, as far ones do); they walk in from an edge
+of the frame partly visible, walk across, peek in and turn back, or linger; a third are partly
+hidden (low vegetation in front of their legs, or a trunk they pass behind). Every clip has wind
+(the upper part of the view sways), light changes and sensor noise, so blank clips move too.
+Infrared sites and a quarter of the other clips are grayscale nights; a low-resolution camera's
+clips are rendered at its resolution.
 
-Layout (like the demo's): ``train/<site>/<name>.mp4``, ``test/<site>/<name>.mp4``,
-``train_labels.csv``, ``test_labels.csv`` (wide, the 24 Pri-matrix classes), ``clips.csv``
-(ground truth per clip, never a feature) and ``collection.json`` (configuration; a collection
-with the same configuration is reused, an interrupted one completed).
+**Two splits of one pool of clips** (each clip is rendered and featurized once):
 
-    python bench/realistic.py DIR [--train 490 --test 210 --workers 2]
+- ``photo``: the animal photographs are split between train and test (no photograph in both; the
+  cut-outs of one photograph stay together). A class with one photograph stays train-only and has
+  no test clip. Sites are shared, as at real cameras that keep filming.
+- ``site``: test sites (cameras) never appear in training, and test photographs are not in
+  training either: what a new deployment sees.
+
+The pool has four cells (train site or test site) x (train photograph or test photograph), sized by
+``BenchConfig.cells``; blank clips are drawn into the cells like the others. ``photo`` trains on the
+cells with train photographs and tests on those with test photographs; ``site`` trains on (train
+site, train photograph) and tests on (test site, test photograph). Which photographs and sites are
+held out is drawn from the seed alone (:func:`split_photos`, :func:`split_sites`): nothing is tuned
+on test answers.
+
+Layout: ``clips/<site>/<name>.mp4``; ``photo/train_labels.csv``, ``photo/test_labels.csv``,
+``site/train_labels.csv``, ``site/test_labels.csv`` (wide, the 24 Pri-matrix classes);
+``clips.csv`` (ground truth per clip, never a feature: split membership, photograph, size,
+on-screen interval, occlusion); ``splits.json`` (what each split holds out, class coverage) and
+``collection.json`` (configuration; a collection with the same configuration is reused, an
+interrupted one completed).
+
+    python bench/realistic.py DIR [--clips 1000 --workers 2 --seed 0]
 """
 
 from __future__ import annotations
@@ -36,10 +44,10 @@ import argparse
 import csv
 import json
 import os
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from hashlib import sha256
 from pathlib import Path
 from typing import Iterator
@@ -47,94 +55,29 @@ from typing import Iterator
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from jungle.classes import PRIMATRIX_CLASSES
-from jungle.demo.generate import write_clip
-from jungle.demo.plan import allocate_counts
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from realistic_media import (PHOTOS, SITES, Photo, Site, cutout, default_media, is_grayscale,  # noqa: E402
+                             view_frames)
 
-__all__ = ["BenchConfig", "Site", "Photo", "ClipSpec", "SITES", "PHOTOS", "FREQUENCIES", "plan_clips",
-           "render_clip", "make_collection", "default_media"]
+from jungle.classes import PRIMATRIX_CLASSES  # noqa: E402
+from jungle.demo.generate import write_clip  # noqa: E402
+from jungle.demo.plan import allocate_counts  # noqa: E402
+
+__all__ = ["BenchConfig", "ClipSpec", "FREQUENCIES", "SPLITS", "CELLS", "split_photos", "split_sites", "plan_clips",
+           "split_members", "describe_splits", "animal_track", "render_clip", "make_collection", "default_media"]
 
 MANIFEST = "collection.json"
-_CLIP_COLUMNS = ("filename", "split", "site", "label", "photo", "night", "frames", "fps", "enter_s", "leave_s",
-                 "enter_frame", "leave_frame", "bytes")
+FORMAT = "jungle-realistic-bench-2"
+SPLITS = ("photo", "site")
+#: The pool's cells: (site side, photograph side).
+CELLS = (("train", "train"), ("test", "train"), ("train", "test"), ("test", "test"))
+_CLIP_COLUMNS = ("filename", "relpath", "site", "label", "photo", "photo_source", "site_side", "photo_side",
+                 "photo_split", "site_split", "night", "frames", "fps", "enter_s", "leave_s", "enter_frame",
+                 "leave_frame", "width_frac", "height_frac", "path", "occluder", "bytes")
+#: x264 as the demo runs it (single-threaded, no MB-tree: the same bytes in every process), a faster preset:
+#: with sensor noise in every frame, "fast" took 2x as long for files of the same size.
+X264 = {"preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
 _IR_WEIGHTS = np.array([0.28, 0.57, 0.15], np.float32)
-
-
-def default_media() -> Path:
-    """``../shared/media`` beside the repository (the repository root is the ``jungle`` package)."""
-    return Path(__file__).resolve().parents[2] / "shared" / "media"
-
-
-@dataclass(frozen=True)
-class Site:
-    """A camera site: a real still or clip, the 16:9 part of it the camera sees, and whether it is infrared.
-
-    Attributes:
-        name: folder name of the site's clips.
-        source: path under the media folder.
-        crop: (x0, y0, width) of the view as fractions of the source's width and height.
-        infrared: every clip of this site is a night (grayscale) clip.
-        start_s: for a clip source, where the empty stretch begins (seconds).
-        frames: for a clip source, how many frames of it to loop (back and forth).
-    """
-
-    name: str
-    source: str
-    crop: tuple[float, float, float]
-    infrared: bool = False
-    start_s: float = 0.0
-    frames: int = 0
-
-
-SITES: tuple[Site, ...] = (
-    Site("site01", "camera_trap_images/cameratrapai_test_data/blank.jpg", (0.0, 0.05, 1.0)),
-    Site("site02", "camera_trap_images/cameratrapai_test_data/blank2.jpg", (0.0, 0.1, 0.7)),
-    Site("site03", "camera_trap_images/cameratrapai_test_data/blank2.jpg", (0.35, 0.3, 0.65)),
-    Site("site04", "camera_trap_images/cameratrapai_test_data/blank3.jpg", (0.0, 0.1, 0.9), infrared=True),
-    Site("site05", "camera_trap/ACP0006s6f-small-cat.mp4", (0.0, 0.0, 1.0), infrared=True, start_s=10.0, frames=96),
-    Site("site06", "other_video/opencv_tree_foliage_hand.avi", (0.0, 0.0, 1.0), frames=40),
-)
-
-
-@dataclass(frozen=True)
-class Photo:
-    """An animal photograph, its Pri-matrix class, and a box (x0, y0, x1, y1 fractions) around the animal."""
-
-    path: str
-    label: str
-    box: tuple[float, float, float, float] = (0.06, 0.06, 0.94, 0.94)
-
-
-_G = "photos/gcompris_erase/"
-_CT = "camera_trap_images/"
-PHOTOS: tuple[Photo, ...] = (
-    Photo("photos/jigzo_gorilla.jpg", "gorilla"), Photo(_G + "gorilla.webp", "gorilla"),
-    Photo(_CT + "chimpanzee_bonobo.jpeg", "chimpanzee", (0.3, 0.0, 0.62, 0.75)),
-    Photo("photos/opencv_baboon_mandrill.jpg", "other (primate)"), Photo(_G + "macaque.webp", "other (primate)"),
-    Photo(_G + "gibbon.webp", "other (primate)"), Photo(_G + "long_nosed_monkey.webp", "other (primate)"),
-    Photo("photos/skimage_chelsea_cat.png", "small cat"), Photo(_G + "kitten.webp", "small cat"),
-    Photo(_CT + "small_cat.jpg", "small cat", (0.08, 0.58, 0.58, 0.96)),
-    Photo(_CT + "cameratrapai_test_data/ocelot.jpg", "small cat", (0.03, 0.52, 0.56, 0.86)),
-    Photo("photos/opencv_squirrel.jpg", "rodent"), Photo(_G + "squirrel.webp", "rodent"),
-    Photo(_G + "pika.webp", "rodent"),
-    Photo("photos/jigzo_kookaburra_bird.jpg", "bird"), Photo(_G + "heron.webp", "bird"),
-    Photo(_G + "kingfisher.webp", "bird"), Photo(_G + "toucan.webp", "bird"),
-    Photo(_G + "northern_harrier.webp", "bird"),
-    Photo(_CT + "cameratrapai_test_data/african_elephants.jpg", "elephant", (0.55, 0.33, 1.0, 0.62)),
-    Photo("photos/jigzo_horse.jpg", "large ungulate"), Photo(_G + "horse.webp", "large ungulate"),
-    Photo(_G + "giraffe.webp", "large ungulate"), Photo(_G + "camels.webp", "large ungulate"),
-    Photo(_G + "calf.webp", "cattle"),
-    Photo(_CT + "cameratrapai_test_data/domestic_cattle.jpg", "cattle", (0.36, 0.4, 0.68, 0.62)),
-    Photo(_G + "cheetah.webp", "leopard"),
-    Photo(_CT + "wild_dog_jackal.jpg", "wild dog", (0.55, 0.02, 1.0, 0.85)),
-    Photo("photos/opencv_dog_chicky_512.png", "wild dog"),
-    Photo(_CT + "cameratrapai_test_data/domestic_dog.jpg", "wild dog", (0.3, 0.05, 0.8, 0.75)),
-    Photo(_CT + "cameratrapai_test_data/american_black_bear.jpg", "other (non-primate)", (0.4, 0.42, 0.8, 0.86)),
-    Photo(_G + "red_panda.webp", "other (non-primate)"), Photo(_G + "meerkats.webp", "other (non-primate)"),
-    Photo(_G + "chamaeleon.webp", "reptile"),
-    Photo(_CT + "cameratrapai_test_data/human.jpg", "human", (0.66, 0.45, 0.82, 0.8)),
-    Photo("photos/skimage_astronaut.png", "human", (0.2, 0.0, 0.85, 1.0)),
-)
 
 #: Relative class weights, loosely Pri-matrix's (blank most common, then primates and humans);
 #: only classes with a photograph.
@@ -150,27 +93,36 @@ class BenchConfig(BaseModel):
     """What the collection holds (frozen; its key names the collection).
 
     Attributes:
-        seed: seed of every draw (plan, paths, noise).
-        n_train, n_test: labelled and test clips.
+        seed: seed of every draw (held-out photographs and sites, plan, paths, noise).
+        clips: clips in the pool.
+        cells: shares of the pool in the cells of :data:`CELLS` (train/train, test site, test photo, test/test).
+        min_clips: fewest clips of every class with a photograph on that side, per cell.
+        test_photos: share of each class's photographs held out for test (at least one; none for a
+            class with one photograph).
+        test_sites: share of the sites held out for the site split's test.
         duration, fps, width, height: every clip's length and frame size.
         visible_s: shortest and longest stretch with the animal on screen (seconds).
-        night_fraction: share of clips at non-infrared sites filmed at night.
-        min_train, min_test: fewest clips of every class with a photograph, per split.
+        animal_width: narrowest and widest animal, as a fraction of the frame's width (log-uniform).
+        occluded: share of animal clips with the animal partly hidden.
+        night_fraction: share of clips at daylight sites filmed at night.
         crf: x264 constant rate factor.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     seed: int = 0
-    n_train: int = Field(490, ge=1)
-    n_test: int = Field(210, ge=0)
+    clips: int = Field(1000, ge=4)
+    cells: tuple[float, float, float, float] = (0.44, 0.16, 0.2, 0.2)
+    min_clips: tuple[int, int, int, int] = (4, 1, 2, 2)
+    test_photos: float = Field(0.35, gt=0, lt=1)
+    test_sites: float = Field(0.3, gt=0, lt=1)
     duration: float = Field(15.0, gt=0)
     fps: int = Field(8, ge=2)
     width: int = 320
     height: int = 180
     visible_s: tuple[float, float] = (1.0, 3.5)
+    animal_width: tuple[float, float] = (0.03, 0.6)
+    occluded: float = Field(0.35, ge=0, le=1)
     night_fraction: float = Field(0.25, ge=0, le=1)
-    min_train: int = 6
-    min_test: int = 2
     crf: int = 26
 
     @property
@@ -183,157 +135,255 @@ class BenchConfig(BaseModel):
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """One clip: where it goes, what it shows, and the frames [enter_frame, leave_frame) with the animal."""
+    """One clip of the pool: where it is, what it shows, and how the animal moves.
+
+    ``enter_frame``..``leave_frame`` (end excluded) is when the animal is on screen; ``width`` the
+    animal's drawn width as a fraction of the frame's; ``path`` how it moves (walk, peek, linger),
+    ``edge`` where it comes from (-1 left edge, 1 right edge, 0 already in view); ``occluder``
+    none, grass or trunk.
+    """
 
     filename: str
-    split: str
     site: str
+    view: int
     label: str
-    photo: str            # '' for blank clips
+    photo: str            # the cut-out's key; '' for blank clips
+    photo_source: str     # the photograph it comes from
+    site_side: str
+    photo_side: str
     night: bool
     seed: int
     enter_frame: int
     leave_frame: int
+    width: float
+    path: str
+    edge: int
+    occluder: str
 
     @property
     def relpath(self) -> str:
-        return f"{self.split}/{self.site}/{self.filename}"
+        return f"clips/{self.site}/{self.filename}"
+
+    def split_of(self, split: str) -> str:
+        """'train', 'test' or '' (not in that split)."""
+        if split == "photo":
+            return self.photo_side
+        return self.site_side if self.site_side == self.photo_side else ""
 
 
-# --------------------------------------------------------------------------- the plan (pure data)
-def _split_clips(config: BenchConfig, split: str, n: int, minimum: int, stream: int) -> list[ClipSpec]:
-    """The clips of one split, from their own random stream (``stream``)."""
-    rng = np.random.default_rng([config.seed, stream])
-    counts = allocate_counts(n, dict(FREQUENCIES), minimum)
-    labels = rng.permutation([c for c, k in counts.items() for _ in range(k)])
-    photos_of = {c: [p.path for p in PHOTOS if p.label == c] for c in counts}
+# --------------------------------------------------------------------------- the splits (pure data)
+def photo_sources(photos: tuple[Photo, ...] = PHOTOS) -> dict[str, list[str]]:
+    """Per class, its photographs (sources) in table order."""
+    sources: dict[str, list[str]] = {}
+    for photo in photos:
+        listed = sources.setdefault(photo.label, [])
+        if photo.source not in listed:
+            listed.append(photo.source)
+    return sources
+
+
+def split_photos(config: BenchConfig, photos: tuple[Photo, ...] = PHOTOS) -> dict[str, str]:
+    """Each photograph's side ('train' or 'test'), drawn per class from the seed; a class with one
+    photograph keeps it for training."""
+    rng = np.random.default_rng([config.seed, 101])
+    side = {}
+    for label, sources in sorted(photo_sources(photos).items()):
+        order = rng.permutation(len(sources))
+        n_test = 0 if len(sources) < 2 else min(len(sources) - 1, max(1, int(round(config.test_photos * len(sources)))))
+        for rank, index in enumerate(order):
+            side[sources[index]] = "test" if rank < n_test else "train"
+    return side
+
+
+def split_sites(config: BenchConfig, sites: tuple[Site, ...] = SITES,
+                infrared: dict[str, bool] | None = None) -> dict[str, str]:
+    """Each site's side ('train' or 'test'), drawn from the seed; with ``infrared`` (site -> bool),
+    night and day sites are held out in proportion."""
+    rng = np.random.default_rng([config.seed, 102])
+    infrared = infrared or {}
+    side = {}
+    for group in (False, True):
+        names = sorted(s.name for s in sites if infrared.get(s.name, False) == group)
+        order = rng.permutation(len(names))
+        n_test = min(len(names) - 1, max(1, int(round(config.test_sites * len(names))))) if len(names) > 1 else 0
+        for rank, index in enumerate(order):
+            side[names[index]] = "test" if rank < n_test else "train"
+    return side
+
+
+def _class_counts(n: int, classes: list[str], minimum: int) -> dict[str, int]:
+    weights = {c: w for c, w in FREQUENCIES if c in classes}
+    minimum = min(minimum, max(0, n - 1) // max(1, len(weights) - 1))
+    return allocate_counts(n, weights, minimum)
+
+
+def _cell_sizes(config: BenchConfig) -> list[int]:
+    raw = np.asarray(config.cells, float) / sum(config.cells) * config.clips
+    sizes = np.floor(raw).astype(int)
+    sizes[np.argsort(raw - sizes)[::-1][: config.clips - sizes.sum()]] += 1
+    return [int(s) for s in sizes]
+
+
+def plan_clips(config: BenchConfig, infrared: dict[str, bool] | None = None) -> list[ClipSpec]:
+    """Every clip of the pool, from the configuration alone (``infrared``: which sites are night sites)."""
+    infrared = infrared or {}
+    photo_side = split_photos(config)
+    site_side = split_sites(config, infrared=infrared)
+    rng = np.random.default_rng([config.seed, 1])
     shortest, longest = (max(1, int(round(s * config.fps))) for s in config.visible_s)
+    lo, hi = np.log(config.animal_width[0]), np.log(config.animal_width[1])
     clips = []
-    for i, label in enumerate(labels):
-        site = SITES[int(rng.integers(len(SITES)))]
-        night = site.infrared or bool(rng.random() < config.night_fraction)
-        photo = "" if label == "blank" else str(rng.choice(photos_of[label]))
-        length = min(int(rng.integers(shortest, longest + 1)), config.frames)
-        enter = int(rng.integers(0, config.frames - length + 1))
-        enter, leave = (0, 0) if label == "blank" else (enter, enter + length)
-        name = sha256(f"{config.seed}/{split}/{i}".encode()).hexdigest()[:10] + ".mp4"
-        clips.append(ClipSpec(name, split, site.name, str(label), photo, night, int(rng.integers(2**31)),
-                              enter, leave))
+    for (sites_on, photos_on), n, minimum in zip(CELLS, _cell_sizes(config), config.min_clips):
+        cut_outs = {c: [p for p in PHOTOS if p.label == c and photo_side[p.source] == photos_on]
+                    for c, _ in FREQUENCIES if c != "blank"}
+        classes = ["blank"] + [c for c, found in cut_outs.items() if found]
+        counts = _class_counts(n, classes, minimum)
+        site_names = sorted(s.name for s in SITES if site_side[s.name] == sites_on)
+        for label in rng.permutation([c for c, k in counts.items() for _ in range(k)]):
+            label = str(label)
+            site_name = site_names[int(rng.integers(len(site_names)))]
+            site = next(s for s in SITES if s.name == site_name)
+            view = int(rng.integers(len(site.views)))
+            night = infrared.get(site.name, False) or bool(rng.random() < config.night_fraction)
+            seed = int(rng.integers(2**31))
+            name = sha256(f"{config.seed}/{len(clips)}".encode()).hexdigest()[:10] + ".mp4"
+            geometry = (float(np.exp(rng.uniform(lo, hi))), str(rng.choice(["walk", "walk", "peek", "linger"])),
+                        int(rng.choice([-1, 1, 0])),
+                        str(rng.choice(["grass", "trunk"])) if rng.random() < config.occluded else "none")
+            length = min(int(rng.integers(shortest, longest + 1)), config.frames)
+            enter = int(rng.integers(0, config.frames - length + 1))
+            if label == "blank":
+                clips.append(ClipSpec(name, site.name, view, label, "", "", sites_on, photos_on, night, seed, 0, 0,
+                                      0.0, "", 0, "none"))
+                continue
+            sources = sorted({p.source for p in cut_outs[label]})
+            source = sources[int(rng.integers(len(sources)))]
+            options = [p for p in cut_outs[label] if p.source == source]
+            photo = options[int(rng.integers(len(options)))]
+            clips.append(ClipSpec(name, site.name, view, label, photo.key, source, sites_on, photos_on, night, seed,
+                                  enter, enter + length, *geometry))
     return clips
 
 
-def plan_clips(config: BenchConfig) -> list[ClipSpec]:
-    """Every clip of the collection (train then test), from the configuration alone."""
-    return (_split_clips(config, "train", config.n_train, config.min_train, 1)
-            + _split_clips(config, "test", config.n_test, config.min_test, 2))
+def split_members(clips: list[ClipSpec], split: str, side: str) -> list[ClipSpec]:
+    """The clips on ``side`` ('train'/'test') of ``split`` ('photo'/'site')."""
+    return [c for c in clips if c.split_of(split) == side]
 
 
-# --------------------------------------------------------------------------- media
-def _read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as image:
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-
-
-def _crop_view(image: np.ndarray, crop: tuple[float, float, float], width: int, height: int) -> np.ndarray:
-    """The 16:9 view (x0, y0, width fractions) of ``image`` resized to the clip size, float32 RGB."""
-    import cv2
-
-    h, w = image.shape[:2]
-    x0, y0 = int(crop[0] * w), int(crop[1] * h)
-    cw = int(crop[2] * w)
-    ch = int(round(cw * height / width))
-    if y0 + ch > h:  # the view must fit: keep its aspect, shrink from the bottom
-        ch = h - y0
-        cw = int(round(ch * width / height))
-    view = image[y0:y0 + ch, x0:x0 + cw]
-    return cv2.resize(view, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
-
-
-@lru_cache(maxsize=8)
-def site_frames(site: Site, media: Path, width: int, height: int) -> np.ndarray:
-    """The site's empty view as (frames, H, W, 3) float32: one frame for a still, a stretch of a clip."""
-    source = media / site.source
-    if not site.frames:
-        return _crop_view(_read_rgb(source), site.crop, width, height)[None]
-    import av
-
-    views = []
-    with av.open(str(source)) as container:
-        for frame in container.decode(video=0):
-            if frame.time is not None and frame.time < site.start_s:
-                continue
-            views.append(_crop_view(frame.to_ndarray(format="rgb24"), site.crop, width, height))
-            if len(views) == site.frames:
-                break
-    return np.stack(views)
+def describe_splits(config: BenchConfig, clips: list[ClipSpec], infrared: dict[str, bool] | None = None) -> dict:
+    """What each split holds out and covers: test photographs per class, train-only classes, test
+    sites, clips per side and the classes of each test side."""
+    photo_side = split_photos(config)
+    site_side = split_sites(config, infrared=infrared)
+    sources = photo_sources()
+    out = {"classes_train_only": sorted(c for c, s in sources.items() if len(s) < 2),
+           "test_photographs": {c: sorted(s for s in found if photo_side[s] == "test")
+                                for c, found in sorted(sources.items())},
+           "train_photographs": {c: sorted(s for s in found if photo_side[s] == "train")
+                                 for c, found in sorted(sources.items())},
+           "test_sites": sorted(s for s, side in site_side.items() if side == "test"),
+           "train_sites": sorted(s for s, side in site_side.items() if side == "train"),
+           "night_sites": sorted(s for s, ir in (infrared or {}).items() if ir)}
+    for split in SPLITS:
+        entry = {}
+        for side in ("train", "test"):
+            members = split_members(clips, split, side)
+            entry[side] = {"clips": len(members), "classes": dict(sorted(Counter(c.label for c in members).items())),
+                           "photographs": len({c.photo_source for c in members if c.photo_source}),
+                           "sites": len({c.site for c in members})}
+        entry["classes_without_test_clips"] = sorted(set(entry["train"]["classes"]) - set(entry["test"]["classes"]))
+        out[split] = entry
+    return out
 
 
-@lru_cache(maxsize=64)
-def cutout(photo: Photo, media: Path, longest: int = 360) -> tuple[np.ndarray, np.ndarray]:
-    """The animal of ``photo`` cut out roughly: (RGB float32 (h, w, 3), alpha float32 (h, w, 1)).
+def site_infrared(config: BenchConfig, media: Path) -> dict[str, bool]:
+    """Which sites are infrared (their first view is grayscale)."""
+    return {s.name: is_grayscale(view_frames(s.views[0], media, config.width, config.height)[0]) for s in SITES}
 
-    GrabCut initialised with the photo's box; the mask is feathered. When GrabCut keeps under 15%
-    or over 95% of the box, a feathered ellipse filling the box stands in.
-    """
-    import cv2
 
-    image = _read_rgb(media / photo.path)
-    scale = longest / max(image.shape[:2])
-    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
-    h, w = image.shape[:2]
-    x0, y0, x1, y1 = (int(photo.box[0] * w), int(photo.box[1] * h), int(photo.box[2] * w), int(photo.box[3] * h))
-    mask = np.zeros((h, w), np.uint8)
-    cv2.setRNGSeed(0)
-    cv2.grabCut(np.ascontiguousarray(image[..., ::-1]), mask, (x0, y0, x1 - x0, y1 - y0), np.zeros((1, 65)),
-                np.zeros((1, 65)), 4, cv2.GC_INIT_WITH_RECT)
-    keep = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
-    share = keep[y0:y1, x0:x1].mean()
-    if not 0.15 <= share <= 0.95:
-        keep = np.zeros((h, w), np.float32)
-        cv2.ellipse(keep, ((x0 + x1) // 2, (y0 + y1) // 2), ((x1 - x0) // 2, (y1 - y0) // 2), 0, 0, 360, 1.0, -1)
-    keep = cv2.GaussianBlur(keep, (0, 0), max(1.0, 0.01 * max(h, w)))[..., None]
-    rows, cols = np.nonzero(keep[..., 0] > 0.05)
-    box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
-    return image[box].astype(np.float32), keep[box]
+# --------------------------------------------------------------------------- the animal's track
+@dataclass(frozen=True)
+class Track:
+    """Where the animal is in each on-screen frame: left and top pixel of its (w, h) box, and the
+    occluder (a mask over the frame: 1 where the animal is hidden)."""
+
+    left: np.ndarray
+    top: np.ndarray
+    w: int
+    h: int
+    flip: bool
+    occluder: np.ndarray | None
+
+
+def animal_track(spec: ClipSpec, config: BenchConfig, aspect: float, native_w: int,
+                 rng: np.random.Generator) -> Track:
+    """The animal's size and path for ``spec`` (``aspect`` = width / height of the cut-out, ``native_w``
+    its width in pixels: it is never drawn wider than twice that). At least a quarter of its width is
+    inside the frame in every on-screen frame, and an occluder hides at most 60% of it."""
+    W, H = config.width, config.height
+    w = min(spec.width * W, 2.0 * native_w, 0.95 * W)
+    h = w / aspect
+    if h > 0.92 * H:
+        h = 0.92 * H
+        w = h * aspect
+    w, h = max(3, int(round(w))), max(3, int(round(h)))
+    n = spec.leave_frame - spec.enter_frame
+    lo_w, hi_w = np.log(config.animal_width[0] * W), np.log(config.animal_width[1] * W)
+    depth = float(np.clip((np.log(w) - lo_w) / max(1e-6, hi_w - lo_w), 0, 1))     # 0 far, 1 near
+    feet = H * float(np.clip(0.5 + 0.45 * depth + rng.uniform(-0.08, 0.08), 0.4, 1.04))
+    feet = max(feet, h - 0.05 * H)
+    seconds = n / config.fps
+    reach = rng.uniform(0.8, 2.5) * w * seconds            # body widths per second
+    least, most = -0.25 * w, W + 0.25 * w                    # centre limits: a quarter stays inside
+    if spec.edge:
+        start = least if spec.edge < 0 else most
+        start += -spec.edge * rng.uniform(0, 0.3) * w
+        direction = -spec.edge
+    else:
+        start = rng.uniform(0.5 * w, W - 0.5 * w)
+        direction = int(rng.choice([-1, 1]))
+    t = np.linspace(0, 1, n) if n > 1 else np.zeros(1)
+    if spec.path == "walk":
+        x = start + direction * reach * t
+    elif spec.path == "peek":
+        x = start + direction * 0.5 * reach * np.sin(np.pi * t)
+    else:
+        x = start + direction * rng.uniform(0, 0.4) * w * t
+    x = np.clip(x, least, most)
+    bob = rng.uniform(0, 0.03) * h * np.sin(rng.uniform(2, 4) * np.arange(n))
+    occluder = None
+    if spec.occluder == "grass":     # vegetation in front of the legs: hides 20-55% of its height
+        line = feet - rng.uniform(0.2, 0.55) * h
+        xs = np.arange(W, dtype=np.float32)
+        wave = line + 0.04 * h * np.sin(xs / max(2.0, 0.15 * w) + rng.uniform(0, 6)) \
+            + 0.03 * h * np.sin(xs / max(1.0, 0.04 * w))
+        occluder = (np.arange(H, dtype=np.float32)[:, None] > wave[None, :]).astype(np.float32)
+    elif spec.occluder == "trunk":   # a trunk it passes behind: 30-60% of its width
+        centre = float(np.clip(x[int(rng.integers(n))] + rng.uniform(-0.3, 0.3) * w, 0, W))
+        half = rng.uniform(0.15, 0.3) * w
+        occluder = np.zeros((H, W), np.float32)
+        occluder[:, max(0, int(centre - half)):min(W, int(np.ceil(centre + half)))] = 1.0
+    if occluder is not None:
+        import cv2
+
+        occluder = cv2.GaussianBlur(occluder, (0, 0), 0.8)
+    left = np.round(x - w / 2).astype(int)
+    top = np.round(feet - h + bob).astype(int)
+    return Track(left, top, w, h, direction < 0, occluder)
 
 
 # --------------------------------------------------------------------------- rendering
-@dataclass(frozen=True)
-class _Motion:
-    """Where the animal is: centre column at enter and leave, feet row, height in pixels, flipped or not."""
-
-    x_enter: float
-    x_leave: float
-    feet: float
-    size: float
-    flip: bool
-    bob: float
-
-
-def _motion(rng: np.random.Generator, width: int, height: int, aspect: float) -> _Motion:
-    size = height * rng.uniform(0.3, 0.75)
-    if size * aspect > 0.9 * width:
-        size = 0.9 * width / aspect
-    half = 0.5 * size * aspect
-    lo, hi = -0.2 * half, width + 0.2 * half  # at least 40% of the animal's width stays on screen
-    x_enter = rng.uniform(lo, hi)
-    walk = rng.random() < 0.7
-    travel = rng.uniform(0.3, 1.0) * width if walk else rng.uniform(0, 0.1) * width
-    x_leave = float(np.clip(x_enter + travel * rng.choice((-1, 1)), lo, hi))
-    return _Motion(x_enter, x_leave, height * rng.uniform(0.6, 1.05), size, bool(x_leave < x_enter),
-                   rng.uniform(0, 0.02) * height)
-
-
-def _paste(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, left: int, top: int) -> None:
-    """Alpha-composite ``rgb`` onto ``frame`` at (left, top), cut to the frame."""
+def _paste(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, left: int, top: int,
+           hidden: np.ndarray | None) -> None:
+    """Alpha-composite ``rgb`` onto ``frame`` at (left, top), cut to the frame, behind ``hidden`` (0-1 mask)."""
     H, W = frame.shape[:2]
     h, w = alpha.shape[:2]
     fx0, fy0, fx1, fy1 = max(left, 0), max(top, 0), min(left + w, W), min(top + h, H)
     if fx0 >= fx1 or fy0 >= fy1:
         return
     a = alpha[fy0 - top:fy1 - top, fx0 - left:fx1 - left]
+    if hidden is not None:
+        a = a * (1.0 - hidden[fy0:fy1, fx0:fx1, None])
     part = rgb[fy0 - top:fy1 - top, fx0 - left:fx1 - left]
     frame[fy0:fy1, fx0:fx1] = frame[fy0:fy1, fx0:fx1] * (1 - a) + part * a
 
@@ -344,55 +394,64 @@ def _smooth_walk(rng: np.random.Generator, n: int, knots: int, scale: float) -> 
     return np.interp(np.arange(n), np.linspace(0, n - 1, knots + 1), values).astype(np.float32)
 
 
-def render_clip(spec: ClipSpec, config: BenchConfig, media: Path, with_animal: bool = True) -> Iterator[np.ndarray]:
+def _photo(key: str) -> Photo:
+    return next(p for p in PHOTOS if p.key == key)
+
+
+def render_clip(spec: ClipSpec, config: BenchConfig, media: Path, with_animal: bool = True,
+                cache: Path | None = None, track_out: list | None = None) -> Iterator[np.ndarray]:
     """The frames of ``spec``: RGB uint8 (H, W, 3) by day, grayscale (H, W) at night.
 
     Every random draw comes from the clip's seed in a fixed order, so ``with_animal=False`` gives
-    the very same clip without the animal (the tests compare the two).
+    the very same clip without the animal (the tests compare the two). ``track_out`` (a list)
+    receives the animal's :class:`Track`.
     """
     import cv2
 
     W, H, n = config.width, config.height, config.frames
     rng = np.random.default_rng(spec.seed)
     site = next(s for s in SITES if s.name == spec.site)
-    views = site_frames(site, media, W, H)
+    views, source_w = view_frames(site.views[spec.view], media, W, H)
     offset = int(rng.integers(len(views)))
     wind = np.clip(_smooth_walk(rng, n, 6, 1.0), 0, None) * rng.uniform(0.5, 3.0)   # sway amplitude, pixels
     light = 1.0 + _smooth_walk(rng, n, 4, rng.uniform(0.02, 0.12))
     tint = rng.uniform(0.92, 1.08, 3).astype(np.float32)
     noise_sigma = rng.uniform(1.5, 4.0) * (2.0 if spec.night else 1.0)
     gain = rng.uniform(0.9, 1.4)
-    photo = next((p for p in PHOTOS if p.path == spec.photo), None)
-    rgb = alpha = motion = None
-    if photo is not None:
-        rgb, alpha = cutout(photo, media)
-        motion = _motion(rng, W, H, alpha.shape[1] / alpha.shape[0])
-        scale = motion.size / alpha.shape[0]
-        size = (max(2, int(alpha.shape[1] * scale)), max(2, int(motion.size)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) * rng.uniform(0.7, 1.1)
-        alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)[..., None]
-        if motion.flip:
+    rgb = alpha = track = None
+    if spec.photo:
+        rgb, alpha = cutout(_photo(spec.photo), media, cache)
+        track = animal_track(spec, config, alpha.shape[1] / alpha.shape[0], alpha.shape[1], rng)
+        rgb = cv2.resize(rgb, (track.w, track.h), interpolation=cv2.INTER_AREA) * rng.uniform(0.7, 1.1)
+        alpha = cv2.resize(alpha, (track.w, track.h), interpolation=cv2.INTER_AREA)[..., None]
+        if track.flip:
             rgb, alpha = rgb[:, ::-1], alpha[:, ::-1]
+        if track_out is not None:
+            track_out.append(track)
     ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)  # float32 throughout: cv2.remap needs it
     upper = np.clip(1.2 - ys / (0.8 * H), 0, 1)        # foliage sways, the ground does not
     wave = ys * 0.11 + xs * 0.05
     sway_sin, sway_cos = upper * np.sin(wave), upper * np.cos(wave)   # sin(wave + c) = sin*cos(c) + cos*sin(c)
     vignette = (1.0 - 0.55 * (((xs - W / 2) / (W / 2)) ** 2 + ((ys - H / 2) / (H / 2)) ** 2) / 2)[..., None]
     noise_rng = np.random.default_rng([spec.seed, 1])
+    channels = 1 if spec.night else 3
+    bank = noise_rng.standard_normal((8, H, W, channels), dtype=np.float32) * np.float32(noise_sigma)
+    low_res = (source_w, max(2, int(round(source_w * H / W)))) if source_w < W else None
     for f in range(n):
         k = (offset + f) % (2 * len(views) - 1) if len(views) > 1 else 0
         view = views[k if k < len(views) else 2 * len(views) - 2 - k]
         shift = wind[f] * (sway_sin * np.float32(np.cos(0.9 * f)) + sway_cos * np.float32(np.sin(0.9 * f)))
         frame = cv2.remap(view, xs + shift, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        if with_animal and motion is not None and spec.enter_frame <= f < spec.leave_frame:
-            t = (f - spec.enter_frame) / max(1, spec.leave_frame - spec.enter_frame - 1)
-            centre = motion.x_enter + t * (motion.x_leave - motion.x_enter)
-            feet = motion.feet + motion.bob * np.sin(2.5 * f)
-            _paste(frame, rgb, alpha, int(round(centre - alpha.shape[1] / 2)), int(round(feet - alpha.shape[0])))
-        frame = frame * tint * light[f]
+        if with_animal and track is not None and spec.enter_frame <= f < spec.leave_frame:
+            i = f - spec.enter_frame
+            _paste(frame, rgb, alpha, int(track.left[i]), int(track.top[i]), track.occluder)
+        if low_res is not None:   # the camera's own resolution
+            frame = cv2.resize(cv2.resize(frame, low_res, interpolation=cv2.INTER_AREA), (W, H),
+                               interpolation=cv2.INTER_CUBIC)
+        frame = frame * (tint * light[f])
         if spec.night:
             frame = (frame @ _IR_WEIGHTS)[..., None] * vignette * gain
-        frame = frame + noise_rng.standard_normal(frame.shape, dtype=np.float32) * noise_sigma
+        frame += bank[int(noise_rng.integers(len(bank)))]
         out = np.clip(frame, 0, 255).astype(np.uint8)
         yield out[..., 0] if spec.night else out
 
@@ -408,29 +467,54 @@ def _recorded_at(spec: ClipSpec) -> float:
 def _make(task: tuple[str, list[ClipSpec], BenchConfig, str]) -> list[dict]:
     """Write the clips of ``task`` that are missing; describe them all (worker task)."""
     directory, specs, config, media = task
+    cache = Path(directory) / "cutouts"
     out = []
     for spec in specs:
         path = Path(directory) / spec.relpath
+        tracks: list = []
+        frames = render_clip(spec, config, Path(media), cache=cache, track_out=tracks)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_clip(path, render_clip(spec, config, Path(media)), config.width, config.height, config.fps,
-                       config.crf)
+            write_clip(path, frames, config.width, config.height, config.fps, config.crf, X264)
+        else:   # the track only
+            next(frames, None)
         os.utime(path, (_recorded_at(spec), _recorded_at(spec)))
-        out.append({**asdict(spec), "night": int(spec.night), "frames": config.frames, "fps": config.fps,
+        track = tracks[0] if tracks else None
+        out.append({**asdict(spec), "relpath": spec.relpath, "night": int(spec.night), "frames": config.frames,
+                    "fps": config.fps, "photo_split": spec.split_of("photo"), "site_split": spec.split_of("site"),
                     "enter_s": round(spec.enter_frame / config.fps, 3),
-                    "leave_s": round(spec.leave_frame / config.fps, 3), "bytes": path.stat().st_size})
+                    "leave_s": round(spec.leave_frame / config.fps, 3),
+                    "width_frac": round(track.w / config.width, 4) if track else 0.0,
+                    "height_frac": round(track.h / config.height, 4) if track else 0.0, "bytes": path.stat().st_size})
     return out
 
 
+def _cut_task(task: tuple[str, str, str]) -> str:
+    key, media, cache = task
+    cutout(_photo(key), Path(media), Path(cache))
+    return key
+
+
 def _write_csv(path: Path, columns, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(list(columns))
         writer.writerows(rows)
 
 
+def _map(function, tasks: list, workers: int) -> list:
+    """``function`` over ``tasks``, in order, on ``workers`` processes (1: here)."""
+    if workers > 1 and len(tasks) > 1:
+        from jungle.runtime import WorkerPool
+
+        with WorkerPool(workers) as pool:
+            return [future.result() for future in [pool.submit(function, task) for task in tasks]]
+    return [function(task) for task in tasks]
+
+
 def make_collection(directory: str | os.PathLike, config: BenchConfig | None = None, media: Path | None = None,
-                    workers: int = 2) -> dict:
+                    workers: int = 2, log=None) -> dict:
     """Write (or complete) the collection in ``directory``; return its record (``collection.json``).
 
     A complete collection with the same configuration is returned as it is.
@@ -438,43 +522,74 @@ def make_collection(directory: str | os.PathLike, config: BenchConfig | None = N
     config = config or BenchConfig()
     media = Path(media or default_media()).resolve()
     directory = Path(directory).resolve()
+    say = log or (lambda _line: None)
     record_path = directory / MANIFEST
     if record_path.exists():
         record = json.loads(record_path.read_text(encoding="utf-8"))
-        if record.get("key") == config.key() and record.get("status") == "complete":
+        if record.get("key") != config.key():
+            raise ValueError(f"{directory} holds a collection with other settings ({record.get('config')}); "
+                             "choose another folder or delete this one")
+        if record.get("status") == "complete":
             return record
     started = time.perf_counter()
     directory.mkdir(parents=True, exist_ok=True)
-    specs = plan_clips(config)
+    record_path.write_text(json.dumps({"format": FORMAT, "key": config.key(), "config": config.model_dump(mode="json"),
+                                       "status": "incomplete"}, indent=2) + "\n", encoding="utf-8")
+    infrared = site_infrared(config, media)
+    specs = plan_clips(config, infrared)
+    keys = sorted({s.photo for s in specs if s.photo})
+    _map(_cut_task, [(k, str(media), str(directory / "cutouts")) for k in keys], workers)
+    say(f"cut-outs: {len(keys)} in {time.perf_counter() - started:.0f} s")
     tasks = [(str(directory), specs[i:i + 20], config, str(media)) for i in range(0, len(specs), 20)]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            described = [row for rows in pool.map(_make, tasks) for row in rows]
-    else:
-        described = [row for task in tasks for row in _make(task)]
-    for split in ("train", "test"):
-        rows = sorted((d for d in described if d["split"] == split), key=lambda d: d["filename"])
-        _write_csv(directory / f"{split}_labels.csv", ("filename",) + PRIMATRIX_CLASSES,
-                   [[d["filename"]] + [int(c == d["label"]) for c in PRIMATRIX_CLASSES] for d in rows])
+    described = [row for rows in _map(_make, tasks, workers) for row in rows]
+    for split in SPLITS:
+        for side in ("train", "test"):
+            rows = sorted((d for d in described if d[f"{split}_split"] == side), key=lambda d: d["filename"])
+            _write_csv(directory / split / f"{side}_labels.csv", ("filename",) + PRIMATRIX_CLASSES,
+                       [[d["filename"]] + [int(c == d["label"]) for c in PRIMATRIX_CLASSES] for d in rows])
     _write_csv(directory / "clips.csv", _CLIP_COLUMNS, [[d[c] for c in _CLIP_COLUMNS] for d in described])
-    record = {"format": "jungle-realistic-bench", "key": config.key(), "config": config.model_dump(mode="json"),
+    splits = describe_splits(config, specs, infrared)
+    (directory / "splits.json").write_text(json.dumps(splits, indent=2) + "\n", encoding="utf-8")
+    record = {"format": FORMAT, "key": config.key(), "config": config.model_dump(mode="json"),
               "status": "complete", "clips": len(described), "bytes": sum(d["bytes"] for d in described),
               "seconds": round(time.perf_counter() - started, 1)}
     record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 
 
+def render_description(splits: dict) -> str:
+    """What each split holds out, in lines for a person."""
+    lines = ["photo split: test photographs (never in training) per class:"]
+    for label, held in splits["test_photographs"].items():
+        train = splits["train_photographs"][label]
+        note = "  (one photograph: train-only, no test clip)" if not held else ""
+        listed = f": {', '.join(held)}" if held else ""
+        lines.append(f"  {label}: {len(held)} test / {len(train)} train{note}{listed}")
+    lines.append(f"site split: test sites (never in training, {len(splits['test_sites'])} of "
+                 f"{len(splits['test_sites']) + len(splits['train_sites'])}): {', '.join(splits['test_sites'])}; "
+                 "its test photographs are the photo split's")
+    for split in SPLITS:
+        entry = splits[split]
+        for side in ("train", "test"):
+            part = entry[side]
+            lines.append(f"{split} {side}: {part['clips']} clips, {part['photographs']} photographs, "
+                         f"{part['sites']} sites; " + ", ".join(f"{c} {k}" for c, k in part["classes"].items()))
+        lines.append(f"{split}: classes without test clips: {', '.join(entry['classes_without_test_clips']) or '-'}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path)
-    parser.add_argument("--train", type=int, default=490)
-    parser.add_argument("--test", type=int, default=210)
+    parser.add_argument("--clips", type=int, default=BenchConfig().clips)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--media", type=Path, default=None)
     args = parser.parse_args()
-    record = make_collection(args.directory, BenchConfig(seed=args.seed, n_train=args.train, n_test=args.test),
-                             args.media, args.workers)
+    config = BenchConfig(seed=args.seed, clips=args.clips)
+    record = make_collection(args.directory, config, args.media, args.workers,
+                             log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(render_description(json.loads((Path(args.directory) / "splits.json").read_text(encoding="utf-8"))))
     print(json.dumps({k: record[k] for k in ("clips", "bytes", "seconds") if k in record}))
 
 
