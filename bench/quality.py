@@ -264,6 +264,7 @@ def main() -> None:
     args.collection = args.collection or Path("bench-realistic-smoke" if args.smoke else "bench-realistic")
     args.out = args.out or Path(f"{args.collection}-out")
     tables = run_benchmark(args)
+    print(realistic.render_description(json.loads((args.collection / "splits.json").read_text(encoding="utf-8"))))
     for split, rows in tables.items():
         held = {"photo": "test photographs never in training",
                 "site": "test sites and photographs never in training"}.get(split, "")
