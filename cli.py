@@ -344,6 +344,13 @@ def featurize(
              "640x384 is ~1/3 faster; crop: pixels cut off the bottom). Alone (no --encoder), only it runs.")] = None,
     detector_frames: Annotated[str, typer.Option(
         help="Frame sampling of the detector pass (zamba: fps:4).")] = "fps:4",
+    no_detector: Annotated[bool, typer.Option(
+        "--no-detector", help="Boxes from motion only: MegadetectorLite stays off (by default it looks at the "
+                              "sampled frames when its weights are cached).")] = False,
+    no_crops: Annotated[bool, typer.Option(
+        "--no-crops", help="No crop feature sets (crops_<encoder>); with --no-detector too, whole frames only "
+                           "(no boxes).")] = False,
+    crops: Annotated[int, typer.Option(help="Crops per clip around its boxes (the crop sets' slots).")] = 8,
     dask: Annotated[Optional[str], typer.Option(
         help="Spread shards over a Dask cluster: tcp://scheduler:8786, or 'local' for a LocalCluster.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -352,9 +359,11 @@ def featurize(
 ) -> None:
     """Sample frames of every ingested video and store per-frame embeddings (resumable, shardable)."""
     from .features.featurize.config import FeaturizeConfig
+    from .features.featurize.crops import BoxesConfig
     from .features.featurize.detect import DetectConfig
     from .features.models.detector import DetectorConfig
     from .features.models.encoders import EncoderConfig
+    from .features.video.crops import CropConfig
     from .pipeline import featurize_videos
 
     ws = _existing_workspace(workspace)
@@ -370,16 +379,20 @@ def featurize(
         encoders = tuple(EncoderConfig.from_spec(spec, weights=str(weights) if weights else None, pretrained=pretrained,
                                                  input_size=input_size, alias=name, stages=stages)
                          for spec in specs)
+        boxes = None if no_crops and no_detector else BoxesConfig(detector=None if no_detector else "auto")
         config = FeaturizeConfig(encoders=encoders, frames=frames, batch_size=batch_size, workers=workers, block=block,
-                                 device=device, torch_threads=threads, backend=backend, precision=precision)
+                                 device=device, torch_threads=threads, backend=backend, precision=precision,
+                                 boxes=boxes, crops=None if no_crops else CropConfig(n=crops))
     run = featurize_videos(ws, config, detect, shard=shard, dask=dask, progress=not quiet)
     if run.detected is not None:
-        _echo(render_rows(*run.detected.rows(), fmt))
+        _echo(render_rows(*run.detector_rows(), fmt))
         for path, error in run.detected.run.failures:
             typer.echo(f"failed: {path}: {error}", err=True)
     summary = run.featurized
     if summary is None:
         return
+    for note in summary.notes:
+        typer.echo(f"note: {note}", err=True)
     _echo(render_rows(*summary.rows(), fmt))
     if fmt == Format.table:
         shard_note = f", shard {summary.shard}" if summary.shard else ""
@@ -418,8 +431,12 @@ def aggregate_command(
         "--source", "-s", help="Frame-level embedding set(s) to aggregate, comma-separated (lite0 or lite0,lite1; "
                                "attention reads them side by side).")] = "lite0",
     kind: Annotated[str, typer.Option(
-        "--kind", "-k", help="What to build, comma-separated: meta, frame-head, stats (hist_*), minmax, attention."
-    )] = "meta,frame-head,stats,minmax,attention",
+        "--kind", "-k", help="What to build, comma-separated: meta, frame-head, stats (hist_*), minmax, attention, "
+                             "detector (det_*: the boxes' detection features).")
+    ] = "meta,frame-head,stats,minmax,attention,detector",
+    no_crops: Annotated[bool, typer.Option(
+        "--no-crops", help="Leave out the crop sets (crops_<source>, which the embedding kinds also read by default).")
+    ] = False,
     fold_scheme: Annotated[str, typer.Option(help="Fold scheme of the out-of-fold models.")] = "default",
     head_hidden: Annotated[Optional[int], typer.Option(help="Frame head hidden units, 0 for linear (default 256).",
                                                        show_default=False)] = None,
@@ -441,14 +458,16 @@ def aggregate_command(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Build video-level feature sets (meta, hist_*, minmax_*, attn_*): versioned, skipped when up to date."""
+    """Build video-level feature sets (meta, hist_*, minmax_*, attn_*, det_*), from the whole frames and the crops:
+    versioned, skipped when up to date."""
     from .features.aggregates.aggregate import AggregateConfig, aggregate
 
     ws = _existing_workspace(workspace)
     config = AggregateConfig.from_options(sources=source, kinds=kind, fold_scheme=fold_scheme, threads=threads,
                                           neighbours=neighbours, bins=bins, head_hidden=head_hidden,
                                           head_epochs=head_epochs, attention_epochs=attention_epochs, recurrent=gru,
-                                          attention_meta=attention_meta, unlabelled=unlabelled, seed=seed)
+                                          attention_meta=attention_meta, unlabelled=unlabelled, seed=seed,
+                                          crops=not no_crops)
     results = aggregate(ws, config, progress=not quiet)
     _echo(render_rows(*results.rows(), fmt))
     if fmt == Format.table:

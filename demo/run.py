@@ -18,7 +18,7 @@ from ..ingest.run import IngestConfig, ingest
 from ..meta.metrics import competition_log_loss
 from ..meta.predict import predict
 from ..meta.report import write_report
-from ..pipeline import DEFAULT_SOURCE, ensure_feature_sets, featurize_default
+from ..pipeline import DEFAULT_SOURCE, crop_sets, ensure_feature_sets, featurize_default
 from ..store.db import connect
 from ..store.labels import read_labelled
 from ..store.workspace import Workspace
@@ -152,10 +152,13 @@ def run_demo(workspace: Workspace, config: DemoRunConfig, log: Callable[[str], N
     for part, summary in zip(("train", "test"), timed("ingest", _ingest)):
         if summary.error:  # the labels or folds of the train clips: nothing after this could be scored
             raise InputError(f"ingest of the demo's {part} clips: {summary.error}")
-    timed("featurize", lambda: featurize_default(workspace, config.frames))
+    # motion boxes only: the demo's animals are drawn, not photographed (MegadetectorLite added nothing
+    # there), and the demo's time stays the same with the detector's weights cached or not
+    timed("featurize", lambda: featurize_default(workspace, config.frames, detector=False))
     sets = [set_name("meta")] + [set_name(kind, DEFAULT_SOURCE, i) for kind, i in
                                  (("stats", 0), ("minmax", 0), ("minmax", 1), ("attention", 0))]
-    timed("aggregate", lambda: ensure_feature_sets(workspace, sets, frames=config.frames, log=say))
+    timed("aggregate", lambda: ensure_feature_sets(workspace, sets, frames=config.frames, log=say,
+                                                   optional=crop_sets(DEFAULT_SOURCE)))
 
     scores = []
     for recipe in config.recipes:

@@ -20,6 +20,7 @@ import stat
 import sys
 from pathlib import Path
 
+from .frame_tables import block_tables
 from .workspace import Workspace
 
 __all__ = ["VIEW_NAME", "lock_down", "quote_identifier", "quote_string", "register_views", "table_file"]
@@ -98,7 +99,8 @@ def _note(workspace: Workspace, name: str, version, why: str) -> None:
 
 
 def register_views(con, workspace: Workspace) -> list[str]:
-    """Create a TEMP view per complete video-level feature set; return the view names.
+    """Create a TEMP view per complete video-level feature set, and per complete frame-level set with
+    a long table (:mod:`jungle.store.frame_tables`, e.g. ``boxes``); return the view names.
 
     ``NAME`` is the latest version, ``NAME_vN`` each version. Sets whose name, version or table
     location is not safe (see the module docstring) are skipped with a note.
@@ -109,12 +111,12 @@ def register_views(con, workspace: Workspace) -> list[str]:
     if not exists:
         return []
     rows = con.execute(
-        "SELECT name, version, location FROM feature_sets "
-        "WHERE kind = 'video' AND status = 'complete' ORDER BY name, version"
+        "SELECT name, version, kind, location FROM feature_sets "
+        "WHERE status = 'complete' ORDER BY name, version"
     ).fetchall()
     made: list[str] = []
     latest: dict[str, str] = {}
-    for name, version, location in rows:
+    for name, version, kind, location in rows:
         if not isinstance(name, str) or not VIEW_NAME.match(name):
             _note(workspace, str(name), version, "its name is not lower-case letters, digits and '_'")
             continue
@@ -122,15 +124,21 @@ def register_views(con, workspace: Workspace) -> list[str]:
             _note(workspace, name, version, "its version is not a whole number from 1")
             continue
         try:
-            path = table_file(workspace, location)
+            if kind == "frames":  # a long table beside the arrays, one file per block (e.g. boxes)
+                files = [table_file(workspace, f"{block.relative_to(workspace.root)}")
+                         for block in block_tables(workspace, name, version)]
+                if not files:
+                    continue
+                source = "[" + ", ".join(quote_string(f) for f in files) + "]"
+            else:
+                source = quote_string(table_file(workspace, location))
         except FileNotFoundError:
             continue  # not built here (yet): nothing to show
         except ValueError as exc:
             _note(workspace, name, version, str(exc))
             continue
         view = f"{name}_v{version}"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_identifier(view)} AS "
-                    f"SELECT * FROM read_parquet({quote_string(path)})")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_identifier(view)} AS SELECT * FROM read_parquet({source})")
         made.append(view)
         latest[name] = view
     for name, view in latest.items():

@@ -27,7 +27,7 @@ __all__ = ["tmpfs", "remount", "leave_free", "free_kb", "used_kb", "jungle_cli",
 
 #: A small, fast featurize run (random-init resnet10t at 64 px, 8 frames, 2 videos per block).
 TINY_FEATURIZE = ["--encoder", "resnet10t", "--input-size", "64", "--frames", "uniform:8", "--block", "2",
-                  "--batch-size", "12", "--threads", "1", "-q"]
+                  "--batch-size", "12", "--threads", "1", "--no-crops", "--no-detector", "-q"]
 
 
 def _mount(*args: str) -> subprocess.CompletedProcess:

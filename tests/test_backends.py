@@ -71,7 +71,7 @@ def _workspace(tmp_path, media) -> Workspace:
 
 def _config(**options) -> FeaturizeConfig:
     return FeaturizeConfig(encoders=(TINY,), frames="uniform:4", block=1, batch_size=6, torch_threads=2,
-                           workers=0, **options)
+                           workers=0, boxes=None, crops=None, **options)
 
 
 def test_backends_are_installed_and_the_cpu_default_is_the_fastest():
@@ -176,7 +176,7 @@ def test_cli_takes_backend_and_precision(tmp_path, media):
     helped = runner.invoke(app, ["featurize", "--help"], env={"COLUMNS": "200"})
     assert "--backend" in helped.output and "--precision" in helped.output
     args = ["featurize", "-w", str(workspace.root), "--encoder", "resnet10t", "--input-size", "64",
-            "--frames", "uniform:4", "-q", "-f", "csv"]
+            "--frames", "uniform:4", "--no-crops", "--no-detector", "-q", "-f", "csv"]
     done = runner.invoke(app, [*args, "--backend", "onnxruntime"])
     assert done.exit_code == 0, done.output
     assert done.output.startswith("feature_set,version,rows,processed,errors,frames,status\n"

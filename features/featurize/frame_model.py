@@ -48,6 +48,9 @@ class ModelSpec:
             ``describe()`` and ``registry_meta()``.
         frame_size: (width, height) it takes.
         native_frames: it wants frames at their coded size (see :func:`decode_size`).
+        view: what of each video the set holds: ``frames`` (the sampled frames), ``crops`` (the
+            crops around boxes) or ``boxes`` (the boxes themselves, no model).
+        slots: the set's frame slots (None: the sampling's).
     """
 
     set_name: str
@@ -56,6 +59,8 @@ class ModelSpec:
     registry: dict
     frame_size: tuple[int, int] | None
     native_frames: bool = False
+    view: str = "frames"
+    slots: int | None = None
 
     @classmethod
     def of(cls, model: FrameModel) -> "ModelSpec":
@@ -75,4 +80,6 @@ def decode_size(models: Sequence[FrameModel | ModelSpec]) -> tuple[int, int] | N
     if any(m.native_frames for m in models):
         return None
     sizes = [tuple(m.frame_size or (m.input_size, m.input_size)) for m in models]
+    if not sizes:
+        return None
     return max(w for w, _ in sizes), max(h for _, h in sizes)

@@ -13,6 +13,7 @@ from ...store.registry import FeatureSet
 from ...store.rows import assign_rows, record_statuses, video_paths
 from ..video.sampling import Sampling
 from .config import Shard
+from .crops import FILLS
 from .frame_model import ModelSpec, decode_size
 from .markers import progress_dir, read_markers
 
@@ -47,9 +48,9 @@ class FeaturizePlan:
         return FeaturizePlan(sets, {v: self.paths[v] for v in keep if v in self.paths})
 
 
-def _set_config(spec: ModelSpec, sampling: Sampling, frame_size: tuple[int, int] | None) -> dict:
+def _set_config(spec: ModelSpec, sampling: Sampling, frame_size: tuple[int, int] | None, slots: int) -> dict:
     return {"model": spec.description, "sampling": sampling.spec(), "sampling_config": sampling.model_dump(),
-            "slots": sampling.slots, "frame_size": list(frame_size) if frame_size else None}
+            "slots": slots, "frame_size": list(frame_size) if frame_size else None}
 
 
 def plan(workspace, specs: list[ModelSpec], sampling: Sampling, block: int = 64) -> FeaturizePlan:
@@ -62,12 +63,14 @@ def plan(workspace, specs: list[ModelSpec], sampling: Sampling, block: int = 64)
     from ...store import arrays, registry
     from ...store.db import connect, transaction
 
-    frame_size = decode_size(specs)
+    frame_size = decode_size([s for s in specs if s.view == "frames"])
     planned: list[PlannedSet] = []
     with connect(workspace) as con:
         with transaction(con):
             for spec in specs:
-                config = _set_config(spec, sampling, frame_size)
+                size = frame_size if spec.view != "boxes" else None
+                slots = spec.slots or sampling.slots
+                config = _set_config(spec, sampling, size, slots)
                 fs, created = registry.register(con, spec.set_name, "frames", config, [],
                                                 sampling=sampling.spec(), **spec.registry)
                 rows = assign_rows(con, fs)
@@ -75,17 +78,18 @@ def plan(workspace, specs: list[ModelSpec], sampling: Sampling, block: int = 64)
                 if not n_rows:
                     raise NotFoundError(f"the workspace {workspace.root} has no readable videos to featurize. "
                                      "Run `jungle ingest DIR` first (see `jungle status`).")
-                array_specs = {name: arrays.ArraySpec(shape, dtype) for name, (shape, dtype) in spec.outputs.items()}
+                array_specs = {name: arrays.ArraySpec(shape, dtype, FILLS.get(name, 0))
+                               for name, (shape, dtype, *_) in spec.outputs.items()}
                 array_specs.update(valid=arrays.ArraySpec((), "bool", False),
                                    timestamps=arrays.ArraySpec((), "float32", float("nan")),
                                    frame_index=arrays.ArraySpec((), "int32", -1))
                 existing_block = None
                 if (workspace.root / fs.location / "zarr.json").exists():
                     existing_block = arrays.open_group(workspace, fs).attrs.get("block")
-                group = arrays.create_group(workspace, fs, n_rows, sampling.slots, array_specs,
+                group = arrays.create_group(workspace, fs, n_rows, slots, array_specs,
                                             block=existing_block or block,
-                                            attrs={"sampling": sampling.spec(),
-                                                   "frame_size": list(frame_size) if frame_size else None,
+                                            attrs={"sampling": sampling.spec(), "view": spec.view,
+                                                   "frame_size": list(size) if size else None,
                                                    "model": spec.description})
                 arrays.ensure_rows(group, n_rows)
                 planned.append(PlannedSet(fs, created, rows, n_rows, int(group.attrs["block"])))

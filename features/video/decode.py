@@ -90,6 +90,7 @@ class Frames:
             timestamp, unrequested non-reference frames skipped) or "count" (every frame decoded and counted).
         warning: set when decoding stopped early on damaged data (the frames returned are good).
         runs: decoders that ran side by side, each from its own keyframe (:func:`split_plan`).
+        also: the same frames at the further sizes :func:`read_frames` was asked for (``also``).
     """
 
     images: np.ndarray
@@ -99,6 +100,7 @@ class Frames:
     method: str = "sequential"
     warning: str | None = None
     runs: int = 1
+    also: tuple[np.ndarray, ...] = ()
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -374,6 +376,12 @@ def _converter(size: tuple[int, int] | None, fmt: str = "rgb24", interpolation: 
                                          threads=1 if threads == 1 else 0).to_ndarray()
 
 
+def _converters(sizes: Sequence[tuple[int, int] | None], threads: int = 0) -> Callable[..., tuple[np.ndarray, ...]]:
+    """frame -> one RGB array per size in ``sizes`` (each with its own reused scaler)."""
+    each = [_converter(size, threads=threads) for size in sizes]
+    return lambda frame: tuple(convert(frame) for convert in each)
+
+
 def _stack(images: list[np.ndarray], size: tuple[int, int] | None, index: VideoIndex | None) -> np.ndarray:
     if images:
         return np.stack(images)
@@ -467,7 +475,7 @@ def _read_by_pts(container, stream, plan: DecodePlan, to_rgb, index: VideoIndex,
     return images, found, pts_list
 
 
-def _read_runs(path, index: VideoIndex, runs: tuple[DecodePlan, ...], size, threads: int):
+def _read_runs(path, index: VideoIndex, runs: tuple[DecodePlan, ...], sizes, threads: int):
     """Follow each plan in its own decoder, side by side when there are several (FFmpeg decodes
     without holding the GIL, so threads suffice). Returns (images, indices, pts) of all runs."""
     from concurrent.futures import ThreadPoolExecutor
@@ -479,7 +487,7 @@ def _read_runs(path, index: VideoIndex, runs: tuple[DecodePlan, ...], size, thre
         try:
             stream = container.streams.video[0]
             _configure(stream, each)
-            return _read_by_pts(container, stream, plan, _converter(size, threads=each), index)
+            return _read_by_pts(container, stream, plan, _converters(sizes, threads=each), index)
         finally:
             container.close()
 
@@ -498,6 +506,7 @@ def read_frames(
     index: VideoIndex | None = None,
     method: str = "auto",
     threads: int = 0,
+    also: Sequence[tuple[int, int] | None] = (),
 ) -> Frames:
     """Decode the requested frames of a video.
 
@@ -515,6 +524,8 @@ def read_frames(
             (:func:`split_plan`), each given its share of the threads; one stretch gets them all
             (FFmpeg's own threading; 0 = FFmpeg's choice). 1 decodes on one thread, as the
             featurize workers do (each decodes one video at a time, side by side).
+        also: further sizes (width, height; None: the coded size) to convert the same frames to, in
+            the same decoding (``Frames.also``): e.g. the encoder's input and the frame for crops.
 
     Returns:
         :class:`Frames`, sorted by index.
@@ -535,9 +546,10 @@ def read_frames(
     runs = split_plan(index, wanted, threads or available_cores()) if by_pts and method == "auto" else (plan,)
     used = ("seek" if any(run.method == "seek" for run in runs) else "sequential") if by_pts else "count"
     warning, n_frames = None, index.n_frames
+    sizes = (size, *also)
     if by_pts:
         try:
-            images, found, pts_list = _read_runs(path, index, runs, size, threads)
+            images, found, pts_list = _read_runs(path, index, runs, sizes, threads)
         except (LookupError, av.error.FFmpegError):
             by_pts, used, runs = False, "count", (plan,)  # timestamps did not match the index: count frames
     if not by_pts:
@@ -546,17 +558,18 @@ def read_frames(
             stream = container.streams.video[0]
             _configure(stream, threads)
             images, found, pts_list, decoded_count, warning = _read_sequential(
-                container, stream, wanted, _converter(size, threads=threads), index)
+                container, stream, wanted, _converters(sizes, threads=threads), index)
         finally:
             container.close()
         if decoded_count is not None:
             n_frames = min(n_frames, decoded_count)
     order = np.argsort(found, kind="stable")
     found_arr = np.asarray(found, dtype=np.int64)[order]
-    images = [images[i] for i in order]
     pts_sorted = [pts_list[i] for i in order]
+    stacked = [_stack([images[i][part] for i in order], part_size, index) for part, part_size in enumerate(sizes)]
     return Frames(
-        images=_stack(images, size, index),
+        images=stacked[0],
+        also=tuple(stacked[1:]),
         indices=found_arr,
         timestamps=_timestamps(index, found_arr, pts_sorted),
         n_frames=n_frames,

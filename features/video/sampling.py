@@ -49,6 +49,7 @@ __all__ = [
     "WINNER1_INDICES",
     "SampledFrames",
     "sample_frames",
+    "lay_out",
 ]
 
 #: The 1st place's frames of a 24 fps, 15 s clip: 32 in all.
@@ -358,9 +359,17 @@ def sample_frames(
     """
     index = index or index_video(path)
     chosen = sampling.choose(index)[: sampling.slots]
-    frames = reader(path, chosen, size, index=index)
+    return lay_out(reader(path, chosen, size, index=index), chosen, sampling.slots, index)
+
+
+def lay_out(frames: Frames, chosen: np.ndarray, slots: int, index: VideoIndex) -> SampledFrames:
+    """The ``chosen`` frames among decoded ``frames`` (which may hold others too), in ``slots`` slots:
+    the ones found fill the first slots, in index order."""
+    keep = np.flatnonzero(np.isin(frames.indices, chosen))
+    if len(keep) != len(frames):
+        frames = Frames(frames.images[keep], frames.indices[keep], frames.timestamps[keep], frames.n_frames,
+                        frames.method, frames.warning, frames.runs, tuple(extra[keep] for extra in frames.also))
     k = len(frames)
-    slots = sampling.slots
     valid = np.zeros(slots, dtype=bool)
     valid[:k] = True
     frame_index = np.full(slots, -1, dtype=np.int32)
@@ -368,4 +377,3 @@ def sample_frames(
     timestamps = np.full(slots, np.nan, dtype=np.float32)
     timestamps[:k] = frames.timestamps
     return SampledFrames(frames, valid, frame_index, timestamps, frames.n_frames or index.n_frames)
-
