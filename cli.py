@@ -437,6 +437,9 @@ def aggregate_command(
     no_crops: Annotated[bool, typer.Option(
         "--no-crops", help="Leave out the crop sets (crops_<source>, which the embedding kinds also read by default).")
     ] = False,
+    crop_head: Annotated[Optional[str], typer.Option(
+        help="How the frame head learns the crops: own (a head of their own, the default) or bag (the whole "
+             "frames' head, on bags of a video's frames and crops together).", show_default=False)] = None,
     fold_scheme: Annotated[str, typer.Option(help="Fold scheme of the out-of-fold models.")] = "default",
     head_hidden: Annotated[Optional[int], typer.Option(help="Frame head hidden units, 0 for linear (default 256).",
                                                        show_default=False)] = None,
@@ -467,7 +470,7 @@ def aggregate_command(
                                           neighbours=neighbours, bins=bins, head_hidden=head_hidden,
                                           head_epochs=head_epochs, attention_epochs=attention_epochs, recurrent=gru,
                                           attention_meta=attention_meta, unlabelled=unlabelled, seed=seed,
-                                          crops=not no_crops)
+                                          crops=not no_crops, crop_head=crop_head)
     results = aggregate(ws, config, progress=not quiet)
     _echo(render_rows(*results.rows(), fmt))
     if fmt == Format.table:

@@ -42,8 +42,8 @@ import realistic  # noqa: E402  (bench/realistic.py)
 
 RECIPES = ("metadata-only", "min-max", "first-place", "third-place", "all")
 #: jungle's options that turn detector-guided crops off, per command ("before": whole frames only).
-#: Empty while this jungle has no crops: before and after are then the same run.
-BEFORE: dict[str, tuple[str, ...]] = {"featurize": (), "aggregate": (), "stack": ()}
+BEFORE: dict[str, tuple[str, ...]] = {"featurize": ("--no-crops", "--no-detector"), "aggregate": ("--no-crops",),
+                                      "stack": ()}
 COLUMNS = ("recipe", "log_loss", "accuracy", "animal_accuracy", "macro_f1", "mean_auc", "seconds")
 SMOKE = {"clips": 48, "frames": "uniform:4", "trials": 1, "baseline_images": 2, "recipes": "min-max,all"}
 

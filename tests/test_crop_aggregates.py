@@ -65,27 +65,34 @@ def _crops_workspace(tmp_path):
     return ws, data
 
 
-def test_crop_sets_are_aggregated_beside_their_source_and_stay_out_of_fold(tmp_path):
+@pytest.mark.parametrize("crops", ["own", "bag"])
+def test_crop_sets_are_aggregated_beside_their_source_and_stay_out_of_fold(tmp_path, crops):
+    """``own``: the crops get a head of their own; ``bag``: the frames' head learns from frames and crops
+    together and predicts both. Either way a flipped label never reaches its own video's predictions."""
     ws, data = _crops_workspace(tmp_path)
-    made = aggregate(ws, AggregateConfig(kinds=("frame-head", "stats", "minmax"), **QUICK))
+    quick = {**QUICK, "frame_head": HEAD.model_copy(update={"crops": crops})}
+    made = aggregate(ws, AggregateConfig(kinds=("frame-head", "stats", "minmax"), **quick))
     names = [fs.name for fs in made]
-    assert names == ["frameprobs_lite0", "hist_lite0", "minmax_lite0", "minmax_stages_lite0",
-                     "frameprobs_crops_lite0", "hist_crops_lite0", "minmax_crops_lite0"]
-    crops = next(fs for fs in made if fs.name == "frameprobs_crops_lite0")
-    assert crops.inputs[0]["name"] == "crops_lite0"
-    before = arrays.open_group(ws, crops)["probs"][:]
+    assert sorted(names) == ["frameprobs_crops_lite0", "frameprobs_lite0", "hist_crops_lite0", "hist_lite0",
+                             "minmax_crops_lite0", "minmax_lite0", "minmax_stages_lite0"]
+    probs = {fs.name: fs for fs in made if fs.name.startswith("frameprobs_")}
+    assert [i["name"] for i in probs["frameprobs_crops_lite0"].inputs] == \
+        (["crops_lite0", "labels"] if crops == "own" else ["lite0", "crops_lite0", "labels"])
+    before = {name: arrays.open_group(ws, fs)["probs"][:] for name, fs in probs.items()}
+    assert before["frameprobs_crops_lite0"].shape == (40, 4, len(data.classes))
     target = 5
     flip_label(data, target)
-    again = aggregate(ws, AggregateConfig(kinds=("frame-head",), **QUICK))
-    after_fs = next(fs for fs in again if fs.name == "frameprobs_crops_lite0")
-    assert after_fs.version == crops.version + 1
-    after = arrays.open_group(ws, after_fs)["probs"][:]
-    np.testing.assert_array_equal(after[target], before[target])      # its own label never reached it
-    same_fold = [i for i in np.flatnonzero(data.done) if data.folds[i] == data.folds[target]]
-    for i in same_fold:
-        np.testing.assert_array_equal(after[i], before[i])
-    other = [i for i in np.flatnonzero(data.done) if data.folds[i] not in (-1, data.folds[target])]
-    assert not np.array_equal(after[other], before[other])
+    again = aggregate(ws, AggregateConfig(kinds=("frame-head",), **quick))
+    for name, fs in probs.items():
+        after_fs = next(made for made in again if made.name == name)
+        assert after_fs.version == fs.version + 1
+        after = arrays.open_group(ws, after_fs)["probs"][:]
+        np.testing.assert_array_equal(after[target], before[name][target])      # its own label never reached it
+        same_fold = [i for i in np.flatnonzero(data.done) if data.folds[i] == data.folds[target]]
+        for i in same_fold:
+            np.testing.assert_array_equal(after[i], before[name][i])
+        other = [i for i in np.flatnonzero(data.done) if data.folds[i] not in (-1, data.folds[target])]
+        assert not np.array_equal(after[other], before[name][other])
     # without crops, only the whole frames' sets
     plain = aggregate(ws, AggregateConfig(kinds=("minmax",), crops=False, **QUICK))
     assert [fs.name for fs in plain] == ["minmax_lite0", "minmax_stages_lite0"]

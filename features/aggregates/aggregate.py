@@ -186,7 +186,7 @@ class AggregateConfig(JungleConfig):
                      neighbours: int | None = None, bins: int | None = None, head_hidden: int | None = None,
                      head_epochs: int | None = None, attention_epochs: int | None = None, recurrent: bool = False,
                      attention_meta: bool = True, unlabelled: str = "full", seed: int = 0,
-                     crops: bool = True) -> "AggregateConfig":
+                     crops: bool = True, crop_head: str | None = None) -> "AggregateConfig":
         """The configuration from ``jungle aggregate``'s flat options (None: the sub-config's default)."""
         def given(**values) -> dict:
             return {k: v for k, v in values.items() if v is not None}
@@ -194,7 +194,8 @@ class AggregateConfig(JungleConfig):
         mode = unlabelled.replace("-", "_")
         return cls(sources=sources, kinds=kinds, fold_scheme=fold_scheme, threads=threads, crops=crops,
                    meta=given(neighbours=neighbours), stats=given(bins=bins),
-                   frame_head=given(hidden=head_hidden, epochs=head_epochs, unlabelled=mode, seed=seed),
+                   frame_head=given(hidden=head_hidden, epochs=head_epochs, unlabelled=mode, seed=seed,
+                                    crops=crop_head),
                    attention=given(recurrent=recurrent, with_meta=attention_meta, unlabelled=mode, seed=seed,
                                    epochs=attention_epochs))
 
@@ -258,6 +259,7 @@ class _Run:
         self.results = AggregateResults()
         self._meta: FeatureSet | None = None
         self._plan = None
+        self._probs: dict[str, FrameRows] = {}   # frame probabilities made by this run, by source
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
@@ -341,29 +343,42 @@ class _Run:
         return self._meta
 
     def frame_head(self, source: FrameRows) -> FrameRows:
+        """The frame probabilities of ``source`` (made now unless up to date; with ``crops="bag"`` the
+        source's head also predicts its crop set, whose probabilities are kept for :meth:`stats`)."""
+        if source.fs.name in self._probs:
+            return self._probs[source.fs.name]
         plan = self.plan()
         head = self.config.frame_head
-        params = {"kind": "frame-head", **head.model_dump()}
-        inputs = [source.lineage(), {"name": "labels", **plan.lineage}]
+        # "own" is how every frame head was trained before crops existed: its sets keep their versions
+        params = {"kind": "frame-head", **head.model_dump(exclude={"crops"} if head.crops == "own" else set())}
+        crops = None
+        if head.crops == "bag" and self.config.crops and not source.fs.name.startswith(CROPS_PREFIX):
+            crops = self._optional_source(CROPS_PREFIX + source.fs.name)
+        inputs = [source.lineage()] + ([crops.lineage()] if crops is not None else []) + \
+            [{"name": "labels", **plan.lineage}]
         detector = self._source(head.detector) if head.detector else None   # detector scores as an input
         if detector is not None:
             inputs.append(detector.lineage())
-        fs, fresh = self._register(set_name("frame-head", source.fs.name), "frames", params, inputs,
-                                   fold_scheme=plan.scheme, dims=len(plan.classes), sampling=source.fs.sampling,
-                                   encoder=source.fs.encoder)
-        if not fresh:
+        made = [(part, *self._register(set_name("frame-head", part.fs.name), "frames", params, inputs,
+                                         fold_scheme=plan.scheme, dims=len(plan.classes), sampling=part.fs.sampling,
+                                         encoder=part.fs.encoder))
+                for part in ([source] if crops is None else [source, crops])]
+        if all(fresh for _, _, fresh in made):
+            sets = [self._record(fs, None) for _, fs, _ in made]
+        else:
             started = time.perf_counter()
             with self._bar(None, f"frame head {source.fs.name}", "batch") as update:
-                ensemble = fit_frame_head(self.ws, source, plan, head, progress=lambda: update(1), detector=detector)
+                ensemble = fit_frame_head(self.ws, source, plan, head, progress=lambda: update(1), detector=detector,
+                                          crops=crops)
             with self._bar(len(source), f"frame probs {source.fs.name}") as update:
-                written = write_frame_probs(self.ws, source, fs, ensemble, plan, head, progress=update,
-                                            detector=detector)
-            fs = self._finish_frames(fs, written)
-            self._record(fs, started)
-        else:
-            self._record(fs, None)
+                written = write_frame_probs(self.ws, source, made[0][1], ensemble, plan, head, progress=update,
+                                            detector=detector, crops=crops,
+                                            crops_target=made[1][1] if crops is not None else None)
+            sets = [self._record(self._finish_frames(fs, rows), started) for (_, fs, _), rows in zip(made, written)]
         with connect(self.ws) as con:
-            return load_frame_rows(con, fs)
+            for part, fs in zip([source] + ([crops] if crops is not None else []), sets):
+                self._probs[part.fs.name] = load_frame_rows(con, fs)
+        return self._probs[source.fs.name]
 
     def _finish_frames(self, fs: FeatureSet, written: dict[str, tuple[int, int]]) -> FeatureSet:
         import polars as pl

@@ -24,6 +24,10 @@ labelled data (``unlabelled='full'``, the default; ``'fold_mean'`` averages the 
 instead). Embeddings are standardised per dimension with the mean and std of all valid frames
 (no labels involved).
 
+Crops (``crops``): a crop set (``crops_<src>``, featurize's crops around boxes) is a source like any
+other, with a head of its own (``own``); with ``bag``, a video's whole frames and its crops are one
+bag for the source's head (one more input: 1 for a crop), which then predicts both sets.
+
 Detector-aware frames (``detector``): with a MegadetectorLite frame-level set (``jungle detect``),
 every frame gets the score of the detector frame nearest in time as one more input of the head
 (the detector samples its own frames; videos it has not seen get 0).
@@ -79,6 +83,9 @@ class FrameHeadConfig(TrainingConfig):
             this value to a second training round (None: no pseudo-labels).
         detector: a frame-level detector set (e.g. ``megadetector_lite``) whose nearest frame's
             score becomes an extra input of every frame (None: embeddings only).
+        crops: how the crops of a source (``crops_<src>``) are learned: ``own`` (a head of their own,
+            trained on bags of crops) or ``bag`` (the source's head, on bags of a video's frames and
+            crops together, one more input saying which is a crop; it predicts both).
     """
 
     training: Training = "mil-attention"
@@ -90,6 +97,7 @@ class FrameHeadConfig(TrainingConfig):
     buffer_frames: int = Field(131072, ge=1)
     pseudo_threshold: float | None = Field(None, gt=0.5, lt=1)
     detector: str | None = None
+    crops: Literal["own", "bag"] = "own"
 
 
 class FrameHead(nn.Module):
@@ -198,15 +206,31 @@ def _nearest_scores(block: FrameBlock, scores: dict) -> np.ndarray:
 
 
 def frame_blocks(workspace: Workspace, source: FrameRows, config: FrameHeadConfig,
-                 scores: dict | None = None, extras: tuple = (), **options):
-    """Blocks of the head's inputs: the embeddings, plus the detector score of each frame when ``scores``."""
+                 scores: dict | None = None, extras: tuple = (), crops: FrameRows | None = None, **options):
+    """Blocks of the head's inputs: the embeddings, plus the detector score of each frame when ``scores``;
+    with ``crops`` (a crop set of the same encoder), each video's crops follow its frames in the bag,
+    with one more input: 1 for a crop, 0 for a whole frame."""
     if scores is not None and "timestamps" not in extras:
         extras = (*extras, "timestamps")
-    for block in iter_frame_blocks(workspace, [source], config.embedding, extras=extras, **options):
+    sources = [source] if crops is None else [source, crops]
+    for block in iter_frame_blocks(workspace, sources, config.embedding, extras=extras,
+                                   along="frames" if crops is not None else "features", **options):
+        added = []
         if scores is not None:
-            values = np.concatenate([block.values.astype(np.float32), _nearest_scores(block, scores)], axis=-1)
-            block = FrameBlock(block.video_ids, block.rows, values, block.valid, block.extras)
+            added.append(_nearest_scores(block, scores))
+        if crops is not None:
+            is_crop = np.zeros((*block.valid.shape, 1), np.float32)
+            is_crop[:, _slots(workspace, source):] = 1
+            added.append(is_crop)
+        if added:
+            values = np.concatenate([block.values.astype(np.float32), *added], axis=-1)
+            block = FrameBlock(block.video_ids, block.rows, values, block.valid, block.extras, block.source_rows)
         yield block
+
+
+def _slots(workspace: Workspace, source: FrameRows) -> int:
+    """Frame slots of a frame-level set."""
+    return int(arrays.open_group(workspace, source.fs)["valid"].shape[1])
 
 
 def _scores(workspace: Workspace, detector: FrameRows | None) -> dict | None:
@@ -226,25 +250,29 @@ def _bags(block: FrameBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def fit_frame_head(workspace: Workspace, source: FrameRows, plan: FoldPlan, config: FrameHeadConfig,
-                   progress: Callable[[], None] | None = None, detector: FrameRows | None = None) -> FoldEnsemble:
+                   progress: Callable[[], None] | None = None, detector: FrameRows | None = None,
+                   crops: FrameRows | None = None) -> FoldEnsemble:
     """Train the ``k + 1`` frame heads on the labelled videos of ``source`` (see the module docstring).
 
     With ``config.pseudo_threshold``, a second round adds each copy's own pseudo-labelled videos;
-    with ``detector`` (the set ``config.detector`` names), its scores are an extra input.
+    with ``detector`` (the set ``config.detector`` names), its scores are an extra input; with
+    ``crops`` (``config.crops == "bag"``), a video's bag holds its crops after its frames.
     """
     labelled = [v for v in source.video_ids if v in plan.folds]
     if not labelled:
         raise NotFoundError(f"no labelled video of scheme {plan.scheme!r} has frames in {source.fs.ref}; "
                           "featurize the labelled videos first.")
     scores = _scores(workspace, detector)
-    mean, std = frame_moments((b.values, b.valid) for b in frame_blocks(workspace, source, config, scores))
-    first = _fit(workspace, source, plan, config, mean, std, labelled, None, scores, progress)
+    mean, std = frame_moments((b.values, b.valid) for b in frame_blocks(workspace, source, config, scores,
+                                                                          crops=crops))
+    first = _fit(workspace, source, plan, config, mean, std, labelled, None, scores, progress, crops)
     if config.pseudo_threshold is None:
         return first
     unlabelled = [v for v in source.video_ids if v not in plan.folds]
-    bags = (_bags(b) for b in frame_blocks(workspace, source, config, scores, video_ids=unlabelled))
+    bags = (_bags(b) for b in frame_blocks(workspace, source, config, scores, video_ids=unlabelled, crops=crops))
     pseudo = pseudo_targets(first, bags, config.pseudo_threshold)
-    return _fit(workspace, source, plan, config, mean, std, labelled + list(pseudo), pseudo, scores, progress)
+    return _fit(workspace, source, plan, config, mean, std, labelled + list(pseudo), pseudo, scores, progress,
+                crops)
 
 
 def pseudo_targets(ensemble: FoldEnsemble, bags, threshold: float) -> dict[str, np.ndarray]:
@@ -269,12 +297,13 @@ def pseudo_targets(ensemble: FoldEnsemble, bags, threshold: float) -> dict[str, 
 
 
 def _fit(workspace: Workspace, source: FrameRows, plan: FoldPlan, config: FrameHeadConfig, mean, std,
-         videos: list[str], pseudo: dict[str, np.ndarray] | None, scores: dict | None, progress) -> FoldEnsemble:
+         videos: list[str], pseudo: dict[str, np.ndarray] | None, scores: dict | None, progress,
+         crops: FrameRows | None = None) -> FoldEnsemble:
     n_classes, copies = len(plan.classes), plan.k + 1
-    n_frames = int(arrays.open_group(workspace, source.fs)["valid"].shape[1])
+    n_frames = _slots(workspace, source) + (_slots(workspace, crops) if crops is not None else 0)
 
     def read(rng: np.random.Generator):
-        for block in frame_blocks(workspace, source, config, scores, video_ids=videos, shuffle=rng):
+        for block in frame_blocks(workspace, source, config, scores, video_ids=videos, shuffle=rng, crops=crops):
             video_ids, x, valid = _bags(block)
             folds, targets = plan.targets(video_ids)
             rows = {"x": x, "valid": valid, "y": targets, "fold": folds}
@@ -326,46 +355,56 @@ def _predict(ensemble: FoldEnsemble, plan: FoldPlan, block: FrameBlock) -> dict[
 def write_frame_probs(workspace: Workspace, source: FrameRows, target: FeatureSet, ensemble: FoldEnsemble,
                       plan: FoldPlan, config: FrameHeadConfig,
                       progress: Callable[[int], None] | None = None,
-                      detector: FrameRows | None = None) -> dict[str, tuple[int, int]]:
-    """Predict every valid frame of ``source`` and write the frame-level set ``target``.
+                      detector: FrameRows | None = None, crops: FrameRows | None = None,
+                      crops_target: FeatureSet | None = None) -> list[dict[str, tuple[int, int]]]:
+    """Predict every valid frame of ``source`` and write the frame-level set ``target``; with ``crops``
+    (bags of frames and crops, ``config.crops == "bag"``) the crops' predictions go to ``crops_target``.
 
-    ``target`` gets the same rows as ``source``; invalid slots hold probability 0 and
-    ``valid = False``.
+    A target gets the same rows as its source; invalid slots hold probability 0 and ``valid = False``.
 
     Returns:
-        video_id -> (row, number of valid frames), for the rows written.
+        Per target written (``target``, then ``crops_target``): video_id -> (row, number of valid frames).
     """
-    group = arrays.open_group(workspace, source.fs)
-    n_rows, n_frames = group["valid"].shape
-    chunk = group["valid"].chunks[0]
-    n_classes = len(plan.classes)
-    extras = [name for name in ("timestamps", "frame_index") if name in group]
-    out = arrays.create_group(
-        workspace, target, n_rows, n_frames,
-        {"probs": arrays.ArraySpec((n_classes,), "float16", 0),
-         "valid": arrays.ArraySpec((), "bool", False),
-         "timestamps": arrays.ArraySpec((), "float32", float("nan")),
-         "frame_index": arrays.ArraySpec((), "int32", -1)},
-        block=chunk, attrs={"classes": list(plan.classes), "source": source.fs.ref})
-    written: dict[str, tuple[int, int]] = {}
-    for block in frame_blocks(workspace, source, config, _scores(workspace, detector), extras=tuple(extras)):
-        start = int(block.rows[0]) // chunk * chunk
-        stop = min((int(block.rows[-1]) // chunk + 1) * chunk, n_rows)
-        local = block.rows - start
-        probs = np.zeros((stop - start, n_frames, n_classes), dtype=np.float16)
-        valid = np.zeros((stop - start, n_frames), dtype=bool)
-        timestamps = np.full((stop - start, n_frames), np.nan, dtype=np.float32)
-        frame_index = np.full((stop - start, n_frames), -1, dtype=np.int32)
-        probs[local] = predict_frames(ensemble, plan, block).astype(np.float16)
-        valid[local] = block.valid
-        if "timestamps" in block.extras:
-            timestamps[local] = block.extras["timestamps"]
-        if "frame_index" in block.extras:
-            frame_index[local] = block.extras["frame_index"]
-        arrays.write_rows(out, start, {"probs": probs, "valid": valid, "timestamps": timestamps,
-                                       "frame_index": frame_index})
-        counts = block.valid.sum(axis=1)
-        written.update({v: (int(r), int(n)) for v, r, n in zip(block.video_ids, block.rows, counts)})
+    parts = [(source, target)] + ([(crops, crops_target)] if crops is not None else [])
+    writers = [_ProbsWriter(workspace, part_source, part_target, plan) for part_source, part_target in parts]
+    extras = tuple(name for name in ("timestamps", "frame_index") if name in writers[0].group)
+    for block in frame_blocks(workspace, source, config, _scores(workspace, detector), extras=extras, crops=crops):
+        probs = predict_frames(ensemble, plan, block).astype(np.float16)
+        first = 0
+        for index, writer in enumerate(writers):
+            span = slice(first, first + writer.n_frames)
+            rows = block.source_rows[index] if block.source_rows else block.rows
+            writer.write(block.video_ids, rows, probs[:, span], block.valid[:, span],
+                         {name: values[:, span] for name, values in block.extras.items()})
+            first += writer.n_frames
         if progress:
             progress(len(block))
-    return written
+    return [writer.written for writer in writers]
+
+
+class _ProbsWriter:
+    """Writes frame probabilities into a frame-level set row-aligned with its source, one contiguous
+    run of rows at a time (one process writes the whole set)."""
+
+    def __init__(self, workspace: Workspace, source: FrameRows, target: FeatureSet, plan: FoldPlan):
+        source_group = arrays.open_group(workspace, source.fs)
+        n_rows, self.n_frames = source_group["valid"].shape
+        self.group = arrays.create_group(
+            workspace, target, n_rows, self.n_frames,
+            {"probs": arrays.ArraySpec((len(plan.classes),), "float16", 0),
+             "valid": arrays.ArraySpec((), "bool", False),
+             "timestamps": arrays.ArraySpec((), "float32", float("nan")),
+             "frame_index": arrays.ArraySpec((), "int32", -1)},
+            block=source_group["valid"].chunks[0], attrs={"classes": list(plan.classes), "source": source.fs.ref})
+        self.written: dict[str, tuple[int, int]] = {}
+
+    def write(self, video_ids, rows: np.ndarray, probs: np.ndarray, valid: np.ndarray, extras: dict) -> None:
+        rows = np.asarray(rows)
+        self.written.update({v: (int(r), int(n)) for v, r, n in zip(video_ids, rows, valid.sum(axis=1))})
+        order = np.argsort(rows, kind="stable")
+        data = {"probs": probs[order], "valid": valid[order]}
+        data.update({name: values[order] for name, values in extras.items() if name in ("timestamps", "frame_index")})
+        rows = rows[order]
+        for run in np.split(np.arange(len(rows)), np.flatnonzero(np.diff(rows) != 1) + 1):
+            if len(run):
+                arrays.write_rows(self.group, int(rows[run[0]]), {name: values[run] for name, values in data.items()})

@@ -74,9 +74,11 @@ class FrameBlock:
     Attributes:
         video_ids: (B,) video ids.
         rows: (B,) the videos' rows in the first source.
-        values: (B, F, D) the sources' arrays, concatenated on the last axis.
-        valid: (B, F) bool, valid in every source.
-        extras: further arrays of the first source (e.g. ``timestamps``), by name.
+        values: (B, F, D) the sources' arrays, concatenated on the last axis (or, read ``along``
+            frames, on the frame axis: (B, F1 + F2 + ..., D)).
+        valid: (B, F) bool, valid in every source (along frames: each source's slots).
+        extras: further arrays of the first source (along frames: of every source), by name.
+        source_rows: (B,) rows of the block's videos in each source.
     """
 
     video_ids: np.ndarray
@@ -84,6 +86,7 @@ class FrameBlock:
     values: np.ndarray
     valid: np.ndarray
     extras: dict = field(default_factory=dict)
+    source_rows: tuple = ()
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -128,6 +131,7 @@ def iter_frame_blocks(
     prefetch: int = 1,
     extras: Sequence[str] = (),
     shuffle: np.random.Generator | None = None,
+    along: str = "features",
 ) -> Iterator[FrameBlock]:
     """Blocks of frames of the videos done in every source, in the first source's row order.
 
@@ -135,6 +139,9 @@ def iter_frame_blocks(
         workspace: the workspace.
         sources: one or more frame-level sets (same frame slots); their arrays are concatenated
             on the last axis, and a frame slot is valid only where it is valid in every source.
+            With ``along="frames"`` they are concatenated on the frame axis instead (sets of one
+            encoder, e.g. a video's whole frames and its crops: one bag), each slot keeping its
+            own validity, and ``extras`` are read from every source.
         names: the array(s) to read from each source (e.g. ``embedding``, ``stages``, ``probs``).
         video_ids: read only these videos (default: all done in every source).
         videos_per_block: rows per block, rounded to whole Zarr chunks of the first source.
@@ -167,22 +174,32 @@ def iter_frame_blocks(
     if shuffle is not None:
         plan = [plan[i] for i in shuffle.permutation(len(plan))]
 
+    frames = along == "frames"
+    if frames and len(names) != 1:
+        raise ValueError(f"reading along frames takes one array, not {names}")
+
     def load(block_positions: np.ndarray) -> FrameBlock:
-        parts, valid, extra = [], None, {}
+        parts, masks, extra, source_rows = [], [], {}, []
         for index, group in enumerate(groups):
             rows = primary.rows[block_positions] if index == 0 else other_rows[index - 1][block_positions]
+            source_rows.append(rows)
             order = np.argsort(rows, kind="stable")
             inverse = np.empty_like(order)
             inverse[order] = np.arange(len(order))
             sorted_rows = rows[order]
             for name in names:
                 parts.append(_read(group[name], sorted_rows)[inverse])
-            mask = _read(group["valid"], sorted_rows)[inverse]
-            if index == 0:
-                extra = {name: _read(group[name], sorted_rows)[inverse] for name in extras}
-            valid = mask if valid is None else valid & mask
-        values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+            masks.append(_read(group["valid"], sorted_rows)[inverse])
+            if index == 0 or frames:
+                for name in extras:
+                    read = _read(group[name], sorted_rows)[inverse]
+                    extra[name] = np.concatenate([extra[name], read], axis=1) if name in extra else read
+        if frames:
+            values, valid = np.concatenate(parts, axis=1), np.concatenate(masks, axis=1)
+        else:
+            values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+            valid = np.logical_and.reduce(masks)
         return FrameBlock(primary.video_ids[block_positions], primary.rows[block_positions], values,
-                          np.asarray(valid, dtype=bool), extra)
+                          np.asarray(valid, dtype=bool), extra, tuple(source_rows))
 
     yield from prefetched(plan, load, depth=prefetch)
