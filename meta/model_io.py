@@ -9,42 +9,43 @@ Layout::
     models/<id>/member-<k>.json   one XGBoost booster per level-2 model
     models/<id>/member-<k>-projection.npz
                                   the principal axes of its wide feature sets (``--pca`` only)
+    models/<id>/linear.npz        a review re-fit's linear model instead of members (``kind: refit``)
     models/<id>/oof.parquet       out-of-fold probabilities and labels of the training videos
     models/latest                 the id of the newest model (the ``latest`` alias)
 
 A manifest (:class:`jungle.meta.manifest.ModelManifest`) holds everything
 :mod:`jungle.meta.predict` needs to predict new videos later. Loading a folder unpickles nothing
 and validates everything, since a folder may come from someone else.
+Every ``--model`` option names a model as :func:`jungle.meta.models.names.model_dir` says.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError, NotFoundError
+from ..errors import ModelError
 from ..store.workspace import Workspace
 from .blend import ClipLimits, blend
 from .level2 import Level2Classifier
-from .manifest import MODEL_ID, FeatureSetRecord, MemberEntry, ModelManifest, read_manifest
+from .manifest import FeatureSetRecord, MemberEntry, ModelManifest, read_manifest
 from .model_check import check_booster, check_npz, read_model_file
+from .models.linear import LinearModel
+from .models.names import (CURRENT, LATEST, MANIFEST, MODEL_NAMES, ModelNotFound, SavedModel, choose_model,
+                           current_model_id, list_models, model_dir)
 from .projection import Projection
 
-__all__ = ["MANIFEST", "LATEST", "LoadedModel", "ModelNotFound", "ModelShadowsLocal", "check_not_shadowing",
-           "new_model_id", "model_dir", "save_model", "load_model"]
+__all__ = ["MANIFEST", "LATEST", "CURRENT", "MODEL_NAMES", "LoadedModel", "ModelNotFound", "ModelShadowsLocal",
+           "SavedModel", "check_not_shadowing", "choose_model", "current_model_id", "list_models", "new_model_id",
+           "model_dir", "save_model", "load_model"]
 
-MANIFEST = "manifest.json"
-LATEST = "latest"
-
-
-def new_model_id(workspace: Workspace, key: str) -> str:
-    """A fresh model id: UTC time plus the configuration key, unique in the workspace."""
+def new_model_id(workspace: Workspace, key: str, prefix: str = "stack") -> str:
+    """A fresh model id: ``prefix``, the UTC time and the configuration key, unique in the workspace."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = f"stack-{stamp}-{key[:6]}"
+    base = f"{prefix}-{stamp}-{key[:6]}"
     candidate, n = base, 1
     while (workspace.models_dir / candidate).exists():
         n += 1
@@ -52,55 +53,20 @@ def new_model_id(workspace: Workspace, key: str) -> str:
     return candidate
 
 
-class ModelNotFound(NotFoundError):
-    """No saved model of that name (or no model at all) in the workspace."""
-
-
-def _latest_id(workspace: Workspace) -> str:
-    """The model id ``models/latest`` names (a small regular file holding a plain id)."""
-    alias = workspace.models_dir / LATEST
-    if not alias.exists() and not alias.is_symlink():
-        raise ModelNotFound(
-            f"no saved model in {workspace.models_dir}. Run `jungle stack --features ...` "
-            "(or `jungle stack --recipe NAME`) first."
-        )
-    text = read_model_file(workspace.models_dir, LATEST, "alias").decode("utf-8", "replace").strip()
-    if not re.fullmatch(MODEL_ID, text):
-        raise ModelError(f"{alias} does not hold a model id (it names {text[:60]!r}). Name the model with --model ID, "
-                         "or run `jungle stack` to save a new latest model.")
-    return text
-
-
-def model_dir(workspace: Workspace, model: str = "latest") -> Path:
-    """The folder of ``model``: ``latest``, a model id under ``models/``, or a path to a model folder."""
-    if not isinstance(model, str) or not model or "\x00" in model or len(model) > 4096:
-        raise ModelNotFound(f"--model {str(model)[:60]!r} names no model: give latest, a model id or a model folder.")
-    if model == LATEST:
-        model = _latest_id(workspace)
-    candidates = [workspace.models_dir / model] if re.fullmatch(MODEL_ID, model) else []
-    for folder in candidates + [Path(model)]:
-        try:
-            if folder.is_dir() and (folder / MANIFEST).exists():
-                return folder
-        except OSError:  # a name too long for the file system, say
-            continue
-    known = sorted(p.name for p in workspace.models_dir.glob("*") if (p / MANIFEST).exists()) \
-        if workspace.models_dir.exists() else []
-    raise ModelNotFound(
-        f'no saved model "{model}" in {workspace.models_dir}. Saved models: {", ".join(known) or "none"}.'
-    )
-
-
 def save_model(workspace: Workspace, manifest: ModelManifest, members: list[Level2Classifier],
-               projections: list[Projection | None] | None = None) -> Path:
-    """Write the boosters, their projections and the manifest under ``models/<manifest.model_id>``
-    and point ``latest`` at it.
+               projections: list[Projection | None] | None = None, linear: LinearModel | None = None) -> Path:
+    """Write the boosters, their projections (or a re-fit's ``linear`` model) and the manifest
+    under ``models/<manifest.model_id>`` and point ``latest`` at it.
 
     ``manifest.members[k]`` describes ``members[k]`` and names its files (``file``,
-    ``projection_file``).
+    ``projection_file``); a re-fit's ``manifest.refit.file`` names the linear model's.
     """
     folder = workspace.models_dir / manifest.model_id
     folder.mkdir(parents=True, exist_ok=False)
+    if (linear is None) != (manifest.refit is None):
+        raise ValueError("a linear model and the manifest's refit record go together")
+    if linear is not None:
+        linear.save(folder / manifest.refit.file)
     projections = projections or [None] * len(members)
     for model, entry, projection in zip(members, manifest.members, projections, strict=True):
         model.save(folder / entry.file)
@@ -125,6 +91,7 @@ class LoadedModel:
     manifest: ModelManifest
     members: list[Level2Classifier]
     projections: list[Projection | None]
+    linear: LinearModel | None = None
 
     @property
     def model_id(self) -> str:
@@ -146,8 +113,21 @@ class LoadedModel:
         """Every feature set the model reads, with the fingerprint of its configuration."""
         return list(self.manifest.feature_sets)
 
+    @property
+    def recipe(self) -> str | None:
+        return self.manifest.recipe_name
+
+    @property
+    def inputs(self) -> list:
+        """The blocks of input columns (each with ``features`` and ``columns``) whose matrices
+        :meth:`predict_proba` takes, in order."""
+        return self.manifest.inputs
+
     def predict_proba(self, matrices: list[np.ndarray]) -> np.ndarray:
-        """Blended, clipped probabilities from each member's feature matrix (its manifest ``columns``)."""
+        """Probabilities from each input block's feature matrix (its manifest ``columns``):
+        blended and clipped members, or the re-fit's linear model over the blocks side by side."""
+        if self.linear is not None:
+            return self.linear.predict_proba(np.concatenate(matrices, axis=1))
         members = [model.predict_proba(X if projection is None else projection.transform(X))
                    for model, projection, X in zip(self.members, self.projections, matrices, strict=True)]
         return self.clip.apply(blend(members, self.weights))
@@ -204,7 +184,9 @@ class ModelShadowsLocal(ModelError):
 
 
 def _model_files(folder: Path, manifest: ModelManifest) -> list[str]:
-    return [MANIFEST] + [name for entry in manifest.members for name in (entry.file, entry.projection_file) if name]
+    linear = [manifest.refit.file] if manifest.refit else []
+    return [MANIFEST] + linear + [name for entry in manifest.members for name in (entry.file, entry.projection_file)
+                                  if name]
 
 
 def check_not_shadowing(workspace: Workspace, folder: Path, manifest: ModelManifest) -> None:
@@ -231,8 +213,8 @@ def check_not_shadowing(workspace: Workspace, folder: Path, manifest: ModelManif
 
 
 
-def load_model(workspace: Workspace, model: str = "latest") -> LoadedModel:
-    """Load a saved model (``latest``, an id, or a folder path), validating everything it reads.
+def load_model(workspace: Workspace, model: str = CURRENT) -> LoadedModel:
+    """Load a saved model (any name :func:`model_dir` takes), validating everything it reads.
 
     Nothing in the folder is unpickled: the manifest is JSON checked against
     :class:`~jungle.meta.manifest.ModelManifest`, boosters are XGBoost JSON, projections plain
@@ -245,5 +227,6 @@ def load_model(workspace: Workspace, model: str = "latest") -> LoadedModel:
     folder = model_dir(workspace, model)
     manifest = read_manifest(folder / MANIFEST)
     loaded = [_load_member(folder, entry, manifest) for entry in manifest.members]
+    linear = LinearModel.read(folder, manifest) if manifest.kind == "refit" else None
     check_not_shadowing(workspace, folder, manifest)
-    return LoadedModel(folder, manifest, [m for m, _ in loaded], [p for _, p in loaded])
+    return LoadedModel(folder, manifest, [m for m, _ in loaded], [p for _, p in loaded], linear)

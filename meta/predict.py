@@ -49,6 +49,27 @@ class PredictResult:
     rows_written: int
     video_ids: list[str]
     probabilities: np.ndarray
+    recipe: str | None = None
+    selection: str = "unlabelled"
+
+    def top_classes(self) -> list[tuple[str, int]]:
+        """(class, clips whose most probable class it is), most clips first."""
+        counts = np.bincount(np.asarray(self.probabilities).argmax(axis=1), minlength=len(self.classes))
+        order = np.argsort(-counts, kind="stable")
+        return [(self.classes[j], int(counts[j])) for j in order if counts[j]]
+
+    def summary(self, shown: int = 5) -> list[str]:
+        """What ``jungle predict`` says: the clips, the model, the top classes, where the output went."""
+        recipe = f" ({self.recipe})" if self.recipe else ""
+        top = self.top_classes()
+        listed = ", ".join(f"{c} {n}" for c, n in top[:shown])
+        rest = sum(n for _, n in top[shown:])
+        more = f", {len(top) - shown} other classes {rest}" if len(top) > shown else ""
+        return [f"Predicted {self.videos} {self.selection} clip{'s' if self.videos != 1 else ''} with model "
+                f"{self.model_id}{recipe}.",
+                f"Most probable class: {listed}{more}.",
+                f"Written: {self.rows_written} rows to the predictions table (model {self.model_id}, kind 'predict')"
+                + (f"; the submission CSV {self.out}." if self.out else ".")]
 
 
 def check_versions(con, model: LoadedModel) -> list:
@@ -118,13 +139,13 @@ def write_submission(path: Path, filenames: list[str], classes: list[str], P: np
     return path
 
 
-def predict(workspace: Workspace, model: str = "latest", out: Path | None = None,
+def predict(workspace: Workspace, model: str = "current", out: Path | None = None,
             videos: Selection = "unlabelled") -> PredictResult:
     """Predict videos with a saved model; write the predictions table and, with ``out``, the CSV.
 
     Args:
         workspace: the workspace holding the model and the new videos' feature sets.
-        model: ``latest``, a model id, or a model folder.
+        model: ``current``, ``latest``, a recipe name, a model id, or a model folder.
         out: path of the submission CSV (None: table only).
         videos: ``unlabelled`` (the competition's test set), ``labelled`` or ``all`` videos that
             have features.
@@ -143,7 +164,7 @@ def predict(workspace: Workspace, model: str = "latest", out: Path | None = None
         raise NotFoundError(f"no {videos} video has features from {', '.join(sets)} in {workspace.root}.{hint}")
     matrices = [
         feature_matrix(workspace, [sets[f.name] for f in entry.features], video_ids, entry.columns)[0]
-        for entry in loaded.manifest.members
+        for entry in loaded.inputs
     ]
     P = loaded.predict_proba(matrices)
     with connect(workspace) as con, transaction(con):
@@ -151,4 +172,4 @@ def predict(workspace: Workspace, model: str = "latest", out: Path | None = None
     if out is not None:
         write_submission(out, filenames, loaded.classes, P)
     return PredictResult(loaded.model_id, len(video_ids), loaded.classes, str(out) if out else None, written,
-                         video_ids, P)
+                         video_ids, P, loaded.recipe, videos)

@@ -87,7 +87,7 @@ def study_history(name: str, storage: str) -> dict:
     return {"name": name, "trials": rows}
 
 
-def load_report_data(workspace: Workspace, model: str = "latest") -> ReportData:
+def load_report_data(workspace: Workspace, model: str = "current") -> ReportData:
     """The saved model, its OOF labels and probabilities, metrics, importance and study histories."""
     loaded = load_model(workspace, model)
     Y, P = read_oof(loaded)
@@ -288,7 +288,7 @@ def render_html(data: ReportData) -> str:
             f"<h2>Per class</h2>{per_class}{errors}{images}</body></html>")
 
 
-def write_report(workspace: Workspace, model: str = "latest", out: Path | None = None) -> Path:
+def write_report(workspace: Workspace, model: str = "current", out: Path | None = None) -> Path:
     """Write the HTML report of ``model`` (default ``reports/<model id>.html``); return its path."""
     data = load_report_data(workspace, model)
     path = Path(out) if out else workspace.reports_dir / f"{data.model.model_id}.html"

@@ -5,8 +5,9 @@ matrix, search XGBoost parameters with Optuna on the stored folds, refit each fo
 parameters and round count to get honest out-of-fold (OOF) probabilities, and fit the final model
 on every labelled video. Several members are blended with weights fitted on the OOF
 probabilities; per-class clip limits are fitted on the blended OOF probabilities (or fixed). The
-model is saved with its manifest, and the OOF probabilities go to ``models/<id>/oof.parquet`` and
-to the ``predictions`` table (``kind='oof'``).
+model is saved with its manifest (its recipe named), the OOF probabilities go to
+``models/<id>/oof.parquet`` and to the ``predictions`` table (``kind='oof'``), and it becomes the
+current model (:mod:`jungle.store.model_choices`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..config import JungleConfig
 from ..hashing import config_key
 from ..store import registry
 from ..store.db import connect, transaction
+from ..store.model_choices import record_choice
 from ..store.predictions import write_predictions
 from ..store.registry import code_version
 from ..store.workspace import Workspace
@@ -237,7 +239,8 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
     model_id = new_model_id(workspace, cfg.key())
     sets = sorted({(n, v) for data in datasets for n, v in data.sets})
     manifest = ModelManifest(
-        model_id=model_id, created_at=datetime.now(timezone.utc).isoformat(), code_version=code_version(),
+        model_id=model_id, recipe=cfg.recipe, created_at=datetime.now(timezone.utc).isoformat(),
+        code_version=code_version(),
         classes=list(first.classes), label_mode=mode, feature_sets=_feature_set_records(workspace, sets),
         fold_scheme=cfg.fold_scheme, members=entries, blend_weights=[float(w) for w in weights],
         clip=ClipRecord(kind=clip_kind, **clip.to_json()), config=cfg.model_dump(mode="json"),
@@ -247,7 +250,10 @@ def stack(workspace: Workspace, cfg: StackConfig, log: Callable[[str], None] | N
     _write_oof(folder, first, oofs, final)
     with connect(workspace) as con, transaction(con):
         write_predictions(con, model_id, "oof", first.video_ids, first.classes, final)
-    say(f"saved {folder}: OOF log loss {evaluation.log_loss:.5f}, accuracy {evaluation.accuracy:.4f}")
+        record_choice(con, model_id, f"stacked ({cfg.recipe or 'features'}), out-of-fold log loss "
+                                     f"{evaluation.log_loss:.4f}")
+    say(f"saved {folder}: OOF log loss {evaluation.log_loss:.5f}, accuracy {evaluation.accuracy:.4f}; now the "
+        "current model")
     return StackResult(model_id, str(folder), mode, len(first.video_ids), evaluation.log_loss,
                        evaluation.accuracy, evaluation.macro_f1, results, [float(w) for w in weights], evaluation)
 

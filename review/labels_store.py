@@ -84,7 +84,7 @@ def _transaction(workspace: Workspace, work):
 
 
 def set_labels(workspace: Workspace, video_id: str, classes: Sequence[str] | None,
-               session: str | None = None, source: str = REVIEW_SOURCE) -> LabelChange:
+               session: str | None = None, source: str = REVIEW_SOURCE, reviewer: str | None = None) -> LabelChange:
     """Label ``video_id`` with exactly ``classes`` (None: remove its labels) and record the event.
 
     Args:
@@ -94,6 +94,7 @@ def set_labels(workspace: Workspace, video_id: str, classes: Sequence[str] | Non
             leaves the clip unlabelled.
         session: the review run making the change (what :func:`undo_last` undoes).
         source: the ``labels.source`` written.
+        reviewer: who made the change, as they named themselves (``jungle review --reviewer``).
 
     Raises:
         UnknownVideo, UnknownClasses: nothing was written.
@@ -106,13 +107,13 @@ def set_labels(workspace: Workspace, video_id: str, classes: Sequence[str] | Non
         ordered = None if wanted is None else tuple(c for c in known if c in wanted)
         after = LabelState(ordered, None if ordered is None else source)
         _write_state(con, video_id, known, after)
-        event = record_label_event(con, video_id, "set", before, after, session, None)
+        event = record_label_event(con, video_id, "set", before, after, session, None, reviewer)
         return LabelChange(event, video_id, "set", before, after)
 
     return _transaction(workspace, work)
 
 
-def undo_last(workspace: Workspace, session: str) -> LabelChange:
+def undo_last(workspace: Workspace, session: str, reviewer: str | None = None) -> LabelChange:
     """Revert the latest not yet undone ``set`` of ``session``, restoring the labels before it.
 
     Raises:
@@ -126,7 +127,7 @@ def undo_last(workspace: Workspace, session: str) -> LabelChange:
         known = _check(con, video_id, after.classes or ())
         before = label_state(con, video_id)
         _write_state(con, video_id, known, after)
-        undo_id = record_label_event(con, video_id, "undo", before, after, session, event_id)
+        undo_id = record_label_event(con, video_id, "undo", before, after, session, event_id, reviewer)
         return LabelChange(undo_id, video_id, "undo", before, after)
 
     return _transaction(workspace, work)

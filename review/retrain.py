@@ -2,29 +2,23 @@
 
 ``jungle stack`` (Optuna-tuned XGBoost, blended, clipped) stays the way to the final model. While
 labelling, the reviewer needs something quicker: after a few dozen new labels, re-fit on the
-features the saved model reads and re-rank the queue. This module does that with a linear model:
+features the model reads and re-rank the queue. A re-fit never replaces a model:
 
-1. :func:`prepare`: missing values filled with the column median, columns standardised, and
-   sets wider than ``components`` columns reduced to their first principal components (fitted on
-   the features of every clip, never on labels).
-2. :func:`fit_predict`: one multinomial logistic regression when every labelled clip has one
-   class, else one binary logistic regression per class; out-of-fold probabilities for the
-   labelled clips (k folds) and a fit on all of them for the rest. Classes nobody labelled yet get
-   a small constant probability.
-3. :func:`retrain`: the library call (``jungle review --retrain`` and the page's Retrain
-   button): loads the features and labels, fits, writes the probabilities to ``predictions``
-   under the model id ``review-<saved model id>`` (``oof`` rows for labelled clips, ``predict``
-   for the others), and reports the out-of-fold log loss and per-class counts before and after.
-   "Before" is the previous re-fit of this model (``<workspace>/review/retrain-<id>.json``), or
-   for the first one a fit on the labels as they were before any review change (rebuilt from
-   ``label_events``).
+1. :func:`fit_predict`: a linear model (:mod:`jungle.meta.models.linear`) with out-of-fold
+   probabilities for the labelled clips (k folds) and a fit on all of them for the rest.
+2. :func:`retrain`: the library call (``jungle review --retrain`` and the page's Retrain
+   button). It saves the re-fit as a new model (``models/refit-.../``, recipe ``refit``, its
+   stacked model named as ``base_model``) with its predictions (``oof`` rows for labelled
+   clips, ``predict`` for the others), scores it and the model the review runs with on the same
+   basis (the clips labelled now, each model's out-of-sample probabilities, the current labels),
+   and makes the better one current (:mod:`jungle.store.model_choices`). ``jungle models use`` or the
+   page's model menu goes back.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -33,35 +27,35 @@ from pydantic import Field
 from ..config import JungleConfig
 from ..errors import InputError
 from ..meta.dataset import feature_matrix
-from ..meta.metrics import competition_log_loss, is_single_label
-from ..meta.model_io import load_model
+from ..meta.manifest import REFIT_RECIPE, ClipRecord, ModelManifest, RefitRecord
+from ..meta.metrics import competition_log_loss, evaluate, is_single_label
+from ..meta.model_io import load_model, new_model_id, save_model
+from ..meta.models.linear import LinearHead, LinearModel, Standardiser, fit_head
 from ..meta.predict import check_versions
 from ..store import registry
 from ..store.db import connect, transaction
 from ..store.label_events import states_before_review
 from ..store.labels import read_labelled
-from ..store.predictions import write_predictions
+from ..store.model_choices import current_choice, record_choice
+from ..store.predictions import read_out_of_sample, write_predictions
 from ..store.videos import read_videos
 from ..store.workspace import Workspace
 
 __all__ = [
     "RetrainConfig",
     "FitResult",
-    "RetrainSummary",
+    "LabelCounts",
+    "ModelScore",
     "RetrainResult",
     "NotEnoughLabels",
-    "review_model_id",
-    "prepare",
     "fit_predict",
     "label_counts",
     "load_features",
     "load_labels",
     "labels_before_review",
-    "write_review_predictions",
+    "model_probabilities",
     "retrain",
 ]
-
-_FLOOR = 1e-3  # probability given to classes with no labelled example yet
 
 
 class NotEnoughLabels(InputError):
@@ -88,98 +82,76 @@ class RetrainConfig(JungleConfig):
 
 @dataclass
 class FitResult:
-    """Probabilities of one fit: OOF for labelled clips, a fit on all labels for the others."""
+    """One fit: probabilities (OOF for labelled clips, a fit on all labels for the others), the
+    out-of-fold log loss, the mode and the head fitted on every labelled clip."""
 
     P: np.ndarray
     oof_log_loss: float
     mode: str  # 'multiclass' | 'binary'
+    head: LinearHead
+    folds: np.ndarray  # fold of each labelled clip
 
 
 @dataclass
-class RetrainSummary:
-    """Out-of-fold log loss and label counts of one re-fit."""
+class LabelCounts:
+    """Labelled clips, in all and per class."""
 
     labelled: int
-    oof_log_loss: float | None  # None: too few labels to fit
     counts: dict[str, int]
-    at: str = ""
+
+
+@dataclass
+class ModelScore:
+    """A model's out-of-fold log loss on the clips labelled now (the same basis for every model)."""
+
+    model_id: str
+    recipe: str | None
+    log_loss: float
+    current: bool
 
 
 @dataclass
 class RetrainResult:
-    """What :func:`retrain` did: the model re-fitted, before and after, and the new probabilities."""
+    """What :func:`retrain` did: the re-fit saved, both models' scores, the current model and the
+    new probabilities of the current model."""
 
-    model_id: str
-    review_model_id: str
-    before: RetrainSummary
-    after: RetrainSummary
+    refit_id: str
+    scores: list[ModelScore]
+    clips: int
+    current: str
+    before: LabelCounts
+    after: LabelCounts
     seconds: float
     video_ids: list[str] = field(repr=False)
     classes: list[str] = field(repr=False)
-    P: np.ndarray = field(repr=False)
+    P: np.ndarray = field(repr=False)  # the current model's probabilities, one row per video id
+
+    @property
+    def kept(self) -> bool:
+        """Whether the model the review ran with stays current (the re-fit scored no better)."""
+        return self.current != self.refit_id
 
     def as_json(self) -> dict:
-        """The page's view: ids, before/after summaries and the time taken."""
-        return {"model_id": self.model_id, "review_model_id": self.review_model_id,
-                "before": asdict(self.before), "after": asdict(self.after), "seconds": round(self.seconds, 2)}
+        """The page's view: the models compared, the current one, label counts and the time taken."""
+        return {"refit_id": self.refit_id, "current": self.current, "clips": self.clips,
+                "models": [{"model_id": s.model_id, "recipe": s.recipe, "log_loss": round(s.log_loss, 4),
+                            "current": s.current} for s in self.scores],
+                "before": {"labelled": self.before.labelled, "counts": self.before.counts},
+                "after": {"labelled": self.after.labelled, "counts": self.after.counts},
+                "seconds": round(self.seconds, 2)}
 
     def rows(self) -> tuple[list[str], list[tuple]]:
-        """One row per class plus the totals, for the CLI table."""
-        columns = ["class", "labelled_before", "labelled_after"]
-        rows = [(c, self.before.counts.get(c, 0), self.after.counts.get(c, 0)) for c in self.classes]
+        """The models compared, for the CLI table."""
+        columns = ["model", "recipe", f"oof_log_loss ({self.clips} labelled clips)", "current"]
+        return columns, [(s.model_id, s.recipe or "-", round(s.log_loss, 4), "yes" if s.current else "")
+                         for s in self.scores]
+
+    def label_rows(self) -> tuple[list[str], list[tuple]]:
+        """Labelled clips per class before any review change and now (the classes that changed)."""
+        rows = [(c, self.before.counts.get(c, 0), self.after.counts.get(c, 0)) for c in self.classes
+                if self.before.counts.get(c, 0) != self.after.counts.get(c, 0)]
         rows.append(("(clips labelled)", self.before.labelled, self.after.labelled))
-        rows.append(("(OOF log loss)", *(None if s.oof_log_loss is None else round(s.oof_log_loss, 4)
-                                         for s in (self.before, self.after))))
-        return columns, rows
-
-
-def review_model_id(model_id: str) -> str:
-    """The ``predictions.model_id`` of the review re-fits of ``model_id``."""
-    return f"review-{model_id}"
-
-
-def prepare(X: np.ndarray, components: int = 128, seed: int = 0) -> np.ndarray:
-    """Median-filled, standardised features; the first ``components`` principal components when wider."""
-    X = np.asarray(X, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        medians = np.nanmedian(X, axis=0) if len(X) else np.zeros(X.shape[1])
-    medians = np.nan_to_num(medians)
-    X = np.where(np.isnan(X), medians, X)
-    std = X.std(axis=0)
-    Z = (X - X.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    if Z.shape[1] > components and len(Z) > components:
-        from sklearn.decomposition import PCA
-
-        Z = PCA(n_components=components, random_state=seed).fit_transform(Z)
-        Z /= np.where(Z.std(axis=0) > 0, Z.std(axis=0), 1.0)
-    return Z
-
-
-def _fit_multiclass(Z_train, y_train, Z_test, n_classes: int, config: RetrainConfig) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-
-    present = np.unique(y_train)
-    P = np.full((len(Z_test), n_classes), _FLOOR)
-    if len(present) == 1:
-        P[:, present[0]] = 1.0
-    else:
-        model = LogisticRegression(C=config.C, max_iter=config.max_iter).fit(Z_train, y_train)
-        P[:, model.classes_] = np.maximum(model.predict_proba(Z_test), _FLOOR)
-    return P / P.sum(axis=1, keepdims=True)
-
-
-def _fit_binary(Z_train, Y_train, Z_test, config: RetrainConfig) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-
-    P = np.empty((len(Z_test), Y_train.shape[1]))
-    for c in range(Y_train.shape[1]):
-        y = Y_train[:, c]
-        if y.min() == y.max():
-            P[:, c] = 1.0 - _FLOOR if y[0] == 1 else _FLOOR
-        else:
-            model = LogisticRegression(C=config.C, max_iter=config.max_iter).fit(Z_train, y)
-            P[:, c] = model.predict_proba(Z_test)[:, 1]
-    return np.clip(P, _FLOOR, 1.0 - _FLOOR)
+        return ["class", "before_review", "now"], rows
 
 
 def _folds(Y: np.ndarray, single: bool, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -202,7 +174,7 @@ def fit_predict(Z: np.ndarray, Y: np.ndarray, labelled: np.ndarray, config: Retr
     """Probabilities for every clip: out-of-fold for the labelled ones, from a fit on all labels otherwise.
 
     Args:
-        Z: (n, d) prepared features (:func:`prepare`).
+        Z: (n, d) prepared features (:class:`~jungle.meta.models.linear.Standardiser`).
         Y: (n, C) 0/1 labels; rows of unlabelled clips are ignored.
         labelled: (n,) bool.
         config: the re-fit settings.
@@ -218,34 +190,35 @@ def fit_predict(Z: np.ndarray, Y: np.ndarray, labelled: np.ndarray, config: Retr
                               "before retraining (one per out-of-fold split)")
     Z_lab, Y_lab = Z[labelled], Y[labelled]
     single = is_single_label(Y_lab)
-    n_classes = Y.shape[1]
 
-    def fit(train_rows, Z_test):
-        if single:
-            return _fit_multiclass(Z_lab[train_rows], Y_lab[train_rows].argmax(axis=1), Z_test, n_classes, config)
-        return _fit_binary(Z_lab[train_rows], Y_lab[train_rows], Z_test, config)
+    def fit(rows) -> LinearHead:
+        return fit_head(Z_lab[rows], Y_lab[rows], single, config.C, config.max_iter)
 
-    oof = np.empty((n_labelled, n_classes))
-    for train, test in _folds(Y_lab, single, config.folds, config.seed):
-        oof[test] = fit(train, Z_lab[test])
-    P = np.empty((len(Z), n_classes))
+    oof = np.empty((n_labelled, Y.shape[1]))
+    fold_of = np.zeros(n_labelled, dtype=np.int64)
+    for k, (train, test) in enumerate(_folds(Y_lab, single, config.folds, config.seed)):
+        oof[test] = fit(train).predict(Z_lab[test])
+        fold_of[test] = k
+    head = fit(np.arange(n_labelled))
+    P = np.empty((len(Z), Y.shape[1]))
     P[labelled] = oof
     if (~labelled).any():
-        P[~labelled] = fit(np.arange(n_labelled), Z[~labelled])
-    return FitResult(P, competition_log_loss(Y_lab, oof), "multiclass" if single else "binary")
+        P[~labelled] = head.predict(Z[~labelled])
+    return FitResult(P, competition_log_loss(Y_lab, oof), head.mode, head, fold_of)
 
 
-def label_counts(Y: np.ndarray, labelled: np.ndarray, classes) -> dict[str, int]:
-    """Labelled clips per class."""
-    totals = np.asarray(Y)[np.asarray(labelled, dtype=bool)].sum(axis=0)
-    return {c: int(t) for c, t in zip(classes, totals)}
+def label_counts(Y: np.ndarray, labelled: np.ndarray, classes) -> LabelCounts:
+    """Labelled clips, in all and per class."""
+    labelled = np.asarray(labelled, dtype=bool)
+    totals = np.asarray(Y)[labelled].sum(axis=0)
+    return LabelCounts(int(labelled.sum()), {c: int(t) for c, t in zip(classes, totals)})
 
 
-def load_features(workspace: Workspace, model: str = "latest"):
+def load_features(workspace: Workspace, model: str = "current"):
     """The saved model and the features it reads for every readable clip that has them.
 
     Returns:
-        (loaded model, video ids, list of per-member matrices in the manifest's columns)
+        (loaded model, video ids, list of per-input-block matrices in the manifest's columns)
     """
     import polars as pl
 
@@ -256,9 +229,43 @@ def load_features(workspace: Workspace, model: str = "latest"):
     featured = set().union(*(registry.read_video_table(workspace, fs).get_column("video_id").cast(pl.String).to_list()
                              for fs in sets.values()))
     video_ids = [video_id for (video_id,) in readable if video_id in featured]
-    matrices = [feature_matrix(workspace, [sets[f.name] for f in entry.features], video_ids, entry.columns)[0]
-                for entry in loaded.manifest.members]
+    matrices = [feature_matrix(workspace, [sets[f.name] for f in block.features], video_ids, block.columns)[0]
+                for block in loaded.inputs]
     return loaded, video_ids, matrices
+
+
+def model_probabilities(workspace: Workspace, features) -> tuple[np.ndarray, str]:
+    """What the model of ``features`` (a :func:`load_features` result) says about each of its clips,
+    out of sample, and where that comes from in words.
+
+    The model's rows in ``predictions`` (:func:`~jungle.store.predictions.read_out_of_sample`:
+    out of fold for the clips it was fitted on, ``jungle predict``'s for the others), as the CSV
+    export and the ``current_predictions`` view read them. Clips it has no row for are predicted
+    here from their features and written as its ``predict`` rows, so that the page, the exports
+    and SQL show the same numbers for every clip.
+    """
+    loaded, video_ids, matrices = features
+    P = loaded.predict_proba(matrices)
+    row_of = {v: i for i, v in enumerate(video_ids)}
+    col_of = {c: j for j, c in enumerate(loaded.classes)}
+    with connect(workspace) as con:
+        rows = read_out_of_sample(con, loaded.model_id)
+        fitted, seen = set(), set()
+        for video_id, cls, p, kind, _ in rows:
+            i, j = row_of.get(video_id), col_of.get(cls)
+            if i is not None and j is not None:
+                P[i, j] = p
+                seen.add(video_id)
+                if kind == "oof":
+                    fitted.add(video_id)
+        missing = [i for i, v in enumerate(video_ids) if v not in seen]
+        if missing:
+            with transaction(con):
+                write_predictions(con, loaded.model_id, "predict", [video_ids[i] for i in missing], loaded.classes,
+                                  P[missing])
+    recipe = f" ({loaded.recipe})" if loaded.recipe else ""
+    origin = f"model {loaded.model_id}{recipe}"
+    return P, origin + (f", out of fold for the {len(fitted)} clips it was fitted on" if fitted else "")
 
 
 def load_labels(con, video_ids, classes) -> tuple[np.ndarray, np.ndarray]:
@@ -279,63 +286,82 @@ def labels_before_review(con, video_ids, classes) -> tuple[np.ndarray, np.ndarra
     return Y, labelled
 
 
-def write_review_predictions(con, review_id: str, video_ids, classes, P: np.ndarray, labelled: np.ndarray) -> int:
-    """Replace every ``predictions`` row of ``review_id``: ``oof`` for labelled clips, ``predict`` for the rest."""
-    kinds = np.where(np.asarray(labelled, dtype=bool), "oof", "predict")
-    with transaction(con):
-        return write_predictions(con, review_id, kinds, video_ids, classes, P, replace="model")
+def _save_refit(workspace: Workspace, loaded, config: RetrainConfig, prep: Standardiser, fit: FitResult,
+                video_ids, Y, labelled, log_loss: float) -> str:
+    """Save the re-fit as a model folder next to the others; return its id."""
+    import polars as pl
+
+    base = loaded.manifest.refit.base_model if loaded.manifest.kind == "refit" else loaded.model_id
+    refit_id = new_model_id(workspace, config.key(), prefix=REFIT_RECIPE)
+    n_classes = len(loaded.classes)
+    lab = np.asarray(labelled, dtype=bool)
+    manifest = ModelManifest(
+        model_id=refit_id, kind="refit", recipe=REFIT_RECIPE, created_at=datetime.now(timezone.utc).isoformat(),
+        code_version=registry.code_version(), classes=list(loaded.classes), label_mode=fit.mode,
+        feature_sets=list(loaded.manifest.feature_sets),
+        fold_scheme=f"{config.folds} random folds of the labelled clips",
+        blend_weights=[], clip=ClipRecord(kind="none", low=[0.0] * n_classes, high=[1.0] * n_classes),
+        config={**config.model_dump(mode="json"), "base_model": base, "compared_with": loaded.model_id},
+        metrics={**evaluate(Y[lab], fit.P[lab]).summary(), "log_loss": log_loss, "videos": int(lab.sum())},
+        refit=RefitRecord(base_model=base, inputs=[{"features": b.features, "columns": b.columns}
+                                                   for b in loaded.inputs],
+                          file="linear.npz", labelled=int(lab.sum()), folds=config.folds, C=config.C,
+                          components=config.components, seed=config.seed))
+    folder = save_model(workspace, manifest, [], linear=LinearModel(prep, fit.head))
+    pl.DataFrame({"video_id": [v for v, keep in zip(video_ids, lab) if keep], "fold": fit.folds.tolist(),
+                  "label": Y[lab].astype(np.int8).tolist(), "probability": fit.P[lab].tolist()}
+                 ).write_parquet(folder / "oof.parquet")
+    return refit_id
 
 
-def _history_path(workspace: Workspace, model_id: str):
-    return workspace.root / "review" / f"retrain-{model_id}.json"
-
-
-def _summary(Y, labelled, classes, oof_log_loss: float | None) -> RetrainSummary:
-    loss = None if oof_log_loss is None else float(oof_log_loss)
-    return RetrainSummary(int(np.asarray(labelled).sum()), loss, label_counts(Y, labelled, classes),
-                          datetime.now(timezone.utc).isoformat(timespec="seconds"))
-
-
-def retrain(workspace: Workspace, model: str = "latest", config: RetrainConfig = RetrainConfig(),
-            features=None) -> RetrainResult:
-    """Re-fit quickly on the saved model's feature sets with the current labels, and record it.
+def retrain(workspace: Workspace, model: str = "current", config: RetrainConfig = RetrainConfig(),
+            features=None, probabilities: np.ndarray | None = None) -> RetrainResult:
+    """Re-fit quickly on the model's inputs with the current labels, save the re-fit as a new model,
+    and make the better of the two current.
 
     Args:
         workspace: the workspace.
-        model: the saved model whose feature sets to use (``latest``, an id or a folder).
+        model: the model the review runs with (any name ``--model`` takes): its inputs are re-fitted,
+            and the re-fit is compared with it.
         config: the re-fit settings.
         features: a :func:`load_features` result to reuse (the review page loads it once).
+        probabilities: the model's probabilities for those clips (:func:`model_probabilities`),
+            when already computed.
 
     Returns:
-        the re-fit's probabilities for every clip with features, before/after summaries.
+        both models' scores on the clips labelled now, the current model and its probabilities.
 
     Raises:
         NotEnoughLabels: too few labelled clips.
     """
     started = time.perf_counter()
-    loaded, video_ids, matrices = features or load_features(workspace, model)
+    features = features or load_features(workspace, model)
+    loaded, video_ids, matrices = features
     classes = loaded.classes
-    Z = prepare(np.concatenate(matrices, axis=1), config.components, config.seed)
-    history_path = _history_path(workspace, loaded.model_id)
-    history = json.loads(history_path.read_text()) if history_path.exists() else []
+    X = np.concatenate(matrices, axis=1)
+    prep = Standardiser.fit(X, config.components, config.seed)
     with connect(workspace) as con:
         Y, labelled = load_labels(con, video_ids, classes)
-        before_labels = None if history else labels_before_review(con, video_ids, classes)
-    after_fit = fit_predict(Z, Y, labelled, config)
-    after = _summary(Y, labelled, classes, after_fit.oof_log_loss)
-    if history:
-        before = RetrainSummary(**history[-1])
-    else:
-        Y0, labelled0 = before_labels
-        enough = labelled0.sum() >= config.folds
-        before_loss = fit_predict(Z, Y0, labelled0, config).oof_log_loss if enough else None
-        before = _summary(Y0, labelled0, classes, before_loss)
-    review_id = review_model_id(loaded.model_id)
+        Y0, labelled0 = labels_before_review(con, video_ids, classes)
+    fit = fit_predict(prep.transform(X), Y, labelled, config)
+    P_model = probabilities if probabilities is not None else model_probabilities(workspace, features)[0]
+    lab = np.asarray(labelled, dtype=bool)
+    model_loss = competition_log_loss(Y[lab], P_model[lab])
+    refit_loss = fit.oof_log_loss
+    refit_id = _save_refit(workspace, loaded, config, prep, fit, video_ids, Y, labelled, refit_loss)
+    better = refit_loss < model_loss
+    kinds = np.where(lab, "oof", "predict")
     with connect(workspace) as con:
-        write_review_predictions(con, review_id, video_ids, classes, after_fit.P, labelled)
-    history_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = history_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([*history, asdict(after)], indent=1))
-    tmp.replace(history_path)
-    return RetrainResult(loaded.model_id, review_id, before, after, time.perf_counter() - started,
-                         list(video_ids), classes, after_fit.P)
+        with transaction(con):
+            write_predictions(con, refit_id, kinds, video_ids, classes, fit.P, replace="model")
+            if better:
+                record_choice(con, refit_id, f"review re-fit: out-of-fold log loss {refit_loss:.4f} on "
+                                             f"{int(lab.sum())} labelled clips, better than {loaded.model_id}'s "
+                                             f"{model_loss:.4f}")
+        chosen = current_choice(con)
+    current = chosen.model_id if chosen else loaded.model_id
+    scores = [ModelScore(loaded.model_id, loaded.recipe, model_loss, current == loaded.model_id),
+              ModelScore(refit_id, "refit", refit_loss, current == refit_id)]
+    return RetrainResult(refit_id, scores, int(lab.sum()), current, label_counts(Y0, labelled0, classes),
+                         label_counts(Y, labelled, classes), time.perf_counter() - started, list(video_ids),
+                         classes, fit.P if better else P_model)

@@ -25,8 +25,13 @@ API (stable; scripts can use it too):
                                           ``{"event_id", "clip"}``
 ``POST /api/undo``                        undoes this run's latest label change: ``{"event_id",
                                           "video_id", "clip"}``
-``POST /api/retrain``                     re-fits and re-ranks: ``{"before", "after", "seconds", ...}``
-``GET /api/info``                         model, classes, sites, counts
+``POST /api/retrain``                     re-fits, saves the re-fit as a new model, scores both on the
+                                          clips labelled now and keeps the better current:
+                                          ``{"refit_id", "current", "clips", "models", "before",
+                                          "after", "seconds"}``
+``POST /api/model``                       ``{"model": ID or recipe}``: review with that saved model
+                                          and make it current: the new ``/api/info``
+``GET /api/info``                         model, saved models, classes, sites, counts
 ``GET /api/clips/<video_id>``             a queue entry plus ``metadata``, ``history``, ``media``
                                           (``video`` | ``frames`` | null) and ``missing`` (a message)
 ``GET /api/clips/<video_id>/video``       the clip's file (byte ranges supported)
@@ -130,8 +135,10 @@ class ReviewServer:
         url: the page's address.
     """
 
-    def __init__(self, session: ReviewSession, host: str = LOOPBACK, port: int = 8765, token: str | None = None):
+    def __init__(self, session: ReviewSession, host: str = LOOPBACK, port: int = 8765, token: str | None = None,
+                 log_requests: bool = False):
         self.session = session
+        self.log_requests = log_requests
         self.token = token or secrets.token_urlsafe(24)
         self.host = host
         self.loopback = is_loopback(host)  # once: the Host check runs on every request
@@ -177,9 +184,13 @@ class ReviewServer:
         self.httpd.shutdown()
 
 
-def open_review(workspace: Workspace, model: str = "latest", host: str = LOOPBACK, port: int = 8765,
-                allow_remote: bool = False) -> tuple[ReviewServer, list[str]]:
+def open_review(workspace: Workspace, model: str = "current", host: str = LOOPBACK, port: int = 8765,
+                allow_remote: bool = False, reviewer: str | None = None,
+                log_requests: bool = False) -> tuple[ReviewServer, list[str]]:
     """Check the address, load the review session and bind the server (not serving yet).
+
+    ``reviewer`` is recorded with every label change; ``log_requests`` prints one line per
+    request on stderr (off: the terminal shows only what matters).
 
     Returns:
         the server and the warnings to print first.
@@ -188,7 +199,8 @@ def open_review(workspace: Workspace, model: str = "latest", host: str = LOOPBAC
         ReviewRefused, PortTaken: the address; NotFoundError: no saved model.
     """
     warnings = check_host(host, port, allow_remote)
-    return ReviewServer(ReviewSession(workspace, model), host, port), warnings
+    session = ReviewSession(workspace, model, reviewer=reviewer)
+    return ReviewServer(session, host, port, log_requests=log_requests), warnings
 
 
 def _handler(server: ReviewServer):
@@ -199,7 +211,8 @@ def _handler(server: ReviewServer):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format, *args):  # noqa: A002  (the stdlib's name)
-            pass
+            if server.log_requests:
+                super().log_message(format, *args)
 
         # ---------------------------------------------------------- responses
         def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
@@ -354,6 +367,11 @@ def _handler(server: ReviewServer):
             if path == "/api/retrain":
                 result = session.retrain()
                 return self._json(result.as_json())
+            if path == "/api/model":
+                model = body.get("model")
+                if not isinstance(model, str) or not model:
+                    raise _BadRequest('the body needs "model": a saved model\'s id or recipe')
+                return self._json(session.use_model(model))
             self._error(HTTPStatus.NOT_FOUND, f"no such endpoint: POST {path}")
 
     return Handler

@@ -4,10 +4,11 @@ The session keeps only what is slow to rebuild in memory (the saved model's feat
 probabilities); labels are read from the workspace on every queue request and written at once,
 each in a short transaction, so other jungle commands can use the database between requests.
 
-The probabilities start from the saved model: its predictions for every clip with features, its
-out-of-fold predictions for the clips it was trained on, and, when the page (or
-``jungle review --retrain``) has re-fitted since, the newest re-fit's (``review-<model id>`` in
-``predictions``). :meth:`ReviewSession.retrain` replaces them with a new re-fit.
+The probabilities are the model's out-of-sample ones (out of fold for the clips it was fitted
+on), as the CSV export and the ``current_predictions`` view read them
+(:func:`~jungle.review.retrain.model_probabilities`). :meth:`ReviewSession.retrain` saves a re-fit
+as a new model and switches to it when it scores better; :meth:`ReviewSession.use_model` switches
+to any saved model (and makes it current).
 """
 
 from __future__ import annotations
@@ -22,18 +23,19 @@ import numpy as np
 
 from ..errors import NotFoundError
 from ..store.capture_times import format_time
+from ..meta.model_io import choose_model, current_model_id, list_models, load_model
 from ..store.db import connect
 from ..store.label_events import label_history
 from ..store.labels import read_labelled
-from ..store.predictions import read_predictions
+from ..store.predictions import rounded
 from ..store.videos import read_videos
 from ..store.workspace import Workspace
 from . import labels_store
 from .previews import ClipMissing, browser_playable, cached_strip, missing_message
 from .queue import QueueError, QueueRequest, queue_order
-from .retrain import RetrainConfig, RetrainResult, load_features, retrain, review_model_id
+from .retrain import RetrainConfig, RetrainResult, load_features, model_probabilities, retrain
 
-__all__ = ["Clip", "ReviewSession", "model_probabilities", "parse_queue_request"]
+__all__ = ["Clip", "ReviewSession", "parse_queue_request"]
 
 _TOP = 5
 _EPOCH = datetime(1970, 1, 1)
@@ -83,25 +85,6 @@ class Clip:
         return out
 
 
-def model_probabilities(workspace: Workspace, features) -> tuple[np.ndarray, str]:
-    """The queue's starting probabilities for ``features`` (a :func:`load_features` result), and their origin."""
-    loaded, video_ids, matrices = features
-    P = loaded.predict_proba(matrices)
-    origin = f"model {loaded.model_id}"
-    row_of = {v: i for i, v in enumerate(video_ids)}
-    col_of = {c: j for j, c in enumerate(loaded.classes)}
-    with connect(workspace) as con:
-        for model_id, kinds, label in ((loaded.model_id, ("oof",), " (out-of-fold for its training clips)"),
-                                       (review_model_id(loaded.model_id), ("oof", "predict"), ", re-fitted in review")):
-            rows = read_predictions(con, model_id, kinds)
-            for video_id, cls, p, _, _ in rows:
-                i, j = row_of.get(video_id), col_of.get(cls)
-                if i is not None and j is not None:
-                    P[i, j] = p
-            origin += label if rows else ""
-    return P, origin
-
-
 def _yes_no_all(text: str | None) -> bool | str | None:
     mapping = {None: None, "": None, "yes": True, "true": True, "1": True, "no": False, "false": False, "0": False,
                "all": "all"}
@@ -136,12 +119,19 @@ def parse_queue_request(params: dict[str, str], classes: list[str]) -> QueueRequ
                         method=params.get("method") or "entropy", seed=seed)
 
 
+def _columns(loaded) -> list[tuple]:
+    """What a model reads: its input blocks' feature sets and columns."""
+    return [(tuple(block.features), tuple(block.columns)) for block in loaded.inputs]
+
+
 class ReviewSession:
     """The state of one ``jungle review`` run; every method is safe to call from several threads."""
 
-    def __init__(self, workspace: Workspace, model: str = "latest", config: RetrainConfig = RetrainConfig()):
+    def __init__(self, workspace: Workspace, model: str = "current", config: RetrainConfig = RetrainConfig(),
+                 reviewer: str | None = None):
         self.workspace = workspace
         self.config = config
+        self.reviewer = reviewer
         self.session_id = secrets.token_hex(8)
         self.lock = threading.RLock()
         self.features = load_features(workspace, model)
@@ -166,7 +156,7 @@ class ReviewSession:
 
     def _top(self, i: int) -> list[list]:
         order = np.argsort(-self.P[i], kind="stable")[:_TOP]
-        return [[self.classes[j], round(float(self.P[i, j]), 4)] for j in order]
+        return [[self.classes[j], rounded(self.P[i, j])] for j in order]
 
     def _labels(self):
         with connect(self.workspace) as con:
@@ -181,7 +171,7 @@ class ReviewSession:
             "time": clip.time, "time_source": clip.time_source,
             "labels": [c for c, y in zip(self.classes, Y[i]) if y] if labelled[i] else None,
             "label_source": sources.get(clip.video_id),
-            "probabilities": {c: round(float(p), 6) for c, p in zip(self.classes, self.P[i])},
+            "probabilities": {c: rounded(p) for c, p in zip(self.classes, self.P[i])},
             "top": self._top(i),
             "score": None if score is None or np.isnan(score) else round(float(score), 6),
         }
@@ -233,30 +223,61 @@ class ReviewSession:
         """Write the clip's labels (source ``review``) and return its new entry."""
         self.clip(video_id)
         with self.lock:
-            change = labels_store.set_labels(self.workspace, video_id, classes, session=self.session_id)
+            change = labels_store.set_labels(self.workspace, video_id, classes, session=self.session_id,
+                                             reviewer=self.reviewer)
         return {"event_id": change.event_id, "clip": self.detail(video_id)}
 
     def undo(self) -> dict:
         """Undo this session's latest label change; return the clip it touched."""
         with self.lock:
-            change = labels_store.undo_last(self.workspace, self.session_id)
+            change = labels_store.undo_last(self.workspace, self.session_id, reviewer=self.reviewer)
         return {"event_id": change.event_id, "video_id": change.video_id,
                 "clip": self.detail(change.video_id) if change.video_id in self.row_of else None}
 
     def retrain(self) -> RetrainResult:
-        """Re-fit on the current labels and re-rank: the queue uses the new probabilities at once."""
+        """Re-fit on the current labels and save the re-fit as a new model; when it scores better
+        on the same basis it becomes current and the queue uses it at once."""
         with self.lock:
-            result = retrain(self.workspace, self.model_id, self.config, features=self.features)
-            self.P = result.P
-            self.origin = f"model {self.model_id}, re-fitted in review"
+            result = retrain(self.workspace, self.model_id, self.config, features=self.features, probabilities=self.P)
+            if result.current == result.refit_id:
+                self.features = (load_model(self.workspace, result.refit_id), *self.features[1:])
+                self.model_id, self.P = result.refit_id, result.P
+                self.origin = model_probabilities(self.workspace, self.features)[1]
             self.last_retrain = result
         return result
+
+    def use_model(self, model: str) -> dict:
+        """Switch to ``model`` (any name ``--model`` takes) and make it current; return :meth:`info`."""
+        with self.lock:
+            loaded = load_model(self.workspace, model)
+            if _columns(loaded) == _columns(self.features[0]) and loaded.classes == self.classes:
+                features = (loaded, *self.features[1:])  # the same columns: reuse the matrices
+            else:
+                features = load_features(self.workspace, loaded.model_id)
+                if list(features[1]) != self.video_ids or features[0].classes != self.classes:
+                    raise NotFoundError(f"model {loaded.model_id} reads other clips or classes than this review "
+                                        f"({loaded.recipe or 'no recipe'}); restart `jungle review --model "
+                                        f"{loaded.model_id}` to review with it")
+            P, origin = model_probabilities(self.workspace, features)
+            who = f" by {self.reviewer}" if self.reviewer else ""
+            choose_model(self.workspace, str(loaded.path), f"chosen on the review page{who}")
+            self.features, self.model_id, self.P, self.origin = features, loaded.model_id, P, origin
+        return self.info()
+
+    def models(self) -> list[dict]:
+        """The saved models the page offers: id, recipe, created, saved out-of-fold log loss, current."""
+        current = current_model_id(self.workspace)
+        return [{"model_id": m.model_id, "recipe": m.recipe, "created_at": m.created_at[:16].replace("T", " "),
+                 "log_loss": None if m.manifest.oof_log_loss is None else round(m.manifest.oof_log_loss, 4),
+                 "current": m.model_id == current, "shown": m.model_id == self.model_id}
+                for m in list_models(self.workspace) if m.manifest is not None]
 
     def info(self) -> dict:
         """Classes, sites, model and counts for the page's controls."""
         with self.lock:
             _, labelled, _ = self._labels()
-        return {"model_id": self.model_id, "origin": self.origin, "classes": self.classes,
-                "sites": sorted({c.site for c in self.clips if c.site is not None}),
-                "clips": len(self.clips), "labelled": int(labelled.sum()),
-                "orders": ["uncertainty", "likely", "disagreement", "site_time", "random"]}
+            return {"model_id": self.model_id, "recipe": self.features[0].recipe, "origin": self.origin,
+                    "classes": self.classes, "sites": sorted({c.site for c in self.clips if c.site is not None}),
+                    "clips": len(self.clips), "labelled": int(labelled.sum()), "reviewer": self.reviewer,
+                    "models": self.models(),
+                    "orders": ["uncertainty", "likely", "disagreement", "site_time", "random"]}

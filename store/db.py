@@ -21,8 +21,9 @@ from typing import Iterator
 
 from ..errors import BusyError, WorkspaceError
 from .failures import storage_errors
+from .frames import registered
 from .schema import MIGRATIONS
-from .views import lock_down, register_views
+from .views import create_workspace_views, lock_down, register_views
 from .workspace import Workspace, WorkspaceMissing
 
 __all__ = ["connect", "transaction", "registered", "migrate", "schema_version", "WorkspaceLocked",
@@ -100,22 +101,6 @@ def transaction(con) -> Iterator:
         raise
 
 
-@contextmanager
-def registered(con, **tables) -> Iterator:
-    """Let the block's SQL read each DataFrame or Arrow table under its keyword's name (``FROM batch``).
-
-    The one way data in memory reaches DuckDB: registered for the block, unregistered after it,
-    whatever happens. DuckDB reads polars and Arrow data in place, without a copy.
-    """
-    for name, table in tables.items():
-        con.register(name, table)
-    try:
-        yield con
-    finally:
-        for name in tables:
-            con.unregister(name)
-
-
 def schema_version(con) -> int:
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
@@ -178,6 +163,7 @@ def connect(workspace: Workspace, read_only: bool = False, timeout: float | None
             else:
                 migrate(con)
             register_views(con, workspace)
+            create_workspace_views(con)
             yield con
         except BaseException:
             _close_after_error(con)

@@ -7,15 +7,20 @@ the previous clip's end joins that clip's event; otherwise it starts a new one. 
 ``ev-`` + the ``video_id`` of its first clip, so ids are stable while the first clip stays.
 
 One SQL definition (:func:`events_sql`) serves both the workspace's ``events`` and
-``event_predictions`` views (:func:`create_event_views`, which ``jungle sql`` can query) and the
-exports' grouping of the clips they write (:func:`group_events`).
+``event_predictions`` views (:func:`create_event_views`: every connection has them, with the
+default gap :data:`EVENT_GAP_S`, so ``jungle sql`` can query them) and the exports' grouping of
+the clips they write (:func:`group_events`, with the export's own gap).
 """
 
 from __future__ import annotations
 
-from .db import registered
+from .frames import registered
 
-__all__ = ["events_sql", "group_events", "create_event_views"]
+__all__ = ["EVENT_GAP_S", "events_sql", "group_events", "create_event_views"]
+
+EVENT_GAP_S = 60.0
+"""Seconds between one clip's end and the next one's start that still make one event (the views'
+gap, and the exports' default)."""
 
 
 def events_sql(source: str, gap_s: float) -> str:
@@ -42,7 +47,7 @@ def events_sql(source: str, gap_s: float) -> str:
     """
 
 
-def group_events(clips, gap_s: float = 60.0) -> dict[str, dict]:
+def group_events(clips, gap_s: float = EVENT_GAP_S) -> dict[str, dict]:
     """Group clips into events with :func:`events_sql` on an in-memory DuckDB.
 
     Args:
@@ -69,19 +74,17 @@ def group_events(clips, gap_s: float = 60.0) -> dict[str, dict]:
         con.close()
 
 
-def create_event_views(con, gap_s: float) -> None:
-    """Create (or replace) the workspace's ``events`` view (one row per ok clip: its event) and
-    ``event_predictions`` (per model, kind, event and class: the max and noisy-OR of the clips'
-    probabilities), with the gap in the views' comments."""
-    con.execute("CREATE OR REPLACE VIEW events AS "
+def create_event_views(con, gap_s: float = EVENT_GAP_S) -> list[str]:
+    """Create (or replace) the connection's TEMP views ``events`` (one row per ok clip: its event)
+    and ``event_predictions`` (per model, kind, event and class: the max and noisy-OR of the
+    clips' probabilities); return their names."""
+    con.execute("CREATE OR REPLACE TEMP VIEW events AS "
                 + events_sql("(SELECT video_id, site, captured_at, duration FROM videos WHERE status = 'ok')", gap_s))
     con.execute("""
-        CREATE OR REPLACE VIEW event_predictions AS
+        CREATE OR REPLACE TEMP VIEW event_predictions AS
         SELECT p.model_id, p.kind, e.event_id, any_value(e.site) AS site, min(e.event_start) AS event_start,
                max(e.event_end) AS event_end, p.class, count(*) AS clips,
                max(p.probability) AS max_probability, 1 - product(1 - p.probability) AS noisy_or_probability
         FROM predictions p JOIN events e USING (video_id)
         GROUP BY p.model_id, p.kind, e.event_id, p.class""")
-    note = (f"clips of a site grouped while each starts within {gap_s:g} s of the end of the previous clip "
-            "(jungle export)")
-    con.execute(f"COMMENT ON VIEW events IS '{note}'")
+    return ["events", "event_predictions"]

@@ -40,15 +40,15 @@ def label_state(con, video_id: str) -> LabelState:
 
 
 def record_label_event(con, video_id: str, action: str, before: LabelState, after: LabelState,
-                       session: str | None, undoes: int | None) -> int:
-    """Append one event (``set`` or ``undo``); return its id."""
+                       session: str | None, undoes: int | None, reviewer: str | None = None) -> int:
+    """Append one event (``set`` or ``undo``, made by ``reviewer`` when named); return its id."""
     return con.execute(
         "INSERT INTO label_events "
-        "(changed_at, video_id, action, classes, source, previous, previous_source, session, undoes) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING event_id",
+        "(changed_at, video_id, action, classes, source, previous, previous_source, session, undoes, reviewer) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING event_id",
         [datetime.now(timezone.utc).replace(tzinfo=None), video_id, action,
          None if after.classes is None else list(after.classes), after.source,
-         None if before.classes is None else list(before.classes), before.source, session, undoes],
+         None if before.classes is None else list(before.classes), before.source, session, undoes, reviewer],
     ).fetchone()[0]
 
 
@@ -66,9 +66,10 @@ def last_undoable_event(con, session: str) -> tuple[int, str, LabelState] | None
 def label_history(con, video_id: str) -> list[dict]:
     """The label events of ``video_id``, oldest first, as plain dicts (for the page)."""
     rows = con.execute(
-        "SELECT event_id, changed_at, action, classes, source, previous, previous_source, undoes FROM label_events "
-        "WHERE video_id = ? ORDER BY event_id", [video_id]).fetchall()
-    keys = ("event_id", "changed_at", "action", "classes", "source", "previous", "previous_source", "undoes")
+        "SELECT event_id, changed_at, action, classes, source, previous, previous_source, undoes, reviewer "
+        "FROM label_events WHERE video_id = ? ORDER BY event_id", [video_id]).fetchall()
+    keys = ("event_id", "changed_at", "action", "classes", "source", "previous", "previous_source", "undoes",
+            "reviewer")
     return [{k: (v.isoformat(timespec="seconds") if k == "changed_at" else v) for k, v in zip(keys, r)} for r in rows]
 
 

@@ -147,8 +147,15 @@ def reading_connection(workspace: Workspace, memory_limit: str | None = None) ->
 
 
 def _first_line(exc: Exception) -> str:
-    """DuckDB's message without the LINE/caret context it appends (the CLI prints one line)."""
-    return str(exc).strip().splitlines()[0]
+    """DuckDB's message on one line: its hints kept ("Did you mean "videos"?", "Candidate bindings:
+    ..."), the LINE/caret context it appends after them left out (the CLI prints one line)."""
+    kept = []
+    for line in str(exc).strip().splitlines():
+        if line.startswith("LINE "):
+            break
+        if line.strip():
+            kept.append(line.strip())
+    return " ".join(kept) if kept else type(exc).__name__
 
 
 def _failure_message(exc) -> str:
@@ -284,25 +291,36 @@ def run_query(workspace: Workspace, query: str, params: list | None = None, time
 
 
 _STATUS_QUERIES = {
-    "Videos": "SELECT status, count(*) AS videos, sum(bytes) AS bytes FROM videos GROUP BY ALL ORDER BY 1",
+    "Videos": "SELECT status, count(*) AS videos, format_bytes(sum(bytes)::BIGINT) AS size FROM videos "
+              "GROUP BY ALL ORDER BY 1",
     "Failed videos": "SELECT path, error FROM videos WHERE status <> 'ok' ORDER BY path",
     "Labels": "SELECT count(DISTINCT video_id) AS labelled_videos, count(*) FILTER (WHERE value = 1) AS positives "
               "FROM labels",
     "Fold schemes": "SELECT s.scheme, s.k, s.group_by, count(f.video_id) AS videos FROM fold_schemes s "
                     "LEFT JOIN folds f USING (scheme) GROUP BY ALL ORDER BY 1",
-    "Feature sets": "SELECT name, version, kind, status, row_count, encoder, sampling, created_at "
-                    "FROM feature_sets ORDER BY name, version",
+    "Feature sets": "SELECT name, version, kind, status, row_count AS rows, encoder, sampling, "
+                    "strftime(created_at, '%Y-%m-%d %H:%M') AS created FROM feature_sets ORDER BY name, version",
     "Featurize failures": "SELECT r.name, r.version, v.path, r.error "
                           "FROM feature_rows r JOIN videos v USING (video_id) "
                           "WHERE r.status = 'error' ORDER BY 1, 2, 3",
+    "Predictions": "SELECT model_id AS model, kind, count(DISTINCT video_id) AS clips, "
+                   "strftime(max(created_at), '%Y-%m-%d %H:%M') AS written FROM predictions "
+                   "GROUP BY ALL ORDER BY max(created_at), model_id, kind",
 }
+"""The sections of ``jungle status`` (times in UTC to the minute, sizes in binary units)."""
+
+_SHOWN_WHEN_EMPTY = {"Videos", "Labels", "Fold schemes", "Feature sets"}
+"""Sections shown without rows; the others (failures, predictions) only when they have some."""
 
 
 def workspace_status(workspace: Workspace) -> dict[str, tuple[list[str], list[tuple]]]:
-    """Sections of the status report, each as (columns, rows)."""
+    """Sections of the status report, each as (columns, rows); failure and prediction sections
+    only when they have rows."""
     out = {}
     with connect(workspace, read_only=True) as con:
         for title, query in _STATUS_QUERIES.items():
             result = con.execute(query)
-            out[title] = ([d[0] for d in result.description], result.fetchall())
+            columns, rows = [d[0] for d in result.description], result.fetchall()
+            if rows or title in _SHOWN_WHEN_EMPTY:
+                out[title] = (columns, rows)
     return out

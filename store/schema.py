@@ -179,4 +179,32 @@ def m004_capture_times(con) -> None:
         )""")
 
 
+@migration
+def m005_model_choices_reviewers(con) -> None:
+    """Which saved model is current: every choice (``jungle stack``, a review re-fit that scored
+    better, ``jungle models use``), appended, the newest one current (:mod:`jungle.store.model_choices`);
+    and who made each review label change (``label_events.reviewer``, ``jungle review --reviewer``).
+
+    A workspace stacked before gets its newest stacked model as the first choice (the model whose
+    out-of-fold rows were written last). The ``events`` views an export used to save in the
+    database are dropped: every connection now makes them (:mod:`jungle.store.views`).
+    """
+    con.execute("CREATE SEQUENCE model_choice_ids START 1")
+    con.execute("""
+        CREATE TABLE model_choices (
+            choice_id  BIGINT PRIMARY KEY DEFAULT nextval('model_choice_ids'),
+            model_id   VARCHAR NOT NULL,      -- saved model (folder name under models/)
+            chosen_at  TIMESTAMP NOT NULL,    -- UTC
+            reason     VARCHAR                -- why it became current, in words
+        )""")
+    con.execute("""
+        INSERT INTO model_choices (model_id, chosen_at, reason)
+        SELECT model_id, max(created_at), 'the newest stacked model when model choices began to be recorded'
+        FROM predictions WHERE kind = 'oof' AND model_id NOT LIKE 'review-%'
+        GROUP BY model_id ORDER BY max(created_at) DESC, model_id LIMIT 1""")
+    con.execute("ALTER TABLE label_events ADD COLUMN reviewer VARCHAR")  # the person, as they named themselves
+    con.execute("DROP VIEW IF EXISTS event_predictions")
+    con.execute("DROP VIEW IF EXISTS events")
+
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

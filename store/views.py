@@ -1,6 +1,11 @@
 """SQL views that make every video-level artefact reachable from ``jungle sql``, and the lockdown of
 connections that only read.
 
+Every connection gets, besides a view per feature set (:func:`register_views`), the workspace's
+own views (:func:`create_workspace_views`): ``current_predictions`` (what the current model says
+about each clip, out of sample, with the labels beside), ``events`` and ``event_predictions``
+(:mod:`jungle.store.events`).
+
 Views are TEMP (recreated on every connection), so a workspace can be moved or copied and the
 views still point inside it, and a read-only connection can create them.
 
@@ -21,9 +26,12 @@ import sys
 from pathlib import Path
 
 from .frame_tables import block_tables
+from .model_choices import CURRENT_MODEL_SQL
+from .predictions import out_of_sample_sql
 from .workspace import Workspace
 
-__all__ = ["VIEW_NAME", "lock_down", "quote_identifier", "quote_string", "register_views", "table_file"]
+__all__ = ["VIEW_NAME", "CURRENT_PREDICTIONS_SQL", "create_workspace_views", "lock_down", "quote_identifier",
+           "quote_string", "register_views", "table_file"]
 
 VIEW_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 """The feature-set names that become views (the registry's rule for names, with a length cap)."""
@@ -144,4 +152,36 @@ def register_views(con, workspace: Workspace) -> list[str]:
     for name, view in latest.items():
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_identifier(name)} AS SELECT * FROM {quote_identifier(view)}")
         made.append(name)
+    return made
+
+
+CURRENT_PREDICTIONS_SQL = f"""
+    WITH labelled AS (SELECT video_id, any_value(source) AS label_source FROM labels GROUP BY video_id)
+    SELECT p.video_id, p.class, p.probability, p.kind, p.model_id, p.created_at,
+           CASE WHEN labelled.video_id IS NULL THEN NULL ELSE coalesce(l.value, 0) END AS label,
+           labelled.label_source
+    FROM ({out_of_sample_sql(CURRENT_MODEL_SQL)}) p
+    LEFT JOIN labelled USING (video_id)
+    LEFT JOIN labels l USING (video_id, class)"""
+"""The ``current_predictions`` view: per clip and class the current model's out-of-sample
+probability (``oof`` for clips it was fitted on, ``predict`` for the others), its kind and model,
+and the clip's label (1/0; NULL when the clip is unlabelled) with its source."""
+
+
+def _tables(con) -> set[str]:
+    return {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def create_workspace_views(con) -> list[str]:
+    """Create the TEMP views ``current_predictions``, ``events`` and ``event_predictions`` (those
+    whose tables this database has: an older one opened read-only lacks some); return their names."""
+    from .events import create_event_views
+
+    tables = _tables(con)
+    made = []
+    if {"predictions", "model_choices", "labels"} <= tables:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW current_predictions AS {CURRENT_PREDICTIONS_SQL}")
+        made.append("current_predictions")
+    if {"videos", "predictions"} <= tables:
+        made += create_event_views(con)
     return made

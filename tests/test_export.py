@@ -38,11 +38,13 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _predictions(ws, model_id: str) -> dict[str, dict[str, float]]:
+    """What the model says of each clip out of sample, from the current_predictions view (the model is
+    the current one): out of fold for its training clips, its predict rows for the others."""
     with connect(ws, read_only=True) as con:
-        rows = con.execute("SELECT video_id, class, probability FROM predictions "
-                           "WHERE model_id = ? AND kind = 'predict'", [model_id]).fetchall()
+        rows = con.execute("SELECT video_id, class, probability, model_id FROM current_predictions").fetchall()
+    assert {r[3] for r in rows} == {model_id}
     out: dict = {}
-    for video_id, label, p in rows:
+    for video_id, label, p, _ in rows:
         out.setdefault(video_id, {})[label] = p
     return out
 
@@ -198,16 +200,26 @@ def test_csv_export_is_the_wide_per_video_table(exported, tmp_path):
     n = len(sw.labelled) + len(sw.unlabelled)
     assert out.output == f"out,model_id,videos,classes\n{tmp_path / 'p.csv'},{model_id},{n},4\n"
     rows = _rows(tmp_path / "p.csv")
-    assert list(rows[0]) == ["filepath", "filename", "site", "timestamp", "time_source", "top_class", *sw.classes]
+    assert list(rows[0]) == ["filepath", "filename", "site", "timestamp", "time_source", "label", "label_source",
+                             "top_class", "probabilities", *sw.classes]
     assert rows[0]["filepath"] == "cam_a/clip00000.mp4" and rows[0]["timestamp"] == "2026-03-01T06:00:00Z"
     table = _predictions(ws, model_id)
     with connect(ws, read_only=True) as con:
         ids = dict(con.execute("SELECT relpath, video_id FROM videos").fetchall())
+    labels = dict(zip(sw.labelled, sw.Y))
     for row in rows:
-        probabilities = table[ids[row["filepath"]]]
+        video_id = ids[row["filepath"]]
+        probabilities = table[video_id]
         assert row["top_class"] == max(probabilities, key=probabilities.get)
-        assert [float(row[c]) for c in sw.classes] == [probabilities[c] for c in sw.classes]
-    assert read_json(tmp_path / "p.export.json")["model"] == model_id
+        assert [row[c] for c in sw.classes] == [f"{min(max(probabilities[c], 1e-6), 1 - 1e-6):.6f}"
+                                                for c in sw.classes]
+        if video_id in labels:  # labelled: the human label beside, and out-of-fold probabilities
+            assert row["label"] == ";".join(c for c, y in zip(sw.classes, labels[video_id]) if y)
+            assert (row["label_source"], row["probabilities"]) == ("test", "oof")
+        else:
+            assert (row["label"], row["label_source"], row["probabilities"]) == ("", "", "predict")
+    record = read_json(tmp_path / "p.export.json")
+    assert (record["model"], record["probability_digits"]) == (model_id, 6)
 
 
 # ------------------------------------------------------------------------------------------------ refusals

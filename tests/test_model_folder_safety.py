@@ -283,8 +283,8 @@ def test_a_latest_alias_that_is_not_an_id_is_refused(model, tmp_path):
     latest = copy.models_dir / "latest"
     latest.unlink()
     latest.symlink_to("/dev/zero")
-    _one_line_error(_jungle("predict", "-w", copy.root, timeout=60, cap_memory=True), str(latest),
-                    "is a symbolic link")
+    _one_line_error(_jungle("predict", "--model", "latest", "-w", copy.root, timeout=60, cap_memory=True),
+                    str(latest), "is a symbolic link")
     latest.unlink()
     latest.write_text("../../../../etc\n")
-    _one_line_error(_jungle("predict", "-w", copy.root), str(latest), "does not hold a model id")
+    _one_line_error(_jungle("predict", "--model", "latest", "-w", copy.root), str(latest), "does not hold a model id")

@@ -102,7 +102,18 @@ def test_cli_predict_writes_submission(stacked, tmp_path):
     out = runner.invoke(app, ["predict", "--model", result.model_id, "--out", str(tmp_path / "sub.csv"),
                               "-w", str(sw.workspace.root), "-f", "csv"])
     assert out.exit_code == 0, out.output
-    assert out.output == (f"model,videos,classes,submission,rows_written\n{result.model_id},{len(sw.unlabelled)},4,"
-                          f"{tmp_path / 'sub.csv'},{len(sw.unlabelled) * 4}\n")
     frame = pl.read_csv(tmp_path / "sub.csv")
     assert frame.columns == ["filename", *sw.classes] and frame.height == len(sw.unlabelled)
+    # the most probable class of each clip, counted: what the submission says
+    top = pl.Series(np.asarray(sw.classes)[frame.select(sw.classes).to_numpy().argmax(axis=1)]).value_counts()
+    counts = dict(zip(top[:, 0].to_list(), top[:, 1].to_list()))
+    lines = out.output.splitlines()
+    assert lines[0] == "top_class,clips" and {c: int(n) for c, n in (r.split(",") for r in lines[1:])} == counts
+    table = runner.invoke(app, ["predict", "--model", result.model_id, "--out", str(tmp_path / "sub.csv"),
+                                "-w", str(sw.workspace.root)])
+    first, second, third = table.output.splitlines()
+    assert first == f"Predicted {len(sw.unlabelled)} unlabelled clips with model {result.model_id}."
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    assert second.startswith(f"Most probable class: {ranked[0][0]} {ranked[0][1]}, ")
+    assert third == (f"Written: {len(sw.unlabelled) * 4} rows to the predictions table (model {result.model_id}, "
+                     f"kind 'predict'); the submission CSV {tmp_path / 'sub.csv'}.")

@@ -1,9 +1,10 @@
 """`jungle review` in a real browser: Debian's chromium driven by Playwright, on a real workspace.
 
-The server runs as the real CLI in a subprocess; the test labels clips with the keyboard, undoes,
-retrains, and checks every change in DuckDB while the page is open (so the file stays usable by
-other processes), that writes without the page's token are refused, and that a clip whose file
-vanished shows a message.
+The server runs as the real CLI in a subprocess; the tests label clips with the keyboard, undo,
+retrain, and check every change in DuckDB while the page is open (so the file stays usable by
+other processes), that writes without the page's token are refused, that a clip whose file
+vanished shows a message, and that a re-fit never loses the stacked model: both are scored on the
+same clips, one click goes back, and a restarted review uses the current model.
 """
 
 from __future__ import annotations
@@ -28,22 +29,34 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-b
                  "--disable-component-update", "--disable-sync"]
 
 
+def _start(ws, *options: str) -> tuple[subprocess.Popen, str, str]:
+    """(process, page URL, first line): `jungle review --port 0 --no-browser` running on ``ws``."""
+    process = subprocess.Popen([sys.executable, "-m", "jungle.cli", "review", "--port", "0", "--no-browser",
+                                "-w", str(ws.root), *options], stderr=subprocess.PIPE, text=True)
+    first = process.stderr.readline()
+    match = re.search(r"jungle review on (http://127\.0\.0\.1:\d+/) for 270 clips \(24[01] labelled\)", first)
+    if not match:
+        process.terminate()
+        raise AssertionError(first + (process.stderr.read() if process.poll() is not None else ""))
+    return process, match.group(1), first
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(timeout=20)
+
+
 @pytest.fixture()
 def server(stacked, tmp_path, media):
     """(review workspace, page URL, server process): `jungle review --port 0 --no-browser` running."""
     if not os.path.exists(CHROMIUM):
         pytest.skip("no /usr/bin/chromium: install Debian's browser with `apt-get install -y chromium`")
     rw = review_workspace(stacked, tmp_path, media)
-    process = subprocess.Popen([sys.executable, "-m", "jungle.cli", "review", "--port", "0", "--no-browser",
-                                "-w", str(rw.workspace.root)], stderr=subprocess.PIPE, text=True)
+    process, url, _ = _start(rw.workspace, "--reviewer", "Ana Ruiz")
     try:
-        first = process.stderr.readline()
-        match = re.search(r"jungle review on (http://127\.0\.0\.1:\d+/) for 270 clips \(240 labelled\)", first)
-        assert match, first + (process.stderr.read() if process.poll() is not None else "")
-        yield rw, match.group(1), process
+        yield rw, url, process
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        _stop(process)
 
 
 def _post(url: str, body: dict, token: str | None) -> tuple[int, dict]:
@@ -93,6 +106,8 @@ def test_label_with_the_keyboard_undo_retrain_in_a_real_browser(server):
             page.wait_for_function("s => document.body.dataset.videoId !== s", arg=first)
             status(f"saved {queue['clips'][0]['filename']}")
             assert _positives(ws, first) == ([top1], {"review"})
+            with connect(ws, read_only=True) as con:
+                assert con.execute("SELECT DISTINCT reviewer FROM label_events").fetchall() == [("Ana Ruiz",)]
             second = current()
             page_queue = page.evaluate("Array.from(document.querySelectorAll('#queue li')).slice(0, 4)"
                                        ".map(li => li.dataset.videoId)")
@@ -125,17 +140,6 @@ def test_label_with_the_keyboard_undo_retrain_in_a_real_browser(server):
                                   "SELECT action, count(*) AS n FROM label_events GROUP BY action ORDER BY action"],
                                  capture_output=True, text=True, timeout=120)
             assert sql.stdout == "action,n\nset,4\nundo,1\n", sql.stderr
-
-            # Retrain from the page: before/after shown, queue re-ranked, predictions written.
-            page.click("#retrain")
-            page.wait_for_selector("#retrain-result .summary")
-            summary = page.inner_text("#retrain-result .summary")
-            assert re.match(r"OOF log loss \d\.\d{4} → \d\.\d{4} · labelled 240 → 242 · [\d.]+ s$", summary), summary
-            status("retrained")
-            with connect(ws, read_only=True) as con:
-                rows = con.execute("SELECT count(DISTINCT video_id) FROM predictions WHERE model_id = ?",
-                                   [f"review-{rw.model_id}"]).fetchone()[0]
-            assert rows == 270
 
             # A clip whose file vanished says so.
             page.goto(f"{url}?video={rw.missing}")
@@ -171,3 +175,85 @@ def test_frames_and_video_are_served_by_id_only(server):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(f"{url}api/clips/{rw.missing}/frames.jpg", timeout=30)
     assert info.value.code == 404 and "is missing" in json.load(info.value)["error"]
+
+
+def _current(ws) -> str:
+    with connect(ws, read_only=True) as con:
+        return con.execute("SELECT model_id FROM model_choices ORDER BY choice_id DESC LIMIT 1").fetchone()[0]
+
+
+def test_retrain_keeps_the_stacked_model_and_one_click_goes_back(server):
+    from playwright.sync_api import sync_playwright
+
+    rw, url, process = server
+    ws = rw.workspace
+    stacked_folder = ws.root / "models" / rw.model_id
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(bypass_csp=True).new_page()
+            errors = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url)
+            page.wait_for_function("document.body.dataset.videoId")
+            assert page.evaluate("document.getElementById('model-choice').value") == rw.model_id
+            page.keyboard.press("1")  # one review label, so the re-fit has something new
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('saved')")
+
+            page.keyboard.press("Shift+R")
+            page.wait_for_selector("#retrain-models tr[data-model-id]")
+            summary = page.inner_text("#retrain-result .summary")
+            assert summary.startswith("out-of-fold log loss on the 241 clips labelled now"), summary
+            rows = page.eval_on_selector_all(
+                "#retrain-models tr[data-model-id]",
+                "rows => rows.map(r => [r.dataset.modelId, r.cells[1].textContent, r.cells[2].textContent])")
+            assert [r[0] for r in rows][0] == rw.model_id and rows[1][0].startswith("refit-")
+            refit_id = rows[1][0]
+            # both scored on the same clips: each equals the log loss of its own rows against today's labels
+            scores = {model_id: float(loss) for model_id, loss, _ in rows}
+            for model_id, loss in scores.items():
+                assert abs(_log_loss_on_labelled(ws, model_id) - loss) < 6e-4, (model_id, loss)
+            winner = min(scores, key=scores.get)
+            assert [r[0] for r in rows if r[2] == "current"] == [winner]
+            assert _current(ws) == winner
+            assert stacked_folder.is_dir() and (ws.root / "models" / refit_id / "linear.npz").is_file()
+
+            # One click goes to the other model; the page and the database agree.
+            other = refit_id if winner == rw.model_id else rw.model_id
+            page.click(f"#retrain-models tr[data-model-id='{other}'] button")
+            page.wait_for_function("id => document.getElementById('model-choice').value === id", arg=other)
+            assert _current(ws) == other
+            # ... and the menu goes back again.
+            page.select_option("#model-choice", winner)
+            page.wait_for_function("t => document.getElementById('status').textContent.startsWith(t)",
+                                   arg="now ranking with " + winner)
+            assert _current(ws) == winner
+            assert not errors, errors
+        finally:
+            browser.close()
+    _stop(process)
+
+    # A restarted review uses the current model, and says so.
+    restarted, _, first = _start(ws)
+    try:
+        assert f"model {winner}" in first, first
+    finally:
+        _stop(restarted)
+
+
+def _log_loss_on_labelled(ws, model_id) -> float:
+    """The competition metric of ``model_id``'s out-of-sample rows on the clips labelled now."""
+    import numpy as np
+
+    from jungle.meta.metrics import competition_log_loss
+    from jungle.store.labels import read_labelled
+    from jungle.store.predictions import read_out_of_sample
+
+    with connect(ws, read_only=True) as con:
+        rows = read_out_of_sample(con, model_id)
+        labels = read_labelled(con, None)
+    classes = sorted({r[1] for r in rows})
+    P = {(r[0], r[1]): r[2] for r in rows}
+    Y, labelled = labels.aligned(labels.video_ids.tolist(), classes)
+    assert labelled.all()
+    return competition_log_loss(Y, np.array([[P[v, c] for c in classes] for v in labels.video_ids]))

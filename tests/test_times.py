@@ -242,7 +242,7 @@ def test_exports_say_where_times_come_from(predicted, tmp_path):
     out = jungle("export", "csv", tmp_path / "p.csv", "-w", ws.root)
     assert out.exit_code == 0, out.output
     header, *rows = (tmp_path / "p.csv").read_text().splitlines()
-    assert header.split(",")[:6] == ["filepath", "filename", "site", "timestamp", "time_source", "top_class"]
+    assert header.split(",")[:5] == ["filepath", "filename", "site", "timestamp", "time_source"]
     first = {site: next(r.split(",") for r in rows if r.startswith(site)) for site in ("cam_a", "cam_b", "cam_c")}
     assert first["cam_a"][3:5] == ["2026-03-01T07:00:00+01:00", "container"]
     assert first["cam_b"][4] == "mtime"

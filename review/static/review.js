@@ -210,6 +210,29 @@ function fmt(value) {
   return value === null || value === undefined ? "–" : value.toFixed(4);
 }
 
+function modelLabel(model) {
+  return model.model_id + (model.recipe ? ` (${model.recipe})` : "");
+}
+
+function renderInfo(info) {
+  $("model").textContent = `${info.origin} · ${info.clips} clips, ${info.labelled} labelled`;
+  const choice = $("model-choice");
+  choice.replaceChildren();
+  for (const model of info.models) {
+    const option = new Option(modelLabel(model) + (model.current ? " · current" : ""), model.model_id);
+    option.selected = model.model_id === info.model_id;
+    choice.appendChild(option);
+  }
+}
+
+async function useModel(modelId) {
+  say(`switching to ${modelId}…`);
+  const info = await api("POST", "/api/model", { model: modelId });
+  renderInfo(info);
+  await loadQueue();
+  say(`now ranking with ${modelLabel(info.models.find((m) => m.model_id === info.model_id) || { model_id: info.model_id })}; it is the current model`);
+}
+
 async function retrain() {
   say("retraining…");
   $("retrain").disabled = true;
@@ -217,22 +240,47 @@ async function retrain() {
     const result = await api("POST", "/api/retrain");
     const box = $("retrain-result");
     box.replaceChildren();
-    box.appendChild(element("p", `OOF log loss ${fmt(result.before.oof_log_loss)} → ${fmt(result.after.oof_log_loss)} · ` +
+    box.appendChild(element("p", `out-of-fold log loss on the ${result.clips} clips labelled now (lower is better) · ` +
       `labelled ${result.before.labelled} → ${result.after.labelled} · ${result.seconds} s`, "summary"));
-    const table = element("table");
+    const models = element("table");
+    models.id = "retrain-models";
     const head = element("tr");
-    ["class", "before", "after"].forEach((h) => head.appendChild(element("th", h)));
-    table.appendChild(head);
-    for (const name of state.classes) {
+    ["model", "log loss", ""].forEach((h) => head.appendChild(element("th", h)));
+    models.appendChild(head);
+    for (const model of result.models) {
       const row = element("tr");
+      row.dataset.modelId = model.model_id;
+      row.appendChild(element("td", modelLabel(model)));
+      row.appendChild(element("td", fmt(model.log_loss)));
+      const cell = element("td");
+      if (model.current) {
+        cell.appendChild(element("span", "current", "on"));
+      } else {
+        const use = element("button", "use this model");
+        use.type = "button";
+        use.addEventListener("click", () => enqueue(() => useModel(model.model_id)));
+        cell.appendChild(use);
+      }
+      row.appendChild(cell);
+      models.appendChild(row);
+    }
+    box.appendChild(models);
+    const table = element("table");
+    const counts = element("tr");
+    ["class", "before review", "now"].forEach((h) => counts.appendChild(element("th", h)));
+    table.appendChild(counts);
+    for (const name of state.classes) {
       const before = result.before.counts[name] || 0, after = result.after.counts[name] || 0;
-      if (before !== after) row.className = "moved";
+      if (before === after) continue;
+      const row = element("tr");
       [name, before, after].forEach((v) => row.appendChild(element("td", String(v))));
       table.appendChild(row);
     }
-    box.appendChild(table);
+    if (table.children.length > 1) box.appendChild(table);
+    renderInfo(await api("GET", "/api/info"));
     await loadQueue();
-    say(`retrained in ${result.seconds} s; queue re-ranked`);
+    const kept = result.current === result.refit_id ? "the re-fit is better and now current" : "the re-fit is no better: kept " + result.current;
+    say(`retrained in ${result.seconds} s; ${kept}; queue re-ranked`);
   } finally {
     $("retrain").disabled = false;
   }
@@ -300,7 +348,8 @@ function onKey(event) {
 async function start() {
   const info = await api("GET", "/api/info");
   state.classes = info.classes;
-  $("model").textContent = `${info.origin} · ${info.clips} clips, ${info.labelled} labelled`;
+  renderInfo(info);
+  $("model-choice").addEventListener("change", (event) => enqueue(() => useModel(event.target.value)));
   for (const name of info.classes) $("class").appendChild(new Option(name, name));
   for (const name of info.sites) $("site").appendChild(new Option(name, name));
   for (const name of ["order", "class", "site", "labelled", "min_p", "max_p"]) {
