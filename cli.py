@@ -460,7 +460,8 @@ def aggregate_command(
                                "attention reads them side by side).")] = "lite0",
     kind: Annotated[str, typer.Option(
         "--kind", "-k", help="What to build, comma-separated: meta, frame-head, stats (hist_*), minmax, attention, "
-                             "detector (det_*: the boxes' detection features).")
+                             "detector (det_*: the boxes' detection features), zero-shot (zeroshot_*: label-free "
+                             "evidence of the zero-shot model; `jungle predict --model zero-shot` builds it).")
     ] = "meta,frame-head,stats,minmax,attention,detector",
     no_crops: Annotated[bool, typer.Option(
         "--no-crops", help="Leave out the crop sets (crops_<source>, which the embedding kinds also read by default).")

@@ -16,6 +16,9 @@ attention     ``attn_<srcs>``          video   out-of-fold class probabilities o
               ``attnvec_<srcs>``       video   its attention-weighted mean embedding
 detector      ``det_<src>``            video   detection features of a detections set (``boxes``, or a
                                                detector pass's ``megadetector_lite``; :mod:`.detections`)
+zero-shot     ``zeroshot_<src>``       video   label-free evidence: boxes, motion and the encoder's ImageNet
+                                               head on the crops (or frames) through a class map
+                                               (:mod:`.zeroshot`; not built by default)
 ============  =======================  ======  ===========================================================
 
 Crops: a featurize run with crops writes, beside each embedding set ``<src>``, the crop set
@@ -61,16 +64,20 @@ from .inputs import FrameRows, iter_frame_blocks, load_frame_rows
 from .metadata import MetadataConfig, metadata_features, videos_fingerprint
 from .oof import load_fold_plan
 from .tables import VideoTableWriter
+from .zeroshot import evidence_columns, iter_evidence, zero_shot_setup
 
-__all__ = ["KINDS", "KIND_SETS", "set_name", "kinds_making", "StatsConfig", "PoolingConfig", "AggregateConfig",
-           "AggregateResults", "aggregate", "write_prob_stats", "write_pooled"]
+__all__ = ["KINDS", "DEFAULT_KINDS", "KIND_SETS", "set_name", "kinds_making", "StatsConfig", "PoolingConfig",
+           "ZeroShotConfig", "AggregateConfig", "AggregateResults", "aggregate", "write_prob_stats", "write_pooled"]
 
-Kind = Literal["meta", "frame-head", "stats", "minmax", "attention", "detector"]
-KINDS: tuple[str, ...] = ("meta", "frame-head", "stats", "minmax", "attention", "detector")
+Kind = Literal["meta", "frame-head", "stats", "minmax", "attention", "detector", "zero-shot"]
+KINDS: tuple[str, ...] = ("meta", "frame-head", "stats", "minmax", "attention", "detector", "zero-shot")
+#: What ``jungle aggregate`` builds unless told (the zero-shot evidence is the zero-shot model's, built on demand).
+DEFAULT_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "zero-shot")
 #: The kinds that read frame-level sets (``config.sources``); ``meta`` reads ``videos`` only.
 FRAME_KINDS = frozenset(KINDS) - {"meta"}
-#: The kinds that read embedding sets (``detector`` reads detections sets).
-EMBEDDING_KINDS = FRAME_KINDS - {"detector"}
+#: The kinds that read embedding sets (``detector`` reads detections sets; ``zero-shot`` reads an embedding
+#: set's crops itself).
+EMBEDDING_KINDS = FRAME_KINDS - {"detector", "zero-shot"}
 #: Where a featurize run with boxes writes them (``jungle.features.featurize.crops.BOXES_SET``).
 BOXES_SOURCE = "boxes"
 #: The crop set of an embedding set (``jungle.features.featurize.crops.crops_set_name``).
@@ -84,6 +91,7 @@ KIND_SETS: dict[str, tuple[str, ...]] = {
     "minmax": ("minmax_{source}", "minmax_stages_{source}"),
     "attention": ("attn_{source}", "attnvec_{source}"),
     "detector": ("det_{source}",),
+    "zero-shot": ("zeroshot_{source}",),
 }
 #: Kinds a kind reads the output of (they are built with it).
 KIND_NEEDS: dict[str, tuple[str, ...]] = {"stats": ("frame-head",)}
@@ -133,6 +141,14 @@ class DetectionsConfig(JungleConfig):
     levels: tuple[float, ...] = DETECTION_LEVELS
 
 
+class ZeroShotConfig(JungleConfig):
+    """Zero-shot evidence (``zeroshot_<src>``): the class map from ImageNet to the taxonomy (a CSV;
+    None: the packaged Pri-matrix map) and the detector pass's set read when there is no ``boxes`` set."""
+
+    class_map: str | None = None
+    detector_set: str = "megadetector_lite"
+
+
 class AggregateConfig(JungleConfig):
     """What :func:`aggregate` builds, from which frame-level sets, and how.
 
@@ -141,7 +157,7 @@ class AggregateConfig(JungleConfig):
         kinds: what to build (see the module table); dependencies (frame-head for stats, meta for
             attention with metadata) are built too.
         fold_scheme: folds for the out-of-fold models.
-        meta, frame_head, stats, pooling, attention, detections: per-kind settings.
+        meta, frame_head, stats, pooling, attention, detections, zero_shot: per-kind settings.
         crops: also run the embedding kinds over each source's crop set ``crops_<src>`` when it exists.
         boxes: with the detector kind, also summarise the ``boxes`` set when it exists.
         videos_per_block: videos read per block (memory is bounded by this, not by the collection).
@@ -151,7 +167,7 @@ class AggregateConfig(JungleConfig):
     """
 
     sources: tuple[str, ...] = ("lite0",)
-    kinds: tuple[Kind, ...] = tuple(KINDS)
+    kinds: tuple[Kind, ...] = DEFAULT_KINDS
     fold_scheme: str = "default"
     meta: MetadataConfig = MetadataConfig()
     frame_head: FrameHeadConfig = FrameHeadConfig()
@@ -159,6 +175,7 @@ class AggregateConfig(JungleConfig):
     pooling: PoolingConfig = PoolingConfig()
     attention: AttentionConfig = AttentionConfig()
     detections: DetectionsConfig = DetectionsConfig()
+    zero_shot: ZeroShotConfig = ZeroShotConfig()
     crops: bool = True
     boxes: bool = True
     videos_per_block: int = Field(256, ge=1)
@@ -473,6 +490,32 @@ class _Run:
                                encoder=source.fs.encoder, weights_sha256=source.fs.weights_sha256,
                                sampling=source.fs.sampling)
 
+    def zero_shot(self, source: FrameRows) -> FeatureSet:
+        """The zero-shot evidence of an embedding set: its ImageNet head on the crop set's images (the
+        whole frames without one), with the ``boxes`` set (else a detector pass's set) beside them."""
+        crops = self._optional_source(CROPS_PREFIX + source.fs.name) if self.config.crops else None
+        images = crops or source
+        boxes = self._optional_source(BOXES_SOURCE) if self.config.boxes else None
+        boxes_kind = "boxes" if boxes is not None else None
+        if boxes is None:
+            boxes = self._optional_source(self.config.zero_shot.detector_set)
+            boxes_kind = "detector" if boxes is not None else None
+        setup = zero_shot_setup(self.ws, source.fs, boxes.fs if boxes is not None else None, crops is not None,
+                                self.config.zero_shot.class_map)
+        params = {"kind": "zero-shot", **setup.lineage()}
+        inputs = [images.lineage()] + ([boxes.lineage()] if boxes is not None else [])
+
+        def fill(writer):
+            with self._bar(len(images), f"zero-shot {images.fs.name}") as update:
+                for video_ids, columns in iter_evidence(self.ws, images, boxes, setup, boxes_kind,
+                                                        self.config.videos_per_block):
+                    writer.write(video_ids, np.column_stack([columns[c] for c in writer.columns]))
+                    update(len(video_ids))
+
+        return self._video_set(set_name("zero-shot", source.fs.name), params, inputs,
+                               evidence_columns(setup.class_map.classes), fill, encoder=source.fs.encoder,
+                               weights_sha256=source.fs.weights_sha256, sampling=source.fs.sampling)
+
     # ------------------------------------------------------------------ the run
     def run(self) -> AggregateResults:
         with torch_threads(self.config.threads):
@@ -508,6 +551,10 @@ class _Run:
         if "detector" in kinds:
             for source in detections:
                 self.detections(source)
+        if "zero-shot" in kinds:
+            for source in embeddings:
+                if not source.fs.name.startswith(CROPS_PREFIX):
+                    self.zero_shot(source)
         return self.results
 
 

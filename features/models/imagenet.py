@@ -108,12 +108,14 @@ class ImageNetHead:
         return P
 
 
-def load_imagenet_head(encoder: str, weights_sha256: str | None = None) -> ImageNetHead:
+def load_imagenet_head(encoder: str, weights_sha256: str | None = None, weights: str | None = None) -> ImageNetHead:
     """The ImageNet classifier of ``encoder`` (an alias such as ``lite0`` with its packaged weights).
 
     Args:
         encoder: the encoder's name as a feature set records it.
         weights_sha256: the weights the feature set was made with; the head must come from them.
+        weights: the weights file the set records, used when it is still there (else the encoder's
+            own: a packaged alias's, or the hub's).
 
     Raises:
         ModelError: the encoder cannot be loaded, has no 1,000-class ImageNet head, or its weights
@@ -121,7 +123,8 @@ def load_imagenet_head(encoder: str, weights_sha256: str | None = None) -> Image
     """
     from .encoders import EncoderConfig, load_encoder
 
-    loaded = load_encoder(EncoderConfig(name=encoder))
+    file = weights if weights and Path(weights).is_file() else None
+    loaded = load_encoder(EncoderConfig(name=encoder, weights=file))
     if weights_sha256 is not None and loaded.weights_sha256 != weights_sha256:
         raise ModelError(f"the {encoder} weights here ({loaded.weights_sha256[:12]}) are not the ones its feature set "
                          f"was made with ({weights_sha256[:12]}), so their ImageNet head does not fit the stored "
