@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import InputError, NotFoundError
+from .store import registry
+from .store.db import connect
 from .store.workspace import Workspace
 
 __all__ = ["DEFAULT_SOURCE", "SetPlan", "plan_feature_sets", "ensure_feature_sets", "packaged_encoders",
@@ -54,9 +56,6 @@ def plan_feature_sets(names: list[str]) -> list[SetPlan]:
 
 
 def _has_complete(workspace: Workspace, name: str) -> bool:
-    from .store import registry
-    from .store.db import connect
-
     with connect(workspace, read_only=True) as con:
         return registry.latest(con, name) is not None
 

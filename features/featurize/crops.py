@@ -31,7 +31,8 @@ import numpy as np
 from pydantic import Field
 
 from ...config import JungleConfig
-from ..models.detector import DetectorConfig
+from ..models.detector import DetectorConfig, load_detector
+from ..models.weights import WeightsError, default_weights_dir, get_spec, weights_path
 from ..video.boxes import FrameBoxes, merge_boxes
 from ..video.crops import CropChoice, CropConfig, choose_crops, extract_crops
 from ..video.motion import MotionConfig
@@ -84,8 +85,6 @@ def resolve_boxes(config: BoxesConfig, weights_dir=None) -> tuple[BoxesConfig, s
     if config.detector != "auto":
         return config, None
     from pathlib import Path
-
-    from ..models.weights import WeightsError, default_weights_dir, get_spec, weights_path
 
     settings = DetectorConfig()
     try:
@@ -165,9 +164,6 @@ class CropStage:
             raise ValueError("resolve the detector first (resolve_boxes)")
         detector = None
         if boxes.detector is not None:
-            from ..models.detector import load_detector
-            from ..models.weights import weights_path
-
             weights_path(boxes.detector.weights)  # checked now: a loaded detector is kept per process
             detector = load_detector(boxes.detector)
         return cls(boxes, crops, crop_size, detector)

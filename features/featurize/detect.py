@@ -22,6 +22,8 @@ from pydantic import Field, field_validator
 
 from ...config import JungleConfig
 from ...runtime import available_cores, torch_threads
+from ...store import registry
+from ...store.db import connect
 from ..models.detector import DetectorConfig, DetectorModel, load_detector
 from ..models.weights import weights_path
 from ..video.sampling import parse_sampling
@@ -106,9 +108,6 @@ def detect(workspace, config: DetectConfig | None = None, shard: Shard | str | N
                          progress=progress, pool=pool)
     summary = DetectSummary(run)
     if run.sets[0].complete:
-        from ...store import registry
-        from ...store.db import connect
-
         with connect(workspace, read_only=True) as con:
             summary.frame_set = registry.get(con, run.sets[0].name, run.sets[0].version)
     return summary

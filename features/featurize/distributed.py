@@ -36,10 +36,12 @@ from typing import Iterator
 from ...errors import EnvironmentProblem, JungleError
 from ...progress import progress_bar
 from ...runtime import available_cores
+from ...store.db import connect
+from ...store.videos import read_videos
 from .config import FeaturizeConfig, Shard
 from .frame_model import ModelSpec
-from .plan import FeaturizePlan
-from .runner import FeaturizeSummary, SetSummary
+from .plan import FeaturizePlan, plan, reconcile
+from .runner import FeaturizeSummary, SetSummary, featurize, resolve_config, run_specs
 
 __all__ = ["DaskUnavailable", "ShardsFailed", "DaskFeaturizeSummary", "client_for", "worker_threads",
            "featurize_on_dask", "featurize_shard", "model_specs", "shard_count"]
@@ -148,8 +150,6 @@ def model_specs(config: FeaturizeConfig, workspace=None) -> list[ModelSpec]:
     """One Dask task: load ``config``'s encoders (and detector) here (on ``config.device``, on their backend:
     the lineage the plan records and the shard tasks follow) and describe the sets they write.
     ``workspace``: int8 calibration frames. ``config`` must be resolved (``runner.resolve_config``)."""
-    from .runner import run_specs
-
     return run_specs(workspace, config)
 
 
@@ -160,16 +160,11 @@ def featurize_shard(workspace, config: FeaturizeConfig, shard: str,
     With ``work`` (the client's plan for this shard) the task never opens DuckDB and leaves the
     markers for the client to fold in; without it, it plans and records itself.
     """
-    from .runner import featurize
-
     return featurize(workspace, _task_config(config), Shard.parse(shard), progress=False, work=work,
                      record=work is None)
 
 
 def _count_videos(workspace) -> int:
-    from ...store.db import connect
-    from ...store.videos import read_videos
-
     with connect(workspace, read_only=True) as con:
         return len(read_videos(con, ("video_id",), ok_only=True))
 
@@ -197,8 +192,6 @@ def _merge(work: FeaturizePlan, results: list[FeaturizeSummary], into: DaskFeatu
 
 def _reconcile_sets(workspace, work: FeaturizePlan, sets: list[SetSummary]) -> None:
     """Fold every set's markers into DuckDB from this (the client) process; mark what is complete."""
-    from .plan import reconcile
-
     for planned, part in zip(work.sets, sets, strict=True):
         done, errors, pending = reconcile(workspace, planned.fs)
         part.rows = done + errors + pending
@@ -230,9 +223,6 @@ def featurize_on_dask(workspace, config: FeaturizeConfig | None = None, address=
         WorkspaceMissing: the workspace has no database (run ``jungle ingest`` first).
     """
     from distributed import as_completed
-
-    from .plan import plan
-    from .runner import resolve_config
 
     config, notes = resolve_config(config or FeaturizeConfig())  # decided once, here: every shard runs the same
     started = time.perf_counter()

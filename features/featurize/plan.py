@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import NotFoundError
+from ...store import arrays, registry
+from ...store.db import connect, transaction
 from ...store.registry import FeatureSet
 from ...store.rows import assign_rows, record_statuses, video_paths
 from ..video.sampling import Sampling
@@ -60,9 +62,6 @@ def plan(workspace, specs: list[ModelSpec], sampling: Sampling, block: int = 64)
     Raises:
         NotFoundError: the workspace has no readable video.
     """
-    from ...store import arrays, registry
-    from ...store.db import connect, transaction
-
     frame_size = decode_size([s for s in specs if s.view == "frames"])
     planned: list[PlannedSet] = []
     with connect(workspace) as con:
@@ -106,8 +105,6 @@ def reconcile(workspace, fs) -> tuple[int, int, int]:
         (rows done, rows with errors, rows still pending).
     """
     import polars as pl
-
-    from ...store.db import connect, transaction
 
     markers = read_markers(progress_dir(workspace, fs))
     frame = pl.DataFrame({

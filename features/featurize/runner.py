@@ -39,8 +39,13 @@ import numpy as np
 from ...errors import InputError, Interrupted
 from ...progress import progress_bar
 from ...runtime import available_cores, torch_threads
+from ...store import arrays
 from ...store.failures import storage_errors
+from ...store.frame_tables import write_block_table
 from ...store.registry import FeatureSet
+from ..models.backends import calibration_frames, choose_backend, load_fastest
+from ..models.encoders import load_encoder
+from ..video.boxes import long_rows
 from ..video.sampling import Sampling
 from .config import FeaturizeConfig, Shard, default_workers
 from .crops import FILLS, CropStage, PreparedVideo, resolve_boxes
@@ -138,8 +143,6 @@ class _SetState:
 
 def _states(workspace, targets: list[_Target], work: FeaturizePlan) -> list[_SetState]:
     """The run's per-set state from a plan, with the Zarr groups opened for writing (no DuckDB)."""
-    from ...store import arrays
-
     names = [p.fs.name for p in work.sets]
     if names != [t.spec.set_name for t in targets]:
         raise ValueError(f"the plan is for feature sets {names}, not for this run's "
@@ -228,8 +231,6 @@ class _BlockWriter:
         return out
 
     def _write(self, key: tuple[int, int]) -> None:
-        from ...store import arrays
-
         position, start = key
         state = self.states[position]
         rows = sorted(self.results[key])
@@ -253,9 +254,6 @@ class _BlockWriter:
 def _write_box_table(workspace, state: _SetState, start: int, marker: dict[int, tuple]) -> None:
     """The long table of one block of the ``boxes`` set: one row per stored box of its done rows."""
     import polars as pl
-
-    from ...store.frame_tables import write_block_table
-    from ..video.boxes import long_rows
 
     done = sorted(r for r, (status, _, _) in marker.items() if status == "done")
     by_row = {row: video for video, row in state.rows.items()}
@@ -459,9 +457,6 @@ def load_models(workspace, config: FeaturizeConfig, work: FeaturizePlan | None =
     A coordinator's plan (``work``) fixes the backend and precision each set was registered with:
     the workers then compute what the plan's lineage says.
     """
-    from ..models.backends import calibration_frames, choose_backend, load_fastest
-    from ..models.encoders import load_encoder
-
     models = []
     for position, encoder_config in enumerate(config.encoders):
         backend, precision = config.backend, config.precision

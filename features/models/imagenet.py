@@ -42,6 +42,7 @@ import numpy as np
 from ...errors import InputError, ModelError
 from ...hashing import text_sha256
 from ...userfiles import read_user_text
+from .encoders import EncoderConfig, load_encoder
 
 __all__ = ["IMAGENET_CLASSES", "ANIMAL_INDICES", "DEFAULT_CLASS_MAP", "ImageNetClass", "imagenet_classes",
            "ImageNetHead", "load_imagenet_head", "ClassMapError", "ClassMap", "read_class_map"]
@@ -121,8 +122,6 @@ def load_imagenet_head(encoder: str, weights_sha256: str | None = None, weights:
         ModelError: the encoder cannot be loaded, has no 1,000-class ImageNet head, or its weights
             differ from the set's (the embeddings would not fit this head).
     """
-    from .encoders import EncoderConfig, load_encoder
-
     file = weights if weights and Path(weights).is_file() else None
     loaded = load_encoder(EncoderConfig(name=encoder, weights=file))
     if weights_sha256 is not None and loaded.weights_sha256 != weights_sha256:

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from ...config import JungleConfig
 from .boxes import SOURCES, FrameBoxes
+from .sampling import spread_indices
 
 __all__ = ["CropConfig", "CropChoice", "choose_crops", "crop_rect", "extract_crops"]
 
@@ -103,8 +104,6 @@ def choose_crops(boxes: FrameBoxes, valid: np.ndarray, n: int) -> CropChoice:
     choice = CropChoice(np.full(n, -1, np.int32), np.full((n, 4), np.nan, np.float32), np.zeros(n, np.float32),
                         np.zeros(n, np.int8))
     if not picked:  # nothing detected, nothing moved: whole frames, said so by their source
-        from .sampling import spread_indices
-
         frames = np.flatnonzero(valid)
         for position, i in enumerate(frames[spread_indices(len(frames), n)]):
             choice.slot[position], choice.box[position] = i, (0.0, 0.0, 1.0, 1.0)
