@@ -5,6 +5,7 @@ function and renders the result. Heavy libraries are imported inside the command
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,6 +19,27 @@ from .render import Format, render_rows
 INTERRUPTED = "interrupted (Ctrl-C) before the command finished."
 
 
+#: OSError numbers that say something about a path the user gave or the machine, not about a bug.
+_PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES,
+                          errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ELOOP, errno.ENXIO, errno.EFBIG})
+
+
+def _path_error(exc: OSError) -> JungleError | None:
+    """The one-line error for an OSError about a path (a name too long, a file where a folder is
+    wanted, a full or read-only disk), or None for anything else (a bug keeps its traceback)."""
+    from .store.failures import storage_error
+
+    if exc.errno not in _PATH_ERRNOS or not exc.filename:
+        return None
+    known = storage_error(exc)
+    if known is not None:
+        return known
+    name = str(exc.filename)
+    shown = name if len(name) <= 120 else name[:120] + "..."
+    return InputError(f"cannot use {shown}: {exc.strerror}. Check the path (and that a folder is a folder and a "
+                      "file a file), then run the command again.")
+
+
 def _report_error(exc: BaseException) -> int:
     """Print a jungle error (or Ctrl-C) as one line on stderr; return the exit code."""
     if isinstance(exc, JungleError):
@@ -25,6 +47,40 @@ def _report_error(exc: BaseException) -> int:
         return exc.exit_code
     typer.echo(f"Error: {INTERRUPTED}", err=True)
     return 130
+
+
+LARGEST_NUMBER = 2**31 - 1
+LONGEST_TEXT = 1000
+"""Every number option takes a finite number from 0 to LARGEST_NUMBER (commands check their own
+narrower ranges), every text or path at most LONGEST_TEXT characters (a `jungle sql` query
+100 times that): values past these are typing accidents, refused before anything runs."""
+
+
+def _check_value(ctx, param, value):
+    """The option rules above, for one parsed option (a list of values for a repeated one)."""
+    import math
+
+    from typer._click.exceptions import BadParameter
+
+    longest = LONGEST_TEXT * (100 if param.name == "query" else 1)
+    for item in value if isinstance(value, (list, tuple)) else (value,):
+        if isinstance(item, bool) or item is None:
+            continue
+        if isinstance(item, (int, float)) and not (math.isfinite(item) and 0 <= item <= LARGEST_NUMBER):
+            raise BadParameter(f"{item} is not a number from 0 to {LARGEST_NUMBER}", ctx=ctx, param=param)
+        if isinstance(item, (str, Path)) and len(str(item)) > longest:
+            raise BadParameter(f"a value of {len(str(item))} characters is longer than the {longest} jungle takes",
+                               ctx=ctx, param=param)
+    return value
+
+
+def _guard_parameters(command) -> None:
+    """Put :func:`_check_value` on every parameter of ``command`` and its subcommands (once)."""
+    for param in getattr(command, "params", ()):
+        if param.callback is None:
+            param.callback = _check_value
+    for sub in getattr(command, "commands", {}).values():
+        _guard_parameters(sub)
 
 
 class _JungleGroup(TyperGroup):
@@ -37,6 +93,39 @@ class _JungleGroup(TyperGroup):
             return super().invoke(ctx)
         except (JungleError, KeyboardInterrupt) as exc:
             raise typer.Exit(_report_error(exc)) from None
+        except OSError as exc:
+            error = _path_error(exc)
+            if error is None:
+                raise
+            raise typer.Exit(_report_error(error)) from None
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        _guard_parameters(self)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """As Typer's, but a usage error (an unknown option, a value of the wrong type or out of
+        range, a missing argument) is one "Error: ..." line naming the option and the help to read,
+        like every other error, instead of a usage text and a box."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+        from typer.exceptions import Abort
+
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as exc:  # `jungle` alone: the help
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        except ClickException as exc:
+            where = f" (`{exc.ctx.command_path} --help` lists the options)" if getattr(exc, "ctx", None) else ""
+            message = " ".join(exc.format_message().split())
+            typer.echo(f"Error: {message}{where}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except Abort:
+            typer.echo(f"Error: {INTERRUPTED}", err=True)
+            raise SystemExit(130) from None
+        raise SystemExit(result if isinstance(result, int) else 0)
 
 
 app = typer.Typer(
@@ -380,7 +469,7 @@ def featurize(
 
     Per-frame embeddings of each encoder, stored; resumable, shardable.
     """
-    from .features.featurize.config import FeaturizeConfig
+    from .features.featurize.config import FeaturizeConfig, Shard
     from .features.featurize.crops import BoxesConfig
     from .features.featurize.detect import DetectConfig
     from .features.models.detector import DetectorConfig
@@ -405,6 +494,8 @@ def featurize(
         config = FeaturizeConfig(encoders=encoders, frames=frames, batch_size=batch_size, workers=workers, block=block,
                                  device=device, torch_threads=threads, backend=backend, precision=precision,
                                  boxes=boxes, crops=None if no_crops else CropConfig(n=crops))
+    if shard is not None:
+        Shard.parse(shard)  # before anything is loaded ('' is not "no shard")
     run = featurize_videos(ws, config, detect, shard=shard, dask=dask, progress=not quiet)
     if run.detected is not None:
         _echo(render_rows(*run.detector_rows(), fmt))
@@ -791,7 +882,7 @@ def models_list(workspace: WorkspaceOpt = None, fmt: FormatOpt = Format.table) -
     """
     from .meta.models.names import models_table
 
-    _echo(render_rows(*models_table(_workspace(workspace)), fmt))
+    _echo(render_rows(*models_table(_existing_workspace(workspace)), fmt))
 
 
 @models_app.command("use")
@@ -962,7 +1053,7 @@ def main() -> None:
     130; anything else is a bug and shows its traceback. (Commands' errors are reported by the
     top-level group, :class:`_JungleGroup`; this catches what escapes outside a command.)"""
     try:
-        app()
+        app(prog_name="jungle")
     except (JungleError, KeyboardInterrupt) as exc:
         raise SystemExit(_report_error(exc)) from None
 

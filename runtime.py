@@ -41,8 +41,9 @@ def is_loopback(host: str) -> bool:
         pass
     try:
         infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise InputError(f"--host {host} does not resolve ({exc.strerror}); "
+    except (socket.gaierror, UnicodeError, ValueError) as exc:  # UnicodeError: a label too long for a name
+        reason = getattr(exc, "strerror", None) or "not a host name"
+        raise InputError(f"--host {host[:80]} does not resolve ({reason}); "
                          "leave --host out to listen on 127.0.0.1.") from None
     return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
 

@@ -1,5 +1,6 @@
-"""Reading the files a user names on the command line: label and key files, video lists, class
-lists, deployments, taxonomy and metadata files.
+"""Reading the files a user names on the command line (label and key files, video lists, class
+lists, deployments, taxonomy and metadata files) and writing the ones a command makes for them
+(reports, submissions).
 
 A path may name anything: ``/dev/zero`` (endless), a FIFO (blocks until a writer comes), a folder,
 a name longer than the file system allows. :func:`read_user_file` opens without blocking, reads
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["MAX_USER_FILE", "is_user_file", "read_user_file", "read_user_text"]
+__all__ = ["MAX_USER_FILE", "check_output_file", "is_user_file", "read_user_file", "read_user_text", "write_user_text"]
 
 MAX_USER_FILE = 256 * 2**20
 """The most bytes read of one file a user names (a key file of millions of rows fits)."""
@@ -90,3 +91,49 @@ def read_user_text(path: str | os.PathLike, what: str, error: type[InputError] =
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise error(f"the {what} {Path(path)} is not UTF-8 text (byte {exc.start}): save it as UTF-8.") from None
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """``path`` as a file a command may write: missing, or a regular file (replaced whole), never a
+    folder, FIFO or device. Commands call it before their work, so a bad ``--out`` costs nothing.
+
+    Raises:
+        InputError: ``path`` is a folder, a FIFO or a device.
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return path  # nothing there yet (or a name the write itself names in its error)
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path} is {_kind(mode)}, not a file: give the name of a file to write (it is replaced "
+                         "whole).")
+    return path
+
+
+def write_user_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file beside it, renamed into place: a reader
+    never sees half a file, and a failure (a full or read-only disk, a folder in the way) leaves no
+    temporary file and the earlier file as it was.
+
+    Raises:
+        DiskFull, WorkspaceNotWritable: no room, or no right to write there.
+        InputError: ``path`` is a folder, a FIFO or a device (never replaced).
+    """
+    import tempfile
+
+    from .store.failures import storage_error
+
+    path = check_output_file(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise (storage_error(exc, path=path) or exc) from None
+    return path

@@ -156,6 +156,9 @@ def write_files(texts: dict[Path, str]) -> list[Path]:
             path = Path(path)
             if path.is_dir():
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            if path.exists() and not path.is_file():  # a FIFO or a device is never replaced
+                raise ExportWriteError(f"{path} exists and is not a regular file: give the name of a file to write. "
+                                       "Nothing was written.")
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             written.append((Path(name), path))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import InputError
+from ..userfiles import read_user_text
 
 __all__ = ["Taxon", "Taxonomy", "TaxonomyError", "load_taxonomy", "PRIMATRIX_TAXONOMY"]
 
@@ -110,8 +111,5 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     if path is None:
         text = resources.files(__package__).joinpath(PRIMATRIX_TAXONOMY).read_text(encoding="utf-8")
         return parse_taxonomy(text, f"jungle's {PRIMATRIX_TAXONOMY}")
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TaxonomyError(f"cannot read the taxonomy file {path}: {exc}. Pass a UTF-8 CSV.") from exc
+    text = read_user_text(path, "taxonomy file", TaxonomyError)
     return parse_taxonomy(text, str(path))

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from ..errors import InputError
+from ..userfiles import read_user_text
 from ..hashing import path_key
 
 __all__ = [
@@ -204,7 +205,7 @@ def walk_directory(root: str | os.PathLike) -> Discovery:
 
 def _read_list_paths(list_file: Path) -> tuple[list[str], list[str]]:
     """Paths in a CSV (a column named filepath/path/file/filename) or a plain one-per-line list."""
-    lines = list_file.read_text(encoding="utf-8-sig").splitlines()
+    lines = read_user_text(list_file, "list of paths").splitlines()  # a regular file: no FIFO, no /dev/zero
     if list_file.suffix.lower() != ".csv":
         return [line.strip() for line in lines if line.strip()], []
     reader = csv.DictReader(lines)

@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from ..errors import InputError
+from ..userfiles import read_user_file
 
 __all__ = ["KeyFileKind", "Problems", "KEY_COLUMNS", "DELIMITERS", "decode_text", "sniff_delimiter",
            "duplicated_columns", "read_rows", "key_column", "match_keys"]
@@ -161,10 +162,7 @@ def read_rows(kind: KeyFileKind, path: Path) -> tuple[list[str], list[tuple[int,
     Raises:
         kind.error: the file cannot be read, is not text, or is empty.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise kind.error(f"cannot read the {kind.noun} {path}: {exc.strerror or exc}. Check the path.") from exc
+    data = read_user_file(path, kind.noun, kind.error)  # a regular file of a sane size: no FIFO, no /dev/zero
     text = decode_text(kind, path, data)
     if not text.strip():
         raise kind.error(f"the {kind.noun} {path} is empty. Give a header line such as {kind.header}, then one "

@@ -44,6 +44,7 @@ from pydantic import model_validator
 from ..classes import PRIMATRIX_CLASSES
 from ..config import JungleConfig
 from ..errors import InputError
+from ..userfiles import is_user_file, read_user_text
 from ..store.db import connect, transaction
 from ..store.labels import read_classes, read_labelled, write_classes, write_labels
 from ..store.videos import read_videos
@@ -145,9 +146,11 @@ def parse_classes(text: str | os.PathLike | None) -> tuple[str, ...]:
     """A class list from a comma-separated string or a file with one class per line (None: Pri-matrix)."""
     if text is None:
         return PRIMATRIX_CLASSES
-    candidate = Path(text)
-    if candidate.is_file():
-        items = candidate.read_text(encoding="utf-8-sig").splitlines()
+    if is_user_file(text):
+        items = read_user_text(text, "class list file", LabelsError).splitlines()
+    elif os.path.lexists(str(text)):
+        raise LabelsError(f"--classes {str(text)[:80]} is not a regular file: give a file with one class per line, "
+                          "or the classes separated by commas.")
     else:
         items = str(text).split(",")
     classes = tuple(item.strip() for item in items if item.strip())

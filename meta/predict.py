@@ -12,6 +12,7 @@ then one column per class in the model's class order, one row per video.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import ModelError, NotFoundError
+from ..userfiles import check_output_file, write_user_text
 from ..store import registry
 from ..store.db import connect, transaction
 from ..store.labels import read_labelled
@@ -127,16 +129,12 @@ def _candidates(workspace: Workspace, con, sets, videos: Selection) -> tuple[lis
 
 def write_submission(path: Path, filenames: list[str], classes: list[str], P: np.ndarray) -> Path:
     """Write the competition CSV: ``filename`` + classes, one row per video, full float precision."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["filename", *classes])
-        for filename, row in zip(filenames, np.asarray(P, dtype=np.float64)):
-            writer.writerow([filename, *(repr(float(p)) for p in row)])
-    tmp.replace(path)
-    return path
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["filename", *classes])
+    for filename, row in zip(filenames, np.asarray(P, dtype=np.float64)):
+        writer.writerow([filename, *(repr(float(p)) for p in row)])
+    return write_user_text(path, out.getvalue())  # temporary file beside, renamed; nothing left on failure
 
 
 def predict(workspace: Workspace, model: str = "current", out: Path | None = None,
@@ -155,6 +153,8 @@ def predict(workspace: Workspace, model: str = "current", out: Path | None = Non
         ModelError: the model folder is invalid or damaged (see :func:`~jungle.meta.model_io.load_model`).
         LookupError: no video to predict.
     """
+    if out is not None:
+        check_output_file(out)
     loaded = load_model(workspace, model)
     with connect(workspace, read_only=True) as con:
         sets = {fs.name: fs for fs in check_versions(con, loaded)}

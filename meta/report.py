@@ -20,6 +20,7 @@ from ..errors import ModelError
 from ..store.capture_times import UNTRUSTED, time_source_counts
 from ..store.db import connect
 from ..store.workspace import Workspace
+from ..userfiles import check_output_file, write_user_text
 from .dataset import column_set
 from .manifest import StudyRecord
 from .metrics import Evaluation, evaluate
@@ -290,8 +291,8 @@ def render_html(data: ReportData) -> str:
 
 def write_report(workspace: Workspace, model: str = "current", out: Path | None = None) -> Path:
     """Write the HTML report of ``model`` (default ``reports/<model id>.html``); return its path."""
+    if out is not None:
+        check_output_file(out)
     data = load_report_data(workspace, model)
     path = Path(out) if out else workspace.reports_dir / f"{data.model.model_id}.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(data), encoding="utf-8")
-    return path
+    return write_user_text(path, render_html(data))

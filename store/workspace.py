@@ -88,7 +88,16 @@ class Workspace:
         return self
 
     def ensure(self) -> "Workspace":
-        """Create the workspace folders (idempotent) and return self."""
+        """Create the workspace folders (idempotent) and return self.
+
+        Raises:
+            WorkspaceError: the workspace path is a file (or a FIFO, a device), not a folder.
+        """
+        if self.root.exists() and not self.root.is_dir():
+            from ..errors import WorkspaceError
+
+            raise WorkspaceError(f"the workspace {self.root} is a file, not a folder: point --workspace at a folder "
+                                 "(a new one is made).")
         for path in (self.root, self.tables_dir, self.models_dir, self.reports_dir, self.weights_dir):
             path.mkdir(parents=True, exist_ok=True)
         return self

@@ -73,10 +73,16 @@ def test_port_held_by_another_program_is_one_line(workspace_with_study):
     says(_one_error_line(done), f"port {port} on 127.0.0.1", "in use", f"--port {port + 1}")
 
 
-@pytest.mark.parametrize("port", [0, 65536, 70000, -1])
+@pytest.mark.parametrize("port", [0, 65536, 70000])
 def test_port_out_of_range_is_one_line(workspace_with_study, port):
     done = _run(workspace_with_study, "--port", port)
     says(_one_error_line(done), f"--port {port}", "out of range", "1 to 65535")
+
+
+def test_a_negative_port_is_a_one_line_usage_error(workspace_with_study):
+    done = _run(workspace_with_study, "--port", -1)
+    assert done.returncode == 2 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+    says(done.stderr, "Error: Invalid value for '--port'", "-1 is not a number from 0")
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])

@@ -133,6 +133,7 @@ def test_the_dashboard_logs_no_request_and_no_traceback(dashboard):
     assert "GET /api/studies" not in rest and "Traceback" not in rest and "Bottle" not in rest, rest
 
 
+@pytest.mark.slow
 def test_the_cookie_writes_from_the_dashboard_page_in_a_real_browser(dashboard):
     if not os.path.exists(CHROMIUM):
         pytest.skip("no /usr/bin/chromium: install Debian's browser with `apt-get install -y chromium`")

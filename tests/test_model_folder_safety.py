@@ -22,7 +22,6 @@ import pytest
 
 from _stack_helpers import FAST, make_stack_workspace
 from jungle.errors import ModelError
-from jungle.meta.model_check import check_booster
 from jungle.meta.model_io import load_model
 from jungle.meta.stack import StackConfig, stack
 from jungle.meta.tuning import TuneConfig
@@ -111,6 +110,7 @@ CRASHES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attack", list(CRASHES))
 def test_a_crafted_booster_is_refused_before_xgboost_reads_it(model, tmp_path, attack):
     ws, folder = model
@@ -148,6 +148,8 @@ def test_booster_fields_outside_their_range_are_refused(model, tmp_path, change,
 def test_every_booster_jungle_saves_passes_the_check(model, tmp_path):
     """Multiclass (with a projection) and binary (one model per class)."""
     import xgboost
+
+    from jungle.meta.model_check import check_booster
 
     ws, folder = model
     sw = make_stack_workspace(tmp_path / "multi", n_labelled=80, n_unlabelled=4, multilabel=True)
@@ -258,6 +260,7 @@ def _predictions(ws, model_id: str) -> list:
                            "ORDER BY ALL", [model_id]).fetchall()
 
 
+@pytest.mark.slow
 def test_a_received_model_with_a_local_id_replaces_nothing(model, tmp_path):
     ws, folder = model
     assert _jungle("predict", "--model", folder.name, "--videos", "all", "-w", ws.root).returncode == 0

@@ -187,4 +187,4 @@ def test_sql_refuses_more_rows_than_max_rows(clean):
 def test_sql_limits_refuse_bad_values_in_one_line(clean, option, value):
     done = _jungle("sql", "SELECT 1", option, value, "-w", clean)
     assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert done.stderr.startswith(f"Error: {option} ") and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("Error: ") and option in done.stderr and done.stderr.count("\n") == 1, done.stderr

@@ -120,8 +120,12 @@ class VideoTableWriter:
         Raises:
             DiskFull, WorkspaceNotWritable: the file cannot be written (see :mod:`jungle.store.failures`).
         """
-        with storage_errors(path=self.tmp):
-            return self._finish()
+        try:
+            with storage_errors(path=self.tmp):
+                return self._finish()
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)  # no half-written (or 0-byte) table left behind
+            raise
 
     def _finish(self) -> int:
         try:

@@ -3,7 +3,10 @@
 The study lives in an RDB storage (the workspace's SQLite file by default, any SQLAlchemy URL
 such as ``postgresql://...`` accepted), is opened with ``load_if_exists`` and runs until it holds
 ``trials`` finished trials, so several processes or machines can tune one study and an
-interrupted run resumes where it stopped. Sampling is TPE, seeded; pruning goes through
+interrupted run resumes where it stopped. Sampling is TPE, seeded per trial (:class:`PerTrialSampler`),
+and trials a killed run left behind are failed and drawn again, so with ``jobs=1`` a resumed study
+(Ctrl-C, SIGKILL, then the same command) ends with the same trials and the same model as one
+that was never interrupted; pruning goes through
 ``optuna_integration.xgboost.XGBoostPruningCallback`` on the cross-validated log loss of every
 boosting round. Each trial records the rounds it scored best at and the trees it built.
 
@@ -14,18 +17,23 @@ reproducible, since parallel workers see each other's trials in a timing-depende
 
 from __future__ import annotations
 
+import os
+import socket
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
+from optuna.samplers import BaseSampler
 from optuna_integration.xgboost import XGBoostPruningCallback
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ...config import JungleConfig
-from ...errors import NotFoundError
+from ...errors import EnvironmentProblem, InputError, NotFoundError
+from ...hashing import text_sha256
 from ...runtime import WorkerPool, available_cores, quiet_optuna
 from ..level2 import Level2Classifier, mcll_metric, training_matrix
 
@@ -38,6 +46,11 @@ __all__ = [
     "fold_pairs",
     "cross_validate",
     "open_storage",
+    "check_storage_url",
+    "PerTrialSampler",
+    "fail_abandoned_trials",
+    "run_trials",
+    "trial_seed",
     "tune",
     "study_result",
     "metric_name",
@@ -79,6 +92,11 @@ class TuneConfig(JungleConfig):
     max_rounds: int = Field(1000, ge=1)
     early_stopping_rounds: int = Field(30, ge=1)
     nthread: int | None = None
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, value: str | None) -> str | None:
+        return None if value is None else check_storage_url(value)
 
 
 def default_threads(cells: int, jobs: int = 1) -> int:
@@ -157,12 +175,49 @@ def cross_validate(model: Level2Classifier, dtrain, folds: np.ndarray, mode: str
     return CVResult(value=float(scores[-1]), rounds=len(scores), rounds_built=counter.rounds)
 
 
+HEARTBEAT_S = 30
+"""Seconds between a running trial's heartbeats; a trial silent for 4 of them is failed (and drawn again)."""
+
+
+def check_storage_url(url: str) -> str:
+    """``url`` if SQLAlchemy can parse it as a database URL.
+
+    Raises:
+        InputError: it cannot, saying what a storage URL looks like.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        raise InputError(f"--storage {url[:80]!r} is not a database URL: give e.g. sqlite:///optuna.db or "
+                         "postgresql://user@host/jungle (or leave it out for the workspace's optuna.db).") from None
+    return url
+
+
 def open_storage(url: str):
-    """An Optuna RDB storage for ``url``; SQLite waits for other writers instead of failing."""
+    """An Optuna RDB storage for ``url``; SQLite waits for other writers instead of failing, and
+    running trials send heartbeats, so one whose process died anywhere is failed by the next run.
+
+    Raises:
+        InputError: ``url`` is not a database URL.
+        EnvironmentProblem: the database cannot be opened (no driver, unreachable, a missing folder).
+    """
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    check_storage_url(url)
+    try:
+        with warnings.catch_warnings():  # "heartbeat_interval is an experimental feature": not the user's business
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=4 * HEARTBEAT_S)
+    except (SQLAlchemyError, ImportError, ValueError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise EnvironmentProblem(f"cannot open the study storage {url[:120]}: {first}. Check the URL, that its "
+                                 "database is reachable and its driver installed.") from None
 
 
 @dataclass(frozen=True)
@@ -198,6 +253,7 @@ def _objective(X, Y, folds, mode: str, base: dict, cfg: TuneConfig):
     trees_per_round = n_classes * len(np.unique(folds))
 
     def objective(trial) -> float:
+        trial.set_user_attr(_WORKER_ATTR, _this_worker())
         model = Level2Classifier(**{**base, **suggest_params(trial)})
         counter = _RoundCounter()
         callbacks = [counter]
@@ -231,14 +287,99 @@ def _finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
+def trial_seed(seed: int, index: int) -> int:
+    """The sampler seed of the trial that becomes the study's ``index``-th finished one."""
+    return int(text_sha256(f"jungle-trial:{seed}:{index}")[:8], 16)
+
+
+class PerTrialSampler(BaseSampler):
+    """TPE whose randomness for a trial depends only on the seed and the trial's place: before each
+    trial a fresh :class:`~optuna.samplers.TPESampler` is seeded with :func:`trial_seed` of the
+    number of trials the study has finished (complete or pruned).
+
+    TPE's choice is then a function of the seed and the finished trials alone, so a study that was
+    interrupted (Ctrl-C, SIGKILL) and resumed draws exactly the trials an uninterrupted study
+    draws: a trial that never finished is not counted and is drawn again. ``constant_liar`` (for
+    several workers on one study) lets running trials steer the others away; with one worker it is
+    off, so a trial a killed run left RUNNING steers nothing.
+    """
+
+    def __init__(self, seed: int, constant_liar: bool = False):
+        self.seed, self.constant_liar = seed, constant_liar
+        self._tpe = self._sampler(0)
+
+    def _sampler(self, index: int):
+        import optuna
+
+        return optuna.samplers.TPESampler(seed=trial_seed(self.seed, index), constant_liar=self.constant_liar)
+
+    def before_trial(self, study, trial) -> None:
+        self._tpe = self._sampler(_finished(study))
+        self._tpe.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self._tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._tpe.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._tpe.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        """Seeds come from the trial's place only: nothing to reseed."""
+
+
+_WORKER_ATTR = "jungle_worker"
+
+
+def _this_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_abandoned_trials(study) -> list[int]:
+    """Mark FAIL the RUNNING trials whose process, on this machine, is gone (a SIGKILL, a crash);
+    return their numbers. Trials of other machines are failed by the storage's heartbeat once it
+    stops (:func:`open_storage`)."""
+    import optuna
+
+    host = socket.gethostname()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get(_WORKER_ATTR, ""))
+        where, _, pid = owner.rpartition(":")
+        if where == host and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
+
+
 def run_trials(X, Y, folds, mode: str, base: dict, cfg: TuneConfig, study_name: str, storage: str,
-                seed: int) -> None:
-    """Run trials into the shared study until it holds ``cfg.trials`` finished ones."""
+               seed: int) -> None:
+    """Run trials into the shared study until it holds ``cfg.trials`` finished ones.
+
+    Trials a killed run of this machine left RUNNING are failed first (and drawn again: see
+    :class:`PerTrialSampler`), so a resumed study ends as an uninterrupted one (``jobs=1``).
+    """
     import optuna
 
     with quiet_optuna():
         study = optuna.load_study(study_name=study_name, storage=open_storage(storage),
-                                  sampler=optuna.samplers.TPESampler(seed=seed), pruner=_pruner(cfg))
+                                  sampler=PerTrialSampler(seed, constant_liar=cfg.jobs > 1), pruner=_pruner(cfg))
+        fail_abandoned_trials(study)
         remaining = cfg.trials - _finished(study)
         if remaining <= 0:
             return
