@@ -759,22 +759,55 @@ def predict_command(
     model: ModelOpt = "current",
     out: Annotated[Optional[Path], typer.Option(help="Write the submission CSV here.")] = None,
     videos: Annotated[str, typer.Option(help="Which videos: unlabelled | labelled | all.")] = "unlabelled",
+    class_map: Annotated[Optional[Path], typer.Option(
+        help="With --model zero-shot: a CSV mapping ImageNet classes to your classes (default: the packaged "
+             "Pri-matrix map).", show_default=False)] = None,
+    max_animal_loss: Annotated[Optional[float], typer.Option(
+        help="Also write which clips to skip as blank, losing at most this share of animal clips (0.05).",
+        show_default=False)] = None,
+    skip_list: Annotated[Optional[Path], typer.Option(
+        help="With --max-animal-loss: the CSV of clips to skip (default: blank-filter/MODEL.csv in the "
+             "workspace).", show_default=False)] = None,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Predict videos with a saved model.
+    """Predict videos with a saved model, or the zero-shot model.
 
-    Writes the predictions table and, with --out, the submission CSV; prints a summary.
+    Writes the predictions table and, with --out, the submission CSV; prints a summary. --model
+    zero-shot needs no labels: it is made (or found up to date) from the featurized clips.
     """
     from .meta.predict import predict
 
     if videos not in ("unlabelled", "labelled", "all"):
         raise InputError(f"--videos must be unlabelled, labelled or all, not {videos!r}.")
-    result = predict(_workspace(workspace), model=model, out=out, videos=videos)
+    ws = _workspace(workspace)
+    if skip_list is not None:
+        from .userfiles import check_output_file
+
+        check_output_file(skip_list)
+    if model == "zero-shot":
+        from .pipeline import zero_shot_model
+
+        built = zero_shot_model(ws, class_map=str(class_map) if class_map else None,
+                                log=lambda line: typer.echo(line, err=True))
+        model = built.model_id
+        how = f"re-calibrated by {built.labelled} labelled clips" if built.labelled else "no labels used"
+        typer.echo(f"zero-shot model {model} ({'made now' if built.created else 'up to date'}; {how}).", err=True)
+    elif class_map is not None:
+        raise InputError("--class-map is for --model zero-shot (a saved model keeps the map it was made with).")
+    result = predict(ws, model=model, out=out, videos=videos)
     if fmt == Format.table:
         typer.echo("\n".join(result.summary()))
     else:
         _echo(render_rows(["top_class", "clips"], result.top_classes(), fmt))
+    if max_animal_loss is not None:
+        from .meta.zeroshot.skip import apply_blank_filter
+
+        skipped = apply_blank_filter(ws, result.model_id, result.classes, result.video_ids, result.probabilities,
+                                     max_animal_loss, skip_list)
+        typer.echo("\n".join(skipped.summary()))
+    elif skip_list is not None:
+        raise InputError("--skip-list needs --max-animal-loss (e.g. 0.05).")
 
 
 @app.command("report")
@@ -819,6 +852,21 @@ def dashboard_command(
         typer.echo("dashboard stopped.", err=True)
 
 
+def _review_model(ws, model: str) -> str:
+    """The model a review opens on: ``model``, or the zero-shot model (made when missing) when that is
+    asked for or when the workspace has no saved model at all."""
+    from .meta.models.names import list_models
+
+    if model != "zero-shot" and (model != "current" or list_models(ws)):
+        return model
+    from .pipeline import zero_shot_model
+
+    built = zero_shot_model(ws, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"no trained model yet: reviewing with the zero-shot model {built.model_id} (no labels needed); "
+               "label clips, then retrain (Shift+R) to switch to a model fitted on them.", err=True)
+    return built.model_id
+
+
 @app.command("review")
 def review_command(
     model: ModelOpt = "current",
@@ -840,8 +888,10 @@ def review_command(
 ) -> None:
     """Review clips in a local web page.
 
-    A queue ranked by the model, keyboard labelling, retrain.
+    A queue ranked by the model, keyboard labelling, retrain. With no saved model yet, it opens on the
+    zero-shot model (no labels needed) and retrain switches to a fitted one once clips are labelled.
     """
+    model = _review_model(_existing_workspace(workspace), model)
     if retrain:
         from .review.retrain import retrain as refit
 

@@ -18,7 +18,7 @@ from .store.db import connect
 from .store.workspace import Workspace
 
 __all__ = ["DEFAULT_SOURCE", "SetPlan", "plan_feature_sets", "ensure_feature_sets", "packaged_encoders",
-           "featurize_default", "crop_sets", "FeaturizeRun", "featurize_videos", "stack_recipe"]
+           "featurize_default", "crop_sets", "FeaturizeRun", "featurize_videos", "stack_recipe", "zero_shot_model"]
 
 #: The frame-level set the pipeline featurizes by itself (the packaged offline encoder).
 DEFAULT_SOURCE = "lite0"
@@ -221,3 +221,44 @@ def stack_recipe(workspace: Workspace, cfg, build_missing: bool = True, frames: 
     with client_for(dask) as client:
         return stack(workspace, cfg, log=log, classifier=DaskLevel2Classifier,
                      tuner=partial(tune_on_dask, client=client))
+
+
+def zero_shot_model(workspace: Workspace, encoder: str = DEFAULT_SOURCE, class_map: str | None = None,
+                    frames: str = "uniform:32", progress: bool = True, log: Callable[[str], None] | None = None):
+    """``jungle predict --model zero-shot``: the zero-shot model of the workspace as it is now.
+
+    With no class list configured, the workspace gets the 24 Pri-matrix classes (the review page
+    labels with them; ``jungle labels FILE --classes ...`` changes them). The encoder's set is
+    featurized when missing (a packaged encoder only, with boxes and crops), its zero-shot evidence
+    (``zeroshot_<encoder>``) is built or found up to date, and the model made from it with the
+    workspace's labels, if any, is saved or found (:func:`jungle.meta.zeroshot.build.build_zero_shot`).
+
+    Returns:
+        :class:`~jungle.meta.zeroshot.build.BuiltZeroShot`.
+
+    Raises:
+        NotFoundError: the encoder's set is missing and not a packaged encoder.
+        ClassMapError: the class map is unusable.
+        ModelError: the encoder has no ImageNet head.
+    """
+    from .classes import PRIMATRIX_CLASSES
+    from .features.aggregates.aggregate import AggregateConfig, ZeroShotConfig, aggregate
+    from .meta.zeroshot.build import build_zero_shot
+    from .store.db import connect, transaction
+    from .store.labels import read_classes, write_classes
+
+    say = log or (lambda _line: None)
+    with connect(workspace) as con, transaction(con):
+        if not read_classes(con, required=False):
+            write_classes(con, PRIMATRIX_CLASSES)
+            say("note: the workspace had no class list; it now has the 24 Pri-matrix classes (`jungle labels FILE "
+                "--classes ...` sets others)")
+    if not _has_complete(workspace, encoder):
+        if encoder not in packaged_encoders():
+            raise NotFoundError(f'frame-level feature set "{encoder}" does not exist; featurize it first '
+                                "(`jungle featurize`).")
+        say(f"featurize: {encoder} ({frames}, with boxes and crops)")
+        featurize_default(workspace, frames, progress=progress, encoder=encoder)
+    config = AggregateConfig(sources=(encoder,), kinds=("zero-shot",), zero_shot=ZeroShotConfig(class_map=class_map))
+    evidence = aggregate(workspace, config, progress=progress)[-1]
+    return build_zero_shot(workspace, evidence)

@@ -13,8 +13,9 @@ Versions:
 * 2: every feature set records its registry ``config_key`` (and the configuration and inputs
   behind it), which ``predict`` compares with the workspace's set of the same name and version.
   Later ones add ``recipe`` (None for ``--features``) and ``kind``: ``stack`` (XGBoost members) or
-  ``refit`` (the review page's linear re-fit, :mod:`jungle.meta.models.linear`); older ones read
-  as stacks named by their configuration's recipe.
+  ``refit`` (the review page's linear re-fit, :mod:`jungle.meta.models.linear`) or ``zero-shot``
+  (a stated rule over label-free evidence, :mod:`jungle.meta.zeroshot`); older ones read as stacks
+  named by their configuration's recipe.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ __all__ = [
     "MODEL_ID",
     "RECIPE_NAME",
     "REFIT_RECIPE",
+    "ZERO_SHOT_RECIPE",
+    "ZeroShotRecord",
     "InputBlock",
     "RefitRecord",
     "SetVersion",
@@ -67,6 +70,9 @@ RECIPE_NAME = r"^[a-z0-9][a-z0-9-]{0,63}$"
 
 REFIT_RECIPE = "refit"
 """The recipe of the review page's re-fits: ``--model refit`` is the newest one."""
+
+ZERO_SHOT_RECIPE = "zero-shot"
+"""The recipe of zero-shot models: ``--model zero-shot`` (``jungle predict`` makes it when missing)."""
 
 
 class _Record(BaseModel):
@@ -211,6 +217,51 @@ class RefitRecord(_Record):
         return _plain_file_name(value, (".npz",))
 
 
+class ZeroShotRecord(_Record):
+    """What made a zero-shot model (``kind: zero-shot``, :mod:`jungle.meta.zeroshot`): no training,
+    a stated rule over label-free evidence, re-calibrated by labels when there were some.
+
+    Attributes:
+        evidence: the evidence set and the columns the rule reads, in order.
+        encoders: the encoders whose ImageNet heads scored the images.
+        images: ``crops`` (around the boxes) or ``frames`` (whole frames).
+        detector: the detector's weights name and digest (None: no detector).
+        motion: whether motion boxes were looked for.
+        class_map: the map's source, digest, classes, covered and uncovered classes.
+        imagenet_classes: per class of the manifest, how many ImageNet classes the map sends there.
+        covered: per class, whether the map covers it.
+        rule: the rule's constants (:class:`~jungle.meta.zeroshot.rule.ZeroShotRule`).
+        calibration: ``rule`` (no labels) or ``labels`` (re-calibrated out of fold).
+        labelled: labelled clips that re-calibrated it; labels: their fingerprint.
+        file: the ``.npz`` of the re-calibration (with labels only).
+    """
+
+    evidence: InputBlock
+    encoders: list[str]
+    images: Literal["crops", "frames"]
+    detector: dict[str, Any] | None = None
+    motion: bool = False
+    class_map: dict[str, Any]
+    imagenet_classes: list[int]
+    covered: list[bool]
+    rule: dict[str, Any]
+    calibration: Literal["rule", "labels"]
+    labelled: int = Field(0, ge=0)
+    labels: str | None = None
+    file: str | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _npz_file(cls, value: str | None) -> str | None:
+        return _plain_file_name(value, (".npz",))
+
+    @model_validator(mode="after")
+    def _calibrated(self):
+        if (self.calibration == "labels") != (self.file is not None):
+            raise ValueError("a zero-shot model re-calibrated by labels has a calibration file, and only then")
+        return self
+
+
 class ClipRecord(_Record):
     """Per-class probability limits (``kind``: how they were chosen)."""
 
@@ -233,7 +284,7 @@ class ModelManifest(_Record):
 
     manifest_version: int = Field(MANIFEST_VERSION, ge=1, le=MANIFEST_VERSION)
     model_id: str = Field(pattern=MODEL_ID)
-    kind: Literal["stack", "refit"] = "stack"
+    kind: Literal["stack", "refit", "zero-shot"] = "stack"
     recipe: str | None = Field(None, pattern=RECIPE_NAME)
     created_at: str
     code_version: str
@@ -247,6 +298,7 @@ class ModelManifest(_Record):
     config: dict[str, Any]
     metrics: dict[str, float | int]
     refit: RefitRecord | None = None
+    zero_shot: ZeroShotRecord | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -256,6 +308,11 @@ class ModelManifest(_Record):
             raise ValueError("a stack has at least one member and no refit record")
         if self.kind == "refit" and (self.members or self.refit is None):
             raise ValueError("a re-fit has a refit record and no members")
+        if (self.kind == ZERO_SHOT_RECIPE) != (self.zero_shot is not None) or (self.zero_shot and self.members):
+            raise ValueError("a zero-shot model has a zero_shot record and no members, and only it has one")
+        if self.zero_shot and not len(self.zero_shot.imagenet_classes) == len(self.zero_shot.covered) == len(
+                self.classes):
+            raise ValueError(f"the zero_shot record needs a count and a covered flag per class ({len(self.classes)})")
         if len(self.blend_weights) != len(self.members):
             raise ValueError(f"{len(self.blend_weights)} blend weights for {len(self.members)} members")
         if self.members and (not all(math.isfinite(w) and w >= 0 for w in self.blend_weights) or
@@ -279,8 +336,10 @@ class ModelManifest(_Record):
 
     @property
     def inputs(self) -> list:
-        """The blocks of input columns, in order: the members' (stack) or the re-fit's inputs;
-        each has ``features`` and ``columns``."""
+        """The blocks of input columns, in order: the members' (stack), the re-fit's inputs, or the
+        zero-shot model's evidence; each has ``features`` and ``columns``."""
+        if self.kind == ZERO_SHOT_RECIPE:
+            return [self.zero_shot.evidence]
         return list(self.members) if self.kind == "stack" else list(self.refit.inputs)
 
     @property

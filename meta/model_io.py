@@ -10,6 +10,8 @@ Layout::
     models/<id>/member-<k>-projection.npz
                                   the principal axes of its wide feature sets (``--pca`` only)
     models/<id>/linear.npz        a review re-fit's linear model instead of members (``kind: refit``)
+    models/<id>/calibration.npz   a zero-shot model's re-calibration by labels (``kind: zero-shot``;
+                                  its rule's constants are in the manifest)
     models/<id>/oof.parquet       out-of-fold probabilities and labels of the training videos
     models/latest                 the id of the newest model (the ``latest`` alias)
 
@@ -29,7 +31,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..store.workspace import Workspace
-from .blend import ClipLimits, blend
+from .models.blend import ClipLimits, blend
 from .level2 import Level2Classifier
 from .manifest import FeatureSetRecord, MemberEntry, ModelManifest, read_manifest
 from .model_check import check_booster, check_npz, read_model_file
@@ -37,6 +39,7 @@ from .models.linear import LinearModel
 from .models.names import (CURRENT, LATEST, MANIFEST, MODEL_NAMES, ModelNotFound, SavedModel, choose_model,
                            current_model_id, list_models, model_dir)
 from .projection import Projection
+from .zeroshot.model import ZeroShotModel, load_zero_shot
 
 __all__ = ["MANIFEST", "LATEST", "CURRENT", "MODEL_NAMES", "LoadedModel", "ModelNotFound", "ModelShadowsLocal",
            "SavedModel", "check_not_shadowing", "choose_model", "current_model_id", "list_models", "new_model_id",
@@ -54,15 +57,24 @@ def new_model_id(workspace: Workspace, key: str, prefix: str = "stack") -> str:
 
 
 def save_model(workspace: Workspace, manifest: ModelManifest, members: list[Level2Classifier],
-               projections: list[Projection | None] | None = None, linear: LinearModel | None = None) -> Path:
-    """Write the boosters, their projections (or a re-fit's ``linear`` model) and the manifest
-    under ``models/<manifest.model_id>`` and point ``latest`` at it.
+               projections: list[Projection | None] | None = None, linear: LinearModel | None = None,
+               files: dict[str, bytes] | None = None) -> Path:
+    """Write the boosters, their projections (or a re-fit's ``linear`` model), any other ``files``
+    of the model (a zero-shot model's calibration) and the manifest under ``models/<manifest.model_id>``
+    and point ``latest`` at it.
 
     ``manifest.members[k]`` describes ``members[k]`` and names its files (``file``,
-    ``projection_file``); a re-fit's ``manifest.refit.file`` names the linear model's.
+    ``projection_file``); a re-fit's ``manifest.refit.file`` names the linear model's, a zero-shot
+    model's ``manifest.zero_shot.file`` its calibration's.
     """
     folder = workspace.models_dir / manifest.model_id
+    files = files or {}
+    named = {manifest.zero_shot.file} - {None} if manifest.zero_shot else set()
+    if set(files) != named:
+        raise ValueError(f"files {sorted(files)} are not the ones the manifest names ({sorted(named)})")
     folder.mkdir(parents=True, exist_ok=False)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
     if (linear is None) != (manifest.refit is None):
         raise ValueError("a linear model and the manifest's refit record go together")
     if linear is not None:
@@ -92,6 +104,7 @@ class LoadedModel:
     members: list[Level2Classifier]
     projections: list[Projection | None]
     linear: LinearModel | None = None
+    zero_shot: ZeroShotModel | None = None
 
     @property
     def model_id(self) -> str:
@@ -125,7 +138,10 @@ class LoadedModel:
 
     def predict_proba(self, matrices: list[np.ndarray]) -> np.ndarray:
         """Probabilities from each input block's feature matrix (its manifest ``columns``):
-        blended and clipped members, or the re-fit's linear model over the blocks side by side."""
+        blended and clipped members, the re-fit's linear model over the blocks side by side, or the
+        zero-shot rule over its evidence."""
+        if self.zero_shot is not None:
+            return self.zero_shot.predict_proba(matrices[0])
         if self.linear is not None:
             return self.linear.predict_proba(np.concatenate(matrices, axis=1))
         members = [model.predict_proba(X if projection is None else projection.transform(X))
@@ -185,6 +201,7 @@ class ModelShadowsLocal(ModelError):
 
 def _model_files(folder: Path, manifest: ModelManifest) -> list[str]:
     linear = [manifest.refit.file] if manifest.refit else []
+    linear += [manifest.zero_shot.file] if manifest.zero_shot and manifest.zero_shot.file else []
     return [MANIFEST] + linear + [name for entry in manifest.members for name in (entry.file, entry.projection_file)
                                   if name]
 
@@ -228,5 +245,6 @@ def load_model(workspace: Workspace, model: str = CURRENT) -> LoadedModel:
     manifest = read_manifest(folder / MANIFEST)
     loaded = [_load_member(folder, entry, manifest) for entry in manifest.members]
     linear = LinearModel.read(folder, manifest) if manifest.kind == "refit" else None
+    zero_shot = load_zero_shot(folder, manifest) if manifest.zero_shot is not None else None
     check_not_shadowing(workspace, folder, manifest)
-    return LoadedModel(folder, manifest, [m for m, _ in loaded], [p for _, p in loaded], linear)
+    return LoadedModel(folder, manifest, [m for m, _ in loaded], [p for _, p in loaded], linear, zero_shot)

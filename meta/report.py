@@ -26,6 +26,7 @@ from .manifest import StudyRecord
 from .metrics import Evaluation, evaluate
 from .model_check import read_model_file
 from .model_io import LoadedModel, load_model
+from .zeroshot.report import blank_filter_html, unmeasured_html, zero_shot_html
 
 __all__ = ["ReportData", "load_report_data", "read_oof", "feature_set_importance", "study_history", "write_report",
            "time_sources_line"]
@@ -38,7 +39,7 @@ class ReportData:
     model: LoadedModel
     Y: np.ndarray
     P: np.ndarray
-    evaluation: Evaluation
+    evaluation: Evaluation | None   # None: no labelled clip to measure on (a zero-shot model without labels)
     importance: dict[str, float]
     histories: list[dict]
     time_sources: dict[str, int]
@@ -91,12 +92,14 @@ def study_history(name: str, storage: str) -> dict:
 def load_report_data(workspace: Workspace, model: str = "current") -> ReportData:
     """The saved model, its OOF labels and probabilities, metrics, importance and study histories."""
     loaded = load_model(workspace, model)
-    Y, P = read_oof(loaded)
+    unmeasured = loaded.zero_shot is not None and loaded.zero_shot.correction is None   # no labels, no oof.parquet
+    Y, P = (np.zeros((0, len(loaded.classes))),) * 2 if unmeasured else read_oof(loaded)
     histories = [_history(workspace, loaded, entry.study) for entry in loaded.manifest.members
                  if entry.study is not None and entry.study.name]
     with connect(workspace, read_only=True) as con:
         sources = time_source_counts(con)
-    return ReportData(loaded, Y, P, evaluate(Y, P), feature_set_importance(loaded), histories, sources)
+    return ReportData(loaded, Y, P, None if unmeasured else evaluate(Y, P), feature_set_importance(loaded), histories,
+                      sources)
 
 
 _SOURCE_WORDS = {"csv": "from the times file you gave", "container": "from the video's metadata",
@@ -286,7 +289,8 @@ def render_html(data: ReportData) -> str:
             f"<p>Created {html.escape(manifest.created_at)}, code {html.escape(manifest.code_version)}. "
             f"All metrics are out-of-fold on the labelled videos.</p>{headline}"
             f"<p>{html.escape(time_sources_line(data.time_sources), quote=False)}</p><h2>Level-2 models</h2>{members}"
-            f"<h2>Per class</h2>{per_class}{errors}{images}</body></html>")
+            f"{zero_shot_html(manifest)}<h2>Per class</h2>{per_class}{errors}{images}"
+            f"{blank_filter_html(data.model.classes, data.Y, data.P, _png)}</body></html>")
 
 
 def write_report(workspace: Workspace, model: str = "current", out: Path | None = None) -> Path:
@@ -295,4 +299,6 @@ def write_report(workspace: Workspace, model: str = "current", out: Path | None 
         check_output_file(out)
     data = load_report_data(workspace, model)
     path = Path(out) if out else workspace.reports_dir / f"{data.model.model_id}.html"
-    return write_user_text(path, render_html(data))
+    page = render_html(data) if data.evaluation is not None else unmeasured_html(
+        data.model.manifest, time_sources_line(data.time_sources))
+    return write_user_text(path, page)

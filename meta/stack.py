@@ -27,7 +27,7 @@ from ..store.model_choices import record_choice
 from ..store.predictions import write_predictions
 from ..store.registry import code_version
 from ..store.workspace import Workspace
-from .blend import ClipLimits, blend, fit_blend_weights, fit_clip_limits, fixed_clip_limits
+from .models.blend import ClipLimits, blend, fit_blend_weights, fit_clip_limits, fixed_clip_limits
 from .dataset import StackData, load_training_data, parse_refs
 from .level2 import Level2Classifier, auto_max_bin, oof_rare_blend, rare_score_columns, resolve_label_mode
 from .manifest import (ClipRecord, FeatureSetRecord, MemberEntry, ModelManifest, SetVersion, StudyRecord,

@@ -207,4 +207,22 @@ def m005_model_choices_reviewers(con) -> None:
     con.execute("DROP VIEW IF EXISTS events")
 
 
+@migration
+def m006_blank_filter(con) -> None:
+    """Which clips a blank filter skips (:mod:`jungle.store.blank_filter`): per model, each predicted
+    clip's P(animal), the threshold, whether it is skipped, and how the threshold was chosen."""
+    con.execute("""
+        CREATE TABLE blank_filter (
+            model_id        VARCHAR NOT NULL,
+            video_id        VARCHAR NOT NULL,
+            p_animal        DOUBLE NOT NULL,      -- 1 - P(blank)
+            skip            BOOLEAN NOT NULL,     -- p_animal < threshold
+            threshold       DOUBLE NOT NULL,
+            max_animal_loss DOUBLE NOT NULL,      -- the share of animal clips accepted to lose
+            basis           VARCHAR NOT NULL,     -- 'labels' (fitted out of fold) | 'model' (the label-free rule)
+            created_at      TIMESTAMP NOT NULL,   -- UTC
+            PRIMARY KEY (model_id, video_id)
+        )""")
+
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -92,3 +92,33 @@ def test_labelled_clips_get_out_of_fold_probabilities():
     np.testing.assert_array_equal(out[7], out2[7])           # its own probabilities did not see them
     np.testing.assert_allclose(out[200:], correction.apply(P[200:]))
     assert sorted(set(fold.tolist())) == [0, 1, 2, 3, 4]
+
+
+def test_a_stacked_models_filter_is_fitted_on_its_out_of_fold_probabilities(stacked, tmp_path):
+    """Any model with a blank class: the threshold comes from its labelled clips' out-of-fold
+    probabilities, the cost is measured, and the skip list and the table say which clips to skip."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from jungle.cli import app
+    from jungle.store.db import connect
+    from jungle.store.workspace import Workspace
+
+    sw, result = stacked
+    ws = Workspace.resolve(tmp_path / "ws")
+    shutil.copytree(sw.workspace.root, ws.root)
+    out = tmp_path / "skip.csv"
+    run = CliRunner().invoke(app, ["predict", "--model", result.model_id, "--max-animal-loss", "0.1",
+                                   "--skip-list", str(out), "-w", str(ws.root)])
+    assert run.exit_code == 0, run.output
+    assert "measured out of fold on" in run.output and "not yet measured" not in run.output
+    with connect(ws, read_only=True) as con:
+        rows = con.execute("SELECT p_animal, skip, threshold, basis FROM blank_filter WHERE model_id = ?",
+                           [result.model_id]).fetchall()
+    assert len(rows) == 30 and {r[3] for r in rows} == {"labels"}          # the 30 unlabelled clips predicted
+    assert all(skip == (p < threshold) for p, skip, threshold, _ in rows)
+    lines = out.read_text().splitlines()
+    assert len(lines) == 31 and sum(line.endswith(",true") for line in lines) == sum(r[1] for r in rows)
+    bad = CliRunner().invoke(app, ["predict", "--max-animal-loss", "1.5", "-w", str(ws.root)])
+    assert bad.exit_code == 1 and "between 0 and 1" in bad.output

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, log_loss, roc_auc_score
 
-from jungle.meta.blend import blend, fit_blend_weights, fit_clip_limits, fixed_clip_limits
+from jungle.meta.models.blend import blend, fit_blend_weights, fit_clip_limits, fixed_clip_limits
 from jungle.meta.metrics import (calibration, competition_log_loss, confusion, evaluate, macro_f1,
                                  per_class_auc, per_class_log_loss, top1_accuracy)
 

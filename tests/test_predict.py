@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from _errors import cli_error
 from _stack_helpers import write_set
 from jungle.cli import app
-from jungle.meta.blend import ClipLimits, blend
+from jungle.meta.models.blend import ClipLimits, blend
 from jungle.meta.dataset import feature_matrix, load_training_data, parse_refs
 from jungle.meta.level2 import Level2Classifier
 from jungle.meta.predict import predict

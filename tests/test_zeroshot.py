@@ -88,3 +88,107 @@ def test_evidence_from_whole_frames_when_there_are_no_crops(workspace_copy):
     assert made[0].ref == fs.ref and fs.config["images"] == "frames" and fs.config["detector"] is None
     assert rows["chimps.mp4"]["crop_share"] == 0 and rows["chimps.mp4"]["n_images"] == 8
     assert np.isnan(rows["chimps.mp4"]["det_max"]) and np.isnan(rows["chimps.mp4"]["motion_max"])
+
+
+# --------------------------------------------------------------------------- the model
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from jungle.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def _current(ws):
+    from jungle.meta.model_io import load_model
+
+    return load_model(ws, "current")
+
+
+def _by_file(ws, model_id):
+    from jungle.store.predictions import read_out_of_sample
+
+    with connect(ws, read_only=True) as con:
+        names = dict(con.execute("SELECT video_id, filename FROM videos").fetchall())
+        rows = read_out_of_sample(con, model_id)
+    out: dict[str, dict[str, float]] = {}
+    for video_id, cls, p, _kind, _ in rows:
+        out.setdefault(names[video_id], {})[cls] = p
+    return out
+
+
+def test_zero_shot_model_with_no_labels(workspace_copy):
+    ws = workspace_copy
+    result = _cli("predict", "--model", "zero-shot", "--max-animal-loss", "0.05", "-w", str(ws.root))
+    assert result.exit_code == 0, result.output
+    assert "no labels used" in result.output and "not yet measured" in result.output
+    loaded = _current(ws)
+    manifest, record = loaded.manifest, loaded.manifest.zero_shot
+    assert manifest.kind == manifest.recipe == "zero-shot" and not manifest.members
+    assert record.encoders == ["lite0"] and record.images == "crops" and record.calibration == "rule"
+    assert record.class_map["uncovered"] == ["duiker"] and record.labelled == 0 and record.file is None
+    assert [f.name for f in record.evidence.features] == ["zeroshot_lite0"]
+    assert record.covered == [c != "duiker" and c != "blank" for c in manifest.classes]
+    P = _by_file(ws, loaded.model_id)
+    species = {c: p for c, p in P["chimps.mp4"].items() if c != "blank"}
+    assert max(species, key=species.get) in ("chimpanzee", "gorilla", "other (primate)")
+    assert P["chimps.mp4"]["blank"] < P["empty.mp4"]["blank"]
+    assert P["chimps.mp4"]["duiker"] <= record.rule["uncovered"] + 1e-9     # uncovered: the floor, no more
+    # the blank filter: every clip in the table and the skip list, least likely animal first
+    with connect(ws, read_only=True) as con:
+        rows = con.execute("SELECT v.filename, b.p_animal, b.skip, b.basis FROM blank_filter b JOIN videos v "
+                           "USING (video_id) ORDER BY b.p_animal").fetchall()
+    assert [r[0] for r in rows] == ["empty.mp4", "chimps.mp4"] and {r[3] for r in rows} == {"model"}
+    skip_list = (ws.root / "blank-filter" / f"{loaded.model_id}.csv").read_text().splitlines()
+    assert skip_list[0] == "filepath,filename,site,p_animal,skip" and skip_list[1].split(",")[1] == "empty.mp4"
+    # the report says what is not measured; the same command finds the same model
+    report = _cli("report", "-w", str(ws.root))
+    assert report.exit_code == 0, report.output
+    page = (ws.root / "reports" / f"{loaded.model_id}.html").read_text()
+    assert "Not measured yet" in page and "duiker" in page and "imagenet_primatrix.csv" in page
+    again = _cli("predict", "--model", "zero-shot", "-w", str(ws.root))
+    assert again.exit_code == 0 and f"zero-shot model {loaded.model_id} (up to date" in again.output
+
+
+def test_a_bad_class_map_is_one_line(workspace_copy, tmp_path):
+    from _errors import cli_error
+
+    bad = tmp_path / "map.csv"
+    bad.write_text("imagenet_id,imagenet_name,class\nn02481823,chimpanzee,chimps\n")
+    result = _cli("predict", "--model", "zero-shot", "--class-map", str(bad), "-w", str(workspace_copy.root))
+    assert result.exit_code == 1
+    cli_error(result.output.splitlines()[-1], str(bad), "line 2", "'chimps'")
+    result = _cli("predict", "--class-map", str(bad), "-w", str(workspace_copy.root))
+    assert result.exit_code == 1 and "--model zero-shot" in result.output
+
+
+def test_labels_recalibrate_a_new_zero_shot_model(workspace_copy):
+    from jungle.ingest.labels import LabelsConfig, import_labels
+    from jungle.meta.zeroshot.build import build_zero_shot
+    from jungle.meta.zeroshot.calibration import RecalibrationConfig
+
+    ws = workspace_copy
+    assert _cli("predict", "--model", "zero-shot", "-w", str(ws.root)).exit_code == 0
+    first = _current(ws)
+    labels = ws.root.parent / "labels.csv"
+    labels.write_text("filepath,label\nchimps.mp4,chimpanzee\nempty.mp4,blank\n")
+    import_labels(ws, LabelsConfig(path=str(labels)))
+    with connect(ws, read_only=True) as con:
+        evidence = registry.get(con, "zeroshot_lite0")
+    config = RecalibrationConfig(min_labels=2, folds=2)
+    built = build_zero_shot(ws, evidence, recalibration=config)
+    assert built.created and built.labelled == 2 and built.model_id != first.model_id
+    loaded = _current(ws)                                    # a zero-shot model was current: the new one is
+    record = loaded.manifest.zero_shot
+    assert loaded.model_id == built.model_id and record.calibration == "labels" and record.labelled == 2
+    assert record.file == "calibration.npz" and (built.folder / "oof.parquet").is_file()
+    assert loaded.zero_shot.correction is not None and loaded.manifest.metrics["videos"] == 2
+    assert build_zero_shot(ws, evidence, recalibration=config).model_id == built.model_id   # same labels: same model
+    report = _cli("report", "-w", str(ws.root))
+    assert report.exit_code == 0, report.output
+
+
+def test_review_opens_on_the_zero_shot_model_before_any_label(workspace_copy):
+    result = _cli("review", "--retrain", "-w", str(workspace_copy.root))
+    assert "no trained model yet: reviewing with the zero-shot model" in result.output
+    assert result.exit_code == 1 and "label at least" in result.output      # nothing labelled to re-fit on

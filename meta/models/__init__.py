@@ -1,2 +1,3 @@
-"""Saved models beyond the stack: how they are named, listed and chosen (:mod:`.names`), and the
-review page's linear re-fit (:mod:`.linear`)."""
+"""Saved models beyond the stack's boosters: how they are named, listed and chosen (:mod:`.names`), the
+review page's linear re-fit (:mod:`.linear`), and how members' probabilities are blended and clipped
+(:mod:`.blend`)."""

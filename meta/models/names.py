@@ -17,7 +17,7 @@ from ...errors import ModelError, NotFoundError
 from ...store.db import connect, transaction
 from ...store.model_choices import current_choice, record_choice
 from ...store.workspace import Workspace
-from ..manifest import MODEL_ID, RECIPE_NAME, REFIT_RECIPE, ModelManifest, read_manifest
+from ..manifest import MODEL_ID, RECIPE_NAME, REFIT_RECIPE, ZERO_SHOT_RECIPE, ModelManifest, read_manifest
 from ..model_check import read_model_file
 from ..recipes import RECIPES
 
@@ -27,7 +27,8 @@ __all__ = ["MANIFEST", "LATEST", "CURRENT", "MODEL_NAMES", "ModelNotFound", "Sav
 MANIFEST = "manifest.json"
 LATEST = "latest"
 CURRENT = "current"
-MODEL_NAMES = "current (the default), latest, a recipe name (first-place, refit, ...), a model id, or a model folder"
+MODEL_NAMES = ("current (the default), latest, a recipe name (first-place, refit, zero-shot, ...), a model id, or a "
+               "model folder")
 """What a ``--model`` option takes, as its help text says it."""
 
 
@@ -106,9 +107,10 @@ def _recipe_model(workspace: Workspace, recipe: str) -> str | None:
     matches = [m for m in list_models(workspace) if m.recipe == recipe]
     if matches:
         return matches[-1].model_id
-    if recipe in RECIPES or recipe == REFIT_RECIPE:
-        how = ("retrain on the review page (Shift+R) or run `jungle review --retrain`" if recipe == REFIT_RECIPE
-               else f"run `jungle stack --recipe {recipe}`")
+    if recipe in RECIPES or recipe in (REFIT_RECIPE, ZERO_SHOT_RECIPE):
+        how = {REFIT_RECIPE: "retrain on the review page (Shift+R) or run `jungle review --retrain`",
+               ZERO_SHOT_RECIPE: "run `jungle predict --model zero-shot` (no labels needed)"}.get(
+                   recipe, f"run `jungle stack --recipe {recipe}`")
         raise ModelNotFound(f'no saved model of recipe "{recipe}" in {workspace.models_dir}: {how} first. '
                             f"Saved models: {_saved(workspace)}.")
     return None
@@ -168,6 +170,10 @@ def choose_model(workspace: Workspace, model: str, reason: str) -> ModelManifest
 def _members(manifest: ModelManifest) -> str:
     if manifest.kind == "refit":
         return f"linear re-fit of {manifest.refit.base_model}"
+    if manifest.kind == ZERO_SHOT_RECIPE:
+        record = manifest.zero_shot
+        calibrated = f", calibrated on {record.labelled} labels" if record.calibration == "labels" else ", no labels"
+        return f"zero-shot rule over {record.evidence.features[0].name} ({record.images}{calibrated})"
     return " | ".join("+".join(f.name for f in member.features) for member in manifest.members)
 
 

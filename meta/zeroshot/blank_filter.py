@@ -132,14 +132,13 @@ class BlankFilter:
 
     def describe(self) -> str:
         """One line saying what the filter costs, and how that is known."""
+        head = f"Skipping P(animal) < {self.threshold:.4g}: "
         if self.basis == "labels":
-            return (f"skip P(animal) < {self.threshold:.4g}: measured out of fold on {self.labelled_animals} labelled "
-                    f"animal and {self.labelled_blanks} blank clips, it loses {self.measured_loss:.1%} of animal clips "
-                    f"and removes {self.blanks_removed:.1%} of blanks (target: at most "
-                    f"{self.max_animal_loss:.1%} lost)")
-        return (f"skip P(animal) < {self.threshold:.4g}: the model's own probabilities expect {self.expected_loss:.1%} "
-                "of animal clips lost; the cost is not yet measured (no labels): label a few blank and a few "
-                "animal clips, then predict again")
+            return (head + f"measured out of fold on {self.labelled_animals} labelled animal and "
+                    f"{self.labelled_blanks} blank clips, it loses {self.measured_loss:.1%} of animal clips and "
+                    f"removes {self.blanks_removed:.1%} of blanks (target: at most {self.max_animal_loss:.1%} lost)")
+        return (head + f"the model's own probabilities expect {self.expected_loss:.1%} of animal clips lost; the "
+                "cost is not yet measured (no labels): label a few blank and a few animal clips, then predict again")
 
 
 def _split(n: int, k: int, seed: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import competition_log_loss, per_class_log_loss
+from ..metrics import competition_log_loss, per_class_log_loss
 
 __all__ = ["CLIP_GRID", "ClipLimits", "fit_blend_weights", "blend", "fit_clip_limits", "fixed_clip_limits"]
 
