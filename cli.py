@@ -448,8 +448,10 @@ def featurize(
         help="fp32, or int8 (OpenVINO/ONNX Runtime, calibrated on ~256 frames of your own videos).")] = "fp32",
     detector: Annotated[Optional[str], typer.Option(
         help="Also run this detector as its own pass: per-frame detections plus the video-level set "
-             "det_megadetector_lite. megadetector-lite[,input=640x384][,crop=50] (input: network size, "
-             "640x384 is ~1/3 faster; crop: pixels cut off the bottom). Alone (no --encoder), only it runs.")] = None,
+             "det_megadetector_lite. megadetector-lite[,input=640x384][,crop=50][,backend=openvino|onnxruntime|"
+             "torch][,precision=fp32|int8] (input: network size, default 640x384, zamba 640x640; crop: pixels cut "
+             "off the bottom; backend: default the fastest that matches PyTorch). Alone (no --encoder), only it "
+             "runs.")] = None,
     detector_frames: Annotated[str, typer.Option(
         help="Frame sampling of the detector pass (zamba: fps:4).")] = "fps:4",
     no_detector: Annotated[bool, typer.Option(

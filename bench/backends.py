@@ -65,7 +65,7 @@ def _real_frames(size: int, per_clip: int = 32) -> np.ndarray:
 
 def _calibration(size: int, folder: Path):
     """int8 calibration frames drawn from a workspace of the real camera-trap clips (not the measured ones)."""
-    from jungle.features.models.backends import calibration_frames
+    from jungle.features.featurize.calibration import calibration_frames
     from jungle.store.workspace import Workspace
 
     clips = sorted(p for p in (MEDIA / "camera_trap").rglob("*") if p.suffix.lower() in (".mp4", ".avi", ".asf"))

@@ -131,7 +131,7 @@ def test_detector_models_get_native_frames_and_sampling_knows_detector():
     assert decode_size([Square()]) == (224, 224)
     assert decode_size([Square(), Native()]) is None
     code = ("import sys; from jungle.features.video.sampling import parse_sampling; "
-            "s = parse_sampling('detector:16,input=640x384'); "
+            "s = parse_sampling('detector:16,input=640x640'); "
             "print(s.spec(), s.slots, 'torch' in sys.modules, 'PIL.Image' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["detector:16,input=640x384", "16", "False", "False"]
+    assert out == ["detector:16,input=640x640", "16", "False", "False"]

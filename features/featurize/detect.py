@@ -27,6 +27,7 @@ from ...store.db import connect
 from ..models.detector import DetectorConfig, DetectorModel, load_detector
 from ..models.weights import weights_path
 from ..video.sampling import parse_sampling
+from .calibration import calibration_set
 from .config import Shard, default_workers
 from .decode_pool import DecodePool
 from .runner import FeaturizeSummary, run_models
@@ -101,7 +102,8 @@ def detect(workspace, config: DetectConfig | None = None, shard: Shard | str | N
         shard = Shard.parse(shard)
     workers = default_workers() if config.workers is None else config.workers
     weights_path(config.detector.weights)  # the cache's file, checked now (a loaded detector is kept per process)
-    model = DetectorModel(load_detector(config.detector), name=config.name)
+    detector = load_detector(config.detector, sample=lambda: calibration_set(workspace))
+    model = DetectorModel(detector, name=config.name)
     with torch_threads(config.torch_threads or available_cores()), DecodePool(workers) as pool:
         run = run_models(workspace, [model], parse_sampling(config.frames), shard=shard,
                          batch_size=config.batch_size, block=config.block, decode_threads=1 if workers else 0,

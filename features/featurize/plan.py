@@ -51,7 +51,7 @@ class FeaturizePlan:
 
 
 def _set_config(spec: ModelSpec, sampling: Sampling, frame_size: tuple[int, int] | None, slots: int) -> dict:
-    return {"model": spec.description, "sampling": sampling.spec(), "sampling_config": sampling.model_dump(),
+    return {"model": spec.description, "sampling": sampling.spec(), "sampling_config": sampling.lineage(),
             "slots": slots, "frame_size": list(frame_size) if frame_size else None}
 
 

@@ -43,10 +43,11 @@ from ...store import arrays
 from ...store.failures import storage_errors
 from ...store.frame_tables import write_block_table
 from ...store.registry import FeatureSet
-from ..models.backends import calibration_frames, choose_backend, load_fastest
+from ..models.backends import choose_backend, load_fastest
 from ..models.encoders import load_encoder
 from ..video.boxes import long_rows
 from ..video.sampling import Sampling
+from .calibration import calibration_frames
 from .config import FeaturizeConfig, Shard, default_workers
 from .crops import FILLS, CropStage, PreparedVideo, resolve_boxes
 from .decode_pool import DecodedVideo, DecodePool

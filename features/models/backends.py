@@ -15,10 +15,16 @@ OpenVINO or ONNX Runtime. One registry, :data:`BACKENDS`, names them, fastest fi
   :class:`BackendMismatch` refuses. The measured cosine is recorded beside the exported file (with the
   file's SHA-256: a changed file is verified again).
 - ``precision="int8"``: ONNX Runtime's static quantisation (QDQ, per-channel weights), calibrated
-  on a few hundred real frames of the user's own videos (:func:`calibration_frames`); the
-  calibration (frames, seed, a hash of the chosen video ids) is part of the lineage.
+  on a few hundred real frames of the user's own videos, which the caller chooses and decodes
+  (featurize: :mod:`jungle.features.featurize.calibration`) and hands in with their
+  :class:`Calibration` record (frames, seed, a hash of the chosen video ids: part of the lineage).
 - The backend, its version and the precision go into the encoder's ``describe()``, hence into the
   feature set's configuration: a set made with another backend is another configuration.
+
+Backends are pure runtime: frames in, arrays out; nothing here opens a workspace or decodes video.
+The pieces that are not about encoders (the cache folder, the ONNX export, opening a file on a
+runtime, the verification record, int8 quantisation, falling back to the next backend) are shared
+with the detector (:mod:`jungle.features.models.detector_backends`).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, TypeVar
 
 import numpy as np
 
@@ -57,7 +63,14 @@ __all__ = [
     "BackendEncoder",
     "accelerate",
     "choose_backend",
-    "calibration_frames",
+    "load_fastest",
+    "first_that_loads",
+    "export_folder",
+    "export_graph",
+    "open_backend",
+    "read_verification",
+    "write_verification",
+    "quantize_onnx",
 ]
 
 OPSET = 17
@@ -159,7 +172,7 @@ def choose_backend(requested: str | None, device: str = "cpu") -> list[str]:
     return [requested]
 
 
-# ----------------------------------------------------------------------------- export and verification
+# ----------------------------------------------------------------------------- shared: cache, export, verification
 class Calibration(JungleConfig):
     """Which real frames calibrated an int8 model (part of the lineage).
 
@@ -176,18 +189,156 @@ class Calibration(JungleConfig):
     sampling: str
 
 
+def export_folder(name: str, settings: dict, cache: Path | None = None) -> Path:
+    """The cache folder of one exported model: ``<cache>/exports/<name>-<key of settings>`` (not created
+    here); ``cache`` defaults to the weights cache (``$JUNGLE_WEIGHTS_DIR`` or ``~/.cache/jungle/weights``)."""
+    from .weights import default_weights_dir
+
+    return (cache or default_weights_dir()) / "exports" / f"{name}-{config_key(settings)}"
+
+
+def export_graph(module, example: tuple, path: Path, *, input_names: list[str], output_names: list[str],
+                 dynamic_axes: dict | None = None, what: str) -> Path:
+    """Write a PyTorch module to ONNX at ``path`` (TorchScript exporter, opset :data:`OPSET`; atomically).
+
+    Raises:
+        BackendError: the exporter failed (``what`` names the model in the message).
+    """
+    import warnings
+
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_suffix(f".tmp{os.getpid()}")
+    try:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, example, str(staged), dynamo=False, opset_version=OPSET,
+                              input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes)
+        staged.replace(path)
+    except Exception as exc:  # noqa: BLE001 - the exporter fails in many ways on unusual models
+        raise BackendError(f"cannot export {what} to ONNX ({type(exc).__name__}: "
+                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}). "
+                           "Use --backend torch for it.") from exc
+    finally:
+        staged.unlink(missing_ok=True)
+    return path
+
+
+def open_backend(backend: str, path: Path, threads: int) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """The exported file ``path`` loaded on ``backend``: a function from an input batch to the outputs.
+
+    Raises:
+        BackendError: the runtime cannot load the file (damaged, or from an incompatible exporter).
+    """
+    try:
+        return BACKENDS[backend].open(path, threads)
+    except Exception as exc:  # noqa: BLE001 - each runtime raises its own types on a bad file
+        raise BackendError(f"{backend} cannot load the exported model {path} ({type(exc).__name__}: "
+                           f"{str(exc).strip()[:200]}). Delete the folder {path.parent} to export it again, "
+                           "or use --backend torch.") from exc
+
+
+def _record_path(model_path: Path, backend: str) -> Path:
+    return model_path.parent / f"verified-{backend}-{backend_version(backend)}.json"
+
+
+def read_verification(model_path: Path, backend: str, model_sha256: str, tolerance) -> dict | None:
+    """The verification record of ``model_path`` on ``backend`` (this version) when this exact file
+    (``model_sha256``) passed the check at this ``tolerance``; else None (it must be checked)."""
+    try:
+        record = json.loads(_record_path(model_path, backend).read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(record, dict) and record.get("model_sha256") == model_sha256 and record.get("tolerance") == tolerance:
+        return record
+    return None
+
+
+def write_verification(model_path: Path, backend: str, precision: str, model_sha256: str, tolerance,
+                       measured: dict) -> None:
+    """Record beside ``model_path`` that it passed ``backend``'s check (``verified-<backend>-<version>.json``)."""
+    record = {"backend": backend, "version": backend_version(backend), "precision": precision,
+              "model_sha256": model_sha256, "tolerance": tolerance, **measured}
+    path = _record_path(model_path, backend)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        json.dump(record, handle, indent=2)
+    os.replace(handle.name, path)
+
+
+def quantize_onnx(source: Path, batches: list[dict[str, np.ndarray]], target: Path, *,
+                  op_types: list[str] | None = None, exclude: list[str] | None = None) -> Path:
+    """Static int8 quantisation of an ONNX file (ONNX Runtime; QDQ, per-channel int8 weights, uint8
+    activations) calibrated on ``batches`` (input name -> array), written atomically to ``target``.
+    ``op_types`` limits it to those operators (default: all ONNX Runtime can quantise); the nodes
+    named in ``exclude`` stay float.
+
+    Raises:
+        BackendError: ONNX Runtime's quantisation tools are not installed.
+    """
+    try:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    except ImportError as exc:
+        raise BackendError("--precision int8 needs ONNX Runtime and onnx for the quantisation. Run "
+                           '`pip install "jungle[backends]"`.') from exc
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(batches)
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f"staged{os.getpid()}.onnx")
+    try:
+        quantize_static(str(source), str(staged), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=op_types, nodes_to_exclude=exclude)
+        staged.replace(target)
+    finally:
+        staged.unlink(missing_ok=True)
+    return target
+
+
+Loaded = TypeVar("Loaded")
+
+
+def first_that_loads(candidates: list[str], load: Callable[[str], Loaded], precision: str = "fp32",
+                     notify: Callable[[str], None] | None = None) -> Loaded:
+    """``load(backend)`` for the first of ``candidates`` that exports, loads and passes verification.
+
+    With several candidates (the automatic choice), a failing backend is reported through ``notify``
+    (default: a line on stderr) and the next is tried, PyTorch last; a single candidate raises.
+
+    Raises:
+        BackendError: the last candidate failed too, or int8 was asked and only PyTorch is left.
+    """
+    notify = notify or (lambda line: print(line, file=sys.stderr, flush=True))
+    for position, backend in enumerate(candidates):
+        if precision == "int8" and backend == "torch" and len(candidates) > 1:
+            raise BackendError("--precision int8 needs OpenVINO or ONNX Runtime; neither worked. "
+                               'Run `pip install "jungle[backends]"`, or leave out --precision int8.')
+        try:
+            return load(backend)
+        except BackendError as exc:
+            if position + 1 == len(candidates):
+                raise
+            notify(f"note: {exc} Falling back to {candidates[position + 1]}.")
+    raise BackendError("no backend to run the model.")
+
+
+# ----------------------------------------------------------------------------- encoders: export and verification
 def export_dir(encoder: Encoder, precision: str = "fp32", calibration: Calibration | None = None,
                cache: Path | None = None) -> Path:
     """The cache folder of an encoder configuration's exported model (not created here)."""
     import torch
 
-    from .weights import default_weights_dir
-
     settings = {"timm_name": encoder.timm_name, "weights_sha256": encoder.weights_sha256,
                 "input_size": encoder.input_size, "stages": list(encoder.stage_indices), "opset": OPSET,
                 "torch": torch.__version__, "precision": precision,
                 "calibration": calibration.model_dump() if calibration else None}
-    return (cache or default_weights_dir()) / "exports" / f"{encoder.timm_name}-{config_key(settings)}"
+    return export_folder(encoder.timm_name, settings, cache)
 
 
 class _Exported:
@@ -218,29 +369,13 @@ def export_onnx(encoder: Encoder, path: Path) -> Path:
     Raises:
         BackendError: the model cannot be exported (some bring-your-own architectures).
     """
-    import warnings
-
     import torch
 
-    graph = _Exported.module(encoder)
     size = encoder.input_size
     names = ["embedding", "stages"] if encoder.stage_indices else ["embedding"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_suffix(f".tmp{os.getpid()}")
-    try:
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(graph, (torch.zeros(2, 3, size, size, device=encoder.device),), str(staged),
-                              dynamo=False, opset_version=OPSET, input_names=["image"], output_names=names,
-                              dynamic_axes={n: {0: "batch"} for n in ["image", *names]})
-        staged.replace(path)
-    except Exception as exc:  # noqa: BLE001 - the exporter fails in many ways on unusual models
-        raise BackendError(f"cannot export {encoder.timm_name} to ONNX ({type(exc).__name__}: "
-                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}). "
-                           "Use --backend torch for this encoder.") from exc
-    finally:
-        staged.unlink(missing_ok=True)
-    return path
+    return export_graph(_Exported.module(encoder), (torch.zeros(2, 3, size, size, device=encoder.device),), path,
+                        input_names=["image"], output_names=names,
+                        dynamic_axes={n: {0: "batch"} for n in ["image", *names]}, what=encoder.timm_name)
 
 
 def verification_images(size: int, count: int = VERIFY_FRAMES, seed: int = 0) -> np.ndarray:
@@ -259,27 +394,6 @@ def embedding_cosine(reference: np.ndarray, other: np.ndarray) -> float:
     a, b = reference.astype(np.float64), other.astype(np.float64)
     cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
     return float(np.nan_to_num(cosine, nan=0.0).min())
-
-
-def _record_path(model_path: Path, backend: str) -> Path:
-    return model_path.parent / f"verified-{backend}-{backend_version(backend)}.json"
-
-
-def _verified(model_path: Path, backend: str, model_sha256: str, tolerance: float) -> float | None:
-    """The recorded cosine when this exact file passed this backend's check at this tolerance."""
-    try:
-        record = json.loads(_record_path(model_path, backend).read_text())
-    except (OSError, ValueError):
-        return None
-    if record.get("model_sha256") == model_sha256 and record.get("tolerance") == tolerance:
-        return float(record["cosine"])
-    return None
-
-
-def _write_json(path: Path, data: dict) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(handle.name, path)
 
 
 # ----------------------------------------------------------------------------- the accelerated encoder
@@ -349,35 +463,10 @@ def _exported_model(encoder: Encoder, precision: str, calibration: tuple[Calibra
         raise BackendError("int8 needs calibration frames from the workspace's own videos; none were given.")
     int8 = export_dir(encoder, "int8", calibration[0], cache) / "model.onnx"
     if not int8.is_file():
-        _quantize(encoder, fp32, calibration[1], int8)
+        frames = calibration[1]
+        quantize_onnx(fp32, [{"image": np.ascontiguousarray(encoder.to_tensor(frames[i:i + 16]).numpy(), np.float32)}
+                             for i in range(0, len(frames), 16)], int8)
     return int8
-
-
-def _quantize(encoder: Encoder, source: Path, frames: np.ndarray, target: Path) -> None:
-    """Static int8 quantisation (QDQ, per-channel weights, uint8 activations) calibrated on ``frames``."""
-    try:
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    except ImportError as exc:
-        raise BackendError("--precision int8 needs ONNX Runtime and onnx for the quantisation. Run "
-                           '`pip install "jungle[backends]"`.') from exc
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            batches = [frames[i:i + 16] for i in range(0, len(frames), 16)]
-            self.batches = iter([{"image": np.ascontiguousarray(encoder.to_tensor(b).numpy(), np.float32)}
-                                 for b in batches])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(f"staged{os.getpid()}.onnx")
-    try:
-        quantize_static(str(source), str(staged), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        staged.replace(target)
-    finally:
-        staged.unlink(missing_ok=True)
 
 
 def _open_verified(encoder: Encoder, backend: str, model_path: Path, precision: str, check: np.ndarray,
@@ -389,26 +478,20 @@ def _open_verified(encoder: Encoder, backend: str, model_path: Path, precision: 
         BackendMismatch: the embeddings disagree beyond the tolerance.
     """
     tolerance = TOLERANCE[precision] if tolerance is None else tolerance
-    try:
-        run = BACKENDS[backend].open(model_path, threads)
-    except Exception as exc:  # noqa: BLE001 - each runtime raises its own types on a bad file
-        raise BackendError(f"{backend} cannot load the exported model {model_path} ({type(exc).__name__}: "
-                           f"{str(exc).strip()[:200]}). Delete the folder {model_path.parent} to export it again, "
-                           "or use --backend torch.") from exc
+    run = open_backend(backend, model_path, threads)
     digest = file_sha256(model_path)
-    cosine = _verified(model_path, backend, digest, tolerance)
-    if cosine is None:
-        batch = np.ascontiguousarray(encoder.to_tensor(check).numpy(), np.float32)
-        cosine = embedding_cosine(encoder.encode(check)["embedding"], np.asarray(run(batch)[0]))
-        if not cosine >= tolerance:
-            raise BackendMismatch(
-                f"{backend} {backend_version(backend)} ({precision}) gives embeddings that differ from PyTorch's "
-                f"for {encoder.timm_name}: cosine similarity {cosine:.4f} < {tolerance} on {len(check)} frames "
-                f"(model {model_path}). Delete the folder {model_path.parent} to export it again, or use "
-                "--backend torch.")
-        _write_json(_record_path(model_path, backend), {
-            "backend": backend, "version": backend_version(backend), "precision": precision,
-            "model_sha256": digest, "cosine": cosine, "tolerance": tolerance, "frames": len(check)})
+    record = read_verification(model_path, backend, digest, tolerance)
+    if record is not None:
+        return run, float(record["cosine"])
+    batch = np.ascontiguousarray(encoder.to_tensor(check).numpy(), np.float32)
+    cosine = embedding_cosine(encoder.encode(check)["embedding"], np.asarray(run(batch)[0]))
+    if not cosine >= tolerance:
+        raise BackendMismatch(
+            f"{backend} {backend_version(backend)} ({precision}) gives embeddings that differ from PyTorch's "
+            f"for {encoder.timm_name}: cosine similarity {cosine:.4f} < {tolerance} on {len(check)} frames "
+            f"(model {model_path}). Delete the folder {model_path.parent} to export it again, or use "
+            "--backend torch.")
+    write_verification(model_path, backend, precision, digest, tolerance, {"cosine": cosine, "frames": len(check)})
     return run, cosine
 
 
@@ -451,87 +534,7 @@ def accelerate(encoder: Encoder, backend: str, precision: str = "fp32", *,
 
 def load_fastest(encoder: Encoder, candidates: list[str], precision: str = "fp32", *,
                  notify: Callable[[str], None] | None = None, **options):
-    """The first of ``candidates`` that exports, loads and passes verification.
-
-    With several candidates (the automatic choice), a failing backend is reported through ``notify``
-    (default: a line on stderr) and the next is tried, PyTorch last; a single candidate raises.
-    """
-    notify = notify or (lambda line: print(line, file=sys.stderr, flush=True))
-    for position, backend in enumerate(candidates):
-        if precision == "int8" and backend == "torch" and len(candidates) > 1:
-            raise BackendError("--precision int8 needs OpenVINO or ONNX Runtime; neither worked. "
-                               'Run `pip install "jungle[backends]"`, or leave out --precision int8.')
-        try:
-            return accelerate(encoder, backend, precision, **options)
-        except BackendError as exc:
-            if len(candidates) == 1 or position + 1 == len(candidates):
-                raise
-            notify(f"note: {exc} Falling back to {candidates[position + 1]}.")
-    raise BackendError("no backend to run the encoder.")
-
-
-# ----------------------------------------------------------------------------- int8 calibration frames
-def _calibration_videos(workspace, frames: int, seed: int, per_video: int) -> list[tuple[str, str]]:
-    """(video id, path) of the calibration videos: those recorded in the workspace by the first int8 run
-    with these settings (so that ingesting more videos keeps the calibration, and the set, the same),
-    else ``frames // per_video`` drawn with ``seed`` from the readable videos and recorded."""
-    from jungle.store.db import connect
-    from jungle.store.videos import read_videos
-
-    with connect(workspace, read_only=True) as con:
-        videos = read_videos(con, ("video_id", "path"), ok_only=True)
-    record_path = workspace.root / "backends" / f"int8-calibration-{frames}-{seed}-{per_video}.json"
-    paths = dict(videos)
-    try:
-        recorded = json.loads(record_path.read_text())["video_ids"]
-    except (OSError, ValueError, KeyError):
-        recorded = None
-    if recorded and all(v in paths for v in recorded):
-        return [(v, paths[v]) for v in recorded]
-    if not videos:
-        raise BackendError(f"--precision int8 calibrates on the workspace's own videos, and {workspace.root} has "
-                           "none readable. Run `jungle ingest DIR` first.")
-    count = min(len(videos), max(1, -(-frames // per_video)))
-    chosen = sorted(np.random.default_rng(seed).choice(len(videos), size=count, replace=False).tolist())
-    record_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(record_path, {"seed": seed, "frames": frames, "per_video": per_video,
-                              "video_ids": [videos[i][0] for i in chosen]})
-    return [videos[i] for i in chosen]
-
-
-def _frames_of(path: str, sampling, size: int) -> np.ndarray | None:
-    """The sampled frames of one video at ``size`` x ``size``, or None when it cannot be read."""
-    from ..video.decode import VideoReadError
-    from ..video.sampling import sample_frames
-
-    try:
-        sampled = sample_frames(path, sampling, (size, size))
-    except (VideoReadError, OSError):
-        return None
-    return sampled.frames.images[: sampled.n_valid]
-
-
-def calibration_frames(workspace, input_size: int, frames: int = 256, seed: int = 0,
-                       per_video: int = 8) -> tuple[Calibration, np.ndarray]:
-    """A few hundred real frames of the workspace's own videos, for int8 calibration.
-
-    ``per_video`` uniformly spaced frames of each calibration video (see :func:`_calibration_videos`),
-    decoded at ``input_size``, at most ``frames`` in all.
-
-    Raises:
-        BackendError: the workspace has no readable video, or none of the drawn ones decodes.
-    """
-    from ..video.sampling import parse_sampling
-
-    videos = _calibration_videos(workspace, frames, seed, per_video)
-    sampling = parse_sampling(f"uniform:{per_video}")
-    decoded = {video_id: _frames_of(path, sampling, input_size) for video_id, path in videos}
-    images = [frames_ for frames_ in decoded.values() if frames_ is not None and len(frames_)]
-    if not images:
-        raise BackendError("none of the videos drawn for int8 calibration could be decoded; run `jungle "
-                           "videos` to check the collection, or leave out --precision int8.")
-    stacked = np.concatenate(images)[:frames]
-    ids = "\n".join(sorted(v for v, frames_ in decoded.items() if frames_ is not None and len(frames_)))
-    record = Calibration(frames=len(stacked), seed=seed, video_ids_sha256=text_sha256(ids),
-                         sampling=sampling.spec())
-    return record, stacked
+    """The first of ``candidates`` on which the encoder exports, loads and passes verification
+    (:func:`first_that_loads` over :func:`accelerate`)."""
+    return first_that_loads(candidates, lambda backend: accelerate(encoder, backend, precision, **options),
+                            precision, notify)

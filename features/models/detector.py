@@ -24,11 +24,11 @@ exactly as at 640x640 and only the padding shrinks, so the scores are nearly ide
 
 from __future__ import annotations
 
-import functools
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Mapping, Sequence
+from pathlib import Path
+from typing import Callable, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
 from pydantic import Field
@@ -36,6 +36,8 @@ from pydantic import Field
 from ...config import JungleConfig
 from ...errors import InputError
 from ...store.arrays import ArraySpec
+from .backends import BACKENDS, PRECISIONS, BackendError, Calibration, verification_images
+from .boxes import rows_to_boxes
 from ..video.sampling import Fps, Sampling, positive_int, register_sampling, spread_indices
 from ..video.decode import VideoIndex, index_video, read_frames
 
@@ -52,6 +54,9 @@ __all__ = [
     "detection_array_specs",
     "DetectorFrames",
     "DETECTION_LEVELS",
+    "letterbox",
+    "Sample",
+    "DEFAULT_INPUT",
 ]
 
 #: Score levels counted by :func:`aggregate_detections`.
@@ -59,6 +64,16 @@ DETECTION_LEVELS: tuple[float, ...] = (0.25, 0.5, 0.75)
 
 #: Detector weights and the number of classes of their YOLOX-tiny head.
 _DETECTOR_CLASSES = {"megadetector-lite": 1}
+
+#: Real frames a backend's first check uses at most (beside the fixed synthetic ones).
+VERIFY_REAL_FRAMES = 64
+
+#: Real frames of the user's own videos, drawn when needed (int8 calibration, a backend's first check):
+#: the calibration record and one uint8 (n, H, W, 3) array per video, at its native size.
+Sample = Callable[[], tuple[Calibration, list[np.ndarray]]]
+
+#: The network input (width, height) by default.
+DEFAULT_INPUT = (640, 384)
 
 
 class DetectorConfig(JungleConfig):
@@ -71,25 +86,30 @@ class DetectorConfig(JungleConfig):
         nms_iou: IoU above which the weaker of two boxes is suppressed.
         crop_bottom: pixels removed from the bottom of each frame first (zamba's official
             configs: 50, the camera's timestamp bar); at most half the frame's height is removed.
+        backend: what runs the network (``openvino``, ``onnxruntime``, ``torch``); None: the fastest
+            installed one that passes its check against PyTorch (:mod:`.detector_backends`).
+        precision: ``fp32``, or ``int8`` (OpenVINO / ONNX Runtime, calibrated on the user's own videos).
         batch_size: frames per forward pass (does not change results).
         fuse: fold BatchNorm into the convolutions (faster; outputs equal to float rounding).
-        channels_last: NHWC memory format for the network (faster on CPU; same outputs).
+        channels_last: NHWC memory format for the PyTorch network (faster on CPU; same outputs).
     """
 
     weights: Literal["megadetector-lite"] = "megadetector-lite"
-    input_width: int = Field(default=640, ge=32, multiple_of=32)
-    input_height: int = Field(default=640, ge=32, multiple_of=32)
+    input_width: int = Field(default=DEFAULT_INPUT[0], ge=32, multiple_of=32)
+    input_height: int = Field(default=DEFAULT_INPUT[1], ge=32, multiple_of=32)
     confidence: float = Field(default=0.25, gt=0.0, le=1.0)
     nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
     crop_bottom: int = Field(default=50, ge=0)
+    backend: Literal["openvino", "onnxruntime", "torch"] | None = None
+    precision: Literal["fp32", "int8"] = "fp32"
     batch_size: int = Field(default=8, ge=1)
     fuse: bool = True
     channels_last: bool = True
 
     @classmethod
     def parse(cls, text: str) -> "DetectorConfig":
-        """``WEIGHTS[,input=WxH][,crop=PIXELS]`` (the CLI's ``--detector``), e.g.
-        ``megadetector-lite,input=640x384``.
+        """``WEIGHTS[,input=WxH][,crop=PIXELS][,backend=NAME][,precision=fp32|int8]`` (the CLI's
+        ``--detector``), e.g. ``megadetector-lite,input=640x640,backend=torch``.
 
         Raises:
             InputError: unknown option, bad value or unknown weights name.
@@ -102,14 +122,20 @@ class DetectorConfig(JungleConfig):
                 settings.update(_parse_input_size(value))
             elif key == "crop" and value.isdigit():
                 settings["crop_bottom"] = int(value)
+            elif key == "backend" and value in BACKENDS:
+                settings["backend"] = value
+            elif key == "precision" and value in PRECISIONS:
+                settings["precision"] = value
             else:
-                raise InputError(f"detector option {option!r} is not input=WxH or crop=PIXELS "
-                                 f"(e.g. megadetector-lite,input=640x384,crop=50)")
+                raise InputError(f"detector option {option!r} is not input=WxH, crop=PIXELS, backend="
+                                 f"{'|'.join(BACKENDS)} or precision={'|'.join(PRECISIONS)} "
+                                 f"(e.g. megadetector-lite,input=640x384,crop=50,backend=torch)")
         return cls(**settings)
 
     def lineage(self) -> dict:
-        """The settings that change results (not batch size, fusion or memory format)."""
-        return self.model_dump(exclude={"batch_size", "fuse", "channels_last"})
+        """The settings that change results (not batch size, fusion or memory format; the backend and
+        precision that really run are in :meth:`Detector.lineage`)."""
+        return self.model_dump(mode="json", exclude={"batch_size", "fuse", "channels_last", "backend", "precision"})
 
 
 @dataclass
@@ -185,27 +211,45 @@ class Detector:
         weights_sha256: sha256 of the weights file it was loaded from.
     """
 
-    def __init__(self, model, config: DetectorConfig, weights_sha256: str):
+    def __init__(self, model, config: DetectorConfig, weights_sha256: str, network=None):
         self.model = model
         self.config = config
         self.weights_sha256 = weights_sha256
+        if network is None and model is not None:
+            from .detector_backends import torch_network
+
+            network = torch_network(model, config.channels_last)
+        self.network = network
 
     @classmethod
     def load(cls, config: DetectorConfig | None = None, *, weights_file: str | os.PathLike | None = None,
-             weights_dir: str | os.PathLike | None = None) -> "Detector":
-        """Build the network and load the verified weights.
+             weights_dir: str | os.PathLike | None = None, sample: Sample | None = None,
+             cache: str | os.PathLike | None = None, threads: int | None = None,
+             notify: Callable[[str], None] | None = None, tolerance: dict[str, float] | None = None) -> "Detector":
+        """Build the network, load the verified weights and put it on its backend.
 
         Args:
             config: settings (default :class:`DetectorConfig`).
             weights_file: a specific file to load (still checked against the recorded sha256);
                 default: the cached copy in ``weights_dir``.
             weights_dir: the weights cache (default ``$JUNGLE_WEIGHTS_DIR`` or ``~/.cache/jungle/weights``).
+            sample: real frames of the user's own videos (the featurize side draws them), called only
+                when needed: int8 calibrates on them, and a backend's first check uses them too.
+            cache: where exported networks are kept (default: the weights cache).
+            threads: the runtime's threads (default: torch's).
+            notify: where a backend that failed is reported before the next is tried (default stderr).
+            tolerance: the agreement a backend must reach with PyTorch (default
+                :data:`~jungle.features.models.detector_backends.TOLERANCE` of the precision).
 
         Raises:
             WeightsError: weights missing or with the wrong hash (the message says how to fetch them).
+            BackendError: the backend asked for cannot run the detector (BackendMismatch: it ran, and its
+                boxes disagree with PyTorch's); with no backend asked, only when PyTorch fails too.
         """
         import torch
 
+        from .backends import choose_backend, first_that_loads
+        from .detector_backends import compile_network
         from .weights import get_spec, load_weights_file, verify_weights, weights_path
         from .yolox import build_yolox_tiny, fuse_conv_bn
 
@@ -223,14 +267,46 @@ class Detector:
             fuse_conv_bn(model)
         if config.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        return cls(model, config, spec.sha256)
+        detector = cls(model, config, spec.sha256)
+        drawn = sample() if sample is not None and config.precision == "int8" else None
+        calibration = (drawn[0], detector._canvases(drawn[1])) if drawn is not None else None
+        if config.precision == "int8" and calibration is None:
+            raise BackendError("the detector's int8 calibrates on the workspace's own videos: run it through "
+                               "`jungle featurize` (or give real frames), or leave out precision=int8.")
+
+        def real() -> np.ndarray:
+            frames = sample()[1] if sample is not None else []
+            return detector._canvases(frames)[:VERIFY_REAL_FRAMES]
+
+        def compile_on(backend: str):
+            return compile_network(
+                model, backend, config.precision, weights=config.weights, weights_sha256=spec.sha256,
+                size=(config.input_width, config.input_height), batch=config.batch_size, fused=config.fuse,
+                channels_last=config.channels_last,
+                confidence=config.confidence, nms_iou=config.nms_iou, check=detector._canvases([_check_frames()]),
+                real=real if sample is not None else None, calibration=calibration,
+                threads=threads or torch.get_num_threads(), cache=Path(cache) if cache else None, tolerance=tolerance)
+
+        detector.network = first_that_loads(choose_backend(config.backend), compile_on, config.precision, notify)
+        return detector
+
+    def _canvases(self, videos: Sequence[np.ndarray]) -> np.ndarray:
+        """The letterboxed canvases of several frame arrays (each of one size)."""
+        canvases = [self.preprocess(frames)[0] for frames in videos if len(frames)]
+        if not canvases:
+            return np.zeros((0, self.config.input_height, self.config.input_width, 3), np.uint8)
+        return np.concatenate(canvases)
 
     def lineage(self) -> dict:
-        """What made this detector's output: settings, architecture and the weights' sha256."""
-        return {**self.config.lineage(), "architecture": "yolox-tiny", "weights_sha256": self.weights_sha256}
+        """What made this detector's output: settings, architecture, the weights' sha256, and the backend
+        that runs the network (its version and precision; for int8 the calibration)."""
+        network = self.network
+        return {**self.config.lineage(), "architecture": "yolox-tiny", "weights_sha256": self.weights_sha256,
+                "backend": network.backend, "backend_version": network.version, "precision": network.precision,
+                "calibration": network.calibration.model_dump(mode="json") if network.calibration else None}
 
     def preprocess(self, images: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
-        """Crop, resize and pad frames as zamba does.
+        """Crop, resize and pad frames as zamba does (:func:`letterbox`).
 
         Args:
             images: (n, H, W, 3) uint8 RGB frames of one size.
@@ -239,57 +315,28 @@ class Detector:
             (n, input_height, input_width, 3) uint8 canvas, the resize ratio, and the (height,
             width) of the frames after cropping.
         """
-        from PIL import Image
-
-        images = np.asarray(images)
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"frames must be (n, height, width, 3) RGB, got shape {images.shape}")
-        crop = min(self.config.crop_bottom, images.shape[1] // 2)
-        frames = images[:, : images.shape[1] - crop]
-        height, width = frames.shape[1:3]
-        out_w, out_h = self.config.input_width, self.config.input_height
-        ratio = min(out_w / width, out_h / height)
-        new_w, new_h = out_w, out_h  # the size ImageOps.contain picks (same rounding)
-        if width / height > out_w / out_h:
-            new_h = round(height / width * out_w)
-        elif width / height < out_w / out_h:
-            new_w = round(width / height * out_h)
-        canvas = np.zeros((len(frames), out_h, out_w, 3), np.uint8)
-        for i, frame in enumerate(frames):
-            if (new_w, new_h) == (width, height):
-                canvas[i, :new_h, :new_w] = frame
-            else:
-                resized = Image.fromarray(np.ascontiguousarray(frame)).resize((new_w, new_h), Image.BICUBIC)
-                canvas[i, :new_h, :new_w] = np.asarray(resized)
-        return canvas, ratio, (height, width)
+        config = self.config
+        return letterbox(images, (config.input_width, config.input_height), config.crop_bottom)
 
     def detect(self, images: np.ndarray) -> FrameDetections:
         """Score frames (batched by ``config.batch_size``).
 
         Args:
             images: (n, H, W, 3) uint8 RGB frames of one size (n may be 0).
-        """
-        import torch
-        from torchvision.ops import batched_nms
 
+        Returns:
+            Per frame its boxes (x1, y1, x2, y2 as fractions of the frame after the bottom crop, and
+            the score; best first) and their summary arrays.
+        """
         config = self.config
         boxes: list[np.ndarray] = []
         for start in range(0, len(images), config.batch_size):
             canvas, ratio, (height, width) = self.preprocess(images[start: start + config.batch_size])
-            memory = torch.channels_last if config.channels_last else torch.contiguous_format
-            tensor = torch.from_numpy(canvas).permute(0, 3, 1, 2).float().contiguous(memory_format=memory)
-            with torch.inference_mode():
-                rows = self.model(tensor)
-            scale = torch.tensor([width, height, width, height], dtype=rows.dtype) * ratio
-            for row in rows:
-                class_conf, class_id = row[:, 5:].max(dim=1)
-                scores = row[:, 4] * class_conf
-                keep = scores >= config.confidence
-                cxcy, wh, scores, class_id = row[keep, :2], row[keep, 2:4], scores[keep], class_id[keep]
-                xyxy = torch.cat([cxcy - wh / 2, cxcy + wh / 2], dim=1)
-                order = batched_nms(xyxy, scores, class_id, config.nms_iou)  # best first
-                fractions = (xyxy[order] / scale).clamp(0.0, 1.0)
-                boxes.append(torch.cat([fractions, scores[order, None]], 1).numpy().astype(np.float32))
+            scale = np.asarray([width, height, width, height], np.float32) * np.float32(ratio)
+            for rows in self.network.forward(canvas):
+                found = rows_to_boxes(rows, config.confidence, config.nms_iou)
+                found[:, :4] = np.clip(found[:, :4] / scale, 0.0, 1.0)
+                boxes.append(found)
         return FrameDetections.from_boxes(boxes)
 
 
@@ -333,11 +380,77 @@ class DetectorModel:
                 "input_size": self.input_size, "dims": len(FrameDetections.ARRAYS)}
 
 
-@functools.lru_cache(maxsize=2)
-def load_detector(config: DetectorConfig | None = None) -> Detector:
-    """:meth:`Detector.load` from the default weights cache, kept per process (worker processes
-    load the model once)."""
-    return Detector.load(config)
+_LOADED: dict[tuple, Detector] = {}
+
+
+def load_detector(config: DetectorConfig | None = None, *, sample: Sample | None = None) -> Detector:
+    """:meth:`Detector.load` from the default weights cache, kept per process (worker processes load
+    the model once): the detector for ``config`` on its backend (the fastest that passes its check
+    when ``config.backend`` is None).
+
+    Args:
+        config: settings (default :class:`DetectorConfig`).
+        sample: real frames of the user's own videos, drawn only when needed (int8 needs them: its
+            calibration is part of what is kept; a backend's first check uses them too).
+    """
+    config = config or DetectorConfig()
+    drawn = sample() if sample is not None and config.precision == "int8" else None
+    key = (config, drawn[0] if drawn is not None else None)
+    if key not in _LOADED:
+        if len(_LOADED) >= 4:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = Detector.load(config, sample=(lambda: drawn) if drawn is not None else sample)
+    return _LOADED[key]
+
+
+def letterbox(images: np.ndarray, size: tuple[int, int], crop_bottom: int = 50,
+              ) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Crop, resize and pad frames as zamba does: the bottom ``crop_bottom`` pixels cut off (at most half
+    the height), resized keeping the aspect ratio to fit ``size`` (width, height), at the top left of
+    a black canvas.
+
+    Resizing is OpenCV's bilinear, as YOLOX's own preprocessing (which MegadetectorLite was trained
+    with), and area averaging when shrinking below half (large stills), where bilinear would alias;
+    zamba resizes with Pillow's bicubic, several times slower (README "Detector" says how the boxes
+    compare).
+
+    Args:
+        images: (n, H, W, 3) uint8 RGB frames of one size.
+        size: the canvas (width, height).
+        crop_bottom: pixels cut off the bottom first.
+
+    Returns:
+        (n, height, width, 3) uint8 canvases, the resize ratio, and the (height, width) of the frames
+        after cropping.
+    """
+    import cv2
+
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"frames must be (n, height, width, 3) RGB, got shape {images.shape}")
+    crop = min(crop_bottom, images.shape[1] // 2)
+    frames = images[:, : images.shape[1] - crop]
+    height, width = frames.shape[1:3]
+    out_w, out_h = size
+    ratio = min(out_w / width, out_h / height)
+    new_w, new_h = out_w, out_h  # the size Pillow's ImageOps.contain picks (same rounding)
+    if width / height > out_w / out_h:
+        new_h = round(height / width * out_w)
+    elif width / height < out_w / out_h:
+        new_w = round(width / height * out_h)
+    canvas = np.zeros((len(frames), out_h, out_w, 3), np.uint8)
+    if (new_w, new_h) == (width, height):
+        canvas[:, :new_h, :new_w] = frames
+        return canvas, ratio, (height, width)
+    interpolation = cv2.INTER_AREA if new_w < width / 2 else cv2.INTER_LINEAR
+    for i, frame in enumerate(frames):
+        canvas[i, :new_h, :new_w] = cv2.resize(np.ascontiguousarray(frame), (new_w, new_h), interpolation=interpolation)
+    return canvas, ratio, (height, width)
+
+
+def _check_frames() -> np.ndarray:
+    """The fixed synthetic frames (16:9, 720x404) every backend check of the detector starts with."""
+    return verification_images(720)[:, :404]
 
 
 @dataclass
@@ -496,8 +609,10 @@ class DetectorFrames(Sampling):
     The video is scored at ``fps`` frames per second over its whole length (the detector is loaded
     once per process), then :func:`select_frames` picks N of those frames, falling back to evenly
     spread frames when fewer than N detect anything. Options: ``fps=F`` (default 4),
-    ``input=WxH`` (default 640x640; e.g. 640x384), ``crop=PIXELS`` (default 50; 0 keeps the whole
-    frame), e.g. ``detector:16,input=640x384,crop=0``.
+    ``input=WxH`` (default :data:`DEFAULT_INPUT`; zamba: 640x640), ``crop=PIXELS`` (default 50; 0
+    keeps the whole frame), ``backend=NAME`` (default: the fastest that passes its check), e.g.
+    ``detector:16,input=640x640,crop=0,backend=torch``. The detector that chooses the frames (its
+    backend too) is part of the sampling's :meth:`lineage`.
     """
 
     kind: Literal["detector"] = "detector"
@@ -518,9 +633,16 @@ class DetectorFrames(Sampling):
                 settings.update(_parse_input_size(value))
             elif key == "crop":
                 settings["crop_bottom"] = int(value)
+            elif key == "backend":
+                settings["backend"] = value
             else:
-                raise ValueError(f"unknown option {key!r}: detector takes fps=, input=WxH, crop=")
+                raise ValueError(f"unknown option {key!r}: detector takes fps=, input=WxH, crop=, backend=")
         return cls(n=n, fps=fps, detector=DetectorConfig(**settings))
+
+    def lineage(self) -> dict:
+        """The settings, with the detector's own lineage (:meth:`Detector.lineage`: which backend runs
+        it) in place of its configuration; this loads the detector (once per process)."""
+        return {**self.model_dump(mode="json"), "detector": load_detector(self.detector).lineage()}
 
     @property
     def slots(self) -> int:
@@ -546,8 +668,10 @@ class DetectorFrames(Sampling):
         parts = [f"detector:{self.n}"]
         if self.fps != 4.0:
             parts.append(f"fps={self.fps:g}")
-        if (self.detector.input_width, self.detector.input_height) != (640, 640):
+        if (self.detector.input_width, self.detector.input_height) != DEFAULT_INPUT:
             parts.append(f"input={self.detector.input_width}x{self.detector.input_height}")
         if self.detector.crop_bottom != DetectorConfig().crop_bottom:
             parts.append(f"crop={self.detector.crop_bottom}")
+        if self.detector.backend is not None:
+            parts.append(f"backend={self.detector.backend}")
         return ",".join(parts)
