@@ -2,8 +2,9 @@
 code against torchvision's, the export cache, refusals and fallbacks, damaged exports, lineage.
 
 Real frames: the cat and chimpanzee clips, two small zamba clips and camera-trap stills of
-``../shared/media`` (skipped without it). The tests that export or run featurize are marked slow. Exports go to one weights cache per session (``JUNGLE_WEIGHTS_DIR``, holding
-a link to the real weights), so each configuration is exported once.
+``../shared/media`` (skipped without it). Exports go to one weights cache per module
+(``JUNGLE_WEIGHTS_DIR``, holding a link to the real weights), so each configuration is exported
+once; the tests that export or run featurize are marked slow.
 """
 
 from __future__ import annotations
@@ -59,16 +60,17 @@ def weights_dir(tmp_path_factory, megadetector_file):
     patch.undo()
 
 
-def _frames(shared_media, clip: str, count: int) -> np.ndarray:
-    index = index_video(shared_media / clip)
-    return read_frames(shared_media / clip, spread_indices(index.n_frames, count), index=index).images
+def _frames(folder, clip: str, count: int) -> np.ndarray:
+    index = index_video(folder / clip)
+    return read_frames(folder / clip, spread_indices(index.n_frames, count), index=index).images
 
 
 @pytest.fixture(scope="module")
 def real_frames(shared_media) -> list[np.ndarray]:
     """One uint8 array per clip or still, at its native size (720x404, 320x180, 80x60, 106x60, stills)."""
     stills = [np.asarray(Image.open(shared_media / still).convert("RGB"))[None] for still in STILLS]
-    return [_frames(shared_media, CAT, 16), _frames(shared_media, CHIMP, 8), *[_frames(shared_media, clip, 4) for clip in SMALL], *stills]
+    clips = [_frames(shared_media, CAT, 16), _frames(shared_media, CHIMP, 8)]
+    return [*clips, *[_frames(shared_media, clip, 4) for clip in SMALL], *stills]
 
 
 def _canvases(detector: Detector, frames: list[np.ndarray]) -> np.ndarray:
@@ -227,20 +229,3 @@ def test_letterbox_keeps_the_aspect_ratio_at_the_top_left(shared_media):
     assert canvas[0, 315:].max() == 0 and canvas[0, :315].mean() > 10  # 354 x 640/720 = 315 rows of image
     pillow = np.asarray(Image.fromarray(frame[0, :354]).resize((640, 315), Image.BICUBIC)).astype(int)
     assert np.abs(canvas[0, :315].astype(int) - pillow).mean() < 1.0  # close to zamba's Pillow resize
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ACCELERATED)
-def test_int8_is_calibrated_on_the_workspace_and_checked(backend, weights_dir, reference, real_frames, tmp_path, shared_media):
-    workspace = Workspace.resolve(tmp_path / "ws")
-    add_videos(workspace, sorted((shared_media / "other_video").iterdir()))  # none of the frames compared below
-    config = DetectorConfig(backend=backend, precision="int8")
-    detector = load_detector(config, sample=lambda: calibration_set(workspace, frames=96, per_video=32))
-    lineage = detector.lineage()
-    assert lineage["precision"] == "int8" and lineage["calibration"]["frames"] == 96
-    assert lineage["calibration"]["sampling"] == "uniform:32"
-    agreement, _ = network_agreement(reference.network, detector.network, _canvases(reference, real_frames), 0.25,
-                                     0.45, TOLERANCE["int8"]["max_score_diff"])
-    assert agreement.boxes >= 30 and agreement.passes(**TOLERANCE["int8"]), agreement
-    with pytest.raises(BackendError, match="int8 calibrates on the workspace's own videos"):
-        Detector.load(config)

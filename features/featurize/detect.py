@@ -86,7 +86,7 @@ def detect(workspace, config: DetectConfig | None = None, shard: Shard | str | N
 
     Args:
         workspace: a :class:`jungle.store.workspace.Workspace`.
-        config: detector and run settings (default: MegadetectorLite at 640x640 on ``fps:4`` frames).
+        config: detector and run settings (default: MegadetectorLite at 640x384 on ``fps:4`` frames).
         shard: only this shard's blocks (``Shard`` or "I/N"); the video-level set is written by
             the run that finds the frame-level set complete.
         progress: show a progress bar on a terminal.

@@ -42,7 +42,7 @@ import numpy as np
 
 from ...config import JungleConfig
 from ...errors import ModelError
-from ...hashing import config_key, file_sha256, text_sha256
+from ...hashing import config_key, file_sha256
 from .encoders import Encoder
 
 __all__ = [

@@ -11,9 +11,11 @@ registry, cache and verification record: :mod:`jungle.features.models.backends`)
   constants; OpenVINO compiles for the one shape), to ``exports/megadetector-lite-<key>/`` in the
   weights cache, the key hashing the weights' SHA-256, input size, batch, opset, torch version,
   precision and (int8) the calibration. A short last batch is padded.
-- **int8.** ONNX Runtime's static quantisation (QDQ, per-channel weights), calibrated on letterboxed
+- **int8.** ONNX Runtime's static quantisation (QDQ, per-channel weights) of the convolutions but
+  the head's last ones (box, objectness and class predictions stay float), calibrated on letterboxed
   real frames of the user's own videos that the caller hands in; OpenVINO runs the QDQ graph with
-  int8 kernels.
+  int8 kernels. (Quantising every operator, the anchor-grid decoding included, gives a graph
+  OpenVINO 2026.4 refuses to compile.)
 - **Verification**, before a file is first used on a backend: PyTorch and the backend score the same
   canvases (a fixed synthetic batch, plus real frames when the caller gives them; for int8 frames
   held out of the calibration). Both sides' boxes are kept from ``confidence - max_score_diff``, and
@@ -127,6 +129,14 @@ def export_detector(model, size: tuple[int, int], batch: int, path: Path) -> Pat
                         input_names=["canvas"], output_names=["rows"], what=f"the detector at {width}x{height}")
 
 
+def _prediction_convs(path: Path) -> list[str]:
+    """The names of the head's last convolutions (box, objectness and class predictions), which int8
+    leaves in float: their outputs are the boxes and scores themselves."""
+    import onnx
+
+    return [node.name for node in onnx.load(str(path)).graph.node if node.op_type == "Conv" and "_preds." in node.name]
+
+
 def _batched(run: Callable[[np.ndarray], list[np.ndarray]], batch: int) -> Callable[[np.ndarray], np.ndarray]:
     """A forward over any number of canvases from a runtime with a static batch (the last one padded)."""
 
@@ -214,7 +224,8 @@ def compile_network(model, backend: str, precision: str, *, weights: str, weight
             if not len(canvases):
                 raise BackendError("the detector's int8 calibration got no frames; leave out precision=int8.")
             padded = np.resize(canvases, (-(-len(canvases) // batch) * batch, *canvases.shape[1:]))  # static batch
-            quantize_onnx(fp32, [{"canvas": padded[i: i + batch]} for i in range(0, len(padded), batch)], path)
+            quantize_onnx(fp32, [{"canvas": padded[i: i + batch]} for i in range(0, len(padded), batch)], path,
+                          op_types=["Conv"], exclude=_prediction_convs(fp32))
     network = DetectorNetwork(_batched(open_backend(backend, path, threads), batch), backend, backend_version(backend),
                               precision, path, calibration=calibration[0] if calibration else None)
     digest = file_sha256(path)
