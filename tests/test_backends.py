@@ -1,7 +1,7 @@
 """Inference backends: OpenVINO / ONNX Runtime against PyTorch on real frames, lineage per backend and
 precision, the refusal of a mismatching model, the CPU default, and bit-identical resume within a backend.
 
-Exports go to one weights cache per test session (``JUNGLE_WEIGHTS_DIR``), so each encoder
+Exports go to one weights cache per test module (``JUNGLE_WEIGHTS_DIR``), so each encoder
 configuration is exported once.
 """
 
@@ -38,9 +38,10 @@ ACCELERATED = [name for name in installed_backends() if name != "torch"]
 TINY = EncoderConfig(name="resnet10t", input_size=64, stages="all")  # a bring-your-own timm model
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def export_cache(tmp_path_factory):
-    """One weights cache for the session's exports (set for in-process runs and CLI subprocesses)."""
+    """One weights cache for this module's exports (set for in-process runs and CLI subprocesses; undone
+    after the module, so that later modules find the real weights cache)."""
     cache = tmp_path_factory.mktemp("weights")
     patch = pytest.MonkeyPatch()
     patch.setenv("JUNGLE_WEIGHTS_DIR", str(cache))

@@ -19,7 +19,6 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from jungle.cli import app
-from jungle.features.featurize.calibration import calibration_set
 from jungle.features.models.backends import BackendError, BackendMismatch, backend_version
 from jungle.features.models.boxes import box_agreement, iou_matrix, nms, rows_to_boxes
 from jungle.features.models.detector import DEFAULT_INPUT, Detector, DetectorConfig, letterbox, load_detector

@@ -36,8 +36,12 @@ from pydantic import Field
 from ...config import JungleConfig
 from ...errors import InputError
 from ...store.arrays import ArraySpec
-from .backends import BACKENDS, PRECISIONS, BackendError, Calibration, verification_images
+from .backends import (
+    BACKENDS, PRECISIONS, BackendError, Calibration, choose_backend, first_that_loads, verification_images,
+)
 from .boxes import rows_to_boxes
+from .detector_backends import compile_network, torch_network
+from .weights import get_spec, load_weights_file, verify_weights, weights_path
 from ..video.sampling import Fps, Sampling, positive_int, register_sampling, spread_indices
 from ..video.decode import VideoIndex, index_video, read_frames
 
@@ -216,8 +220,6 @@ class Detector:
         self.config = config
         self.weights_sha256 = weights_sha256
         if network is None and model is not None:
-            from .detector_backends import torch_network
-
             network = torch_network(model, config.channels_last)
         self.network = network
 
@@ -248,10 +250,7 @@ class Detector:
         """
         import torch
 
-        from .backends import choose_backend, first_that_loads
-        from .detector_backends import compile_network
-        from .weights import get_spec, load_weights_file, verify_weights, weights_path
-        from .yolox import build_yolox_tiny, fuse_conv_bn
+        from .yolox import build_yolox_tiny, fuse_conv_bn  # imports torch: only once a detector is built
 
         config = config or DetectorConfig()
         spec = get_spec(config.weights)
@@ -655,8 +654,6 @@ class DetectorFrames(Sampling):
         Raises:
             WeightsError: missing or damaged, with how to fetch them.
         """
-        from .weights import get_spec, weights_path
-
         weights_path(self.detector.weights, weights_dir)
         return get_spec(self.detector.weights).sha256
 
