@@ -59,8 +59,8 @@ class BoxesConfig(JungleConfig):
             (:func:`resolve_boxes`); None: off (motion boxes only).
         candidates: frames per clip, evenly spread over it, that motion looks at (the ``boxes`` set's
             frames; 60 is 4 per second of a 15 s clip).
-        look: of those, the frames per clip the detector looks at and crops are cut from: the half with
-            the most moving area, the rest evenly spread (None: all of them).
+        look: of those, the frames per clip the detector looks at and crops are cut from: three
+            quarters with the most moving area, the rest evenly spread (None: all of them).
         motion: motion-box settings (None: no motion boxes).
         k: boxes stored per frame.
         max_width: widest working frame (pixels): wider videos are scaled down for boxes and crops.
@@ -172,7 +172,7 @@ class CropStage:
     def describe(self) -> dict:
         """How the boxes are found: the detector's lineage (None: off), motion settings, frames, k, working size."""
         return {"detector": self.detector.lineage() if self.detector is not None else None,
-                "candidates": self.boxes.candidates, "look": self.boxes.look,
+                "candidates": self.boxes.candidates, "look": self.boxes.look, "look_rule": "3/4 most moving",
                 "motion": self.boxes.motion.lineage() if self.boxes.motion is not None else None,
                 "k": self.boxes.k, "max_width": self.boxes.max_width}
 
