@@ -448,8 +448,9 @@ def featurize(
         help="fp32, or int8 (OpenVINO/ONNX Runtime, calibrated on ~256 frames of your own videos).")] = "fp32",
     detector: Annotated[Optional[str], typer.Option(
         help="Also run this detector as its own pass: per-frame detections plus the video-level set "
-             "det_megadetector_lite. megadetector-lite[,input=640x384][,crop=50][,backend=openvino|onnxruntime|"
-             "torch][,precision=fp32|int8] (input: network size, default 640x384, zamba 640x640; crop: pixels cut "
+             "det_megadetector_lite. megadetector-lite, then any of ,input=640x384 ,crop=50 "
+             ",backend=openvino|onnxruntime|torch ,precision=fp32|int8 (input: network size, default 640x384, "
+             "zamba 640x640; crop: pixels cut "
              "off the bottom; backend: default the fastest that matches PyTorch). Alone (no --encoder), only it "
              "runs.")] = None,
     detector_frames: Annotated[str, typer.Option(
@@ -837,6 +838,8 @@ def dashboard_command(
     allow_remote: Annotated[bool, typer.Option(
         "--allow-remote", help="Allow a --host other machines can reach: the dashboard has no login, "
                                "so anyone who reaches the port can change and delete studies.")] = False,
+    log_requests: Annotated[bool, typer.Option(
+        "--log-requests", help="Print one line per request the browser makes.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Start optuna-dashboard on the workspace's studies.
@@ -849,7 +852,8 @@ def dashboard_command(
     for line in plan.messages():
         typer.echo(line, err=True)
     try:
-        serve(plan.storage, host=plan.host, port=plan.port, token=plan.token, remote=plan.remote)
+        serve(plan.storage, host=plan.host, port=plan.port, token=plan.token, remote=plan.remote,
+              log_requests=log_requests)
     except KeyboardInterrupt:  # Ctrl-C is how it stops: not an error
         typer.echo("dashboard stopped.", err=True)
 
@@ -1010,8 +1014,11 @@ OnlyPredictedOpt = Annotated[bool, typer.Option(
 
 
 def _echo_result(result, fmt: Format) -> None:
-    """An export's table on stdout and its notes (cells a spreadsheet may run as formulas) on stderr."""
+    """An export's table on stdout; its warnings and notes (defaults it used, cells a spreadsheet may
+    run as formulas) on stderr."""
     _echo(render_rows(*result.rows(), fmt))
+    for warning in getattr(result, "warnings", ()):
+        typer.echo(f"warning: {warning}", err=True)
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
 
@@ -1034,8 +1041,20 @@ def export_camtrap_dp_command(
         help="Class taxonomy CSV (default: the Pri-matrix classes).")] = None,
     media_base: Annotated[Optional[str], typer.Option(
         help="Prefix of each filePath (a URL or relative folder).")] = None,
+    media_root: Annotated[Optional[Path], typer.Option(
+        help="Folder each filePath is relative to (default: the folder holding the collection, so each path "
+             "starts with the collection's folder).", show_default=False)] = None,
     contributor: Annotated[Optional[list[str]], typer.Option(
         help='"Name <email>"; repeat; the first is the contact.')] = None,
+    classified_by: Annotated[Optional[str], typer.Option(
+        help="Who made the imported human labels (review labels name their --reviewer).")] = None,
+    sampling_design: Annotated[Optional[str], typer.Option(
+        help="Camtrap DP samplingDesign: simpleRandom, systematicRandom, clusteredRandom, experimental, targeted "
+             "or opportunistic (default: opportunistic, said in the output).", show_default=False)] = None,
+    data_license: Annotated[Optional[str], typer.Option(
+        help="Licence of the data, e.g. CC-BY-4.0 (with --media-license).")] = None,
+    media_license: Annotated[Optional[str], typer.Option(
+        help="Licence of the media files, e.g. CC-BY-NC-4.0 (with --data-license).")] = None,
     title: Annotated[Optional[str], typer.Option(help="Package and project title.")] = None,
     metadata: Annotated[Optional[Path], typer.Option(
         help="JSON merged into datapackage.json (licenses, project, ...).")] = None,
@@ -1057,8 +1076,9 @@ def export_camtrap_dp_command(
         event_gap_s=event_gap, event_rule=event_probability, taxonomy=taxonomy and str(taxonomy),
         deployments=deployments and str(deployments), drop_sites_without_coordinates=drop_sites_without_coordinates,
         only_predicted=only_predicted, media_base=media_base, created=created,
-        contributors=tuple(contributor or ()), metadata=metadata and str(metadata),
-        **({"title": title} if title else {}))
+        contributors=tuple(contributor or ()), metadata=metadata and str(metadata), classified_by=classified_by,
+        data_license=data_license, media_license=media_license, media_root=media_root and str(media_root),
+        **({"title": title} if title else {}), **({"sampling_design": sampling_design} if sampling_design else {}))
     _echo_result(export_camtrap_dp(_workspace(workspace), out_dir, config), fmt)
 
 

@@ -15,6 +15,13 @@ The package holds ``datapackage.json`` (the profile and table schemas referenced
 Coordinates cannot be guessed: they come from ``--deployments FILE`` (a CSV with ``site`` plus
 Camtrap DP deployment columns); sites without them are refused, listed, unless they are asked to be
 left out. The configuration, thresholds and model go to ``jungle-export.json`` in the package.
+
+Who classified: a machine observation names the model (``jungle VERSION model ID (recipe)``); a
+human one names the person: the ``--reviewer`` of the clip's latest review change, else
+``--classified-by`` (who labelled the imported label file), else nobody (said in a note). What is
+not given is said in the output: the ``samplingDesign`` default, missing licences, the folder that
+``filePath`` is relative to (by default the one holding the collection: the common folder of the
+ingested folders, so every path starts with the collection's own folder).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from ..config import JungleConfig
 from ..errors import InputError
@@ -101,6 +108,9 @@ class CamtrapConfig(JungleConfig):
         contributors: ``Name`` or ``Name <email>``, the first as contact.
         metadata: JSON file whose keys are merged into ``datapackage.json`` (``project`` key by key).
         sampling_design: the project's Camtrap DP ``samplingDesign``.
+        classified_by: the person who made the human labels no review change names.
+        data_license, media_license: licence names (e.g. ``CC-BY-4.0``) of the data and the media.
+        media_root: the folder ``filePath`` is relative to (None: the folder holding the collection).
     """
 
     model: str = "current"
@@ -120,6 +130,17 @@ class CamtrapConfig(JungleConfig):
     metadata: str | None = None
     sampling_design: Literal["simpleRandom", "systematicRandom", "clusteredRandom", "experimental", "targeted",
                              "opportunistic"] = "opportunistic"
+    classified_by: str | None = Field(None, min_length=1, max_length=200)
+    data_license: str | None = Field(None, min_length=1, max_length=200)
+    media_license: str | None = Field(None, min_length=1, max_length=200)
+    media_root: str | None = None
+
+    @model_validator(mode="after")
+    def _both_licenses(self):
+        if (self.data_license is None) != (self.media_license is None):
+            raise ValueError("Camtrap DP needs a licence for the data and one for the media: give both "
+                             "--data-license and --media-license (they may be the same, e.g. CC-BY-4.0)")
+        return self
 
 
 class CamtrapResult(BaseModel):
@@ -134,9 +155,10 @@ class CamtrapResult(BaseModel):
     dropped_sites: tuple[str, ...] = ()
     skipped_videos: int = 0
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def rows(self) -> tuple[list[str], list[tuple]]:
-        values = self.model_dump(exclude={"notes"})
+        values = self.model_dump(exclude={"notes", "warnings"})
         return list(values), [tuple(", ".join(v) if isinstance(v, tuple) else v for v in values.values())]
 
 
@@ -267,9 +289,37 @@ def deployment_rows(data: ExportData, given: dict[str, dict]) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------------- media
-def file_path(video: dict, media_base: str | None) -> str:
-    """``filePath``: ``media_base`` + the path relative to the ingested folder, with ``/``."""
-    relative = PurePosixPath(*Path(video["relpath"] or video["filename"]).parts).as_posix()
+def _ingest_root(video: dict) -> PurePosixPath:
+    """The folder the video was ingested from: its path less its relative path (else its folder)."""
+    path, relpath = PurePosixPath(video["path"]), video["relpath"]
+    if relpath and path.as_posix().endswith("/" + PurePosixPath(relpath).as_posix()):
+        return PurePosixPath(path.as_posix()[:-len(PurePosixPath(relpath).as_posix()) - 1])
+    return path.parent
+
+
+def media_root(videos: list[dict], given: str | None) -> PurePosixPath:
+    """The folder every ``filePath`` is relative to: ``given``, else the folder holding the
+    collection (the parent of the common folder of the ingested folders).
+
+    Raises:
+        InputError: a video is not inside ``given``, listed.
+    """
+    import os
+
+    if given is not None:
+        root = PurePosixPath(os.path.abspath(given))
+        outside = sorted(v["path"] for v in videos if not PurePosixPath(v["path"]).is_relative_to(root))
+        if outside:
+            raise InputError(f"--media-root {given}: {len(outside)} video(s) are not inside it: "
+                             f"{', '.join(outside[:5])}. Give a folder that holds every exported video.")
+        return root
+    common = PurePosixPath(os.path.commonpath([str(_ingest_root(v)) for v in videos]))
+    return common.parent
+
+
+def file_path(video: dict, root: PurePosixPath, media_base: str | None) -> str:
+    """``filePath``: ``media_base`` + the video's path relative to ``root``, with ``/``."""
+    relative = PurePosixPath(video["path"]).relative_to(root).as_posix()
     path = (media_base.rstrip("/") + "/" + relative) if media_base else relative
     if path[:1] in "./~" or ".." in path:
         raise InputError(f"filePath {path!r} is not allowed by Camtrap DP (no leading '/', '.' or '~', no '..'). "
@@ -282,17 +332,24 @@ def mediatype(filename: str) -> str:
     return _MEDIATYPES.get(suffix, f"video/{suffix.lstrip('.') or 'unknown'}")
 
 
-def media_rows(data: ExportData, config: CamtrapConfig) -> list[dict]:
+def media_rows(data: ExportData, config: CamtrapConfig, root: PurePosixPath) -> list[dict]:
     rows = [{"mediaID": v["video_id"], "deploymentID": site_of(v), "captureMethod": config.capture_method,
-             "timestamp": iso(v["captured_at"]), "filePath": file_path(v, config.media_base),
+             "timestamp": iso(v["captured_at"]), "filePath": file_path(v, root, config.media_base),
              "filePublic": config.file_public, "fileName": v["filename"], "fileMediatype": mediatype(v["filename"])}
             for v in data.videos]
     return sorted(rows, key=lambda r: (r["deploymentID"], r["timestamp"], r["mediaID"]))
 
 
 # ----------------------------------------------------------------------------------------------- observations
-def classified_by(model_id: str) -> str:
-    return f"jungle {code_version()} model {model_id}"
+def classified_by(model_id: str, recipe: str | None = None) -> str:
+    """The machine's ``classifiedBy``: jungle's version and the named model."""
+    return f"jungle {code_version()} model {model_id}" + (f" ({recipe})" if recipe else "")
+
+
+def human_classifiers(data: ExportData, given: str | None) -> list[str | None]:
+    """Per video the person who classified it: its latest review change's reviewer, else ``given``
+    (None for unlabelled videos, or when nobody is known)."""
+    return [(reviewer or given) if labelled else None for labelled, reviewer in zip(data.labelled, data.reviewers)]
 
 
 def _observations(base: dict, classes: list, taxonomy: Taxonomy, positive: np.ndarray, probability: np.ndarray,
@@ -317,8 +374,9 @@ def effective_probabilities(data: ExportData) -> np.ndarray:
     return np.where(data.labelled[:, None], data.labels, data.probabilities)
 
 
-def media_observations(data: ExportData, events: dict, taxonomy: Taxonomy, thresholds: dict) -> list[dict]:
-    machine_by = classified_by(data.model_id)
+def media_observations(data: ExportData, events: dict, taxonomy: Taxonomy, thresholds: dict,
+                       people: list[str | None]) -> list[dict]:
+    machine_by = classified_by(data.model_id, data.recipe)
     machine = passes(np.nan_to_num(data.probabilities, nan=-1.0), thresholds, data.classes)
     rows = []
     for i, video in enumerate(data.videos):
@@ -330,19 +388,19 @@ def media_observations(data: ExportData, events: dict, taxonomy: Taxonomy, thres
         positive = data.labels[i] > 0 if human else machine[i]
         stamp = iso(data.predicted_at[i]) if data.predicted_at[i] else None
         rows += _observations(base, data.classes, taxonomy, positive, data.probabilities[i], human,
-                              (data.label_source[i] or "human") if human else machine_by, stamp)
+                              people[i] if human else machine_by, stamp)
     return rows
 
 
 def event_observations(data: ExportData, events: dict, taxonomy: Taxonomy, thresholds: dict,
-                       rule: EventRule) -> tuple[list[dict], int]:
+                       rule: EventRule, people: list[str | None]) -> tuple[list[dict], int]:
     """Event-level observations and the number of events."""
     event_of = [events[v["video_id"]]["event_id"] for v in data.videos]
     ids, P = event_probabilities(effective_probabilities(data), event_of, rule)
     members: dict[str, list[int]] = {}
     for i, event_id in enumerate(event_of):
         members.setdefault(event_id, []).append(i)
-    machine_by = classified_by(data.model_id)
+    machine_by = classified_by(data.model_id, data.recipe)
     positive = passes(P, thresholds, data.classes)
     rows = []
     for k, event_id in enumerate(ids):
@@ -353,8 +411,9 @@ def event_observations(data: ExportData, events: dict, taxonomy: Taxonomy, thres
                 "observationLevel": "event"}
         human = bool(data.labelled[clips].all())
         stamps = [data.predicted_at[j] for j in clips if data.predicted_at[j]]
+        names = sorted({people[j] for j in clips if people[j]})
         rows += _observations(base, data.classes, taxonomy, P[k] > 0.5 if human else positive[k], P[k], human,
-                              "human" if human else f"{machine_by} ({rule} over the event's clips)",
+                              ("; ".join(names) or None) if human else f"{machine_by}, {rule} over the event's clips",
                               iso(max(stamps)) if stamps else None)
     return rows, len(ids)
 
@@ -412,6 +471,10 @@ def descriptor(config: CamtrapConfig, deployments: list[dict], observations: lis
         "taxonomic": [by_name[n].coverage() for n in names],
         "jungle": jungle,
     }
+    licenses = [{"name": name, "scope": scope} for name, scope in ((config.data_license, "data"),
+                                                                   (config.media_license, "media")) if name]
+    if licenses:
+        package["licenses"] = licenses
     for key, value in extra.items():
         package[key] = {**package[key], **value} if key == "project" and isinstance(value, dict) else value
     if not package["contributors"]:
@@ -455,6 +518,27 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
+def defaults_said(config: CamtrapConfig, metadata: dict, package: dict, root: PurePosixPath,
+                  unnamed: int) -> tuple[str, ...]:
+    """The notes that say what the package holds because nobody gave it: the sampling design,
+    missing licences, the folder of ``filePath``, human observations without a person."""
+    notes = []
+    project = metadata.get("project") if isinstance(metadata.get("project"), dict) else {}
+    if "sampling_design" not in config.model_fields_set and "samplingDesign" not in project:
+        notes.append(f"samplingDesign is {config.sampling_design!r}, the default: set it with --sampling-design "
+                     "or project.samplingDesign in --metadata.")
+    if "licenses" not in package:
+        notes.append("the package has no licences, so nobody may reuse it: pass --data-license and "
+                     "--media-license (e.g. CC-BY-4.0), or licenses in --metadata.")
+    how = "--media-root" if config.media_root else "the folder holding the collection; --media-root sets another"
+    notes.append(f"filePath is relative to {root} ({how})" + (f", after --media-base {config.media_base}."
+                                                             if config.media_base else "."))
+    if unnamed:
+        notes.append(f"{unnamed} human observation(s) have no classifiedBy: pass --classified-by NAME (who labelled "
+                     "the imported labels); review labels name their `jungle review --reviewer`.")
+    return tuple(notes)
+
+
 # ----------------------------------------------------------------------------------------------- export
 def export_camtrap_dp(workspace, out_dir: Path, config: CamtrapConfig | None = None) -> CamtrapResult:
     """Write the Camtrap DP package of the workspace's results to ``out_dir``.
@@ -483,30 +567,40 @@ def export_camtrap_dp(workspace, out_dir: Path, config: CamtrapConfig | None = N
     thresholds = resolve_thresholds(config.thresholds, data.classes, oof)
     events = group_events(data.videos, config.event_gap_s)
     deployments = deployment_rows(data, given)
-    event_rows, n_events = event_observations(data, events, taxonomy, thresholds, config.event_rule)
-    observations = sorted(media_observations(data, events, taxonomy, thresholds) + event_rows,
+    people = human_classifiers(data, config.classified_by)
+    event_rows, n_events = event_observations(data, events, taxonomy, thresholds.values, config.event_rule, people)
+    observations = sorted(media_observations(data, events, taxonomy, thresholds.values, people) + event_rows,
                           key=lambda o: (o["deploymentID"], o["eventStart"], o["observationLevel"], o["observationID"]))
-    jungle = {"code_version": code_version(), "model": data.model_id, "threshold_rule": config.thresholds.rule,
-              "target_precision": config.thresholds.target_precision, "thresholds": thresholds,
+    root = media_root(data.videos, config.media_root)
+    jungle = {"code_version": code_version(), "model": data.model_id, "recipe": data.recipe,
+              "threshold_rule": config.thresholds.rule, "target_precision": config.thresholds.target_precision,
+              "thresholds": thresholds.values, "threshold_fallbacks": thresholds.fallbacks,
               "event_gap_s": config.event_gap_s, "event_probability": config.event_rule,
               "timestamps": "UTC, from the times file the user gave, else the container's creation time, else the "
                             "file's modification time (videos.time_source); a deployment with clips timed by "
-                            "modification time or without a known zone has timestampIssues true"}
+                            "modification time or without a known zone has timestampIssues true",
+              "file_paths": "relative to the folder holding the collection" if config.media_root is None
+                            else "relative to the folder given with --media-root"}
     package = descriptor(config, deployments, observations, taxonomy, metadata, jungle)
-    media = media_rows(data, config)
+    media = media_rows(data, config, root)
     texts = {"deployments.csv": csv_text(DEPLOYMENT_FIELDS, deployments), "media.csv": csv_text(MEDIA_FIELDS, media),
              "observations.csv": csv_text(OBSERVATION_FIELDS, observations)}
     check_package(texts, package, resources_of(), PROFILE_URL)  # what is written is checked first
     texts["datapackage.json"] = json_text(package, "datapackage.json")
-    texts[RECORD] = record_text(config, model=data.model_id, thresholds=thresholds, taxonomy=taxonomy.source,
-                                dropped_sites=dropped, skipped_videos=data.skipped)
+    texts[RECORD] = record_text(config, model=data.model_id, thresholds=thresholds.values,
+                                threshold_fallbacks=thresholds.fallbacks, media_root=str(root),
+                                taxonomy=taxonomy.source, dropped_sites=dropped, skipped_videos=data.skipped)
     with replace_folder(out_dir, list(texts)) as folder:
         for name, text in texts.items():
             (folder / name).write_text(text, encoding="utf-8", newline="")
     formulas = formula_cells(deployments, DEPLOYMENT_FIELDS) + formula_cells(media, MEDIA_FIELDS) + \
         formula_cells(observations, OBSERVATION_FIELDS)
+    unnamed = sum(1 for o in observations if o["classificationMethod"] == "human" and not o["classifiedBy"])
+    notes = formula_note(formulas, out_dir) + defaults_said(config, metadata, package, root, unnamed)
+    warning = thresholds.warning(config.thresholds.target_precision)
     result = CamtrapResult(out_dir=str(out_dir), model_id=data.model_id, deployments=len(deployments),
                            media=len(data.videos), observations=len(observations), events=n_events,
                            dropped_sites=tuple(dropped), skipped_videos=len(data.skipped),
-                           notes=formula_note(formulas, out_dir))
+                           notes=notes,
+                           warnings=(warning,) if warning else ())
     return result

@@ -11,7 +11,7 @@ which win over the machine's. The ``kind='oof'`` rows are what per-class thresho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from ..errors import InputError, ModelError, NotFoundError
 from ..meta.manifest import read_manifest
 from ..meta.model_io import MANIFEST, ModelNotFound, check_not_shadowing, model_dir
 from ..store.db import connect
+from ..store.label_events import latest_reviewers
 from ..store.labels import read_labelled
 from ..store.predictions import read_out_of_sample, read_predictions
 from ..store.videos import read_videos
@@ -66,6 +67,8 @@ class ExportData:
         labels: (n, c) 0/1 human labels (0 where unlabelled).
         labelled: (n,) whether the video has human labels.
         label_source: per video its labels' source (None when unlabelled).
+        reviewers: per video who made its latest review label change (None when nobody was named).
+        recipe: the model's recipe (None for a model stacked from ``--features``).
         skipped: ids of ok videos left out (no predictions, no labels) with ``only_predicted``.
     """
 
@@ -80,6 +83,8 @@ class ExportData:
     labelled: np.ndarray
     label_source: list
     skipped: list
+    reviewers: list = field(default_factory=list)
+    recipe: str | None = None
 
     def subset(self, keep: np.ndarray) -> "ExportData":
         """The rows where ``keep`` is True."""
@@ -87,12 +92,12 @@ class ExportData:
         pick = lambda items: [items[i] for i in index]  # noqa: E731
         return ExportData(self.model_id, self.classes, pick(self.videos), self.probabilities[index],
                           self.predicted[index], pick(self.predicted_at), pick(self.kinds), self.labels[index],
-                          self.labelled[index],
-                          pick(self.label_source), self.skipped)
+                          self.labelled[index], pick(self.label_source), self.skipped, pick(self.reviewers),
+                          self.recipe)
 
 
-def resolve_model(workspace: Workspace, model: str) -> tuple[str, Path, list]:
-    """(model id, folder, classes) of ``model``; :class:`UnknownModel` when there is none."""
+def resolve_model(workspace: Workspace, model: str) -> tuple[str, Path, list, str | None]:
+    """(model id, folder, classes, recipe) of ``model``; :class:`UnknownModel` when there is none."""
 
     try:
         folder = model_dir(workspace, model)
@@ -100,7 +105,7 @@ def resolve_model(workspace: Workspace, model: str) -> tuple[str, Path, list]:
         raise UnknownModel(str(exc)) from None
     manifest = read_manifest(folder / MANIFEST)
     check_not_shadowing(workspace, folder, manifest)
-    return manifest.model_id, folder, list(manifest.classes)
+    return manifest.model_id, folder, list(manifest.classes), manifest.recipe_name
 
 
 def _inside(folder: Path, root: Path) -> bool:
@@ -138,7 +143,7 @@ def load_export_data(workspace: Workspace, model: str = "current", only_predicte
     Raises:
         UnknownModel, ForeignModel, NoPredictions, UnpredictedVideos.
     """
-    model_id, folder, classes = resolve_model(workspace, model)
+    model_id, folder, classes, recipe = resolve_model(workspace, model)
     with connect(workspace, read_only=True) as con:
         predictions = read_out_of_sample(con, model_id)
         if not predictions:
@@ -151,6 +156,7 @@ def load_export_data(workspace: Workspace, model: str = "current", only_predicte
                                 f"`jungle predict --model {model_id} --videos all` first.")
         videos = [dict(zip(_VIDEO_COLUMNS, row)) for row in read_videos(con, _VIDEO_COLUMNS, ok_only=True)]
         labels = read_labelled(con, None, required=False)
+        reviewers = latest_reviewers(con)
     written, kinds = {}, {}
     for video_id, _, _, kind, created_at in predictions:
         written[video_id] = max(written.get(video_id, created_at), created_at)
@@ -163,7 +169,7 @@ def load_export_data(workspace: Workspace, model: str = "current", only_predicte
     data = ExportData(
         model_id, classes, videos, probabilities, ~np.isnan(probabilities).any(axis=1),
         [written.get(v) for v in ids], [kinds.get(v) for v in ids], Y.astype(np.float64), labelled,
-        [sources.get(v) for v in ids], [])
+        [sources.get(v) for v in ids], [], [reviewers.get(v) for v in ids], recipe)
     covered = data.predicted | data.labelled if labels_count else data.predicted
     missing = [v["relpath"] or v["path"] for v, ok in zip(videos, covered) if not ok]
     if missing and not only_predicted:

@@ -66,7 +66,8 @@ class PredictResult:
         top = self.top_classes()
         listed = ", ".join(f"{c} {n}" for c, n in top[:shown])
         rest = sum(n for _, n in top[shown:])
-        more = f", {len(top) - shown} other classes {rest}" if len(top) > shown else ""
+        others = len(top) - shown
+        more = f"; {rest} more in {others} other class{'es' if others != 1 else ''}" if others > 0 else ""
         return [f"Predicted {self.videos} {self.selection} clip{'s' if self.videos != 1 else ''} with model "
                 f"{self.model_id}{recipe}.",
                 f"Most probable class: {listed}{more}.",

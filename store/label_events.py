@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from .labels import read_labelled
 
 __all__ = ["LabelState", "label_state", "record_label_event", "last_undoable_event", "label_history",
-           "states_before_review"]
+           "states_before_review", "latest_reviewers"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,11 @@ def states_before_review(con) -> dict[str, LabelState]:
         "SELECT video_id, previous, previous_source FROM label_events e WHERE event_id = "
         "(SELECT min(event_id) FROM label_events f WHERE f.video_id = e.video_id)").fetchall()
     return {video_id: _state(previous, source) for video_id, previous, source in rows}
+
+
+def latest_reviewers(con) -> dict[str, str]:
+    """video_id -> who made its latest review label change (clips whose latest change names nobody
+    are left out)."""
+    rows = con.execute("SELECT video_id, reviewer FROM label_events "
+                       "QUALIFY event_id = max(event_id) OVER (PARTITION BY video_id)").fetchall()
+    return {video_id: reviewer for video_id, reviewer in rows if reviewer}

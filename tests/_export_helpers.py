@@ -26,7 +26,8 @@ START = datetime(2026, 3, 1, 6, 0, 0)
 
 
 def _place_videos(ws: Workspace) -> None:
-    """Site = video number mod 3; clips 15 s long, in bursts of three 20 s apart, bursts 10 min apart."""
+    """Site = video number mod 3, in a collection folder (``/data/collection/<site>/``, ingested from
+    ``/data/collection``); clips 15 s long, in bursts of three 20 s apart, bursts 10 min apart."""
     with connect(ws) as con:
         ids = [r[0] for r in con.execute("SELECT video_id FROM videos ORDER BY path").fetchall()]
         for n, video_id in enumerate(ids):
@@ -34,10 +35,10 @@ def _place_videos(ws: Workspace) -> None:
             k = n // 3
             when = START + timedelta(minutes=10 * (k // 3), seconds=35 * (k % 3), microseconds=250000)
             relpath = f"{site}/clip{n:05d}.mp4"
-            con.execute("UPDATE videos SET site = ?, relpath = ?, captured_at = ?, utc_offset_minutes = 0, "
+            con.execute("UPDATE videos SET site = ?, path = ?, relpath = ?, captured_at = ?, utc_offset_minutes = 0, "
                         "time_source = 'container', duration = 15.0, fps = 15.0, frames = 225, width = 640, "
                         "height = 360 WHERE video_id = ?",
-                        [site, relpath, when, video_id])
+                        [site, f"/data/collection/{relpath}", relpath, when, video_id])
 
 
 def build_export_workspace(stacked, root: Path):

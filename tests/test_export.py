@@ -4,6 +4,7 @@ human labels over machine ones, round trips, identical bytes on re-export, and e
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -89,7 +90,7 @@ def test_tables_hold_sites_videos_and_recorded_times(exported):
     assert len(media) == len(sw.labelled) + len(sw.unlabelled)
     first = media[0]
     assert (first["deploymentID"], first["timestamp"], first["filePath"], first["fileMediatype"]) == (
-        "cam_a", "2026-03-01T06:00:00Z", "cam_a/clip00000.mp4", "video/mp4")
+        "cam_a", "2026-03-01T06:00:00Z", "collection/cam_a/clip00000.mp4", "video/mp4")  # the collection's folder kept
     assert media == sorted(media, key=lambda m: (m["deploymentID"], m["timestamp"], m["mediaID"]))
 
 
@@ -191,6 +192,91 @@ def test_fitted_thresholds_reach_the_target_precision_out_of_fold(exported, tmp_
     assert record["config"]["thresholds"]["target_precision"] == 0.9
     assert set(record["thresholds"]) == {"blank", "chimpanzee", "duiker", "elephant"}
     assert read_json(tmp_path / "fitted" / "datapackage.json")["jungle"]["threshold_rule"] == "fitted"
+
+
+def test_classes_that_cannot_reach_the_target_get_the_stated_fallback_and_one_warning(exported, tmp_path):
+    """A class whose most probable clip (out of fold) is labelled otherwise can never reach precision 1:
+    it gets the fixed 0.5 (never a threshold below it), listed on one warning line and recorded."""
+    from jungle.export.source import load_oof
+    from jungle.review.labels_store import set_labels
+
+    sw, model_id, exported_ws, _, deployments = exported
+    ws = copy_workspace(exported_ws, tmp_path / "ws")
+    classes = list(sw.classes)
+    P, _ = load_oof(ws, model_id, classes)
+    labelled = sorted(set(sw.labelled))   # load_oof's row order
+    set_labels(ws, labelled[int(P[:, 3].argmax())], ["blank"], session="s")   # elephant's surest clip: a blank
+    P, Y = load_oof(ws, model_id, classes)
+    reachable = dict(zip(classes, fit_precision_thresholds(P, Y, 1.0)))
+    unreachable = [c for c, t in reachable.items() if t is None]
+    assert "elephant" in unreachable and len(unreachable) < 4   # the test needs both kinds
+    result = _export(ws, tmp_path / "strict", "--target-precision", "1.0", deployments=deployments)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1, result.stderr
+    assert warnings[0].startswith(f"warning: {len(unreachable)} of 4 classes cannot reach precision 1 out of fold; "
+                                  "they use the fixed threshold 0.5 instead")
+    assert all(f" {c} " in warnings[0] for c in unreachable)
+    package = read_json(tmp_path / "strict" / "datapackage.json")["jungle"]
+    assert set(package["threshold_fallbacks"]) == set(unreachable)
+    for c, t in reachable.items():
+        assert package["thresholds"][c] == (0.5 if t is None else t)
+    for c in unreachable:
+        fallback = package["threshold_fallbacks"][c]
+        above = P[:, list(reachable).index(c)] >= 0.5
+        assert fallback["clips"] == int(above.sum()) and fallback["threshold"] == 0.5
+        precision = Y[above, list(reachable).index(c)].mean() if above.any() else None
+        assert fallback["precision"] == (None if precision is None else round(float(precision), 4))
+        assert fallback["best_precision"] < 1.0
+    record = read_json(tmp_path / "strict" / "jungle-export.json")
+    assert record["threshold_fallbacks"] == package["threshold_fallbacks"]
+
+
+def test_who_classified_licences_sampling_design_and_file_paths_are_stated(exported, tmp_path):
+    from jungle.review.labels_store import set_labels
+
+    sw, model_id, ws, _, deployments = exported
+    copy = copy_workspace(ws, tmp_path / "ws")
+    set_labels(copy, sw.labelled[0], ["elephant"], session="s", reviewer="Jane Goodall")
+    # Without the options: the defaults are said, nobody is named for the imported labels.
+    plain = _export(copy, tmp_path / "plain", deployments=deployments)
+    assert plain.exit_code == 0, plain.output
+    notes = [line for line in plain.stderr.splitlines() if line.startswith("note: ")]
+    assert notes[0] == ("note: samplingDesign is 'opportunistic', the default: set it with --sampling-design or "
+                        "project.samplingDesign in --metadata.")
+    assert notes[1].startswith("note: the package has no licences")
+    assert notes[2] == ("note: filePath is relative to /data (the folder holding the collection; --media-root "
+                        "sets another).")
+    assert re.fullmatch(r"note: \d+ human observation\(s\) have no classifiedBy: pass --classified-by NAME .*",
+                        notes[3])
+    observations = _rows(tmp_path / "plain" / "observations.csv")
+    people = {o["classifiedBy"] for o in observations if o["classificationMethod"] == "human"}
+    assert people == {"", "Jane Goodall"}   # no absolute label-file path, no word "review"
+    machine = {o["classifiedBy"] for o in observations if o["classificationMethod"] == "machine"}
+    assert all(m.startswith("jungle ") and f"model {model_id}" in m for m in machine)
+
+    # With them: nothing left unsaid, a person for every human observation, licences in the package.
+    given = _export(copy, tmp_path / "given", "--classified-by", "Ana Ruiz", "--data-license", "CC-BY-4.0",
+                    "--media-license", "CC-BY-NC-4.0", "--sampling-design", "targeted", "--media-root",
+                    "/data/collection", deployments=deployments)
+    assert given.exit_code == 0, given.output
+    assert [line for line in given.stderr.splitlines() if line.startswith("note: ")] == [
+        "note: filePath is relative to /data/collection (--media-root)."]
+    descriptor = read_json(tmp_path / "given" / "datapackage.json")
+    assert descriptor["licenses"] == [{"name": "CC-BY-4.0", "scope": "data"},
+                                      {"name": "CC-BY-NC-4.0", "scope": "media"}]
+    assert descriptor["project"]["samplingDesign"] == "targeted"
+    rows = _rows(tmp_path / "given" / "observations.csv")
+    media_people = {o["mediaID"]: o["classifiedBy"] for o in rows
+                    if o["classificationMethod"] == "human" and o["observationLevel"] == "media"}
+    assert media_people[sw.labelled[0]] == "Jane Goodall"
+    assert set(media_people.values()) == {"Jane Goodall", "Ana Ruiz"}
+    assert _rows(tmp_path / "given" / "media.csv")[0]["filePath"] == "cam_a/clip00000.mp4"
+    report = validate_package(tmp_path / "given", tmp_path / "valid")
+    assert report.valid, errors_of(report)
+    # one licence alone is refused (Camtrap DP needs both scopes)
+    alone = _export(copy, tmp_path / "alone", "--data-license", "CC0-1.0", deployments=deployments)
+    assert alone.exit_code == 1 and "--media-license" in alone.output
 
 
 def test_csv_export_is_the_wide_per_video_table(exported, tmp_path):

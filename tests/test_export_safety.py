@@ -166,7 +166,8 @@ def test_cells_are_written_exactly_and_formula_lookalikes_are_noted(ws, tmp_path
     done = _camtrap(crafted, tmp_path / "pkg", "--deployments", deployments)
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
-    assert len(notes) == 1 and "start with =, +, -, @" in notes[0] and "import the file as text" in notes[0]
+    formula = [line for line in notes if "start with =, +, -, @" in line]
+    assert len(formula) == 1 and "import the file as text" in formula[0]
     with open(tmp_path / "pkg" / "deployments.csv", newline="") as handle:
         assert '=HYPERLINK("http://x")' in [row["deploymentID"] for row in csv.DictReader(handle)]
     done = _jungle("export", "csv", tmp_path / "wide.csv", "-w", crafted.root)

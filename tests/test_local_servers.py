@@ -226,3 +226,31 @@ def test_the_review_terminal_shows_no_traceback(review):
     _stop(process)
     rest = process.stderr.read()
     assert "Traceback" not in rest and "Error" not in rest, rest
+
+
+# --------------------------------------------------------------------------- request logs, when asked for
+def test_both_servers_log_requests_only_with_log_requests(stacked, tmp_path):
+    import optuna
+
+    from jungle.meta.tuning import open_storage
+    from jungle.store.workspace import Workspace
+
+    ws = Workspace.resolve(shutil.copytree(stacked[0].workspace.root, tmp_path / "ws"))
+    optuna.create_study(storage=open_storage(ws.optuna_url), study_name="first")
+    port = _free_port()
+    dashboard = subprocess.Popen([sys.executable, "-m", "jungle.cli", "dashboard", "--port", str(port),
+                                  "--log-requests", "-w", str(ws.root)], stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_port(port, dashboard)
+        _request(port, "GET", "/api/studies")
+    finally:
+        _stop(dashboard)
+    assert re.search(r'"GET /api/studies HTTP/1\.1" 200', dashboard.stderr.read())
+    review = subprocess.Popen([sys.executable, "-m", "jungle.cli", "review", "--port", "0", "--no-browser",
+                               "--log-requests", "-w", str(ws.root)], stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"127\.0\.0\.1:(\d+)/", review.stderr.readline()).group(1))
+        _request(port, "GET", "/api/info")
+    finally:
+        _stop(review)
+    assert re.search(r'"GET /api/info HTTP/1\.1" 200', review.stderr.read())

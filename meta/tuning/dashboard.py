@@ -236,7 +236,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def serve(storage: str, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
-          remote: bool | None = None) -> None:
+          remote: bool | None = None, log_requests: bool = False) -> None:
     """Run optuna-dashboard on ``host:port`` for ``storage`` behind :class:`DashboardGuard` until
     interrupted (blocking).
 
@@ -246,6 +246,7 @@ def serve(storage: str, host: str = "127.0.0.1", port: int = 8080, token: str | 
         token: the run's write token (None: a random one, so nothing can write).
         remote: whether ``host`` reaches beyond this machine (None: worked out); the Host check
             applies on loopback only.
+        log_requests: print one line per request on stderr (the stdlib's format).
 
     Raises:
         PortUnavailable: another program took the port between the check and the start.
@@ -257,7 +258,8 @@ def serve(storage: str, host: str = "127.0.0.1", port: int = 8080, token: str | 
     server_class = type("DashboardServer", (ThreadingWSGIServer,),
                         {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET})
     try:
-        httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+        handler = WSGIRequestHandler if log_requests else _QuietHandler
+        httpd = make_server(host, port, app, server_class=server_class, handler_class=handler)
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
