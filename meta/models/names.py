@@ -41,8 +41,8 @@ def latest_id(workspace: Workspace) -> str:
     alias = workspace.models_dir / LATEST
     if not alias.exists() and not alias.is_symlink():
         raise ModelNotFound(
-            f"no saved model in {workspace.models_dir}. Run `jungle stack --features ...` "
-            "(or `jungle stack --recipe NAME`) first."
+            f"no saved model in {workspace.models_dir}. Run `jungle stack --recipe NAME` (or `jungle stack "
+            "--features ...`) first, or, with no labels yet, `jungle predict --model zero-shot`."
         )
     text = read_model_file(workspace.models_dir, LATEST, "alias").decode("utf-8", "replace").strip()
     if not re.fullmatch(MODEL_ID, text):
