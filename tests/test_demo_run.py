@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from jungle.classes import PRIMATRIX_CLASSES
 from jungle.cli import app
 
-pytestmark = pytest.mark.slow  # the demo end to end (~30 s)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the demo end to end (~2 min on 2 cores: crops and boxes)
 
 
 def test_demo_run_tiny_end_to_end(tmp_path):

@@ -91,7 +91,7 @@ def test_status_waits_for_a_held_database_and_says_so(small_workspace):
         holder.wait()
     assert status.returncode == 0, status.stderr
     assert status.stderr == f"waiting for {small_workspace.db_path} (held by another jungle process) ...\n"
-    assert status.stdout.startswith("status,videos,bytes\nok,3,")
+    assert status.stdout.startswith("status,videos,size\nok,3,")
 
 
 @pytest.mark.slow  # waits for a lock timeout (~3 s)
