@@ -3,9 +3,9 @@
 Per clip, from every decoded frame:
 
 - **whole**: 8 uniformly spaced whole frames;
-- **motion**: 8 crops around the moving pixels: the clip's per-pixel median grey frame is the
-  background; each frame's |grey - median| (less its own median, so a global light change is not
-  motion) is blurred and thresholded; the 8 frames with the most moving area are cropped to the
+- **motion**: 8 crops around the moving pixels: the clip's per-pixel median grey frame (at half
+  resolution) is the background; each frame's |grey - median| (less its own median, so a global
+  light change is not motion) is blurred and thresholded; the 8 frames with the most moving area are cropped to the
   bounding box of their moving pixels, grown by 25% and made square (a frame without motion gives
   the whole frame).
 
@@ -29,11 +29,20 @@ KINDS = ("whole", "motion", "both")
 CS = (0.001, 0.01, 0.1, 1.0)
 
 
-def _decode(path: Path) -> np.ndarray:
+def _decode(path: Path) -> list:
+    """Every decoded frame of the clip (PyAV frames: converted only where needed)."""
     import av
 
     with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        return list(container.decode(video=0))
+
+
+def _luma(frame) -> np.ndarray:
+    """A decoded frame's grey levels: its Y plane as it is for planar YUV, else converted."""
+    if frame.format.name in ("yuv420p", "yuvj420p", "yuv422p", "yuv444p"):
+        plane = frame.planes[0]
+        return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    return frame.to_ndarray(format="gray")
 
 
 def _square(box: tuple[int, int, int, int], grow: float, width: int, height: int) -> tuple[int, int, int, int]:
@@ -47,19 +56,21 @@ def _square(box: tuple[int, int, int, int], grow: float, width: int, height: int
     return left, top, left + side, top + side
 
 
-def motion_boxes(frames: np.ndarray, threshold: float = 20.0, blur: float = 2.0) -> tuple[np.ndarray, list]:
-    """Moving area per frame and the bounding box (x0, y0, x1, y1) of each frame's moving pixels (None: none)."""
+def motion_boxes(grey: np.ndarray, threshold: float = 20.0, blur: float = 1.0) -> tuple[np.ndarray, list]:
+    """Moving area per frame and the bounding box (x0, y0, x1, y1) of each frame's moving pixels (None: none),
+    from (frames, H, W) uint8 grey frames, analysed at half resolution (boxes in full-resolution pixels)."""
     import cv2
 
-    grey = frames.astype(np.float32).mean(axis=3)
-    diff = np.abs(grey - np.median(grey, axis=0))
-    diff -= np.median(diff.reshape(len(diff), -1), axis=1)[:, None, None]
-    boxes, area = [], np.zeros(len(frames))
-    for i, d in enumerate(diff):
+    half = grey[:, ::2, ::2].astype(np.float32)   # every other pixel: the blur below smooths it
+    n = len(half)
+    diff = np.abs(half - np.median(half, axis=0))
+    diff -= np.median(diff.reshape(n, -1), axis=1)[:, None, None]
+    boxes, area = [], np.zeros(n)
+    for i, d in enumerate(diff.astype(np.float32)):
         moving = cv2.GaussianBlur(d, (0, 0), blur) > threshold
         ys, xs = np.nonzero(moving)
         area[i] = len(ys)
-        boxes.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(ys) else None)
+        boxes.append((2 * xs.min(), 2 * ys.min(), 2 * xs.max() + 2, 2 * ys.max() + 2) if len(ys) else None)
     return area, boxes
 
 
@@ -68,15 +79,16 @@ def clip_images(path: Path, n: int = 8, size: int = 224, grow: float = 0.25) -> 
     import cv2
 
     frames = _decode(path)
-    height, width = frames.shape[1:3]
-    whole = frames[np.linspace(0, len(frames) - 1, n).round().astype(int)]
-    area, boxes = motion_boxes(frames)
+    area, boxes = motion_boxes(np.stack([_luma(f) for f in frames]))
+    height, width = frames[0].height, frames[0].width
     crops = []
     for i in np.argsort(-area, kind="stable")[:n]:
         x0, y0, x1, y1 = _square(boxes[i], grow, width, height) if boxes[i] else (0, 0, width, height)
-        crops.append(cv2.resize(frames[i, y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA))
+        image = frames[i].to_ndarray(format="rgb24")
+        crops.append(cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA))
     while len(crops) < n:   # a clip shorter than n frames
         crops.append(crops[-1])
+    whole = [frames[i].to_ndarray(format="rgb24") for i in np.linspace(0, len(frames) - 1, n).round().astype(int)]
     resized = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in whole])
     return {"whole": resized, "motion": np.stack(crops)}
 
