@@ -7,8 +7,8 @@ Built only from ``../shared/media`` at run time (the views and photographs are l
 (``enter_s``..``leave_s`` in ``clips.csv``); the rest of the clip is the empty view. Animals come at
 camera-trap sizes: log-normal widths fitted to the animals of the real camera-trap stills (median
 18% of the frame's width, 7% of them under 6%, down to 3%: a far person, a crow across the
-clearing; up to 60%); small animals stand further up the frame, as far ones do. They walk in from an edge
-of the frame partly visible, walk across, peek in and turn back, or linger; a third are partly
+clearing; up to 60%); small animals stand further up the frame, as far ones do. They walk in from
+an edge of the frame partly visible, walk across, peek in and turn back, or linger; a third are partly
 hidden (low vegetation in front of their legs, or a trunk they pass behind). Every clip has wind
 (the upper part of the view sways), light changes and sensor noise, so blank clips move too.
 Infrared sites and a quarter of the other clips are grayscale nights; a low-resolution camera's
@@ -238,7 +238,7 @@ def plan_clips(config: BenchConfig, infrared: dict[str, bool] | None = None) -> 
     site_side = split_sites(config, infrared=infrared)
     rng = np.random.default_rng([config.seed, 1])
     shortest, longest = (max(1, int(round(s * config.fps))) for s in config.visible_s)
-    centre, lo, hi = np.log(config.width_median), *np.log(config.animal_width)
+    centre = np.log(config.width_median)
     clips = []
     for (sites_on, photos_on), n, minimum in zip(CELLS, _cell_sizes(config), config.min_clips):
         cut_outs = {c: [p for p in PHOTOS if p.label == c and photo_side[p.source] == photos_on]
@@ -254,7 +254,8 @@ def plan_clips(config: BenchConfig, infrared: dict[str, bool] | None = None) -> 
             night = infrared.get(site.name, False) or bool(rng.random() < config.night_fraction)
             seed = int(rng.integers(2**31))
             name = sha256(f"{config.seed}/{len(clips)}".encode()).hexdigest()[:10] + ".mp4"
-            geometry = (float(np.exp(np.clip(rng.normal(centre, config.width_spread), lo, hi))), str(rng.choice(["walk", "walk", "peek", "linger"])),
+            width = float(np.clip(np.exp(rng.normal(centre, config.width_spread)), *config.animal_width))
+            geometry = (width, str(rng.choice(["walk", "walk", "peek", "linger"])),
                         int(rng.choice([-1, 1, 0])),
                         str(rng.choice(["grass", "trunk"])) if rng.random() < config.occluded else "none")
             length = min(int(rng.integers(shortest, longest + 1)), config.frames)
