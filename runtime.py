@@ -159,12 +159,13 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 @contextmanager
-def quiet_optuna() -> Iterator[None]:
-    """Run the block with Optuna logging only warnings (one line per trial otherwise), then restore."""
+def quiet_optuna(errors_only: bool = False) -> Iterator[None]:
+    """Run the block with Optuna logging only warnings (one line per trial otherwise), or only
+    errors (a trial stopped by Ctrl-C is a warning with a traceback), then restore."""
     import optuna
 
     previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR if errors_only else optuna.logging.WARNING)
     try:
         yield
     finally:

@@ -1,9 +1,10 @@
-"""A `jungle stack` killed after some finished trials and run again ends with the same study and
-the same model as one that was never interrupted: the trial the kill left RUNNING is failed and
-drawn again, and every trial's sampling depends only on the seed and the trials finished before it.
+"""A `jungle stack` killed (SIGKILL) or stopped (Ctrl-C) after some finished trials and run again
+ends with the same study and the same model as one that was never interrupted: the trial the
+kill left RUNNING is failed and drawn again, and every trial's sampling depends only on the seed
+and the trials finished before it.
 
-Real processes: the uninterrupted run and the killed one are the real CLI on copies of one real
-workspace; the kill is a SIGKILL once the Optuna storage holds three finished trials."""
+Real processes: the uninterrupted run and the interrupted ones are the real CLI on copies of one
+real workspace; the signal comes once the Optuna storage holds three finished trials."""
 
 from __future__ import annotations
 
@@ -64,41 +65,51 @@ def _model(ws: Path) -> tuple[dict, pl.DataFrame, dict]:
             manifest["members"][0]["params"])
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_a_stack_killed_mid_study_resumes_to_the_uninterrupted_model(tmp_path):
-    make_stack_workspace(tmp_path / "whole")
-    shutil.copytree(tmp_path / "whole", tmp_path / "killed")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(_command(tmp_path / "whole"), capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr
-
-    run = subprocess.Popen(_command(tmp_path / "killed"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           env=env)
+def _interrupt(ws: Path, env: dict, how: signal.Signals) -> dict[str, int]:
+    """Start the stack on ``ws``, send ``how`` once three trials finished; return the trial states left."""
+    run = subprocess.Popen(_command(ws), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 600
-    while _states(tmp_path / "killed").get("COMPLETE", 0) + _states(tmp_path / "killed").get("PRUNED", 0) \
-            < KILL_AFTER:
+    while _states(ws).get("COMPLETE", 0) + _states(ws).get("PRUNED", 0) < KILL_AFTER:
         assert run.poll() is None, run.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.05)
     time.sleep(0.3)  # into the next trial
-    run.send_signal(signal.SIGKILL)
-    run.wait()
-    left = _states(tmp_path / "killed")
-    assert left.get("RUNNING", 0) <= 1 and sum(left.get(s, 0) for s in ("COMPLETE", "PRUNED")) < TRIALS
+    run.send_signal(how)
+    _, stderr = run.communicate(timeout=120)
+    if how == signal.SIGINT:  # Ctrl-C: one line, exit 130
+        assert run.returncode == 130 and "Traceback" not in stderr.decode(), stderr.decode()[-2000:]
+    left = _states(ws)
+    assert sum(left.get(s, 0) for s in ("COMPLETE", "PRUNED")) < TRIALS
+    return left
 
-    again = subprocess.run(_command(tmp_path / "killed"), capture_output=True, text=True, env=env, timeout=600)
-    assert again.returncode == 0, again.stderr
-    assert "Traceback" not in again.stderr and "Warning" not in again.stderr, again.stderr
-    after = _states(tmp_path / "killed")
-    assert after.get("RUNNING", 0) == 0 and after.get("FAIL", 0) == left.get("RUNNING", 0)
 
-    assert _trials(tmp_path / "killed") == _trials(tmp_path / "whole")  # the same trials, in the same order
-    booster, oof, params = _model(tmp_path / "killed")
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_a_stack_killed_or_stopped_mid_study_resumes_to_the_uninterrupted_model(tmp_path):
+    make_stack_workspace(tmp_path / "whole")
+    for copy in ("killed", "stopped"):
+        shutil.copytree(tmp_path / "whole", tmp_path / copy)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(_command(tmp_path / "whole"), capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
     whole_booster, whole_oof, whole_params = _model(tmp_path / "whole")
-    assert params == whole_params
-    assert booster == whole_booster
-    assert oof.equals(whole_oof)
+
+    for copy, how in (("killed", signal.SIGKILL), ("stopped", signal.SIGINT)):
+        ws = tmp_path / copy
+        left = _interrupt(ws, env, how)
+        assert how != signal.SIGKILL or left.get("RUNNING", 0) <= 1
+        again = subprocess.run(_command(ws), capture_output=True, text=True, env=env, timeout=600)
+        assert again.returncode == 0, again.stderr
+        assert "Traceback" not in again.stderr and "Warning" not in again.stderr, again.stderr
+        after = _states(ws)
+        assert after.get("RUNNING", 0) == 0, (copy, after)
+        assert after.get("FAIL", 0) == left.get("RUNNING", 0) + left.get("FAIL", 0), (copy, left, after)
+
+        assert _trials(ws) == _trials(tmp_path / "whole"), copy  # the same trials, in the same order
+        booster, oof, params = _model(ws)
+        assert params == whole_params, copy
+        assert booster == whole_booster, copy
+        assert oof.equals(whole_oof), copy
 
 
 def test_trial_seeds_depend_on_the_seed_and_the_place_only():

@@ -376,7 +376,7 @@ def run_trials(X, Y, folds, mode: str, base: dict, cfg: TuneConfig, study_name: 
     """
     import optuna
 
-    with quiet_optuna():
+    with quiet_optuna(errors_only=True):  # a trial Ctrl-C stops is failed, and drawn again by the next run
         study = optuna.load_study(study_name=study_name, storage=open_storage(storage),
                                   sampler=PerTrialSampler(seed, constant_liar=cfg.jobs > 1), pruner=_pruner(cfg))
         fail_abandoned_trials(study)
