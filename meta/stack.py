@@ -69,7 +69,7 @@ class StackConfig(JungleConfig):
     encoder: str = "lite0"
     label_mode: Literal["auto", "multiclass", "binary"] | None = None
     clip: Literal["fitted", "fixed", "none"] | None = None
-    clip_value: float = 1e-4
+    clip_value: float = Field(1e-4, gt=0.0, le=0.5)  # a floor in (0, 0.5], its ceiling 1 - it
     fold_scheme: str = "default"
     params: dict = {}
     pca: int | None = Field(None, ge=1)
