@@ -696,6 +696,41 @@ def demo_default(ctx: typer.Context) -> None:
 
 
 # --------------------------------------------------------------------------- meta: stack, predict, report, dashboard
+@app.command("count")
+def count_command(
+    all_clips: Annotated[bool, typer.Option(
+        "--all", help="Count every clip (default: the clips where featurize's boxes show something).")] = False,
+    recount: Annotated[bool, typer.Option(
+        "--recount", help="Count again the clips already counted with these settings.")] = False,
+    max_seconds: Annotated[float, typer.Option(
+        help="Count at most this many seconds of each clip, from its start.")] = 600.0,
+    workers: Annotated[int, typer.Option(help="Decode worker processes (0: decode in this process).")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Count the animals in every clip that shows one.
+
+    MegadetectorLite on 4 frames per second of each clip, its boxes linked into tracks; per clip
+    MaxN (most tracks alive at once) and tracks, per event the largest MaxN of its clips. SQL:
+    counts, class_counts, event_counts, tracks, track_boxes. Resumable.
+    """
+    from .features.tracks.run import CountConfig, count_workspace
+
+    ws = _existing_workspace(workspace)
+    config = CountConfig(select="all" if all_clips else "boxes", max_seconds=max_seconds, workers=workers)
+    summary = count_workspace(ws, config, recount=recount, progress=not quiet)
+    _echo(render_rows(*summary.rows(), fmt))
+    if fmt == Format.table:
+        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.step_seconds.items())
+        per_clip = summary.seconds / summary.counted if summary.counted else 0.0
+        typer.echo(f"{summary.counted} clips counted in {summary.seconds:.1f} s ({per_clip:.2f} s per clip: {steps}); "
+                   f"boxes from {summary.boxes_set or 'no featurize run (every clip counted)'}; "
+                   f"classes from {summary.classes or 'no frame head over crops (overall counts only)'}")
+        for path, error in summary.failures:
+            typer.echo(f"failed: {path}: {error}", err=True)
+
+
 @app.command("stack")
 def stack_command(
     features: Annotated[Optional[list[str]], typer.Option(

@@ -12,6 +12,9 @@ The package holds ``datapackage.json`` (the profile and table schemas referenced
   probability being the max (or noisy-OR) of its clips' (a labelled clip counts as 0/1); an event
   is human-classified when every clip in it is.
 
+Where ``jungle count`` has counted the clips, observations carry ``count`` (media and event level) and
+media-level ones the box around the counted animals (:mod:`jungle.export.counts`).
+
 Coordinates cannot be guessed: they come from ``--deployments FILE`` (a CSV with ``site`` plus
 Camtrap DP deployment columns); sites without them are refused, listed, unless they are asked to be
 left out. The configuration, thresholds and model go to ``jungle-export.json`` in the package.
@@ -42,6 +45,7 @@ from ..store.capture_times import UNTRUSTED
 from ..store.events import group_events
 from ..store.registry import code_version
 from ..userfiles import read_user_text
+from .counts import clip_counts, event_counts, with_counts
 from .events import EventRule, event_probabilities
 from .files import csv_text, formula_cells, formula_note, json_text, record_text, replace_folder
 from .source import ExportData, load_export_data, load_oof
@@ -375,7 +379,9 @@ def effective_probabilities(data: ExportData) -> np.ndarray:
 
 
 def media_observations(data: ExportData, events: dict, taxonomy: Taxonomy, thresholds: dict,
-                       people: list[str | None]) -> list[dict]:
+                       people: list[str | None], counts: dict | None = None) -> list[dict]:
+    """Media-level observations: one per positive class (or one ``unknown``), with ``jungle count``'s
+    counts and boxes where there are some (``counts``: video_id -> its count row; :mod:`.counts`)."""
     machine_by = classified_by(data.model_id, data.recipe)
     machine = passes(np.nan_to_num(data.probabilities, nan=-1.0), thresholds, data.classes)
     rows = []
@@ -387,8 +393,10 @@ def media_observations(data: ExportData, events: dict, taxonomy: Taxonomy, thres
         human = bool(data.labelled[i])
         positive = data.labels[i] > 0 if human else machine[i]
         stamp = iso(data.predicted_at[i]) if data.predicted_at[i] else None
-        rows += _observations(base, data.classes, taxonomy, positive, data.probabilities[i], human,
+        found = _observations(base, data.classes, taxonomy, positive, data.probabilities[i], human,
                               people[i] if human else machine_by, stamp)
+        labels = [data.classes[j] for j in np.flatnonzero(positive)] or [None]
+        rows += with_counts(found, labels, (counts or {}).get(video["video_id"]))
     return rows
 
 
@@ -568,8 +576,10 @@ def export_camtrap_dp(workspace, out_dir: Path, config: CamtrapConfig | None = N
     events = group_events(data.videos, config.event_gap_s)
     deployments = deployment_rows(data, given)
     people = human_classifiers(data, config.classified_by)
+    media_level = media_observations(data, events, taxonomy, thresholds.values, people,
+                                     clip_counts(workspace, [v["video_id"] for v in data.videos]))
     event_rows, n_events = event_observations(data, events, taxonomy, thresholds.values, config.event_rule, people)
-    observations = sorted(media_observations(data, events, taxonomy, thresholds.values, people) + event_rows,
+    observations = sorted(media_level + event_counts(event_rows, media_level),
                           key=lambda o: (o["deploymentID"], o["eventStart"], o["observationLevel"], o["observationID"]))
     root = media_root(data.videos, config.media_root)
     jungle = {"code_version": code_version(), "model": data.model_id, "recipe": data.recipe,
@@ -580,7 +590,10 @@ def export_camtrap_dp(workspace, out_dir: Path, config: CamtrapConfig | None = N
                             "file's modification time (videos.time_source); a deployment with clips timed by "
                             "modification time or without a known zone has timestampIssues true",
               "file_paths": "relative to the folder holding the collection" if config.media_root is None
-                            else "relative to the folder given with --media-root"}
+                            else "relative to the folder given with --media-root",
+              "counts": "jungle count: a person's count of the clip (review) else MaxN, the most tracks alive at "
+                        "once; per class where tracks have classes; an event's is the largest of its clips'; the "
+                        "box surrounds the animals of the frame where MaxN is reached"}
     package = descriptor(config, deployments, observations, taxonomy, metadata, jungle)
     media = media_rows(data, config, root)
     texts = {"deployments.csv": csv_text(DEPLOYMENT_FIELDS, deployments), "media.csv": csv_text(MEDIA_FIELDS, media),

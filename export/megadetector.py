@@ -3,12 +3,15 @@ the MegaDetector batch-output format (version 1.5), which Timelapse and MegaDete
 post-processing tools read.
 
 One entry per video (``file``: its path relative to the ingested folder; ``frame_rate``;
-``frames_processed``: the display indices of the frames the detector scored) with, per scored frame
-that has a box, one detection of category ``1`` (animal): ``conf`` (the frame's best box score),
-``frame_number`` and ``bbox`` ([x, y, width, height] as fractions of the whole frame, origin top
-left). featurize stores each frame's best box as its centre and area, not its shape, so the box is
-written as the square (in pixels) of that area around that centre, and the detector's bottom crop
-is mapped back to the full frame; ``info.jungle`` says so. The model's probabilities for the video
+``frames_processed``: the display indices of the frames the detector scored) with its detections of
+category ``1`` (animal): ``conf``, ``frame_number`` and ``bbox`` ([x, y, width, height] as fractions
+of the whole frame, origin top left). Where ``jungle count`` has counted the clips, these are every
+box the detector found on every frame it looked at (4 per second; a clip it skipped lists the frames
+featurize's detector looked at, without boxes). Otherwise (or with ``--detections NAME``) they come
+from a detector pass (``jungle featurize --detector``), which stores each frame's best box as its
+centre and area, not its shape: the box is written as the square (in pixels) of that area around
+that centre, and the detector's bottom crop is mapped back to the full frame. ``info.jungle`` says
+which. The model's probabilities for the video
 are the ``classifications`` of its highest-scoring detection (all classes, most probable first),
 MegaDetector's convention for video-level classifiers.
 """
@@ -24,6 +27,7 @@ from pydantic import BaseModel, Field
 from ..config import JungleConfig
 from ..errors import NotFoundError
 from ..store import arrays, registry
+from ..store.counts import read_counts, read_track_boxes
 from ..store.db import connect
 from ..store.registry import code_version
 from ..store.rows import rows_with_status
@@ -127,29 +131,58 @@ def video_entry(video: dict, frames: dict | None, crop_bottom: int, min_conf: fl
     return {**entry, "detections": detections}
 
 
+def counted_entry(video: dict, count, boxes: list[dict], min_conf: float, classifications: list | None) -> dict:
+    """One ``images`` entry from ``jungle count``'s boxes: every box of every frame it looked at."""
+    entry = {"file": video["relpath"] or video["filename"], "frame_rate": float(video["fps"] or 0.0)}
+    if count is None or count.status not in ("counted", "skipped"):
+        return {**entry, "frames_processed": [], "detections": None, "failure": "not counted (jungle count)"}
+    entry["frames_processed"] = [int(f) for f in count.frames]
+    detections = [{"category": "1", "conf": round(float(b["score"]), 6),
+                   "bbox": [round(float(b[k]), 6) for k in ("x", "y", "w", "h")], "frame_number": int(b["frame_index"])}
+                  for b in boxes if b["score"] >= min_conf]
+    if detections and classifications:
+        best = max(range(len(detections)), key=lambda k: (detections[k]["conf"], -k))
+        detections[best]["classifications"] = classifications
+    return {**entry, "detections": detections}
+
+
 def export_megadetector(workspace, out: Path, config: MegadetectorConfig | None = None) -> MegadetectorResult:
-    """Write the MegaDetector batch-output JSON of the workspace's detections and the model's probabilities."""
+    """Write the MegaDetector batch-output JSON of the workspace's detections and the model's probabilities:
+    ``jungle count``'s boxes on every frame it looked at when the clips were counted (and no detector set
+    is named), else a detector pass's best box per frame."""
     config = config or MegadetectorConfig()
     data = load_export_data(workspace, config.model, config.only_predicted, labels_count=False)
+    ids = [v["video_id"] for v in data.videos]
     with connect(workspace, read_only=True) as con:
-        fs = _detector_set(con, config.detections)
-    crop_bottom = int((fs.config.get("model") or {}).get("crop_bottom", 0))
-    frames = _frames(workspace, fs, {v["video_id"] for v in data.videos})
+        counts = {v: r for v, r in read_counts(con, ids).items() if r.status} if config.detections is None else {}
+        fs = None if counts else _detector_set(con, config.detections)
+        boxes = read_track_boxes(con, list(counts)) if counts else {}
+    if fs is not None:
+        crop_bottom = int((fs.config.get("model") or {}).get("crop_bottom", 0))
+        frames = _frames(workspace, fs, set(ids))
     order = sorted(range(len(data.videos)), key=lambda i: (data.videos[i]["relpath"] or "", data.videos[i]["video_id"]))
     images = []
     for i in order:
         ranked = sorted(range(len(data.classes)), key=lambda j: (-data.probabilities[i, j], j))
         classifications = [[str(j), round(float(data.probabilities[i, j]), 6)] for j in ranked]
-        images.append(video_entry(data.videos[i], frames.get(data.videos[i]["video_id"]), crop_bottom,
-                                  config.min_conf, classifications))
+        video_id = data.videos[i]["video_id"]
+        if fs is None:
+            images.append(counted_entry(data.videos[i], counts.get(video_id), boxes.get(video_id, []), config.min_conf,
+                                        classifications))
+        else:
+            images.append(video_entry(data.videos[i], frames.get(video_id), crop_bottom, config.min_conf,
+                                      classifications))
+    source = "jungle count (every frame it looked at, 4 per second)" if fs is None else f"{fs.encoder}, {fs.ref}"
+    bbox = ("the detector's boxes as found, on the whole frame" if fs is None else
+            "the square (in pixels) of the best box's area around its centre; a detector pass stores the best box "
+            "per frame as centre and area, not its shape")
     document = {
-        "info": {"format_version": FORMAT_VERSION, "detector": f"MegadetectorLite ({fs.encoder}, {fs.ref})",
+        "info": {"format_version": FORMAT_VERSION, "detector": f"MegadetectorLite ({source})",
                  "classifier": f"jungle model {data.model_id}",
                  "detector_metadata": {"megadetector_version": "MegadetectorLite (zamba)",
                                        "typical_detection_threshold": 0.25},
-                 "jungle": {"code_version": code_version(), "detections": fs.ref,
-                            "bbox": "the square (in pixels) of the best box's area around its centre; featurize "
-                                    "stores the best box per frame as centre and area, not its shape",
+                 "jungle": {"code_version": code_version(), "detections": "count" if fs is None else fs.ref,
+                            "bbox": bbox,
                             "classifications": "video-level probabilities, on each video's best detection"}},
         "detection_categories": {"1": "animal"},
         "classification_categories": {str(j): c for j, c in enumerate(data.classes)},
@@ -157,8 +190,9 @@ def export_megadetector(workspace, out: Path, config: MegadetectorConfig | None 
     }
     out = Path(out)
     check_probabilities(data.probabilities, str(out))
+    detections_set = "count" if fs is None else fs.ref
     write_files({out: json_text(document, str(out)),
-                 record_path(out): record_text(config, model=data.model_id, detections=fs.ref,
+                 record_path(out): record_text(config, model=data.model_id, detections=detections_set,
                                                skipped_videos=data.skipped)})
-    return MegadetectorResult(out=str(out), model_id=data.model_id, detections_set=fs.ref, videos=len(images),
+    return MegadetectorResult(out=str(out), model_id=data.model_id, detections_set=detections_set, videos=len(images),
                               detections=sum(len(im["detections"] or []) for im in images))

@@ -4,7 +4,9 @@ and its ``label_source``, ``top_class``, ``probabilities`` (``oof``: out of fold
 model was fitted on; ``predict``: the others), then the probability of every class in the model's
 order; one row per predicted video, sorted by ``filepath``. ``timestamp`` is the camera's time with
 its UTC offset (no offset when the zone is unknown); ``time_source`` says where it came from
-(``csv``, ``container`` or ``mtime``: the file's modification time, not to be trusted).
+(``csv``, ``container`` or ``mtime``: the file's modification time, not to be trusted). ``count`` is
+how many animals the clip shows (a person's count from the review page, ``count_source`` human, else
+``jungle count``'s MaxN, machine; 0 where featurize's boxes showed nothing; empty where not counted).
 
 The probabilities are the model's out-of-sample ones, as the ``current_predictions`` view and the
 review page show them (never a training clip's in-sample ``predict`` row), to
@@ -21,6 +23,7 @@ from ..config import JungleConfig
 
 from ..store.capture_times import local_time
 from ..store.predictions import DIGITS, rounded
+from .counts import clip_counts
 from .files import csv_text, formula_cells, formula_note, record_path, record_text, write_files
 from .source import load_export_data
 from .validate import check_probabilities
@@ -28,7 +31,7 @@ from .validate import check_probabilities
 __all__ = ["COLUMNS", "TableConfig", "TableResult", "export_table"]
 
 COLUMNS = ["filepath", "filename", "site", "timestamp", "time_source", "label", "label_source", "top_class",
-           "probabilities"]
+           "probabilities", "count", "count_source"]
 """The columns before the classes'."""
 
 
@@ -66,6 +69,7 @@ def export_table(workspace, out: Path, config: TableConfig | None = None) -> Tab
     """Write the wide CSV of the model's probabilities, one row per video."""
     config = config or TableConfig()
     data = load_export_data(workspace, config.model, config.only_predicted, labels_count=False)
+    counts = clip_counts(workspace, [v["video_id"] for v in data.videos])
     rows = []
     for i, (video, p) in enumerate(zip(data.videos, data.probabilities)):
         positives = [c for c, y in zip(data.classes, data.labels[i]) if y == 1]
@@ -74,6 +78,10 @@ def export_table(workspace, out: Path, config: TableConfig | None = None) -> Tab
                "label": ";".join(positives) if data.labelled[i] else None,
                "label_source": data.label_source[i] if data.labelled[i] else None,
                "top_class": data.classes[int(p.argmax())], "probabilities": data.kinds[i]}
+        count = counts.get(video["video_id"])
+        row.update(count=None if count is None else count.maxn,
+                   count_source=None if count is None or count.maxn is None else
+                   "machine" if count.human is None else "human")
         row.update({c: f"{rounded(v):.{DIGITS}f}" for c, v in zip(data.classes, p)})
         rows.append(row)
     rows.sort(key=lambda r: (r["filepath"], r["filename"]))

@@ -16,7 +16,8 @@ from ..errors import MediaError
 from ..features.video.decode import index_video, read_frames
 from ..store.workspace import Workspace
 
-__all__ = ["ClipMissing", "browser_playable", "missing_message", "preview_path", "frame_strip", "cached_strip"]
+__all__ = ["ClipMissing", "browser_playable", "missing_message", "preview_path", "strip_indices", "strip_frames",
+           "frame_strip", "cached_strip"]
 
 _PLAYABLE_CODECS = ("h264",)
 _PLAYABLE_PIX_FMTS = (None, "yuv420p", "yuvj420p")
@@ -42,6 +43,17 @@ def preview_path(workspace: Workspace, video_id: str, frames: int, height: int) 
     return workspace.root / "review" / "previews" / f"{video_id}-{frames}x{height}.jpg"
 
 
+def strip_indices(n_frames: int, frames: int = 8) -> list[int]:
+    """The display indices of the frames a strip of a clip of ``n_frames`` frames shows, left to right."""
+    count = max(n_frames, 1)
+    return [int(i) for i in np.unique(np.linspace(0, count - 1, num=min(frames, count)).round().astype(int))]
+
+
+def strip_frames(path: str | Path, frames: int = 8) -> list[int]:
+    """:func:`strip_indices` of the clip at ``path``."""
+    return strip_indices(index_video(path).n_frames, frames)
+
+
 def frame_strip(path: str | Path, frames: int = 8, height: int = 120) -> bytes:
     """A JPEG of ``frames`` evenly spaced frames of ``path`` side by side, ``height`` pixels tall.
 
@@ -54,8 +66,7 @@ def frame_strip(path: str | Path, frames: int = 8, height: int = 120) -> bytes:
     if not Path(path).exists():
         raise ClipMissing(missing_message(str(path)))
     index = index_video(path)
-    count = max(index.n_frames, 1)
-    wanted = np.unique(np.linspace(0, count - 1, num=min(frames, count)).round().astype(int))
+    wanted = strip_indices(index.n_frames, frames)
     width = max(1, round(index.width * height / max(index.height, 1)))
     decoded = read_frames(path, wanted, size=(width, height), index=index, threads=1)
     strip = np.concatenate(list(decoded.images), axis=1)

@@ -25,6 +25,10 @@ API (stable; scripts can use it too):
                                           ``{"event_id", "clip"}``
 ``POST /api/undo``                        undoes this run's latest label change: ``{"event_id",
                                           "video_id", "clip"}``
+``POST /api/count``                       ``{"video_id": ..., "count": N}`` (or ``"clear": true``: the
+                                          machine's count again): ``{"event_id", "clip"}``
+``POST /api/count/undo``                  undoes this run's latest count change: ``{"event_id",
+                                          "video_id", "clip"}``
 ``POST /api/retrain``                     re-fits, saves the re-fit as a new model, scores both on the
                                           clips labelled now and keeps the better current:
                                           ``{"refit_id", "current", "clips", "models", "before",
@@ -33,7 +37,9 @@ API (stable; scripts can use it too):
                                           and make it current: the new ``/api/info``
 ``GET /api/info``                         model, saved models, classes, sites, counts
 ``GET /api/clips/<video_id>``             a queue entry plus ``metadata``, ``history``, ``media``
-                                          (``video`` | ``frames`` | null) and ``missing`` (a message)
+                                          (``video`` | ``frames`` | null), ``missing`` (a message) and
+                                          ``count`` (``jungle count``'s and a person's count, the
+                                          counted tracks' boxes per sampled frame; null: not counted)
 ``GET /api/clips/<video_id>/video``       the clip's file (byte ranges supported)
 ``GET /api/clips/<video_id>/frames.jpg``  a strip of frames, decoded on first use and cached
 =======================================  ==========================================================
@@ -364,6 +370,10 @@ def _handler(server: ReviewServer):
                 return self._json(session.set_labels(*_label_request(body)))
             if path == "/api/undo":
                 return self._json(session.undo())
+            if path == "/api/count":
+                return self._json(session.set_count(*_count_request(body)))
+            if path == "/api/count/undo":
+                return self._json(session.undo_count())
             if path == "/api/retrain":
                 result = session.retrain()
                 return self._json(result.as_json())
@@ -384,6 +394,19 @@ def _int(params: dict, name: str, default: int) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 9:
         raise _BadRequest(f"{name} must be a whole number below 10^9, not {text[:20]!r}")
     return int(text)
+
+
+def _count_request(body: dict) -> tuple[str, int | None]:
+    """(video_id, count) of a ``POST /api/count`` body; ``count`` None removes the person's count."""
+    video_id = body.get("video_id")
+    if not isinstance(video_id, str) or not video_id:
+        raise _BadRequest('the body needs "video_id": the clip\'s id (a string)')
+    if body.get("clear") is True:
+        return video_id, None
+    count = body.get("count")
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise _BadRequest('the body needs "count": a whole number of animals (or "clear": true)')
+    return video_id, count
 
 
 def _label_request(body: dict) -> tuple[str, list[str] | None]:

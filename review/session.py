@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import NotFoundError
 from ..store.capture_times import format_time
 from ..meta.model_io import choose_model, current_model_id, list_models, load_model
+from ..store.counts import count_history, read_counts, read_track_boxes, read_tracks
 from ..store.db import connect
 from ..store.label_events import label_history
 from ..store.labels import read_labelled
@@ -31,7 +32,8 @@ from ..store.predictions import rounded
 from ..store.videos import read_videos
 from ..store.workspace import Workspace
 from . import labels_store
-from .previews import ClipMissing, browser_playable, cached_strip, missing_message
+from . import count_store
+from .previews import ClipMissing, browser_playable, cached_strip, missing_message, strip_frames
 from .queue import QueueError, QueueRequest, queue_order
 from .retrain import RetrainConfig, RetrainResult, load_features, model_probabilities, retrain
 
@@ -198,9 +200,34 @@ class ReviewSession:
                 history = label_history(con, video_id)
             entry = self._entry(self.row_of[video_id], Y, labelled, sources)
         exists = Path(clip.path).exists()
+        media = "video" if exists and clip.playable else ("frames" if exists else None)
         entry.update(metadata=clip.metadata(), history=history, missing=None if exists else missing_message(clip.path),
-                     media="video" if exists and clip.playable else ("frames" if exists else None))
+                     media=media, count=self.count(video_id, strip=media == "frames"))
         return entry
+
+    def count(self, video_id: str, strip: bool = False) -> dict | None:
+        """What the page shows of a clip's count: the count that wins (a person's, else ``jungle count``'s
+        MaxN), both, the tracks, and the boxes of the counted tracks per sampled frame (``boxes``: time
+        ``t``, display index ``f``, track ``id``, ``x``, ``y``, ``w``, ``h``); with ``strip``, the display
+        indices of the frame strip's frames (``strip``). None when the clip was never counted."""
+        clip = self.clip(video_id)
+        with connect(self.workspace) as con:
+            row = read_counts(con, [video_id]).get(video_id)
+            if row is None:
+                return None
+            tracks = read_tracks(con, video_id)
+            boxes = read_track_boxes(con, [video_id]).get(video_id, [])
+            history = count_history(con, video_id)
+        counted = {t["track_id"] for t in tracks if t["counted"] is not False}
+        out = {"count": row.maxn, "machine": row.machine, "human": row.human, "tracks": row.tracks,
+               "status": row.status, "best_frame": row.best_frame_index, "fps": clip.fps,
+               "classes": row.classes, "history": [{**h, "changed_at": str(h["changed_at"])} for h in history],
+               "boxes": [{"t": b["timestamp"], "f": b["frame_index"], "id": b["track_id"],
+                          **{k: round(float(b[k]), 5) for k in ("x", "y", "w", "h")}}
+                         for b in boxes if b["track_id"] in counted]}
+        if strip and Path(clip.path).exists():
+            out["strip"] = strip_frames(clip.path)
+        return out
 
     def preview(self, video_id: str) -> Path:
         """The cached frame strip of a clip (decoded on first use)."""
@@ -226,6 +253,20 @@ class ReviewSession:
             change = labels_store.set_labels(self.workspace, video_id, classes, session=self.session_id,
                                              reviewer=self.reviewer)
         return {"event_id": change.event_id, "clip": self.detail(video_id)}
+
+    def set_count(self, video_id: str, count: int | None) -> dict:
+        """Write a person's count of the clip (None: remove it) and return its new entry."""
+        self.clip(video_id)
+        with self.lock:
+            change = count_store.set_count(self.workspace, video_id, count, self.session_id, self.reviewer)
+        return {"event_id": change.event_id, "clip": self.detail(video_id)}
+
+    def undo_count(self) -> dict:
+        """Undo this session's latest count change; return the clip it touched."""
+        with self.lock:
+            change = count_store.undo_count(self.workspace, self.session_id, self.reviewer)
+        return {"event_id": change.event_id, "video_id": change.video_id,
+                "clip": self.detail(change.video_id) if change.video_id in self.row_of else None}
 
     def undo(self) -> dict:
         """Undo this session's latest label change; return the clip it touched."""

@@ -225,4 +225,98 @@ def m006_blank_filter(con) -> None:
         )""")
 
 
+@migration
+def m007_counts(con) -> None:
+    """How many animals each clip shows (:mod:`jungle.store.counts`, written by ``jungle count``): the
+    run that counted, per clip its counts and the single-frame baselines, its tracks, every box the
+    detector found on its sampled frames (with the track it joined), counts per predicted class, and
+    the reviewer's corrections with their history."""
+    con.execute("""
+        CREATE TABLE count_runs (
+            run_key      VARCHAR PRIMARY KEY,   -- key of the counting configuration
+            boxes_key    VARCHAR,               -- key of its detector and frames alone (not the tracker)
+            config       JSON,                  -- the configuration (detector, tracker, frames)
+            detector     JSON,                  -- the detector's lineage (weights sha256, backend)
+            code_version VARCHAR,
+            created_at   TIMESTAMP
+        )""")
+    con.execute("""
+        CREATE TABLE clip_counts (
+            video_id         VARCHAR PRIMARY KEY,
+            run_key          VARCHAR NOT NULL,
+            status           VARCHAR NOT NULL,  -- 'counted' | 'skipped' (nothing to count) | 'error'
+            reason           VARCHAR,           -- why skipped, or the error
+            frames           INTEGER,           -- sampled frames the detector looked at
+            frame_indices    INTEGER[],         -- their display indices
+            maxn             INTEGER,           -- most tracks alive at once
+            tracks           INTEGER,           -- distinct tracks
+            best_frame_index INTEGER,           -- display index of the frame shown for the count
+            bbox_x           DOUBLE,            -- box around that frame's animals, fractions of the frame
+            bbox_y           DOUBLE,
+            bbox_w           DOUBLE,
+            bbox_h           DOUBLE,
+            best_frame_boxes INTEGER,           -- boxes on the frame with the best single box (baseline)
+            max_frame_boxes  INTEGER,           -- most boxes on any frame (baseline)
+            seconds          DOUBLE,            -- decoding, detector and tracking
+            counted_at       TIMESTAMP
+        )""")
+    con.execute("""
+        CREATE TABLE tracks (
+            video_id          VARCHAR NOT NULL,
+            track_id          INTEGER NOT NULL,  -- 1, 2, ... in order of appearance
+            class             VARCHAR,           -- predicted class of the track (NULL: none)
+            class_probability DOUBLE,
+            first_frame       INTEGER,           -- display indices of its first and last box
+            last_frame        INTEGER,
+            first_s           DOUBLE,
+            last_s            DOUBLE,
+            boxes             INTEGER,           -- frames with a box
+            mean_score        DOUBLE,
+            moving            DOUBLE,            -- median share of its boxes' pixels that moved
+            counted           BOOLEAN,           -- FALSE: a still thing (its boxes do not move), not counted
+            PRIMARY KEY (video_id, track_id)
+        )""")
+    con.execute("""
+        CREATE TABLE track_boxes (
+            video_id    VARCHAR NOT NULL,
+            frame_index INTEGER NOT NULL,        -- display index of the sampled frame
+            timestamp   DOUBLE,
+            track_id    INTEGER,                 -- NULL: the box joined no confirmed track
+            score       DOUBLE,
+            moving      DOUBLE,                  -- share of the box's pixels that moved (the clip's motion)
+            x           DOUBLE,                  -- top-left corner, width, height: fractions of the frame
+            y           DOUBLE,
+            w           DOUBLE,
+            h           DOUBLE
+        )""")
+    con.execute("""
+        CREATE TABLE clip_class_counts (
+            video_id VARCHAR NOT NULL,
+            class    VARCHAR NOT NULL,
+            maxn     INTEGER,
+            tracks   INTEGER,
+            PRIMARY KEY (video_id, class)
+        )""")
+    con.execute("""
+        CREATE TABLE count_labels (
+            video_id   VARCHAR PRIMARY KEY,
+            count      INTEGER NOT NULL,         -- animals, as a person counted them
+            source     VARCHAR,
+            changed_at TIMESTAMP
+        )""")
+    con.execute("CREATE SEQUENCE count_event_ids START 1")
+    con.execute("""
+        CREATE TABLE count_events (
+            event_id   BIGINT PRIMARY KEY DEFAULT nextval('count_event_ids'),
+            changed_at TIMESTAMP NOT NULL,       -- UTC
+            video_id   VARCHAR NOT NULL,
+            action     VARCHAR NOT NULL,         -- 'set' | 'undo'
+            count      INTEGER,                  -- after the change (NULL: no human count)
+            previous   INTEGER,                  -- before (NULL: none)
+            session    VARCHAR,
+            reviewer   VARCHAR,
+            undoes     BIGINT
+        )""")
+
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

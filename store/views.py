@@ -173,8 +173,10 @@ def _tables(con) -> set[str]:
 
 
 def create_workspace_views(con) -> list[str]:
-    """Create the TEMP views ``current_predictions``, ``events`` and ``event_predictions`` (those
-    whose tables this database has: an older one opened read-only lacks some); return their names."""
+    """Create the TEMP views ``current_predictions``, ``events`` and ``event_predictions``, and the
+    count views (:func:`jungle.store.counts.create_count_views`) (those whose tables this database
+    has: an older one opened read-only lacks some); return their names."""
+    from .counts import create_count_views
     from .events import create_event_views
 
     tables = _tables(con)
@@ -184,4 +186,5 @@ def create_workspace_views(con) -> list[str]:
         made.append("current_predictions")
     if {"videos", "predictions"} <= tables:
         made += create_event_views(con)
+    made += create_count_views(con)
     return made

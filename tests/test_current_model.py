@@ -179,6 +179,10 @@ def test_a_workspace_stacked_before_model_choices_gets_its_newest_stack_as_curre
     con.execute("DROP SEQUENCE model_choice_ids")
     con.execute("ALTER TABLE label_events DROP COLUMN reviewer")
     con.execute("DROP TABLE blank_filter")                  # made by a later migration (m006), run again too
+    for table in ("count_runs", "clip_counts", "tracks", "track_boxes", "clip_class_counts", "count_labels",
+                  "count_events"):                      # m007's, run again too
+        con.execute(f"DROP TABLE {table}")
+    con.execute("DROP SEQUENCE count_event_ids")
     con.execute("DELETE FROM schema_version WHERE version >= ?", [number])
     con.execute("INSERT INTO predictions SELECT 'review-' || model_id, kind, video_id, class, probability, "
                 "created_at + INTERVAL 1 HOUR FROM predictions")  # an old review re-fit, newer: not a stack

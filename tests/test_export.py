@@ -287,7 +287,7 @@ def test_csv_export_is_the_wide_per_video_table(exported, tmp_path):
     assert out.output == f"out,model_id,videos,classes\n{tmp_path / 'p.csv'},{model_id},{n},4\n"
     rows = _rows(tmp_path / "p.csv")
     assert list(rows[0]) == ["filepath", "filename", "site", "timestamp", "time_source", "label", "label_source",
-                             "top_class", "probabilities", *sw.classes]
+                             "top_class", "probabilities", "count", "count_source", *sw.classes]
     assert rows[0]["filepath"] == "cam_a/clip00000.mp4" and rows[0]["timestamp"] == "2026-03-01T06:00:00Z"
     table = _predictions(ws, model_id)
     with connect(ws, read_only=True) as con:

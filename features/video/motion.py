@@ -25,7 +25,7 @@ from pydantic import Field
 
 from ...config import JungleConfig
 
-__all__ = ["MotionConfig", "MotionResult", "motion_boxes", "gray_thumbnails"]
+__all__ = ["MotionConfig", "MotionResult", "motion_boxes", "moving_pixels", "gray_thumbnails"]
 
 
 class MotionConfig(JungleConfig):
@@ -89,6 +89,19 @@ def gray_thumbnails(frames: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def moving_pixels(gray: np.ndarray, background: np.ndarray, config: MotionConfig) -> np.ndarray:
+    """(h, w) uint8, 1 where a grayscale thumbnail differs from the clip's background (steps 3 of
+    the module docstring: difference less its own median, blurred, thresholded)."""
+    import cv2
+
+    difference = gray.astype(np.float32) - background
+    difference = np.abs(difference - np.median(difference))
+    if config.blur > 1:
+        side = config.blur | 1
+        difference = cv2.GaussianBlur(difference, (side, side), 0)
+    return (difference > config.threshold).astype(np.uint8)
+
+
 def motion_boxes(frames: np.ndarray, config: MotionConfig | None = None) -> MotionResult:
     """Motion boxes of the frames of one clip (see the module docstring).
 
@@ -112,12 +125,7 @@ def motion_boxes(frames: np.ndarray, config: MotionConfig | None = None) -> Moti
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (config.dilate, config.dilate))
     boxes, area = [], np.zeros(n, np.float32)
     for i in range(n):
-        difference = gray[i].astype(np.float32) - background
-        difference = np.abs(difference - np.median(difference))
-        if config.blur > 1:
-            side = config.blur | 1
-            difference = cv2.GaussianBlur(difference, (side, side), 0)
-        moving = (difference > config.threshold).astype(np.uint8)
+        moving = moving_pixels(gray[i], background, config)
         area[i] = moving.sum() / pixels
         if not area[i]:
             boxes.append(np.zeros((0, 5), np.float32))

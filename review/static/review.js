@@ -111,10 +111,91 @@ function renderPlayer(clip) {
     const video = element("video");
     Object.assign(video, { src: base + "/video", controls: true, autoplay: true, muted: true, loop: true });
     video.addEventListener("error", () => showFrames(base, clip.video_id));
-    player.appendChild(video);
+    player.appendChild(overlaid(video, clip));
+    if (clip.count && clip.count.boxes.length) followVideo(video, clip);
   } else {
     showFrames(base, clip.video_id);
   }
+}
+
+// The counted tracks' boxes over the picture: a canvas laid over the video or the frame strip,
+// redrawn with the boxes of the sampled frame nearest to what is shown.
+const COLOURS = ["#ffd23f", "#3bceac", "#ee4266", "#8fe388", "#a480cf", "#ff9f1c", "#5bc0eb", "#f7f7f7"];
+
+function overlaid(media, clip) {
+  const stage = element("div", undefined, "stage");
+  stage.appendChild(media);
+  if (clip.count && clip.count.boxes.length) {
+    const canvas = element("canvas", undefined, "boxes");
+    stage.appendChild(canvas);
+  }
+  return stage;
+}
+
+function drawBoxes(canvas, boxes, left, width, height) {
+  const context = canvas.getContext("2d");
+  context.lineWidth = Math.max(2, canvas.width / 320);
+  context.font = `${Math.max(10, Math.round(canvas.width / 40))}px system-ui, sans-serif`;
+  for (const box of boxes) {
+    const colour = COLOURS[(box.id - 1) % COLOURS.length];
+    context.strokeStyle = colour;
+    context.fillStyle = colour;
+    context.strokeRect(left + box.x * width, box.y * height, box.w * width, box.h * height);
+    context.fillText(String(box.id), left + box.x * width + 3, box.y * height + context.lineWidth + 10);
+  }
+}
+
+function framesOf(count) {
+  const frames = new Map();
+  for (const box of count.boxes) {
+    if (!frames.has(box.f)) frames.set(box.f, []);
+    frames.get(box.f).push(box);
+  }
+  return [...frames.entries()].sort((a, b) => a[0] - b[0]);
+}
+
+function nearest(frames, index, within) {
+  let best = null;
+  for (const [frame, boxes] of frames) {
+    if (Math.abs(frame - index) <= within && (!best || Math.abs(frame - index) < Math.abs(best[0] - index))) best = [frame, boxes];
+  }
+  return best ? best[1] : [];
+}
+
+function followVideo(video, clip) {
+  const canvas = video.parentNode.querySelector("canvas.boxes");
+  const frames = framesOf(clip.count);
+  const fps = clip.count.fps || 25;
+  const draw = () => {
+    if (!canvas.isConnected) return;
+    if (video.videoWidth && (canvas.width !== video.videoWidth || canvas.height !== video.videoHeight)) {
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+    }
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+    const shown = nearest(frames, Math.round(video.currentTime * fps), Math.max(1, Math.round(fps * 0.15)));
+    drawBoxes(canvas, shown, 0, canvas.width, canvas.height);
+    canvas.dataset.frameBoxes = String(shown.length);
+    requestAnimationFrame(draw);
+  };
+  requestAnimationFrame(draw);
+}
+
+function drawStrip(img, clip) {
+  const canvas = img.parentNode.querySelector("canvas.boxes");
+  if (!canvas || !clip.count.strip) return;
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const frames = framesOf(clip.count);
+  const fps = clip.count.fps || 25;
+  const tile = img.naturalWidth / clip.count.strip.length;
+  let drawn = 0;
+  clip.count.strip.forEach((index, k) => {
+    const shown = nearest(frames, index, Math.max(1, Math.round(fps * 0.15)));
+    drawBoxes(canvas, shown, k * tile, tile, img.naturalHeight);
+    drawn += shown.length;
+  });
+  canvas.dataset.frameBoxes = String(drawn);
 }
 
 async function showFrames(base, videoId) {
@@ -129,8 +210,10 @@ async function showFrames(base, videoId) {
   }
   const img = element("img");
   img.alt = "frames of the clip";
+  const clip = state.clip;
+  img.addEventListener("load", () => { if (clip.count) drawStrip(img, clip); });
   img.src = URL.createObjectURL(await response.blob());
-  player.replaceChildren(img);
+  player.replaceChildren(overlaid(img, clip));
 }
 
 function renderClip(clip) {
@@ -147,6 +230,50 @@ function renderClip(clip) {
     meta.appendChild(element("dd", typeof value === "number" && !Number.isInteger(value) ? value.toFixed(3) : String(value)));
   }
   renderLabels(clip);
+  renderCount(clip);
+}
+
+function renderCount(clip) {
+  const box = $("count");
+  box.replaceChildren();
+  const count = clip.count;
+  if (!count) {
+    box.appendChild(element("span", "not counted (run jungle count)", "detail"));
+    return;
+  }
+  box.appendChild(element("span", `${count.count === null ? "–" : count.count} animal${count.count === 1 ? "" : "s"}`,
+                          count.human !== null ? "human" : ""));
+  const parts = [];
+  if (count.human !== null) parts.push(`counted by a person; machine: ${count.machine === null ? "–" : count.machine}`);
+  else if (count.status === "skipped") parts.push("machine: nothing seen on the frames looked at");
+  else parts.push(`machine: MaxN ${count.machine === null ? "–" : count.machine}`);
+  if (count.tracks !== null) parts.push(`${count.tracks} track${count.tracks === 1 ? "" : "s"}`);
+  const classes = Object.entries(count.classes || {}).map(([name, n]) => `${name} ${n}`);
+  if (classes.length) parts.push(classes.join(", "));
+  box.appendChild(element("div", parts.join(" · "), "detail"));
+  $("count-input").value = count.count === null ? "" : String(count.count);
+}
+
+async function writeCount(body) {
+  const result = await api("POST", "/api/count", Object.assign({ video_id: state.clip.video_id }, body));
+  state.clip = result.clip;
+  renderCount(result.clip);
+  const count = result.clip.count;
+  say(`saved count of ${result.clip.filename}: ${count && count.human !== null ? count.human : "the machine's"}`);
+}
+
+function setCount() {
+  const text = $("count-input").value.trim();
+  if (!/^[0-9]+$/.test(text)) { say("a count is a whole number of animals", true); return Promise.resolve(); }
+  $("count-input").blur();
+  return writeCount({ count: Number(text) });
+}
+
+async function undoCount() {
+  const result = await api("POST", "/api/count/undo");
+  const at = state.queue.findIndex((c) => c.video_id === result.video_id);
+  if (at >= 0) await show(at);
+  say(`undone: the count of ${result.clip ? result.clip.filename : result.video_id}`);
 }
 
 function renderLabels(clip) {
@@ -337,6 +464,11 @@ function onKey(event) {
     enqueue(() => show(state.pos - 1));
   } else if (event.key === "u" || (event.ctrlKey && event.key === "z")) {
     enqueue(undo);
+  } else if (event.key === "U") {
+    enqueue(undoCount);
+  } else if (event.key === "c") {
+    $("count-input").focus();
+    $("count-input").select();
   } else if (event.key === "R") {
     enqueue(retrain);
   } else {
@@ -358,6 +490,12 @@ async function start() {
   $("retrain").addEventListener("click", () => enqueue(retrain));
   $("typeahead").addEventListener("input", () => { state.suggestion = 0; renderSuggestions(); });
   $("typeahead").addEventListener("keydown", onTypeahead);
+  $("count-input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); enqueue(setCount); }
+    else if (event.key === "Escape") $("count-input").blur();
+  });
+  $("count-set").addEventListener("click", () => enqueue(setCount));
+  $("count-clear").addEventListener("click", () => enqueue(() => writeCount({ clear: true })));
   document.addEventListener("keydown", onKey);
   await loadQueue();
 }
