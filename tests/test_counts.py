@@ -216,3 +216,64 @@ def test_count_needs_a_workspace_and_has_help(tmp_path):
     assert out.exit_code == 0 and "MaxN" in out.output
     out = runner.invoke(app, ["count", "-w", str(tmp_path / "none")])
     assert out.exit_code != 0 and "jungle ingest" in out.output
+
+
+# ----------------------------------------------------------------------------------------------- classes
+def test_tracks_take_the_classes_of_the_crops_on_them(predicted, tmp_path):
+    """A crop set and the frame head's probabilities for it (real registry rows and Zarr arrays with
+    known values): a track takes the class of the crops on its boxes, a track no crop falls on the
+    clip's; per class MaxN counts that class's tracks alone."""
+    import polars as pl
+
+    from _export_helpers import copy_workspace
+    from jungle.features.tracks.classes import assign_classes
+    from jungle.store import arrays, registry
+    from jungle.store.counts import write_counts
+    from jungle.store.db import transaction
+
+    ws = copy_workspace(predicted[2], tmp_path / "ws")
+    with connect(ws, read_only=True) as con:
+        video = con.execute("SELECT video_id FROM videos ORDER BY path LIMIT 1").fetchone()[0]
+    classes = ["blank", "chimpanzee", "duiker", "elephant"]
+    spans = {1: (0.1, (0, 8, 16)), 2: (0.4, (0, 8)), 3: (0.7, (8, 16))}   # track: x, frames
+    boxes = [{"video_id": video, "frame_index": f, "timestamp": f / 4, "track_id": t, "score": 0.8, "moving": 0.3,
+              "x": x, "y": 0.4, "w": 0.1, "h": 0.2} for t, (x, frames) in spans.items() for f in frames]
+    tracks = [{"video_id": video, "track_id": t, "first_frame": frames[0], "last_frame": frames[-1],
+               "first_s": frames[0] / 4, "last_s": frames[-1] / 4, "boxes": len(frames), "mean_score": 0.8,
+               "moving": 0.3, "counted": True} for t, (_, frames) in spans.items()]
+    clip = {"video_id": video, "run_key": "test", "status": "counted", "frames": 3, "frame_indices": [0, 8, 16],
+            "maxn": 3, "tracks": 3}
+    with connect(ws) as con, transaction(con):
+        write_counts(con, pl.DataFrame([clip], schema_overrides={"frame_indices": pl.List(pl.Int32)}),
+                     pl.DataFrame(tracks), pl.DataFrame(boxes))
+        rows = [v for (v,) in con.execute("SELECT video_id FROM videos ORDER BY path").fetchall()]
+        crops, _ = registry.register(con, "crops_lite0", "frames", {"model": {"kind": "crops"}}, sampling="crops")
+        probs, _ = registry.register(con, "frameprobs_crops_lite0", "frames", {"model": {"kind": "frame-head"}},
+                                     inputs=[{"name": "crops_lite0", "version": 1}])
+        con.executemany("INSERT INTO feature_rows VALUES (?, ?, ?, ?, 'done', NULL, 3)",
+                        [[fs.name, fs.version, v, i] for fs in (crops, probs) for i, v in enumerate(rows)])
+        row = rows.index(video)
+        spec = lambda shape, dtype, fill: arrays.ArraySpec(shape, dtype, fill)  # noqa: E731
+        group = arrays.create_group(ws, crops, len(rows), 3, {"box": spec((4,), "float32", float("nan")),
+                                                              "frame_index": spec((), "int32", -1),
+                                                              "valid": spec((), "bool", False)})
+        arrays.write_rows(group, row, {"box": np.array([[[0.1, 0.4, 0.1, 0.2], [0.4, 0.4, 0.1, 0.2],
+                                                         [0.9, 0.1, 0.05, 0.05]]], np.float32),
+                                       "frame_index": np.array([[8, 8, 16]], np.int32),
+                                       "valid": np.ones((1, 3), bool)})
+        head = arrays.create_group(ws, probs, len(rows), 3, {"probs": spec((4,), "float16", 0),
+                                                             "valid": spec((), "bool", False)},
+                                   attrs={"classes": classes, "source": crops.ref})
+        p = np.array([[[0.05, 0.9, 0.03, 0.02], [0.1, 0.05, 0.05, 0.8], [0.5, 0.1, 0.35, 0.05]]], np.float16)
+        arrays.write_rows(head, row, {"probs": p, "valid": np.ones((1, 3), bool)})
+        for fs in (crops, probs):
+            registry.mark_complete(con, fs, len(rows))
+    assert assign_classes(ws) == "frameprobs_crops_lite0@1"
+    with connect(ws, read_only=True) as con:
+        named = con.execute("SELECT track_id, class FROM tracks WHERE video_id = ? ORDER BY track_id",
+                            [video]).fetchall()
+        per_class = con.execute("SELECT class, maxn, tracks FROM class_counts WHERE video_id = ? ORDER BY class",
+                                [video]).fetchall()
+    # track 3 has no crop: the clip's mean (chimpanzee 0.35, duiker 0.14, elephant 0.29; blank is never a class)
+    assert named == [(1, "chimpanzee"), (2, "elephant"), (3, "chimpanzee")]
+    assert per_class == [("chimpanzee", 2, 2), ("elephant", 1, 1)]
