@@ -47,6 +47,8 @@ class TrackerConfig(JungleConfig):
         centre_weight: weight of the centre distance in the pairing cost (beside ``1 - IoU``).
         max_gap: frames a track may go without a box and still take one (4 at 4 frames/s: one second).
         min_hits: boxes a track needs to count as an animal.
+        contained: a box lying this much (share of its area) inside a better box of the same frame is
+            taken for a part of the same animal and dropped (1: off).
         min_moving: a confirmed track whose boxes typically (the median) have less than this share of
             moving pixels is a still thing (a rock the detector takes for an animal): kept, not counted
             (0: off).
@@ -61,6 +63,7 @@ class TrackerConfig(JungleConfig):
     max_gap: int = Field(4, ge=0)
     min_hits: int = Field(2, ge=1)
     min_moving: float = Field(0.02, ge=0.0, le=1.0)
+    contained: float = Field(1.0, gt=0.0, le=1.0)
     smoothing: float = Field(0.5, ge=0.0, le=1.0)
 
 
@@ -150,6 +153,23 @@ def _distance(predicted: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.sqrt((((bc - pc) / size) ** 2).sum(-1))
 
 
+def _parts(found: np.ndarray, contained: float) -> np.ndarray:
+    """Positions of the boxes (best first) that lie at least ``contained`` of their area inside a
+    better box of the same frame."""
+    if contained >= 1.0 or len(found) < 2:
+        return np.zeros(0, np.int64)
+    boxes = found[:, :4]
+    x1 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    y1 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    x2 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
+    y2 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-12)
+    inside = inter / area[:, None]                    # [j, i]: share of box j inside box i
+    better = found[None, :, 4] > found[:, None, 4]    # [j, i]: box i scores higher than box j
+    return np.flatnonzero(((inside >= contained) & better).any(axis=1))
+
+
 def _pair(tracks: list[Track], boxes: np.ndarray, frame: int, config: TrackerConfig) -> list[tuple[int, int]]:
     """(track, box) pairs of the least total cost among the allowed ones (see the module docstring)."""
     from scipy.optimize import linear_sum_assignment
@@ -186,9 +206,11 @@ def track_clip(frames: list[np.ndarray], config: TrackerConfig | None = None) ->
         found = np.asarray(found, np.float64)
         found = found if found.size else np.zeros((0, 5))
         moving = found[:, 5] if found.shape[1] > 5 else np.full(len(found), np.nan)
+        usable = np.ones(len(found), bool)
+        usable[_parts(found, config.contained)] = False
         waiting = [track for track in tracks if t - track.last <= config.max_gap + 1]
-        high = np.flatnonzero(found[:, 4] >= config.min_score)
-        low = np.flatnonzero((found[:, 4] >= min(config.extend_score, config.min_score))
+        high = np.flatnonzero(usable & (found[:, 4] >= config.min_score))
+        low = np.flatnonzero(usable & (found[:, 4] >= min(config.extend_score, config.min_score))
                              & (found[:, 4] < config.min_score))
         started = []
         for chosen in (high, low):
