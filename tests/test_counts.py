@@ -1,10 +1,10 @@
 """Tracks and counts: the tracker on boxes with known paths, generated groups with known counts, and
 `jungle count` on real clips (chimpanzees at a waterhole, people on a square) with the real detector.
 
-The generated groups are bench/groups.py's: its animals' boxes on every frame a count looks at (4 per
-second), with the generator's truth of how many are on screen at once; the tracker sees those boxes
-its visible animals' boxes with a tenth of them missed (as a detector misses), jittered, and a false box
-now and then; the truth counts the hidden animals too.
+The generated groups are bench/groups.py's, with the generator's truth of how many animals are on
+screen at once (the hidden ones too); on every frame a count looks at (4 per second) the tracker sees
+the visible animals' boxes, a tenth of them missed (as a detector misses), jittered, and a false box
+now and then.
 """
 
 from __future__ import annotations
