@@ -23,7 +23,8 @@ the clips with 1-5 animals, exact-count accuracy and mean absolute error of MaxN
 event (the largest MaxN of its clips, against the largest true MaxN); on blank clips, the share
 counted 0. ``--tune`` searches the tracker's and ByteTrack's settings on ``dev`` only (exact accuracy,
 then MAE) and prints the best; the defaults in ``jungle.features.tracks.tracker`` are what it chose.
-``test`` is only ever scored.
+``test`` is only ever scored. The tracker's search tries the defaults and 400 combinations of its grid
+(drawn with a fixed seed).
 
     python bench/counts.py DIR                 # 60 dev + 150 test clips
     python bench/counts.py DIR --tune          # and the search on dev
@@ -232,10 +233,15 @@ def _key(s: dict) -> tuple:
 def tune(rows: list[dict], clips: dict[str, dict], bytetrack: bool) -> tuple[TrackerConfig, dict | None]:
     """The tracker's and ByteTrack's best settings on these (dev) clips."""
     grid = {"max_gap": (2, 4, 6, 8), "min_hits": (2, 3, 4), "min_iou": (0.05, 0.1, 0.3),
-            "max_distance": (0.5, 1.0, 1.5), "extend_score": (0.1, 0.25), "min_moving": (0.0, 0.01, 0.02, 0.04)}
+            "max_distance": (0.5, 1.0, 1.5), "min_score": (0.15, 0.25, 0.35), "extend_score": (0.1, 0.25),
+            "min_moving": (0.0, 0.01, 0.02, 0.04), "contained": (0.8, 0.9, 1.0)}
     best, best_score = TrackerConfig(), None
     names = list(grid)
-    for values in itertools.product(*grid.values()):
+    default = tuple(getattr(TrackerConfig(), n) for n in names)
+    combos = list(itertools.product(*grid.values()))
+    rng = np.random.default_rng(0)                      # 400 of the grid's combinations, the defaults first
+    combos = [default] + [combos[i] for i in rng.choice(len(combos), size=min(400, len(combos)), replace=False)]
+    for values in combos:
         config = TrackerConfig(**dict(zip(names, values)))
         predicted = {f: {"tracks": tracker_count(c["boxes"], config) if c["status"] == "counted" else 0}
                      for f, c in clips.items()}
