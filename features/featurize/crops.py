@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import Field
 
 from ...config import JungleConfig
-from ..models.detector import DetectorConfig, load_detector
+from ..models.detector import Detector, DetectorConfig, load_detector
 from ..models.weights import WeightsError, default_weights_dir, get_spec, weights_path
 from ..video.boxes import FrameBoxes, merge_boxes
 from ..video.crops import CropChoice, CropConfig, choose_crops, extract_crops
@@ -149,7 +149,7 @@ class CropStage:
     boxes: BoxesConfig
     crops: CropConfig | None
     crop_size: int
-    detector: object | None = None
+    detector: Detector | None = None
     seconds: dict = field(default_factory=lambda: {"detector": 0.0, "crops": 0.0})
     frames_detected: int = 0
 
