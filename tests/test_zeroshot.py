@@ -192,3 +192,24 @@ def test_review_opens_on_the_zero_shot_model_before_any_label(workspace_copy):
     result = _cli("review", "--retrain", "-w", str(workspace_copy.root))
     assert "no trained model yet: reviewing with the zero-shot model" in result.output
     assert result.exit_code == 1 and "label at least" in result.output      # nothing labelled to re-fit on
+
+
+def test_the_review_pages_queues_come_from_the_zero_shot_model_before_any_label(workspace_copy):
+    """What the page asks for (`/api/info`, `/api/queue`) on the model `jungle review` opens on with no
+    saved model: the zero-shot model's probabilities rank the "likely X" and uncertainty queues."""
+    from jungle.cli import _review_model
+    from jungle.review.session import ReviewSession, parse_queue_request
+
+    ws = workspace_copy
+    model_id = _review_model(ws, "current")
+    session = ReviewSession(ws, model_id)
+    info = session.info()
+    assert info["model_id"] == model_id and info["recipe"] == "zero-shot" and info["labelled"] == 0
+    P = _by_file(ws, model_id)                       # the page's clips got the zero-shot model's predictions
+    assert set(P) == {"chimps.mp4", "empty.mp4"}
+    for cls in ("chimpanzee", "blank"):
+        likely = session.queue(parse_queue_request({"order": "likely", "class": cls}, session.classes))
+        assert [c["filename"] for c in likely["clips"]] == sorted(P, key=lambda f: -P[f][cls])
+        for entry in likely["clips"]:
+            assert entry["probabilities"][cls] == pytest.approx(P[entry["filename"]][cls], abs=1e-3)
+    assert session.queue(parse_queue_request({}, session.classes))["total"] == 2      # the uncertainty queue
