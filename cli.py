@@ -818,6 +818,12 @@ def predict_command(
 
     if videos not in ("unlabelled", "labelled", "all"):
         raise InputError(f"--videos must be unlabelled, labelled or all, not {videos!r}.")
+    if skip_list is not None and max_animal_loss is None:
+        raise InputError("--skip-list needs --max-animal-loss (e.g. 0.05).")
+    if max_animal_loss is not None:
+        from .meta.zeroshot.skip import check_max_animal_loss
+
+        check_max_animal_loss(max_animal_loss)
     ws = _workspace(workspace)
     if skip_list is not None:
         from .userfiles import check_output_file
@@ -844,8 +850,6 @@ def predict_command(
         skipped = apply_blank_filter(ws, result.model_id, result.classes, result.video_ids, result.probabilities,
                                      max_animal_loss, skip_list)
         typer.echo("\n".join(skipped.summary()))
-    elif skip_list is not None:
-        raise InputError("--skip-list needs --max-animal-loss (e.g. 0.05).")
 
 
 @app.command("report")

@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..config import JungleConfig
 from ..errors import InputError
@@ -51,7 +51,7 @@ from .files import csv_text, formula_cells, formula_note, json_text, record_text
 from .source import ExportData, load_export_data, load_oof
 from .taxonomy import Taxonomy, load_taxonomy
 from .thresholds import ThresholdConfig, passes, resolve_thresholds
-from .validate import check_cell, check_package, table_schema
+from .validate import check_cell, check_package, is_license_name, table_schema
 
 __all__ = ["CamtrapConfig", "CamtrapResult", "export_camtrap_dp", "MissingCoordinates", "DeploymentsFileError",
            "PROFILE_URL", "SCHEMA_URLS", "DEPLOYMENT_FIELDS", "MEDIA_FIELDS", "OBSERVATION_FIELDS", "RECORD"]
@@ -138,6 +138,14 @@ class CamtrapConfig(JungleConfig):
     data_license: str | None = Field(None, min_length=1, max_length=200)
     media_license: str | None = Field(None, min_length=1, max_length=200)
     media_root: str | None = None
+
+    @field_validator("data_license", "media_license")
+    @classmethod
+    def _license_name(cls, value):
+        if value is not None and not is_license_name(value):
+            raise ValueError(f"{value[:60]!r} is not a licence identifier: letters, digits and - . _ only (an SPDX "
+                             "id such as CC-BY-4.0 or CC0-1.0; a licence given by URL goes in --metadata)")
+        return value
 
     @model_validator(mode="after")
     def _both_licenses(self):

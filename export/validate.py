@@ -145,6 +145,8 @@ def _check_descriptor(package: dict, resources_expected: list, profile: str) -> 
             isinstance(c, dict) and isinstance(c.get("title"), str) and c.get("role", "contributor") in _ROLES
             for c in contributors):
         problems.append(f"contributors must be a list of objects with a title and a role ({', '.join(_ROLES)})")
+    else:
+        problems += _people_problems("contributors", contributors)
     project = package.get("project")
     if not isinstance(project, dict) or not isinstance(project.get("title"), str) or \
             not isinstance(project.get("individualAnimals"), bool) or \
@@ -167,6 +169,36 @@ def _check_descriptor(package: dict, resources_expected: list, profile: str) -> 
     return problems
 
 
+_LICENSE_NAME = re.compile(r"[-a-zA-Z0-9._]+")
+_PATH = re.compile(r"(?![./~])(?!.*\.\.).*")  # Data Package: a URL or a relative POSIX path
+_EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+
+
+def is_license_name(name) -> bool:
+    """Whether ``name`` is a licence identifier as Data Package requires (``CC-BY-4.0``)."""
+    return isinstance(name, str) and _LICENSE_NAME.fullmatch(name) is not None
+
+
+def _is_path(path) -> bool:
+    return isinstance(path, str) and _PATH.fullmatch(path) is not None
+
+
+def _people_problems(key: str, people: list) -> list[str]:
+    """Data Package's rules of a contributor or source besides its title: email, path, organization."""
+    problems = []
+    for person in people:
+        email = person.get("email")
+        if email is not None and not (isinstance(email, str) and len(email) <= 254 and _EMAIL.fullmatch(email)
+                                      and len(email.split("@")[0]) <= 64):
+            problems.append(f"{key}: {str(email)[:60]!r} is not an email address")
+        if "path" in person and not _is_path(person["path"]):
+            problems.append(f"{key}: path {str(person['path'])[:60]!r} is not a URL or a relative path")
+        if "organization" in person and not isinstance(person["organization"], str):
+            problems.append(f"{key}: organization must be text")
+    return problems
+
+
 def _texts(value) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
@@ -180,6 +212,13 @@ def _metadata_problems(package: dict) -> list[str]:
                                                                               or isinstance(x.get("path"), str))
             for x in licenses) or {x["scope"] for x in licenses} != {"data", "media"}:
         problems.append("licenses must list a license (name or path) of scope data and one of scope media")
+    else:
+        for x in licenses:
+            if "name" in x and not is_license_name(x["name"]):
+                problems.append(f"license name {str(x['name'])[:60]!r} is not a licence identifier (letters, digits "
+                                "and - . _, e.g. CC-BY-4.0)")
+            if "path" in x and not _is_path(x["path"]):
+                problems.append(f"license path {str(x['path'])[:60]!r} is not a URL or a relative path")
     for key in ("title", "description", "version", "homepage", "image", "bibliographicCitation", "id"):
         if key in package and not isinstance(package[key], str):
             problems.append(f"{key} must be text")
@@ -196,6 +235,8 @@ def _metadata_problems(package: dict) -> list[str]:
     if not isinstance(sources, list) or not all(isinstance(x, dict) and isinstance(x.get("title"), str)
                                                 for x in sources):
         problems.append("sources must be a list of objects with a title")
+    else:
+        problems += _people_problems("sources", sources)
     related = package.get("relatedIdentifiers", [])
     if not isinstance(related, list) or not all(
             isinstance(x, dict) and {"relationType", "relatedIdentifier", "relatedIdentifierType"} <= x.keys()

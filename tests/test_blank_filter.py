@@ -122,3 +122,7 @@ def test_a_stacked_models_filter_is_fitted_on_its_out_of_fold_probabilities(stac
     assert len(lines) == 31 and sum(line.endswith(",true") for line in lines) == sum(r[1] for r in rows)
     bad = CliRunner().invoke(app, ["predict", "--max-animal-loss", "1.5", "-w", str(ws.root)])
     assert bad.exit_code == 1 and "between 0 and 1" in bad.output
+    assert "Written" not in bad.output                                  # refused before predicting
+    alone = CliRunner().invoke(app, ["predict", "--skip-list", str(out), "-w", str(ws.root)])
+    assert alone.exit_code == 1 and "--skip-list needs --max-animal-loss" in alone.output
+    assert "Written" not in alone.output

@@ -95,6 +95,13 @@ def test_deployments_that_break_camtrap_dp_are_refused_and_nothing_is_written(ws
     ('{"name": "Not A Name"}', ("name must be lower-case",)),
     ('{"contributors": [{"title": "X", "role": "boss"}]}', ("contributors must be a list of objects",)),
     ('{"coordinatePrecision": NaN}', ("NaN is not a JSON number",)),
+    ('{"licenses": [{"name": " ", "scope": "data"}, {"name": "=cmd", "scope": "media"}]}',
+     ("license name ' ' is not a licence identifier", "license name '=cmd'")),
+    ('{"licenses": [{"path": "../x", "scope": "data"}, {"path": "~/y", "scope": "media"}]}',
+     ("license path '../x' is not a URL or a relative path",)),
+    ('{"contributors": [{"title": "X", "path": "/abs"}]}', ("contributors: path '/abs'",)),
+    ('{"contributors": [{"title": "X", "organization": 5}]}', ("organization must be text",)),
+    ('{"sources": [{"title": "X", "email": "bad"}]}', ("sources: 'bad' is not an email address",)),
     ("[1, 2]", ("must hold a JSON object",)),
 ])
 def test_metadata_cannot_override_what_jungle_writes_or_break_the_package(ws, tmp_path, metadata, facts):
@@ -105,11 +112,26 @@ def test_metadata_cannot_override_what_jungle_writes_or_break_the_package(ws, tm
     assert not (tmp_path / "pkg").exists()
 
 
+@pytest.mark.parametrize("options, facts", [
+    (("--data-license", " ", "--media-license", "CC-BY-4.0"), ("data_license: ' ' is not a licence identifier",)),
+    (("--data-license", "CC-BY-4.0", "--media-license", "=cmd"), ("media_license: '=cmd' is not a licence",)),
+    (("--contributor", "Ada <not-an-email>"), ("contributors: 'not-an-email' is not an email address",)),
+    (("--contributor", "Ada <ada@localhost>"), ("contributors: 'ada@localhost' is not an email address",)),
+])
+def test_licences_and_emails_that_break_the_package_are_refused(ws, tmp_path, options, facts):
+    # frictionless rejected each of these packages when jungle wrote them (Data Package's licence
+    # name pattern, its email format)
+    done = _camtrap(ws, tmp_path / "pkg", "--deployments", write_deployments(tmp_path / "d.csv"), *options)
+    _one_line(done, *facts)
+    assert not (tmp_path / "pkg").exists()
+
+
 @pytest.mark.slow
 def test_metadata_that_fits_is_merged_and_the_package_validates(ws, tmp_path):
     path = tmp_path / "metadata.json"
-    path.write_text('{"licenses": [{"name": "CC0-1.0", "scope": "data"}, {"name": "CC-BY-4.0", "scope": "media"}], '
-                    '"keywords": ["camera trap"], "project": {"acronym": "J"}}')
+    path.write_text('{"licenses": [{"name": "CC0-1.0", "scope": "data"}, {"path": "https://example.org/l.txt", '
+                    '"scope": "media"}], "keywords": ["camera trap"], "project": {"acronym": "J"}, '
+                    '"sources": [{"title": "S", "email": "a.b+x@mail.example.org", "path": "https://example.org/s"}]}')
     done = _camtrap(ws, tmp_path / "pkg", "--deployments", write_deployments(tmp_path / "d.csv"), "--metadata", path)
     assert done.returncode == 0, done.stderr
     assert validate_package(tmp_path / "pkg", tmp_path / "check").valid

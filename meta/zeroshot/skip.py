@@ -27,7 +27,7 @@ from ...store.workspace import Workspace
 from ...userfiles import write_user_text
 from .blank_filter import BLANK, MIN_LABELS, BlankFilter, animal_probability, fit_filter, rule_threshold
 
-__all__ = ["SkipList", "labelled_out_of_fold", "apply_blank_filter", "default_skip_path"]
+__all__ = ["SkipList", "labelled_out_of_fold", "check_max_animal_loss", "apply_blank_filter", "default_skip_path"]
 
 
 @dataclass
@@ -69,6 +69,19 @@ def labelled_out_of_fold(con, model_id: str, classes: list[str]) -> tuple[np.nda
     return (np.array([oof[v] for v in ids])[keep], (np.asarray(Y)[keep, blank] == 0))
 
 
+def check_max_animal_loss(max_animal_loss: float) -> None:
+    """Refuse a ``--max-animal-loss`` that is not a share strictly between 0 and 1 (before any work).
+
+    Raises:
+        InputError: naming the value and an example.
+    """
+    from ...errors import InputError
+
+    if not 0.0 < max_animal_loss < 1.0:
+        raise InputError(f"--max-animal-loss must be a share between 0 and 1 (0.05: lose at most 5% of animal "
+                         f"clips), not {max_animal_loss}.")
+
+
 def apply_blank_filter(workspace: Workspace, model_id: str, classes: list[str], video_ids: list[str],
                        P: np.ndarray, max_animal_loss: float, path: Path | None = None) -> SkipList:
     """Choose the threshold for ``max_animal_loss`` and write which of ``video_ids`` (predicted ``P``) to skip.
@@ -77,11 +90,7 @@ def apply_blank_filter(workspace: Workspace, model_id: str, classes: list[str], 
         NoBlankClass: the model has no blank class.
         InputError: ``max_animal_loss`` is not between 0 and 1.
     """
-    from ...errors import InputError
-
-    if not 0.0 < max_animal_loss < 1.0:
-        raise InputError(f"--max-animal-loss must be a share between 0 and 1 (0.05: lose at most 5% of animal "
-                         f"clips), not {max_animal_loss}.")
+    check_max_animal_loss(max_animal_loss)
     p_animal = animal_probability(classes, P)
     with connect(workspace, read_only=True) as con:
         p_labelled, is_animal = labelled_out_of_fold(con, model_id, classes)
