@@ -110,18 +110,18 @@ def _likely_round_robin(P: np.ndarray, known: np.ndarray, classes: list[str], k:
 
 def simulate_from_zero(data: dict, strategy: str, k: int, rounds: int, seed: int,
                        config: RetrainConfig) -> tuple[list[int], list[float], list[str]]:
-    """Labels used, test log loss and the model used after each round, starting from no label."""
+    """Per round, starting from no label: labels used, test log loss, and the model whose probabilities
+    gave that loss (round 0: the zero-shot model; later, the better of the re-fit and the zero-shot model)."""
     rng = np.random.default_rng(seed)
     Z, Y, P0, pool, test = data["Z"], data["Y"], data["P0"], data["pool"], data["test"]
     rows = np.concatenate([pool, test])
     known = np.zeros(len(pool), dtype=bool)
     P = P0[rows]
-    used, losses, models = [], [], []
+    used, losses, models = [], [], ["zero-shot"]      # models[i]: the model whose probabilities gave losses[i]
     for round_ in range(rounds + 1):
         used.append(int(known.sum()))
         losses.append(competition_log_loss(Y[test], P[len(pool):]))
         if round_ == rounds or known.all():
-            models.append("zero-shot" if round_ == 0 else models[-1])
             break
         P_pool = P[:len(pool)]
         if strategy == "random":
@@ -139,7 +139,7 @@ def simulate_from_zero(data: dict, strategy: str, k: int, rounds: int, seed: int
         try:
             fit = fit_predict(Z[rows], Y[rows], labelled, config)
         except NotEnoughLabels:
-            models.append("zero-shot")
+            models.append(models[-1])                    # too few labels to re-fit: the same model goes on
             continue
         lab = np.flatnonzero(labelled)
         zero_loss = competition_log_loss(Y[rows][lab], P0[rows][lab])
