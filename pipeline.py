@@ -249,10 +249,16 @@ def zero_shot_model(workspace: Workspace, encoder: str = DEFAULT_SOURCE, class_m
 
     say = log or (lambda _line: None)
     with connect(workspace) as con, transaction(con):
-        if not read_classes(con, required=False):
+        classes = read_classes(con, required=False)
+        if not classes:
             write_classes(con, PRIMATRIX_CLASSES)
+            classes = tuple(PRIMATRIX_CLASSES)
             say("note: the workspace had no class list; it now has the 24 Pri-matrix classes (`jungle labels FILE "
                 "--classes ...` sets others)")
+    if class_map is not None:  # a bad map is refused before anything is featurized or loaded
+        from .features.models.imagenet import read_class_map
+
+        read_class_map(class_map, classes)
     if not _has_complete(workspace, encoder):
         if encoder not in packaged_encoders():
             raise NotFoundError(f'frame-level feature set "{encoder}" does not exist; featurize it first '

@@ -147,6 +147,15 @@ class CamtrapConfig(JungleConfig):
                              "id such as CC-BY-4.0 or CC0-1.0; a licence given by URL goes in --metadata)")
         return value
 
+    @field_validator("contributors")
+    @classmethod
+    def _named(cls, value):
+        for text in value:
+            match = _CONTRIBUTOR.fullmatch(text)
+            if not (match.group(1) if match else text).strip():
+                raise ValueError(f"--contributor {text[:60]!r} has no name: give \"Name <email>\" or \"Name\"")
+        return value
+
     @model_validator(mode="after")
     def _both_licenses(self):
         if (self.data_license is None) != (self.media_license is None):
@@ -439,10 +448,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "jungle-export"
 
 
+_CONTRIBUTOR = re.compile(r"\s*(.*?)\s*<([^>]+)>\s*")
+"""``Name <email>``; a contributor without ``<...>`` is a name alone."""
+
+
 def _contributors(names: tuple[str, ...]) -> list[dict]:
     out = []
     for k, name in enumerate(names):
-        match = re.fullmatch(r"\s*(.*?)\s*<([^>]+)>\s*", name)
+        match = _CONTRIBUTOR.fullmatch(name)
         entry = {"title": match.group(1), "email": match.group(2)} if match else {"title": name.strip()}
         entry["role"] = "contact" if k == 0 else "contributor"
         out.append(entry)

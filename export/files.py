@@ -34,9 +34,10 @@ from pydantic import BaseModel
 
 from ..errors import EnvironmentProblem, InputError
 from ..store.registry import code_version
+from ..userfiles import check_output_file
 
-__all__ = ["ExportWriteError", "FORMULA_STARTS", "cell", "csv_text", "formula_cells", "formula_note", "json_text",
-           "record_path", "record_text", "replace_folder", "write_files"]
+__all__ = ["ExportWriteError", "FORMULA_STARTS", "cell", "check_file_target", "csv_text", "formula_cells",
+           "formula_note", "json_text", "record_path", "record_text", "replace_folder", "write_files"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """First characters that make a spreadsheet program read a text cell as a formula."""
@@ -106,6 +107,20 @@ def record_path(output: Path) -> Path:
     """Where the record of a single-file export goes: ``NAME.export.json`` beside ``NAME.EXT``."""
     output = Path(output)
     return output.with_name(output.stem + ".export.json")
+
+
+def check_file_target(out: Path) -> Path:
+    """``out`` and its record (:func:`record_path`) as files a single-file export may write, checked
+    before any work: missing or regular files, never a folder (``''`` is the current folder), FIFO or device.
+
+    Raises:
+        InputError: naming the path and what to give instead.
+    """
+    out = check_output_file(out)
+    if out.name in ("", ".", ".."):
+        raise InputError(f"{out} names a folder, not a file: give the name of a file to write.")
+    check_output_file(record_path(out))
+    return out
 
 
 def record_text(config: BaseModel, **facts: Any) -> str:

@@ -31,7 +31,7 @@ from ..store.counts import read_counts, read_track_boxes
 from ..store.db import connect
 from ..store.registry import code_version
 from ..store.rows import rows_with_status
-from .files import json_text, record_path, record_text, write_files
+from .files import check_file_target, json_text, record_path, record_text, write_files
 from .source import load_export_data
 from .validate import check_probabilities
 
@@ -151,6 +151,7 @@ def export_megadetector(workspace, out: Path, config: MegadetectorConfig | None 
     ``jungle count``'s boxes on every frame it looked at when the clips were counted (and no detector set
     is named), else a detector pass's best box per frame."""
     config = config or MegadetectorConfig()
+    out = check_file_target(out)
     data = load_export_data(workspace, config.model, config.only_predicted, labels_count=False)
     ids = [v["video_id"] for v in data.videos]
     with connect(workspace, read_only=True) as con:

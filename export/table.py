@@ -24,7 +24,7 @@ from ..config import JungleConfig
 from ..store.capture_times import local_time
 from ..store.predictions import DIGITS, rounded
 from .counts import clip_counts
-from .files import csv_text, formula_cells, formula_note, record_path, record_text, write_files
+from .files import check_file_target, csv_text, formula_cells, formula_note, record_path, record_text, write_files
 from .source import load_export_data
 from .validate import check_probabilities
 
@@ -68,6 +68,7 @@ def _timestamp(video: dict) -> str | None:
 def export_table(workspace, out: Path, config: TableConfig | None = None) -> TableResult:
     """Write the wide CSV of the model's probabilities, one row per video."""
     config = config or TableConfig()
+    out = check_file_target(out)
     data = load_export_data(workspace, config.model, config.only_predicted, labels_count=False)
     counts = clip_counts(workspace, [v["video_id"] for v in data.videos])
     rows = []

@@ -223,8 +223,9 @@ def parse_zone(text: str) -> tzinfo:
         return timezone(-offset if sign == "-" else offset)
     try:
         return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{text!r} is neither an IANA time zone nor a UTC offset") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder (America), a name too long
+        shown = text if len(text) <= 60 else text[:60] + "..."
+        raise ValueError(f"{shown!r} is neither an IANA time zone nor a UTC offset") from None
 
 
 class TimesConfig(JungleConfig):

@@ -66,7 +66,13 @@ def _kind(param) -> str:
     return "text"
 
 
-def bad_values(kind: str, places: dict) -> list[tuple[str, str]]:
+def name_long(path: list[str]) -> str:
+    """A value under the CLI's 1,000-character cap but over a file name's 255 bytes, one per command
+    (so that a name one command makes, a fold scheme, is not found by the next)."""
+    return ("-".join(path) + "-") * (300 // (len("-".join(path)) + 1) + 1)
+
+
+def bad_values(kind: str, places: dict, path: list[str] = ()) -> list[tuple[str, str]]:
     """(name, value) of the invalid values fed to an option of this kind."""
     if kind == "int":
         return [(f"int{v[:3]}", v) for v in BAD_INTS]
@@ -75,9 +81,10 @@ def bad_values(kind: str, places: dict) -> list[tuple[str, str]]:
     if kind == "choice":
         return [("choice", "no-such-choice")]
     if kind == "path":
-        return [("empty", ""), ("long", LONG), ("dev-zero", places["zero"]), ("fifo", places["fifo"]),
-                ("folder", places["folder"]), ("missing", places["missing"]), ("not-utf8", places["latin1"])]
-    return [("empty", ""), ("long", LONG)]
+        return [("empty", ""), ("long", LONG), ("name-long", name_long(path)), ("dev-zero", places["zero"]),
+                ("fifo", places["fifo"]), ("folder", places["folder"]), ("missing", places["missing"]),
+                ("not-utf8", places["latin1"])]
+    return [("empty", ""), ("long", LONG), ("name-long", name_long(path))]
 
 
 SERIOUS = {"int-1", "int-99", "int999", "float-1", "floatinf", "float-inf", "floatnan", "float1e99", "choice",
@@ -92,7 +99,7 @@ def base_arguments(path: list[str], places: dict) -> dict[str, list[str]]:
     port = ["--port", str(places["port"])]
     return {
         "sql": ["SELECT 1", *ws], "status": ws, "ingest": [places["empty"], *ws],
-        "labels": [places["labels"], *ws], "folds": ["3", "--scheme", "fuzz", *ws],
+        "labels": [places["labels"], *ws], "times": [places["times"], *ws], "folds": ["3", "--scheme", "fuzz", *ws],
         "featurize": ["--shard", "9/8", *ws], "features list": ws, "features show": ["meta", *ws],
         "aggregate": ["--fold-scheme", "no-such-scheme", *ws],
         "stack": ["--features", "meta,hist_lite0", "--no-build", "--fold-scheme", "no-such-scheme", *ws],
@@ -104,7 +111,26 @@ def base_arguments(path: list[str], places: dict) -> dict[str, list[str]]:
         "export camtrap-dp": [places["package"], "--model", "no-such-model", *ws],
         "export megadetector-json": [places["mdjson"], *ws],
         "export csv": [places["csv"], "--model", "no-such-model", *ws],
+        "models use": ["latest", *ws],
     }.get(" ".join(path), ws)
+
+
+def deep_arguments(path: list[str], option: str, places: dict) -> list[str] | None:
+    """Valid arguments that take a command past the point where ``option`` is used, where the base
+    arguments end before it (the zero-shot model's class map; the Camtrap DP options read once the
+    model's predictions are), or None."""
+    ws = ["-w", places["workspace"]]
+    if path == ["predict"] and option == "--class-map":
+        return ["--model", "zero-shot", *ws]
+    if path == ["export", "camtrap-dp"] and option in PACKAGE_OPTIONS:
+        return [places["package"], "--deployments", places["deployments"], "--contributor", "A <a@example.org>",
+                "--data-license", "CC0-1.0", "--media-license", "CC0-1.0", "--created", "2026-01-01T00:00:00Z", *ws]
+    return None
+
+
+PACKAGE_OPTIONS = {"--media-root", "--media-base", "--contributor", "--title", "--created"}
+"""Camtrap DP options read only once the model's predictions are (the others are checked with the
+options or read before the model): fuzzed on a package that is written when they are valid."""
 
 
 def _with(arguments: list[str], param, value: str) -> list[str]:
@@ -130,12 +156,12 @@ def cases(places: dict) -> list[dict]:
     """Every (command, option, invalid value) case."""
     found = []
     for path, command in commands():
-        base = base_arguments(path, places)
         for param in command.params:
             kind = _kind(param)
             if kind == "flag":
                 continue
-            for name, value in bad_values(kind, places):
+            base = deep_arguments(path, param.opts[0], places) or base_arguments(path, places)
+            for name, value in bad_values(kind, places, path):
                 if path[0] == "demo" and param.opts[0] in ("directory", "--data") and name in ("folder", "missing"):
                     continue  # a valid place for a new demo collection: it would be made (minutes)
                 argv = [*path, *_with(base, param, value)]

@@ -1,6 +1,9 @@
 """Every command and option of the CLI, fed invalid values of its type: zero tracebacks, zero hangs,
 and for values no option may take (negative, huge, infinite or NaN numbers, an unknown choice, a
-5,000-character value, /dev/zero, a FIFO) a non-zero exit with one ``Error:`` line.
+5,000-character value, /dev/zero, a FIFO) a non-zero exit with one ``Error:`` line. Texts and paths
+are also fed a 300-character value (under the CLI's cap, over a file name's), and options that the
+base arguments would never reach (the zero-shot model's --class-map, the Camtrap DP package's
+licences, contributors, --media-root, ...) are fuzzed with arguments that take the command there.
 
 The matrix runs in one child process (CliRunner, an alarm per case, the address space capped; see
 tests/_cli_fuzz.py) on a copy of a real workspace with a saved model and predictions; the special
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from _export_helpers import copy_workspace
+from _export_helpers import copy_workspace, write_deployments
 
 HERE = Path(__file__).resolve().parent
 OUTPUTS = {"--out", "out_dir", "out", "directory", "--data", "--dir"}
@@ -42,6 +45,8 @@ def places(predicted, tmp_path_factory):
         pytest.skip("mknod is not permitted here: run as root to fuzz with a /dev/zero-like device")
     (root / "latin1.csv").write_bytes("filename,blank\ncl\xe9p.mp4,1\n".encode("latin-1"))
     (root / "labels.csv").write_text("filename,blank\nnot-ingested.mp4,1\n")
+    (root / "times.csv").write_text("filename,time\nclip00000.mp4,2016-09-27 07:10:08\n")
+    write_deployments(root / "deployments.csv")
     (root / "bogus.pth").write_bytes(b"not the weights")
     holder = socket.socket()
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -51,6 +56,7 @@ def places(predicted, tmp_path_factory):
         yield {"workspace": str(ws.root), "empty": str(root / "empty"), "folder": str(root / "folder"),
                "fifo": str(root / "fifo"), "zero": str(zero), "missing": str(root / "missing" / "file.csv"),
                "latin1": str(root / "latin1.csv"), "labels": str(root / "labels.csv"),
+               "times": str(root / "times.csv"), "deployments": str(root / "deployments.csv"),
                "weights": str(root / "weights"), "bogus_weights": str(root / "bogus.pth"),
                "package": str(root / "package"), "mdjson": str(root / "md.json"), "csv": str(root / "wide.csv"),
                "port": holder.getsockname()[1], "outputs": sorted(OUTPUTS), "root": str(root)}

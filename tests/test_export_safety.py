@@ -150,7 +150,7 @@ def test_a_target_that_is_a_file_or_holds_other_files_is_refused_untouched(ws, t
     assert _tree(target) == {"notes.txt": hashlib.sha256(b"mine").hexdigest()}
     folder = tmp_path / "csv-target"
     folder.mkdir()
-    _one_line(_jungle("export", "csv", folder, "-w", ws.root), f"cannot write {folder}: it is a folder")
+    _one_line(_jungle("export", "csv", folder, "-w", ws.root), f"{folder} is a folder, not a file")  # before any work
 
 
 def test_re_export_replaces_the_package_whole(ws, tmp_path):
@@ -249,5 +249,5 @@ def test_a_fifo_or_device_at_the_csv_target_is_refused_untouched(ws, tmp_path):
     """A FIFO is never opened (no hang) and never replaced, nor a device."""
     target = tmp_path / "wide.csv"
     os.mkfifo(target)
-    _one_line(_jungle("export", "csv", target, "-w", ws.root), f"{target} exists and is not a regular file")
+    _one_line(_jungle("export", "csv", target, "-w", ws.root), f"{target} is a FIFO, not a file")
     assert stat.S_ISFIFO(os.stat(target).st_mode) and sorted(os.listdir(tmp_path)) == ["wide.csv"]

@@ -200,6 +200,10 @@ def test_every_bad_row_is_listed_and_nothing_is_written(collection, tmp_path):
     refused = jungle("times", skipped, "-w", ws, "--timezone", "Atlantis")
     assert refused.exit_code == 1 and "--timezone: 'Atlantis' is neither an IANA time zone nor a UTC offset" \
         in refused.output
+    for zone in ("America", "x" * 300):  # a folder of the zone database, a name too long for a file
+        refused = jungle("times", skipped, "-w", ws, "--timezone", zone)
+        assert refused.exit_code == 1 and f"--timezone: '{zone[:60]}" in refused.output, refused.output
+        assert "is neither an IANA time zone" in refused.output and "Traceback" not in refused.output
 
 
 def test_ingest_takes_a_times_file(collection, tmp_path):

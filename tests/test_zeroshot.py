@@ -158,6 +158,9 @@ def test_a_bad_class_map_is_one_line(workspace_copy, tmp_path):
     result = _cli("predict", "--model", "zero-shot", "--class-map", str(bad), "-w", str(workspace_copy.root))
     assert result.exit_code == 1
     cli_error(result.output.splitlines()[-1], str(bad), "line 2", "'chimps'")
+    folder = _cli("predict", "--model", "zero-shot", "--class-map", str(tmp_path), "-w", str(workspace_copy.root))
+    assert folder.exit_code == 1 and folder.output.count("\n") == 1        # refused before anything ran
+    cli_error(folder.output, str(tmp_path), "is a folder")
     result = _cli("predict", "--class-map", str(bad), "-w", str(workspace_copy.root))
     assert result.exit_code == 1 and "--model zero-shot" in result.output
 

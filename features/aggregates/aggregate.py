@@ -186,7 +186,11 @@ class AggregateConfig(JungleConfig):
     def _kind_names(cls, value):
         if isinstance(value, str):
             value = [v for v in value.split(",") if v.strip()]
-        return tuple(str(v).strip().replace("_", "-") for v in value)
+        kinds = tuple(str(v).strip().replace("_", "-") for v in value)
+        if not kinds:
+            raise InputError(f"--kind names nothing to build: give one or more of {', '.join(KINDS)}, "
+                             "comma-separated")
+        return kinds
 
     @field_validator("sources", mode="before")
     @classmethod

@@ -100,7 +100,7 @@ def client_for(address, n_workers: int | None = None, threads_per_worker: int = 
             client = Client(cluster)
         else:
             client = Client(address, timeout=timeout)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: not an address (no port, no host)
         if cluster is not None:
             cluster.close()
         where = "a local Dask cluster" if address == LOCAL else f"the Dask scheduler at {address}"
