@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -34,6 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from common import machine, ratio  # bench/common.py
 
 FRAMES, DIMS, CHUNK, BLOCK = 32, 1280, 64, 256
 
@@ -145,7 +146,7 @@ def main() -> None:
         build(root, sizes)
         disk = sum(p.stat().st_size for p in (root / "features.zarr/benchdata/v1/embedding").rglob("*") if p.is_file())
         largest = max(sizes)
-        print(f"cpu cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; embeddings {FRAMES} frames x "
+        print(f"{machine()}; embeddings {FRAMES} frames x "
               f"{DIMS} float16, {disk / largest / 1e3:.0f} kB/video on disk ({FRAMES * DIMS * 2 / 1e3:.0f} kB raw)")
         header = f"{'videos':>7} {'run':>7} {'seconds':>8} {'videos/s':>9} {'GB/s raw':>9} {'GB/s disk':>10} " \
                  f"{'peak RSS MB':>12} {'after imports':>14} {'cpu s':>7} {'vs numpy':>9}"
@@ -161,11 +162,10 @@ def main() -> None:
             on_disk = disk * n / largest
             for kind in ("numpy", "jungle"):
                 info = best[kind]
-                ratio = best["numpy"]["seconds"] / info["seconds"]
                 print(f"{n:>7} {kind:>7} {info['seconds']:>8.2f} {n / info['seconds']:>9.0f} "
                       f"{raw / info['seconds'] / 1e9:>9.2f} {on_disk / info['seconds'] / 1e9:>10.2f} "
                       f"{info['peak_rss_mb']:>12.0f} {info['import_rss_mb']:>14.0f} {info['cpu_seconds']:>7.1f} "
-                      f"{ratio:>9.2f}")
+                      f"{ratio(best['numpy']['seconds'], info['seconds']):>9}")
             assert best["jungle"]["rows"] == n, best["jungle"]
     finally:
         if not args.keep and args.dir is None:

@@ -23,17 +23,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-MEDIA = REPO.parent / "shared" / "media"
-sys.path.insert(0, str(REPO / "bench"))
-from featurize import CLIPS, _add_videos, _collection  # noqa: E402  (the four real clips and their workspace)
+from common import REAL_CLIPS, link_collection, machine, ratio, real_clips, register_videos, shared_media
 
 
 def _rate(encode, frames: np.ndarray, batch: int, seconds: float) -> float:
@@ -60,7 +56,7 @@ def _real_frames(size: int, per_clip: int = 32) -> np.ndarray:
     from jungle.features.video.sampling import parse_sampling
 
     sampling = parse_sampling(f"uniform:{per_clip}")
-    return np.concatenate([decode_video(str(MEDIA / clip), sampling, (size, size)).images for clip in CLIPS])
+    return np.concatenate([decode_video(str(clip), sampling, (size, size)).images for clip in real_clips()])
 
 
 def _calibration(size: int, folder: Path):
@@ -68,9 +64,10 @@ def _calibration(size: int, folder: Path):
     from jungle.features.featurize.calibration import calibration_frames
     from jungle.store.workspace import Workspace
 
-    clips = sorted(p for p in (MEDIA / "camera_trap").rglob("*") if p.suffix.lower() in (".mp4", ".avi", ".asf"))
+    folder_of_clips = shared_media() / "camera_trap"
+    clips = sorted(p for p in folder_of_clips.rglob("*") if p.suffix.lower() in (".mp4", ".avi", ".asf"))
     workspace = Workspace.resolve(folder / "calibration-ws")
-    _add_videos(workspace, clips)
+    register_videos(workspace, clips)
     return calibration_frames(workspace, size)
 
 
@@ -82,13 +79,13 @@ def _end_to_end(args, names: list[str], folder: Path) -> dict[str, float]:
     from jungle.features.models.encoders import EncoderConfig
     from jungle.store.workspace import Workspace
 
-    paths = _collection(folder / "videos", [MEDIA / clip for clip in CLIPS], args.copies)
+    paths = link_collection(folder / "videos", real_clips(), args.copies)
     rates: dict[str, list[float]] = {name: [] for name in names}
     for round_number in range(args.e2e_rounds):
         for name in names:
             backend, _, precision = name.partition(":")
             workspace = Workspace.resolve(folder / f"ws-{name.replace(':', '-')}-{round_number}")
-            _add_videos(workspace, paths)
+            register_videos(workspace, paths)
             config = FeaturizeConfig(encoders=(EncoderConfig(name=args.encoder),), batch_size=args.batch,
                                      backend=backend, precision=precision or "fp32")
             try:
@@ -164,7 +161,7 @@ def main() -> None:
 
     threads = available_cores()
     torch.set_num_threads(threads)
-    print(f"load average at start {os.getloadavg()}; {threads} threads; encoder {args.encoder}, batch {args.batch}; "
+    print(f"{machine()} at start; {threads} threads; encoder {args.encoder}, batch {args.batch}; "
           + ", ".join(f"{name} {backend_version(name)}" for name in installed_backends()), flush=True)
     with tempfile.TemporaryDirectory(prefix="jungle-bench-backends-") as tmp:
         os.environ.setdefault("JUNGLE_WEIGHTS_DIR", str(Path(tmp) / "weights"))  # exports timed from scratch
@@ -190,28 +187,28 @@ def main() -> None:
                 rate = base if name == "torch" else _rate(model.encode, frames, args.batch, args.seconds)
                 rates[name].append(rate)
                 ratios[name].append(rate / base)
-        print(f"\n{len(frames)} real frames of {len(CLIPS)} clips at {encoder.input_size}px; median of "
+        print(f"\n{len(frames)} real frames of {len(REAL_CLIPS)} clips at {encoder.input_size}px; median of "
               f"{args.rounds} interleaved rounds\n| backend | frames/s | x PyTorch | cosine to PyTorch (min / mean) |\n"
               "| --- | --- | --- | --- |")
         for name, model in models.items():
             low, mean = _cosines(reference, model.encode(frames)["embedding"]) if name != "torch" else (1.0, 1.0)
-            print(f"| {name} | {statistics.median(rates[name]):.1f} | {statistics.median(ratios[name]):.2f} | "
+            print(f"| {name} | {statistics.median(rates[name]):.1f} | {statistics.median(ratios[name]):.2f}x | "
                   f"{low:.5f} / {mean:.5f} |", flush=True)
         variants = list(models)
         del models, encoder  # no idle runtime threads left beside the runs below
         if args.end_to_end:
             e2e = _end_to_end(args, variants, Path(tmp))
-            print(f"\nend to end, {args.copies} x {len(CLIPS)} real clips, uniform:32\n"
+            print(f"\nend to end, {args.copies} x {len(REAL_CLIPS)} real clips, uniform:32\n"
                   "| backend | frames/s | x PyTorch |\n| --- | --- | --- |")
             for name, rate in e2e.items():
-                print(f"| {name} | {rate:.1f} | {rate / e2e['torch']:.2f} |")
+                print(f"| {name} | {rate:.1f} | {ratio(rate, e2e['torch'])} |")
         if args.demo:
             names = [n for n in variants if n in ("torch", "openvino:fp32", "openvino:int8")]
             losses = _recipe_log_loss(args, names, Path(tmp))
             print("\n| backend | `all` OOF log loss | vs PyTorch |\n| --- | --- | --- |")
             for name, loss in losses.items():
                 print(f"| {name} | {loss:.4f} | {100 * (loss / losses['torch'] - 1):+.1f}% |")
-    print(f"load average at end {os.getloadavg()}")
+    print(f"{machine()} at the end")
 
 
 if __name__ == "__main__":

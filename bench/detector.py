@@ -39,8 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-MEDIA = REPO.parent / "shared" / "media"
+from common import shared_media  # bench/common.py
+
+MEDIA = shared_media()
 CLIP = MEDIA / "camera_trap" / "ACP0006s6f-small-cat.mp4"
 #: The detector's confidence (boxes count from it).
 CONFIDENCE = 0.25

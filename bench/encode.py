@@ -15,7 +15,8 @@ Frames are random uint8 images at the encoder's input size (the runner resizes w
 so the encoder sees exactly these); weights do not change the speed, but the default ``lite0``
 uses its real offline weights, or ``--weights FILE``.
 
-Usage: ``python bench/encode.py [--device cuda] [--encoder lite0] [--batches 32,128,256] [--seconds 5]``
+Usage: ``python bench/encode.py [--device cuda] [--encoder lite0] [--batches 32,128,256] [--seconds 5]
+[--input-size N]``
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import os
 import time
 
 import numpy as np
+
+from common import machine, ratio  # bench/common.py
 
 
 def _rate(encoder, batch: int, seconds: float, sync) -> float:
@@ -52,16 +55,18 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="local weights file")
     parser.add_argument("--batches", default="32,128,256", help="batch sizes on the device")
     parser.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
+    parser.add_argument("--input-size", type=int, default=None, help="frame size (default: the encoder's own)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of the device runs (default: all cores)")
     args = parser.parse_args()
 
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
-    print(f"encoder {args.encoder}; device {args.device} ({name}); torch {torch.__version__}", flush=True)
+    print(f"encoder {args.encoder}; device {args.device} ({name}); torch {torch.__version__}; {machine()}", flush=True)
 
     torch.set_num_threads(1)
-    base_encoder = load_encoder(EncoderConfig(name=args.encoder, weights=args.weights), device="cpu")
+    size = {"input_size": args.input_size} if args.input_size else {}
+    base_encoder = load_encoder(EncoderConfig(name=args.encoder, weights=args.weights, **size), device="cpu")
     baseline = _rate(base_encoder, 32, args.seconds, lambda: None)
     print(f"baseline: cpu, 1 torch thread, batch 32: {baseline:,.1f} frames/s "
           f"({1000 / baseline:.1f} ms/frame)", flush=True)
@@ -70,11 +75,11 @@ def main() -> None:
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     print("| stages | batch | frames/s | ms/frame | x one CPU thread |\n| --- | --- | --- | --- | --- |", flush=True)
     for stages in (None, "all"):
-        encoder = load_encoder(EncoderConfig(name=args.encoder, weights=args.weights, stages=stages),
+        encoder = load_encoder(EncoderConfig(name=args.encoder, weights=args.weights, stages=stages, **size),
                                device=args.device)
         for batch in (int(b) for b in args.batches.split(",")):
             rate = _rate(encoder, batch, args.seconds, sync)
-            print(f"| {stages or 'none'} | {batch} | {rate:,.0f} | {1000 / rate:.3f} | {rate / baseline:,.1f} |",
+            print(f"| {stages or 'none'} | {batch} | {rate:,.0f} | {1000 / rate:.3f} | {ratio(rate, baseline)} |",
                   flush=True)
         del encoder
         if args.device.startswith("cuda"):

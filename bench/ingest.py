@@ -1,7 +1,8 @@
 """Benchmark `jungle ingest`: videos per second against one `ffprobe` process per file.
 
-Builds a corpus of symbolic links to the shared clips (../shared/media, >= 1,000 links spread
-over site folders) in a temporary directory, then times, in this process:
+Builds a corpus of symbolic links to real clips (every video under ``--media``, by default
+../shared/media; >= 1,000 links spread over site folders) in a temporary directory, then times, in
+this process:
 
 - baseline: `ffprobe -show_format -show_streams -of json FILE`, one process per file, run on a
   subset (every clip, ``--ffprobe-files`` in all) and extrapolated per file to the corpus;
@@ -10,7 +11,7 @@ over site folders) in a temporary directory, then times, in this process:
 - metadata + camera statistics (8 sampled frames decoded per video);
 - a re-run on the unchanged corpus (every file skipped).
 
-Usage: python bench/ingest.py [--files 1200] [--workers 2] [--ffprobe-files 48]
+Usage: python bench/ingest.py [--files 1200] [--workers 2] [--ffprobe-files 48] [--media DIR]
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from jungle.ingest.discover import discover
 from jungle.ingest.run import IngestConfig, ingest
 from jungle.store.workspace import Workspace
 
-MEDIA = Path(__file__).resolve().parent.parent.parent / "shared" / "media"
+from common import machine, ratio, shared_media
 
 
-def build_corpus(root: Path, n_files: int) -> list[Path]:
-    """``n_files`` symlinks to the shared clips, 50 per site folder."""
-    clips = [c.path for c in discover(MEDIA).candidates]
+def build_corpus(root: Path, n_files: int, media: Path) -> list[Path]:
+    """``n_files`` symlinks to the videos under ``media``, 50 per site folder."""
+    clips = [c.path for c in discover(media).candidates]
     links = []
     for i in range(n_files):
         clip = Path(clips[i % len(clips)])
@@ -65,15 +66,17 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ffprobe-files", type=int, default=48)
+    parser.add_argument("--media", type=Path, default=None,
+                        help="folder of real clips (default ../shared/media; tests/media is the committed set)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="jungle-bench-ingest-") as tmp:
         tmp = Path(tmp)
-        links = build_corpus(tmp / "corpus", args.files)
+        links = build_corpus(tmp / "corpus", args.files, args.media or shared_media())
         subset = links[: args.ffprobe_files]
         per_file = time_ffprobe(subset)
         baseline_rate = 1.0 / per_file
         print(f"corpus: {len(links)} symlinks to {len({os.path.realpath(p) for p in links})} clips; "
-              f"{args.workers} workers; cpu cores: {os.cpu_count()}")
+              f"{args.workers} workers; {machine()}")
         print(f"ffprobe per file (1 process each): {per_file * 1000:.1f} ms/file on {len(subset)} files "
               f"-> {baseline_rate:.1f} videos/s, extrapolated {per_file * len(links):.1f} s for the corpus")
         runs = [
@@ -85,7 +88,7 @@ def main() -> None:
             seconds, found = time_ingest(tmp / "corpus", workspace, config)
             rate = found / seconds
             print(f"{label:<24} {found} videos in {seconds:6.2f} s = {rate:8.1f} videos/s "
-                  f"= {rate / baseline_rate:6.1f}x ffprobe-per-file")
+                  f"= {ratio(rate, baseline_rate)} ffprobe-per-file")
     sys.stdout.flush()
 
 

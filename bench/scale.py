@@ -28,7 +28,6 @@ Usage: ``python bench/scale.py [--copies 3] [--frames uniform:16] [--encoder lit
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -39,8 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-PRIMATRIX_CLIP = REPO.parent / "shared" / "media" / "camera_trap" / "ACP0006s6f-small-cat.mp4"  # 720x404, 15 s, H.264
+from common import (PRIMATRIX_CLIP, REAL_CLIPS, link_collection, machine, ratio, real_clips, register_videos,
+                    shared_media)
+
 FULL_COLLECTION = 400_000
 FULL_FRAMES = 32
 CLASSES = 24
@@ -50,14 +50,6 @@ CLASSES = 24
 # overrides it. Decoding stays on the GPU host's CPU cores.
 GPU_FRAMES_PER_S = 14_193
 GPU_HOST_DECODE_CORES = 16
-
-
-def _bench_featurize_module():
-    """bench/featurize.py (its clip list and workspace helpers)."""
-    spec = importlib.util.spec_from_file_location("bench_featurize", Path(__file__).with_name("featurize.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -96,9 +88,9 @@ def report(runs: list[Run], unit: str) -> None:
     """Print each run against the first (the in-process baseline), then the 1 -> 2 worker scaling."""
     base = runs[0]
     for run in runs:
-        print(f"  {run.label:26s} {run.work / run.wall:11,.1f} {unit}/s ({run.wall / base.wall:5.2f} x the baseline's "
-              f"time), {run.work / run.cpu:11,.1f} {unit} per CPU-s ({base.cpu / run.cpu * run.work / base.work:.2f}"
-              f" x the baseline's)")
+        print(f"  {run.label:26s} {run.work / run.wall:11,.1f} {unit}/s ({ratio(run.wall, base.wall)} the baseline's "
+              f"time), {run.work / run.cpu:11,.1f} {unit} per CPU-s ({ratio(run.work / run.cpu, base.work / base.cpu)}"
+              " the baseline's)")
     one, two = runs[1], runs[2]
     wall = (two.work / two.wall) / (2 * one.work / one.wall)
     work = (two.work / two.cpu) / (one.work / one.cpu)
@@ -120,15 +112,14 @@ def featurize_scaling(config, copies: int) -> list[Run]:
     from jungle.features.featurize.runner import featurize
     from jungle.store.workspace import Workspace
 
-    clips = _bench_featurize_module()
     with tempfile.TemporaryDirectory(prefix="jungle-scale-") as tmp:
-        paths = clips._collection(Path(tmp) / "videos", copies)
-        print(f"featurize: {len(paths)} videos ({copies} x {len(clips.CLIPS)} real clips), {config.frames}, "
+        paths = link_collection(Path(tmp) / "videos", real_clips(), copies)
+        print(f"featurize: {len(paths)} videos ({copies} x {len(REAL_CLIPS)} real clips), {config.frames}, "
               f"encoder {config.encoders[0].name}, one torch thread per process, one shard per worker")
 
         spaces = {n: Workspace.resolve(Path(tmp) / f"ws{n}") for n in (0, 1, 2)}  # 0: the in-process run
         for space in spaces.values():
-            clips._add_videos(space, paths)
+            register_videos(space, paths)
         _load_encoders(config)
         runs = [_in_process("in this process", lambda: featurize(spaces[0], config, progress=False).frames)]
         for n in (1, 2):
@@ -193,14 +184,15 @@ def single_core_costs(encoder_name: str) -> tuple[float, float, float]:
     from jungle.features.video.sampling import parse_sampling
 
     torch.set_num_threads(1)
+    clip = str(shared_media() / PRIMATRIX_CLIP)  # 720x404, 15 s, H.264
     encoder = load_encoder(EncoderConfig(name=encoder_name))
     size = (encoder.input_size, encoder.input_size)
     decode = {}
     for frames in (32, 8):
         sampling = parse_sampling(f"uniform:{frames}")
-        decode_video(str(PRIMATRIX_CLIP), sampling, size, threads=1)  # warm
-        decode[frames] = _cpu_seconds(lambda: decode_video(str(PRIMATRIX_CLIP), sampling, size, threads=1), 3)
-    images = decode_video(str(PRIMATRIX_CLIP), parse_sampling("uniform:32"), size, threads=1).images
+        decode_video(clip, sampling, size, threads=1)  # warm
+        decode[frames] = _cpu_seconds(lambda: decode_video(clip, sampling, size, threads=1), 3)
+    images = decode_video(clip, parse_sampling("uniform:32"), size, threads=1).images
     encoder.encode(images[:8])  # warm
     return decode[32], decode[8], _cpu_seconds(lambda: encoder.encode(images), 2) / len(images)
 
@@ -262,7 +254,7 @@ def main() -> None:
     from jungle.features.models.encoders import EncoderConfig
     from jungle.features.featurize.config import FeaturizeConfig
 
-    print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start")
+    print(f"{machine()} at start")
     config = FeaturizeConfig(encoders=(EncoderConfig(name=args.encoder),), frames=args.frames, block=2,
                              torch_threads=1, workers=0)
     featurize_scaling(config, args.copies)
@@ -272,7 +264,7 @@ def main() -> None:
     capacity(decode32, decode8, encode_frame, per_feature * args.stack_features, args.encoder,
              args.stack_features, args.stack_rounds, args.trials, args.folds, args.gpu_frames_per_s,
              args.gpu_host_cores)
-    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"{machine()} at the end")
     sys.stdout.flush()
 
 
