@@ -42,6 +42,7 @@ SMOKES = {
     "aggregate.py": Smoke(("--videos", "200", "--repeat", "1"), rf"\n +200 +jungle .* {RATIO}\n"),
     "backends.py": Smoke(("--encoder", "resnet10t", "--batch", "8", "--rounds", "1", "--seconds", "0.2"),
                          rf"\| openvino:fp32 \| [\d.]+ \| {RATIO} \|", ("shared_media",)),
+    "counts.py": Smoke(("{tmp}/groups", "--smallest"), r"## test: \d+ clips", ("shared_media", "megadetector_file")),
     "demo_determinism.py": Smoke(("--rounds", "2", "--no-load"), r"files: \d+; with more than one version: 0\n"),
     "detector.py": Smoke(("--frames", "4", "--rounds", "1", "--batch", "4"), rf"640x384 fused +[\d.]+ +{RATIO}",
                          ("shared_media", "megadetector_file")),
@@ -51,6 +52,7 @@ SMOKES = {
         "benjamin/04250002.MP4", "chimpandsee/Trip_5/card 1.2_location/PICT0074.ASF",
         "noemie/Videos_All/Taï_T124/Taï_cam61_687002_647212_20161106/f4636736.avi"))),
                           rf"boxes and crops / whole frames = {RATIO}"),
+    "groups.py": Smoke(("{tmp}/groups", "--clips", "4", "--workers", "1"), r'"clips": 4', ("shared_media",)),
     "ingest.py": Smoke(("--files", "40", "--ffprobe-files", "4", "--media", "{media}"),
                        rf"metadata only +40 videos in .* = +{RATIO} ffprobe-per-file"),
     "quality.py": Smoke(("--smoke", "--collection", "{tmp}/collection"), r"split \([^)]*\):\n\| ", ("shared_media",)),
@@ -61,6 +63,8 @@ SMOKES = {
     "stack.py": Smoke(("--rows", "300", "--features", "40", "--informative", "10", "--trials", "2",
                        "--worker-trials", "1", "--workers", "1,2", "--max-rounds", "10"),
                       rf"pruning: trees per trial cut {RATIO}"),
+    "zeroshot.py": Smoke(("--real", "--workspace", "{tmp}/zeroshot"), r'"threshold": ',
+                         ("shared_media", "megadetector_file")),
 }
 
 
