@@ -216,3 +216,36 @@ def test_every_help_fits_80_columns_and_shows_flags_as_flags():
                 if not lines or any("<" in line.split("  ")[0] for line in lines):
                     problems.append(f"jungle {' '.join(path)} {param.name}: not shown as a flag in {lines}")
     assert not problems, "\n".join(problems)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def readme_anchors(text: str) -> set[str]:
+    """The anchors of the headings outside code blocks."""
+    anchors, fenced = set(), False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (heading := re.match(r"^#{1,6} (.+)$", line)):
+            anchors.add(_anchor(heading.group(1)))
+    return anchors
+
+
+def test_every_link_inside_the_readme_reaches_a_heading():
+    text = README.read_text(encoding="utf-8")
+    anchors = readme_anchors(text)
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert len(links) > 20  # the contents list and the cross-references
+    broken = sorted({link for link in links if link not in anchors})
+    assert not broken, f"README links to headings it does not have: {broken}"
+
+
+def test_the_anchor_rule_is_githubs():
+    featurize = "Featurize: sampled frames → per-frame embeddings"
+    assert _anchor(featurize) == "featurize-sampled-frames--per-frame-embeddings"
+    assert _anchor("The demo collection: `jungle demo make DIR`") == "the-demo-collection-jungle-demo-make-dir"
+    assert "install-and-run" in readme_anchors("## Install and run\n```\n## not a heading\n```\n")
+    assert "not-a-heading" not in readme_anchors("```\n## not a heading\n```\n")
