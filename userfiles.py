@@ -23,7 +23,8 @@ MAX_USER_FILE = 256 * 2**20
 """The most bytes read of one file a user names (a key file of millions of rows fits)."""
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words ("a FIFO", "a folder", ...)."""
     for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
@@ -38,6 +39,19 @@ def is_user_file(path: str | os.PathLike) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except (OSError, ValueError):
         return False
+
+
+def read_capped(fd: int, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes from the open file ``fd``, read in 1 MiB pieces (one byte more than
+    ``limit`` says the file is larger, whatever its size claimed)."""
+    chunks, left = [], limit + 1
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_user_file(path: str | os.PathLike, what: str, error: type[InputError] = InputError,
@@ -58,22 +72,15 @@ def read_user_file(path: str | os.PathLike, what: str, error: type[InputError] =
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise error(f"the {what} {shown} is {_kind(info.st_mode)}, not a file: give the path of a file.")
+            raise error(f"the {what} {shown} is {file_kind(info.st_mode)}, not a file: give the path of a file.")
         if info.st_size > limit:
             raise error(f"the {what} {shown} is {info.st_size} bytes, more than the {limit} jungle reads: "
                         "check it is the right file.")
-        chunks, left = [], limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = read_capped(fd, limit)
     except OSError as exc:
         raise error(f"cannot read the {what} {shown}: {exc.strerror or exc}. Check the path.") from None
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > limit:
         raise error(f"the {what} {shown} is more than the {limit} bytes jungle reads: check it is the right file.")
     return data
@@ -106,7 +113,7 @@ def check_output_file(path: str | os.PathLike) -> Path:
     except (OSError, ValueError):
         return path  # nothing there yet (or a name the write itself names in its error)
     if not stat.S_ISREG(mode):
-        raise InputError(f"{path} is {_kind(mode)}, not a file: give the name of a file to write (it is replaced "
+        raise InputError(f"{path} is {file_kind(mode)}, not a file: give the name of a file to write (it is replaced "
                          "whole).")
     return path
 

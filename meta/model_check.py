@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..userfiles import file_kind, read_capped
 
 __all__ = ["LIMITS", "MAX_CLASSES", "MAX_FEATURES", "check_booster", "check_npz", "read_model_file"]
 
@@ -80,18 +81,11 @@ def read_model_file(folder: Path, name: str, kind: str) -> bytes:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise _refuse(path, f"is not a regular file ({_file_kind(info.st_mode)}); a model folder holds regular "
+            raise _refuse(path, f"is not a regular file ({file_kind(info.st_mode)}); a model folder holds regular "
                                 "files only")
         if info.st_size > limit:
             raise _refuse(path, f"is {info.st_size} bytes, more than the {limit} a {kind} file may have")
-        chunks, left = [], limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
+        data = read_capped(fd, limit)
     except OSError as exc:
         raise _refuse(path, f"cannot be read ({exc.strerror})") from None
     finally:
@@ -99,14 +93,6 @@ def read_model_file(folder: Path, name: str, kind: str) -> bytes:
     if len(data) > limit:
         raise _refuse(path, f"is more than the {limit} bytes a {kind} file may have")
     return data
-
-
-def _file_kind(mode: int) -> str:
-    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return what
-    return "not a plain file"
 
 
 # --------------------------------------------------------------------------- XGBoost JSON
