@@ -11,6 +11,7 @@ cannot write and keeps the rows in its WAL (measured: an ingest under a 1,000 Ki
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -28,6 +29,15 @@ __all__ = ["tmpfs", "remount", "leave_free", "free_kb", "used_kb", "jungle_cli",
 #: A small, fast featurize run (random-init resnet10t at 64 px, 8 frames, 2 videos per block).
 TINY_FEATURIZE = ["--encoder", "resnet10t", "--input-size", "64", "--frames", "uniform:8", "--block", "2",
                   "--batch-size", "12", "--threads", "1", "--no-crops", "--no-detector", "-q"]
+
+
+def takes_ctrl_c() -> None:
+    """``preexec_fn`` of a child the test stops with SIGINT: Ctrl-C at its default, as under a terminal.
+
+    A test runner started in the background by a script (``cmd &`` without job control) has SIGINT
+    ignored, children inherit that, and Python then installs no KeyboardInterrupt handler: the
+    child would never see the Ctrl-C the test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _mount(*args: str) -> subprocess.CompletedProcess:

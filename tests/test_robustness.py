@@ -20,8 +20,8 @@ from jungle.store.workspace import Workspace
 
 from _errors import cli_error, says
 from _ingest_helpers import link_corpus, zamba_clips
-from _robustness_helpers import (TINY_FEATURIZE, error_line, ingest_corpus, jungle_cli, remount, tmpfs,
-                                 video_rows)
+from _robustness_helpers import (TINY_FEATURIZE, error_line, ingest_corpus, jungle_cli, remount, takes_ctrl_c,
+                                 tmpfs, video_rows)
 
 FILL = "INSERT INTO filler SELECT md5(random()::VARCHAR) || md5(random()::VARCHAR) FROM range(4000)"
 
@@ -119,7 +119,7 @@ def test_ctrl_c_while_waiting_prints_one_line_and_exits_130(small_workspace):
     try:
         status = subprocess.Popen([sys.executable, "-m", "jungle.cli", "status", "-w", str(small_workspace.root)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env={**os.environ, "JUNGLE_LOCK_TIMEOUT": "60"})
+                                  env={**os.environ, "JUNGLE_LOCK_TIMEOUT": "60"}, preexec_fn=takes_ctrl_c)
         waiting = f"waiting for {small_workspace.db_path} (held by another jungle process) ...\n"
         assert status.stderr.readline() == waiting
         status.send_signal(signal.SIGINT)

@@ -26,7 +26,7 @@ from jungle.store.workspace import Workspace
 from _errors import says
 from _ingest_helpers import ZAMBA, link_corpus, zamba_clips
 from _robustness_helpers import (TINY_FEATURIZE, error_line, feature_rows, frame_arrays, ingest_corpus, jungle_cli,
-                                 leave_free, tmpfs, used_kb, video_rows)
+                                 leave_free, takes_ctrl_c, tmpfs, used_kb, video_rows)
 
 pytestmark = pytest.mark.slow  # full disks and Ctrl-C on real runs in subprocesses (~60 s)
 
@@ -142,7 +142,7 @@ def _group_alive(group: int) -> list[int]:
 def _start(*args) -> subprocess.Popen:
     """The CLI in a session of its own, so that a Ctrl-C reaches it and its workers, as from a terminal."""
     return subprocess.Popen([sys.executable, "-m", "jungle.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=takes_ctrl_c,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from _robustness_helpers import takes_ctrl_c
 from _stack_helpers import make_stack_workspace
 
 TRIALS = 8
@@ -67,7 +68,8 @@ def _model(ws: Path) -> tuple[dict, pl.DataFrame, dict]:
 
 def _interrupt(ws: Path, env: dict, how: signal.Signals) -> dict[str, int]:
     """Start the stack on ``ws``, send ``how`` once three trials finished; return the trial states left."""
-    run = subprocess.Popen(_command(ws), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    run = subprocess.Popen(_command(ws), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                           preexec_fn=takes_ctrl_c)
     deadline = time.monotonic() + 600
     while _states(ws).get("COMPLETE", 0) + _states(ws).get("PRUNED", 0) < KILL_AFTER:
         assert run.poll() is None, run.stderr.read()
