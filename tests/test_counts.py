@@ -121,6 +121,7 @@ def groups_module():
     return groups
 
 
+@pytest.mark.slow  # makes and counts generated group clips: ~30 s on two cores
 def test_generated_groups_are_counted_from_their_boxes(groups_module, shared_media, tmp_path):
     """Generated groups of 1-5 animals, their boxes at 4 frames per second with a tenth missed, jitter
     and one-frame false boxes: MaxN from the tracks is the truth (animals on screen at once) on
