@@ -12,6 +12,8 @@ import pytest
 
 from jungle.classes import PRIMATRIX_CLASSES
 
+pytestmark = pytest.mark.slow  # generates benchmark clips: ~3 s a test
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -18,6 +18,8 @@ from jungle.store import arrays, registry
 from jungle.store.db import connect
 from jungle.store.workspace import Workspace
 
+pytestmark = pytest.mark.slow  # frame heads trained out of fold on real crops: ~4 s a test
+
 HEAD = FrameHeadConfig(hidden=8, epochs=4, batch_size=4, lr=1e-2)
 QUICK = dict(frame_head=HEAD, attention={"epochs": 2, "hidden": 8}, videos_per_block=16)
 

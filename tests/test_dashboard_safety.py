@@ -20,6 +20,8 @@ from jungle.store.workspace import Workspace
 
 from _errors import says
 
+pytestmark = pytest.mark.slow  # real dashboard servers: ~2 s a test
+
 STUDY = "safety-study"
 
 

@@ -21,6 +21,8 @@ from jungle.demo.generate import DemoError, clip_script, make_demo, read_demo, w
 from jungle.demo.plan import allocate_counts, plan_collection
 from jungle.demo.scenes import build_scene, render_frames
 
+pytestmark = pytest.mark.slow  # generates demo collections: ~2 s a test
+
 #: Small enough to be quick, large enough for every species and several clips per camera.
 SMALL = DemoConfig(seed=3, n_train=72, n_test=8, duration=2.0, fps=8, scale=0.2, n_cameras=3, min_per_class=1)
 #: The determinism / resume / CLI runs.

@@ -21,6 +21,8 @@ import pytest
 
 from _export_helpers import copy_workspace, validate_package, write_deployments
 
+pytestmark = pytest.mark.slow  # exports through the CLI on tmpfs mounts and real packages: ~3 s a test
+
 CREATED = "2026-12-01T00:00:00Z"
 
 

@@ -22,6 +22,8 @@ import pytest
 
 from test_dashboard import _free_port, _stop, _wait_for_port
 
+pytestmark = pytest.mark.slow  # real review and dashboard servers: ~3 s a test
+
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -26,6 +26,8 @@ from jungle.meta.model_io import load_model
 from jungle.meta.stack import StackConfig, stack
 from jungle.meta.tuning import TuneConfig
 
+pytestmark = pytest.mark.slow  # real stacks and CLI subprocesses on crafted model folders: ~1-9 s a test
+
 MEMORY_CAP = 3 * 2**30
 """Address-space limit of the crafted runs: a refusal needs far less, an allocation of a crafted size far more."""
 

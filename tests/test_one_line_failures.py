@@ -16,6 +16,8 @@ import pytest
 
 from jungle.store.failures import DiskFull
 
+pytestmark = pytest.mark.slow  # real CLI subprocesses on full disks and unreachable storages: ~2 s a test
+
 
 def _jungle(*args, timeout: float = 180) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
