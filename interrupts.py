@@ -16,7 +16,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["ignore_interrupts", "deferred_interrupts"]
+__all__ = ["ignore_interrupts", "deferred_interrupts", "ctrl_c_within"]
 
 
 def ignore_interrupts() -> None:
@@ -49,3 +49,22 @@ def deferred_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if received:
         raise KeyboardInterrupt
+
+
+@contextmanager
+def ctrl_c_within() -> Iterator[None]:
+    """Around a library call that may fail *while* a Ctrl-C unwinds it: an error raised during the
+    handling of a ``KeyboardInterrupt`` (a ``finally`` that reads a variable the interrupted line
+    never set, as Optuna's trial runner does) is the Ctrl-C, and is raised as one."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        seen, cause = set(), exc.__context__ or exc.__cause__
+        while cause is not None and id(cause) not in seen:
+            if isinstance(cause, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            seen.add(id(cause))
+            cause = cause.__context__ or cause.__cause__
+        raise

@@ -22,6 +22,8 @@ import polars as pl
 import pytest
 
 from _robustness_helpers import takes_ctrl_c
+
+from jungle.interrupts import ctrl_c_within
 from _stack_helpers import make_stack_workspace
 
 TRIALS = 8
@@ -119,3 +121,27 @@ def test_trial_seeds_depend_on_the_seed_and_the_place_only():
 
     assert trial_seed(0, 3) == trial_seed(0, 3)
     assert len({trial_seed(seed, index) for seed in range(3) for index in range(50)}) == 150
+
+
+def _optuna_like_trial(interrupt: bool) -> None:
+    """What Optuna's trial runner does: a ``finally`` that reads a variable the interrupted line never set."""
+    try:
+        if interrupt:
+            raise KeyboardInterrupt
+        state = "COMPLETE"
+    finally:
+        if state == "COMPLETE":  # noqa: F821 (unset when the Ctrl-C came first: UnboundLocalError)
+            pass
+
+
+def test_an_error_raised_while_a_ctrl_c_unwinds_is_the_ctrl_c():
+    with pytest.raises(UnboundLocalError):  # what reached the CLI as a traceback
+        _optuna_like_trial(interrupt=True)
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_within():
+            _optuna_like_trial(interrupt=True)
+    with pytest.raises(ZeroDivisionError):  # other errors stay what they are
+        with ctrl_c_within():
+            1 / 0
+    with ctrl_c_within():
+        _optuna_like_trial(interrupt=False)

@@ -34,6 +34,7 @@ from pydantic import Field, field_validator
 from ...config import JungleConfig
 from ...errors import EnvironmentProblem, InputError, NotFoundError
 from ...hashing import text_sha256
+from ...interrupts import ctrl_c_within
 from ...runtime import WorkerPool, available_cores, quiet_optuna
 from ..level2 import Level2Classifier, mcll_metric, training_matrix
 
@@ -384,9 +385,27 @@ def run_trials(X, Y, folds, mode: str, base: dict, cfg: TuneConfig, study_name: 
         if remaining <= 0:
             return
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        study.optimize(_objective(X, Y, folds, mode, base, cfg), n_trials=remaining,
-                       callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=states)],
-                       catch=(), gc_after_trial=False)
+        first_new = len(study.get_trials(deepcopy=False))
+        try:
+            with ctrl_c_within():  # Optuna's trial runner can fail in its finally while a Ctrl-C unwinds it
+                study.optimize(_objective(X, Y, folds, mode, base, cfg), n_trials=remaining,
+                               callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=states)],
+                               catch=(), gc_after_trial=False)
+        except KeyboardInterrupt:
+            _fail_own_running(study, first_new)
+            raise
+
+
+def _fail_own_running(study, first_new: int) -> None:
+    """After a Ctrl-C: fail the RUNNING trials this process started, also one the Ctrl-C caught
+    before its objective recorded the owner (a trial no later run could tell from a live one)."""
+    import optuna
+
+    me = _this_worker()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get(_WORKER_ATTR, ""))
+        if owner == me or (not owner and trial.number >= first_new):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
 def _worker(data_dir: str, mode: str, base: dict, cfg_json: str, study_name: str, storage: str,
