@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -230,6 +231,19 @@ def test_the_review_terminal_shows_no_traceback(review):
     assert "Traceback" not in rest and "Error" not in rest, rest
 
 
+def _stderr_until(server: subprocess.Popen, pattern: bytes, seconds: float = 15) -> bytes:
+    """What the server writes on stderr until ``pattern`` shows (or ``seconds`` pass): a server logs a
+    request after it has answered it, so stopping it at once can lose the line."""
+    fd, got, deadline = server.stderr.fileno(), b"", time.monotonic() + seconds
+    while not re.search(pattern, got) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
 # --------------------------------------------------------------------------- request logs, when asked for
 def test_both_servers_log_requests_only_with_log_requests(stacked, tmp_path):
     import optuna
@@ -245,14 +259,16 @@ def test_both_servers_log_requests_only_with_log_requests(stacked, tmp_path):
     try:
         _wait_for_port(port, dashboard)
         _request(port, "GET", "/api/studies")
+        logged = _stderr_until(dashboard, rb'"GET /api/studies HTTP/1\.1" 200')
     finally:
         _stop(dashboard)
-    assert re.search(r'"GET /api/studies HTTP/1\.1" 200', dashboard.stderr.read())
+    assert re.search(rb'"GET /api/studies HTTP/1\.1" 200', logged), logged
     review = subprocess.Popen([sys.executable, "-m", "jungle.cli", "review", "--port", "0", "--no-browser",
                                "--log-requests", "-w", str(ws.root)], stderr=subprocess.PIPE, text=True)
     try:
         port = int(re.search(r"127\.0\.0\.1:(\d+)/", review.stderr.readline()).group(1))
         _request(port, "GET", "/api/info")
+        logged = _stderr_until(review, rb'"GET /api/info HTTP/1\.1" 200')
     finally:
         _stop(review)
-    assert re.search(r'"GET /api/info HTTP/1\.1" 200', review.stderr.read())
+    assert re.search(rb'"GET /api/info HTTP/1\.1" 200', logged), logged
