@@ -53,10 +53,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from realistic import X264, BenchConfig, site_infrared, split_photos, split_sites  # noqa: E402
+from realistic import X264, BenchConfig, CollectionConfig, site_infrared, split_photos, split_sites  # noqa: E402
 from realistic_media import PHOTOS, SITES, Photo, cutout, default_media, view_frames  # noqa: E402
 
 from jungle.demo.generate import write_clip  # noqa: E402
@@ -81,7 +81,7 @@ MATTE_COVER = 0.8
 DETECTABLE = 0.5
 
 
-class GroupConfig(BaseModel):
+class GroupConfig(CollectionConfig):
     """What a groups collection holds (frozen; its key names the collection).
 
     Attributes:
@@ -99,7 +99,6 @@ class GroupConfig(BaseModel):
         crf: x264 constant rate factor.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     seed: int = 0
     split: Literal["dev", "test"] = "test"
     clips: int = Field(100, ge=1)
@@ -113,13 +112,6 @@ class GroupConfig(BaseModel):
     animal_width: tuple[float, float] = (0.1, 0.3)
     occluded: float = Field(0.25, ge=0, le=1)
     crf: int = 26
-
-    @property
-    def frames(self) -> int:
-        return int(round(self.duration * self.fps))
-
-    def key(self) -> str:
-        return sha256(self.model_dump_json().encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

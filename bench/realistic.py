@@ -90,7 +90,21 @@ FREQUENCIES: tuple[tuple[str, float], ...] = (
 )
 
 
-class BenchConfig(BaseModel):
+class CollectionConfig(BaseModel):
+    """The base of a generated collection's settings: frozen, unknown fields refused, its key the
+    digest of its fields (which name the collection's folder record), clips of ``duration`` s at ``fps``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @property
+    def frames(self) -> int:
+        return int(round(self.duration * self.fps))
+
+    def key(self) -> str:
+        return sha256(self.model_dump_json().encode()).hexdigest()[:12]
+
+
+class BenchConfig(CollectionConfig):
     """What the collection holds (frozen; its key names the collection).
 
     Attributes:
@@ -113,7 +127,6 @@ class BenchConfig(BaseModel):
         crf: x264 constant rate factor.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     seed: int = 0
     clips: int = Field(1000, ge=4)
     cells: tuple[float, float, float, float] = (0.44, 0.16, 0.2, 0.2)
@@ -131,13 +144,6 @@ class BenchConfig(BaseModel):
     occluded: float = Field(0.35, ge=0, le=1)
     night_fraction: float = Field(0.25, ge=0, le=1)
     crf: int = 26
-
-    @property
-    def frames(self) -> int:
-        return int(round(self.duration * self.fps))
-
-    def key(self) -> str:
-        return sha256(self.model_dump_json().encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
